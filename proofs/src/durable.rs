@@ -1,0 +1,49 @@
+//! Crash-safe file writes: a reader after a crash sees the old file or the new
+//! one, never a torn mix.
+//!
+//! The protocol is the classic one: write a temporary sibling, fsync it, rename
+//! it over the target, fsync the directory so the rename itself is durable.
+
+use crate::error::{Error, Result};
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// The temporary sibling used while `path` is being replaced.
+pub fn temp_path(path: &Path) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".tmp");
+    path.with_file_name(name)
+}
+
+/// Syncs a directory so that renames and creations inside it survive a crash.
+pub fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(Error::io("sync directory", dir))
+}
+
+/// Renames `from` over `to` and makes the rename durable.
+pub fn rename(from: &Path, to: &Path) -> Result<()> {
+    fs::rename(from, to).map_err(Error::io("rename into place", to))?;
+    sync_dir(to.parent().unwrap_or(Path::new(".")))
+}
+
+/// Replaces `path` with `bytes` atomically and durably.
+pub fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = temp_path(path);
+    let mut f = File::create(&tmp).map_err(Error::io("create", &tmp))?;
+    f.write_all(bytes).map_err(Error::io("write", &tmp))?;
+    f.sync_all().map_err(Error::io("sync", &tmp))?;
+    drop(f);
+    rename(&tmp, path)
+}
+
+/// Creates a directory (and parents) and makes its entry durable.
+pub fn create_dir(dir: &Path) -> Result<()> {
+    fs::create_dir_all(dir).map_err(Error::io("create directory", dir))?;
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        sync_dir(parent)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,141 @@
+//! The proof core's one error type.
+//!
+//! Every variant names what is wrong and, where a file is involved, which file,
+//! so that a caller (the CLI, the sealing pipeline) can report it as it stands
+//! or match on it to decide whether to retry.
+
+use std::path::PathBuf;
+
+/// Result alias used across the crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Errors of the proof core.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A sector size that has no registered V1_1 proof.
+    #[error("unsupported sector size {0}: expected one of 2KiB, 8MiB, 512MiB, 32GiB, 64GiB")]
+    SectorSize(String),
+
+    /// A piece whose size cannot be placed in a sector.
+    #[error("invalid piece size: {0}")]
+    PieceSize(String),
+
+    /// Pieces that do not fit into the sector.
+    #[error("pieces need {needed} padded bytes but the sector holds {capacity}")]
+    PiecesTooLarge {
+        /// Padded bytes the pieces occupy, alignment included.
+        needed: u64,
+        /// The sector size.
+        capacity: u64,
+    },
+
+    /// A hex string of the wrong length or with non-hex characters.
+    #[error("invalid {what}: {reason}")]
+    InvalidHex {
+        /// Which value was being parsed.
+        what: &'static str,
+        /// Why it was rejected.
+        reason: String,
+    },
+
+    /// 32 bytes that are not a canonical BLS12-381 scalar.
+    #[error("{what} is not a valid field element (value >= modulus)")]
+    NotInField {
+        /// Which value was being converted.
+        what: String,
+    },
+
+    /// A file of the wrong length.
+    #[error("{path}: expected {expected} bytes, found {found}")]
+    FileLength {
+        /// The file.
+        path: PathBuf,
+        /// The length it must have.
+        expected: u64,
+        /// The length it has.
+        found: u64,
+    },
+
+    /// A finished layer file that no longer matches its completion record.
+    #[error("{path}: layer {layer} does not match its completion record ({reason}); remove the sector's cache to relabel")]
+    LayerCorrupt {
+        /// The layer file.
+        path: PathBuf,
+        /// The layer, 1-based.
+        layer: u32,
+        /// What differs.
+        reason: String,
+    },
+
+    /// A sector directory that already holds a different sector.
+    #[error("{dir} holds sector {found}, not sector {expected}; use an empty directory")]
+    ForeignSector {
+        /// The sector directory.
+        dir: PathBuf,
+        /// The sector the caller asked for.
+        expected: String,
+        /// The sector the directory's metadata names.
+        found: String,
+    },
+
+    /// A file whose content is malformed.
+    #[error("{path}: {reason}")]
+    Malformed {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// The commitment computed from the data differs from the one from the piece list.
+    #[error("comm_d from the sector data ({from_data}) differs from comm_d from the pieces ({from_pieces})")]
+    CommDMismatch {
+        /// Root of tree_d over the staged data.
+        from_data: String,
+        /// comm_d folded from the piece list.
+        from_pieces: String,
+    },
+
+    /// A step that needs the output of an earlier step that has not run.
+    #[error("{step} needs {missing}; run the earlier phase first")]
+    MissingInput {
+        /// The step that was asked for.
+        step: &'static str,
+        /// What it lacks.
+        missing: String,
+    },
+
+    /// An operation interrupted by its cancellation flag.
+    #[error("cancelled")]
+    Cancelled,
+
+    /// An I/O failure on a named file.
+    #[error("{op} {path}: {source}")]
+    Io {
+        /// The action that failed ("read", "create", ...).
+        op: &'static str,
+        /// The file or directory.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// An I/O failure on a stream that has no path (a piece reader).
+    #[error("{what}: {source}")]
+    Stream {
+        /// What was being read or written.
+        what: String,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    /// Wraps an I/O error with the action and the file it concerned.
+    pub fn io(op: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Error {
+        let path = path.into();
+        move |source| Error::Io { op, path, source }
+    }
+}

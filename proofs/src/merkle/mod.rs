@@ -1,0 +1,9 @@
+//! Merkle trees of the proof core and the memory-mapped stores they live in.
+//!
+//! - [`sha_tree`]: binary SHA-256 trunc254 trees (comm_p, tree_d, comm_d).
+//! - [`poseidon_tree`]: arity-8 Poseidon trees, compound for 32/64GiB (tree_c, tree_r_last).
+//! - [`store`]: the only place files are memory-mapped.
+
+pub mod poseidon_tree;
+pub mod sha_tree;
+pub mod store;

@@ -1,0 +1,138 @@
+//! Binary SHA-256 "trunc254" trees: comm_p over a piece, tree_d and comm_d over
+//! a sector (porep-sdr.md §3.1, §9.3).
+//!
+//! Leaves are the padded 32-byte words as they are; an inner node is
+//! `trim(SHA-256(left || right))`.
+
+use crate::error::{Error, Result};
+use crate::ids::sha254_pair;
+use rayon::prelude::*;
+
+/// Builds a root from leaves fed one at a time, holding only `log2(n)` nodes.
+#[derive(Default)]
+pub struct StreamingRoot {
+    stack: Vec<([u8; 32], u32)>,
+    leaves: u64,
+}
+
+impl StreamingRoot {
+    /// An empty builder.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds the next leaf.
+    pub fn push(&mut self, leaf: [u8; 32]) {
+        self.push_subtree(leaf, 0);
+        self.leaves += 1;
+    }
+
+    /// Adds the root of a complete subtree of `2^level` leaves at the next position.
+    /// The position must be aligned to the subtree's size.
+    pub fn push_subtree(&mut self, mut node: [u8; 32], mut level: u32) {
+        while let Some(&(top, top_level)) = self.stack.last() {
+            if top_level != level {
+                break;
+            }
+            self.stack.pop();
+            node = sha254_pair(&top, &node);
+            level += 1;
+        }
+        self.stack.push((node, level));
+    }
+
+    /// Leaves pushed so far.
+    pub fn leaves(&self) -> u64 {
+        self.leaves
+    }
+
+    /// The root, if the leaves pushed form one complete tree (a power of two of them).
+    pub fn finish(self) -> Option<[u8; 32]> {
+        match self.stack.as_slice() {
+            [(root, _)] => Some(*root),
+            _ => None,
+        }
+    }
+}
+
+/// Root of the tree over `leaves` (a power of two of them, at least one).
+pub fn root(leaves: &[[u8; 32]]) -> [u8; 32] {
+    assert!(
+        leaves.len().is_power_of_two(),
+        "leaf count must be a power of two"
+    );
+    if leaves.len() == 1 {
+        return leaves[0];
+    }
+    if leaves.len() <= 1 << 12 {
+        let mut row: Vec<[u8; 32]> = leaves
+            .chunks_exact(2)
+            .map(|p| sha254_pair(&p[0], &p[1]))
+            .collect();
+        while row.len() > 1 {
+            row = row
+                .chunks_exact(2)
+                .map(|p| sha254_pair(&p[0], &p[1]))
+                .collect();
+        }
+        return row[0];
+    }
+    let (l, r) = leaves.split_at(leaves.len() / 2);
+    let (a, b) = rayon::join(|| root(l), || root(r));
+    sha254_pair(&a, &b)
+}
+
+/// Number of nodes of the full tree over `leaves` leaves: `2·leaves − 1`.
+pub fn tree_len(leaves: usize) -> usize {
+    2 * leaves - 1
+}
+
+/// Fills `out` (`2N − 1` nodes) with the whole tree over `data` (`N` leaves), rows
+/// bottom-up as tree_d's file stores them, and returns the root.
+pub fn build_tree(data: &[[u8; 32]], out: &mut [[u8; 32]]) -> Result<[u8; 32]> {
+    let n = data.len();
+    if !n.is_power_of_two() || out.len() != tree_len(n) {
+        return Err(Error::PieceSize(format!(
+            "a tree over {n} leaves cannot fill {} nodes",
+            out.len()
+        )));
+    }
+    out[..n].copy_from_slice(data);
+    let mut start = 0;
+    let mut width = n;
+    while width > 1 {
+        let (done, rest) = out.split_at_mut(start + width);
+        let prev = &done[start..];
+        let next = &mut rest[..width / 2];
+        next.par_chunks_mut(1024)
+            .enumerate()
+            .for_each(|(c, chunk)| {
+                for (i, node) in chunk.iter_mut().enumerate() {
+                    let j = 2 * (c * 1024 + i);
+                    *node = sha254_pair(&prev[j], &prev[j + 1]);
+                }
+            });
+        start += width;
+        width /= 2;
+    }
+    Ok(out[out.len() - 1])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn streaming_and_full_tree_agree() {
+        let leaves: Vec<[u8; 32]> = (0..64u8).map(|i| [i; 32]).collect();
+        let mut s = StreamingRoot::new();
+        leaves.iter().for_each(|l| s.push(*l));
+        let mut tree = vec![[0u8; 32]; tree_len(64)];
+        let full = build_tree(&leaves, &mut tree).unwrap();
+        assert_eq!(s.finish().unwrap(), full);
+        assert_eq!(root(&leaves), full);
+        let mut odd = StreamingRoot::new();
+        leaves[..3].iter().for_each(|l| odd.push(*l));
+        assert!(odd.finish().is_none());
+    }
+}

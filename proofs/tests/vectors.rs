@@ -1,0 +1,154 @@
+//! Every value of the reference vectors (`tests/vectors`, copied from
+//! `shared/vectors`) reproduced through the library API.
+
+mod common;
+
+use common::{pattern, sha256_hex, vector};
+use proofs::fr32::Fr32Reader;
+use proofs::pieces::commit_piece;
+use proofs::sdr::label_par::LabelingConfig;
+use proofs::seal::{pc1, pc2, SectorDir, SectorIdentity};
+use proofs::{ProverId, Randomness, SectorSize};
+use std::io::Read;
+use std::sync::atomic::AtomicBool;
+
+#[test]
+fn comm_p_vectors() {
+    let v = vector("commp_fr32.json");
+    for case in v["comm_p"].as_array().unwrap() {
+        let n = case["unpadded_size"].as_u64().unwrap() as usize;
+        let data = match case["data"].as_str().unwrap() {
+            "zero" => vec![0u8; n],
+            _ => pattern(n),
+        };
+        let (info, _) = commit_piece(&data[..], None, None).unwrap();
+        assert_eq!(
+            info.comm_p.to_hex(),
+            case["comm_p"].as_str().unwrap(),
+            "{case}"
+        );
+        assert_eq!(info.padded_size, case["padded_size"].as_u64().unwrap());
+    }
+}
+
+#[test]
+fn fr32_vectors() {
+    let v = vector("commp_fr32.json");
+    for case in v["fr32"].as_array().unwrap() {
+        let input = hex::decode(case["input_hex"].as_str().unwrap()).unwrap();
+        let mut out = Vec::new();
+        Fr32Reader::new(&input[..]).read_to_end(&mut out).unwrap();
+        assert_eq!(
+            hex::encode(&out),
+            case["padded_hex"].as_str().unwrap(),
+            "{}",
+            case["name"]
+        );
+    }
+}
+
+/// Seals the vector's sector with the library and checks every PC1/PC2 value.
+fn check_seal_vector(name: &str, config: LabelingConfig) {
+    let v = vector(name);
+    let tmp = tempfile::tempdir().unwrap();
+    let mut pieces = vec![];
+    if v["kind"] == "data" {
+        let data = pattern(v["unpadded_sector_bytes"].as_u64().unwrap() as usize);
+        let mut at = 0;
+        for (i, p) in v["pieces"].as_array().unwrap().iter().enumerate() {
+            let len = p["size_unpadded"].as_u64().unwrap() as usize;
+            let path = tmp.path().join(format!("piece-{i}"));
+            std::fs::write(&path, &data[at..at + len]).unwrap();
+            at += len;
+            pieces.push(path);
+        }
+    }
+    let dir = SectorDir::new(tmp.path().join("sector"));
+    let req = pc1::Pc1Request {
+        identity: SectorIdentity {
+            sector_size: SectorSize::KiB2,
+            prover_id: ProverId::from_hex(v["prover_id_hex"].as_str().unwrap()).unwrap(),
+            sector_id: v["sector_id"].as_u64().unwrap(),
+        },
+        ticket: Randomness::from_hex(v["ticket_hex"].as_str().unwrap()).unwrap(),
+        pieces,
+        parent_cache_dir: common::parent_cache_dir(),
+        labeling: config,
+    };
+    let cancel = AtomicBool::new(false);
+    let r1 = pc1::run(&dir, &req, &cancel, &mut |_| {}).unwrap();
+    assert_eq!(r1.output.comm_d.to_hex(), v["comm_d"].as_str().unwrap());
+    assert_eq!(
+        r1.output.replica_id.to_hex(),
+        v["replica_id"].as_str().unwrap()
+    );
+    let user_pieces: Vec<_> = r1.pieces.iter().filter(|p| p.source.is_some()).collect();
+    if v["kind"] == "data" {
+        for (got, want) in user_pieces.iter().zip(v["pieces"].as_array().unwrap()) {
+            assert_eq!(got.info.comm_p.to_hex(), want["comm_p"].as_str().unwrap());
+        }
+    }
+    let r2 = pc2::run(&dir, &cancel, &mut |_| {}).unwrap();
+    assert_eq!(r2.output.comm_c.to_hex(), v["comm_c"].as_str().unwrap());
+    assert_eq!(
+        r2.output.comm_r_last.to_hex(),
+        v["comm_r_last"].as_str().unwrap()
+    );
+    assert_eq!(r2.output.comm_r.to_hex(), v["comm_r"].as_str().unwrap());
+
+    let read = |p: std::path::PathBuf| std::fs::read(p).unwrap();
+    assert_eq!(
+        sha256_hex(&read(dir.unsealed_path())),
+        v["staged_unsealed_file_sha256"].as_str().unwrap()
+    );
+    assert_eq!(
+        sha256_hex(&read(dir.sealed_path())),
+        v["sealed_replica_sha256"].as_str().unwrap()
+    );
+    let cache = dir.cache_dir();
+    let abs_cache = std::fs::canonicalize(&cache).unwrap();
+    for (file, want) in v["cache_files_after_pc2"].as_object().unwrap() {
+        let bytes = read(cache.join(file));
+        if file == "t_aux" {
+            // t_aux embeds the cache directory's path, so only its layout can match:
+            // 210 fixed bytes plus the path once per store config (5 for 2 layers).
+            assert_eq!(
+                bytes.len(),
+                210 + 5 * abs_cache.to_str().unwrap().len(),
+                "t_aux"
+            );
+            continue;
+        }
+        assert_eq!(
+            bytes.len() as u64,
+            want["bytes"].as_u64().unwrap(),
+            "{file}"
+        );
+        assert_eq!(
+            sha256_hex(&bytes),
+            want["sha256"].as_str().unwrap(),
+            "{file}"
+        );
+    }
+}
+
+#[test]
+fn seal_2kib_cc_vector_reference_labeler() {
+    check_seal_vector("seal_2KiB_cc.json", LabelingConfig::reference());
+}
+
+#[test]
+fn seal_2kib_cc_vector_parallel_labeler() {
+    check_seal_vector(
+        "seal_2KiB_cc.json",
+        LabelingConfig {
+            producers: 2,
+            lookahead: 8,
+        },
+    );
+}
+
+#[test]
+fn seal_2kib_data_vector() {
+    check_seal_vector("seal_2KiB_data.json", LabelingConfig::default());
+}
