@@ -110,7 +110,7 @@ pub enum Error {
     Cancelled,
 
     /// An I/O failure on a named file.
-    #[error("{op} {path}: {source}")]
+    #[error("{op} {path}")]
     Io {
         /// The action that failed ("read", "create", ...).
         op: &'static str,
@@ -122,7 +122,7 @@ pub enum Error {
     },
 
     /// An I/O failure on a stream that has no path (a piece reader).
-    #[error("{what}: {source}")]
+    #[error("{what}")]
     Stream {
         /// What was being read or written.
         what: String,

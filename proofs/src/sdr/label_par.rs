@@ -210,6 +210,9 @@ pub fn label_layer_par(
         layer > 1,
         "previous layer given iff layer > 1"
     );
+    if cancel.load(Ordering::Relaxed) {
+        return Err(Error::Cancelled);
+    }
     if config.producers == 0 {
         super::label::label_layer(cache, replica_id, layer, previous, out);
         progress(n as u64);

@@ -14,6 +14,7 @@ use crate::merkle::store::{ReadMap, WriteMap};
 use crate::shape::DEGREE;
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
+use std::fs::File;
 use std::path::{Path, PathBuf};
 use tracing::{info, warn};
 
@@ -107,6 +108,11 @@ impl ParentCache {
     pub fn open_or_build(dir: &Path, graph: &Graph) -> Result<Self> {
         durable::create_dir(dir)?;
         let path = dir.join(file_name(graph));
+        // One builder at a time per graph, across threads and processes; others wait
+        // here and then find the finished cache.
+        let lock_path = path.with_extension("cache.lock");
+        let lock = File::create(&lock_path).map_err(Error::io("create", &lock_path))?;
+        lock.lock().map_err(Error::io("lock", &lock_path))?;
         if path.exists() {
             match Self::open_verified(&path, graph) {
                 Ok(cache) => return Ok(cache),
@@ -160,7 +166,7 @@ impl ParentCache {
     fn build(path: &Path, graph: &Graph) -> Result<()> {
         let n = graph.num_nodes() as usize;
         info!(path = %path.display(), nodes = n, "building parent cache");
-        let tmp = path.with_extension(format!("cache.{}.tmp", std::process::id()));
+        let tmp = durable::temp_path(path);
         let mut out = WriteMap::create(&tmp, (n * NODE_BYTES) as u64)?;
         const CHUNK: usize = 4096;
         out.bytes_mut()

@@ -75,10 +75,12 @@ pub fn run(
 ) -> Result<Pc1Report> {
     let shape = req.identity.sector_size.shape();
     let _span = info_span!("pc1", sector_id = req.identity.sector_id).entered();
+    // Reject unreadable or oversized pieces before the directory is touched.
+    let plan = staging::plan(&req.pieces, &shape)?;
     let mut meta = dir.claim(&req.identity)?;
 
     let t = Instant::now();
-    let pieces = staging::stage(dir, &mut meta, &req.pieces, &shape)?;
+    let pieces = staging::stage(dir, &mut meta, plan, &shape)?;
     let comm_d_pieces = staging::comm_d(&pieces, &shape)?;
     let staging_time = t.elapsed();
 

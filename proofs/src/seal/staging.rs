@@ -34,9 +34,22 @@ pub fn comm_d(pieces: &[StagedPiece], shape: &SectorShape) -> Result<Commitment>
     comm_d_from_pieces(&infos, shape.size_bytes)
 }
 
+/// Where one piece file, or one zero filler, will go.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlannedPiece {
+    /// The piece file; None for a zero filler.
+    pub source: Option<PathBuf>,
+    /// Bytes in the file.
+    pub raw_len: u64,
+    /// Padded offset in the sector.
+    pub offset: u64,
+    /// Padded size.
+    pub padded_size: u64,
+}
+
 /// Plans the layout of `sources` in the sector, checking every file is readable
 /// and that they fit, before anything is written.
-fn plan(sources: &[PathBuf], shape: &SectorShape) -> Result<Vec<(Option<PathBuf>, u64, u64, u64)>> {
+pub fn plan(sources: &[PathBuf], shape: &SectorShape) -> Result<Vec<PlannedPiece>> {
     let mut lens = Vec::with_capacity(sources.len());
     for path in sources {
         let f = File::open(path).map_err(Error::io("open piece", path))?;
@@ -57,29 +70,39 @@ fn plan(sources: &[PathBuf], shape: &SectorShape) -> Result<Vec<(Option<PathBuf>
     Ok(placed
         .into_iter()
         .map(|p| match p.source {
-            Some(i) => (Some(sources[i].clone()), lens[i], p.offset, p.padded_size),
-            None => (None, 0, p.offset, p.padded_size),
+            Some(i) => PlannedPiece {
+                source: Some(sources[i].clone()),
+                raw_len: lens[i],
+                offset: p.offset,
+                padded_size: p.padded_size,
+            },
+            None => PlannedPiece {
+                source: None,
+                raw_len: 0,
+                offset: p.offset,
+                padded_size: p.padded_size,
+            },
         })
         .collect())
 }
 
-fn same_sources(staged: &[StagedPiece], plan: &[(Option<PathBuf>, u64, u64, u64)]) -> bool {
+fn same_sources(staged: &[StagedPiece], plan: &[PlannedPiece]) -> bool {
     staged.len() == plan.len()
         && staged
             .iter()
             .zip(plan)
-            .all(|(s, p)| s.source == p.0 && s.raw_len == p.1 && s.offset == p.2)
+            .all(|(s, p)| s.source == p.source && s.raw_len == p.raw_len && s.offset == p.offset)
 }
 
-/// Stages `sources` (piece files, in order) into the sector's unsealed file, or
-/// keeps an earlier staging of the same files. Returns the pieces with fillers.
+/// Stages the planned pieces into the sector's unsealed file, or keeps an earlier
+/// staging of the same files. Returns the pieces with fillers.
 pub fn stage(
     dir: &SectorDir,
     meta: &mut SectorMeta,
-    sources: &[PathBuf],
+    plan: Vec<PlannedPiece>,
     shape: &SectorShape,
 ) -> Result<Vec<StagedPiece>> {
-    let plan = plan(sources, shape)?;
+    let sources: Vec<&PathBuf> = plan.iter().filter_map(|p| p.source.as_ref()).collect();
     let unsealed = dir.unsealed_path();
     if let Some(staged) = &meta.pieces {
         if !same_sources(staged, &plan) {
@@ -108,7 +131,13 @@ pub fn stage(
         .map_err(Error::io("resize", &tmp))?;
     let mut out = BufWriter::with_capacity(1 << 20, file);
     let mut staged = Vec::with_capacity(plan.len());
-    for (source, raw_len, offset, padded_size) in plan {
+    for PlannedPiece {
+        source,
+        raw_len,
+        offset,
+        padded_size,
+    } in plan
+    {
         let info = match &source {
             None => PieceInfo::zero(padded_size),
             Some(path) => {
