@@ -58,7 +58,7 @@ fn check_cancel(cancel: &AtomicBool) -> Result<()> {
 }
 
 /// Builds tree_c: leaf `v` is Poseidon over node `v`'s labels in all layers.
-fn build_tree_c(
+pub fn build_tree_c(
     layers: &[ReadMap],
     shape: &SectorShape,
     cache_dir: &Path,
@@ -109,7 +109,7 @@ fn build_tree_c(
 }
 
 /// Encodes the replica: `replica[v] = data[v] + key[v]` in Fr, key = last layer.
-fn encode(unsealed: &Path, key: &ReadMap, sealed: &Path, size_bytes: u64) -> Result<()> {
+pub fn encode(unsealed: &Path, key: &ReadMap, sealed: &Path, size_bytes: u64) -> Result<()> {
     let data = ReadMap::open(unsealed, Some(size_bytes))?;
     let tmp = durable::temp_path(sealed);
     let mut out = WriteMap::create(&tmp, size_bytes)?;
@@ -139,7 +139,7 @@ fn encode(unsealed: &Path, key: &ReadMap, sealed: &Path, size_bytes: u64) -> Res
 }
 
 /// Builds tree_r_last over the replica, keeping only the rows the reference keeps.
-fn build_tree_r_last(
+pub fn build_tree_r_last(
     sealed: &Path,
     shape: &SectorShape,
     cache_dir: &Path,
