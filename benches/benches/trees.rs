@@ -28,7 +28,8 @@ fn trees_8mib(c: &mut Criterion) {
     });
     g.bench_function("tree_r_last_8mib", |b| {
         b.iter(|| {
-            pc2::build_tree_r_last(&dir.sealed_path(), &shape, &cache_dir, &cancel, &mut |_| {}).expect("tree_r_last")
+            pc2::build_tree_r_last(&dir.sealed_path(), &shape, &cache_dir, &cancel, &mut |_| {})
+                .expect("tree_r_last")
         })
     });
     g.finish();

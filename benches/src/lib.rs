@@ -14,7 +14,11 @@ use std::sync::atomic::AtomicBool;
 pub fn pc1_sector(root: &Path, size: SectorSize, labeling: LabelingConfig) -> SectorDir {
     let dir = SectorDir::new(root.join("sector"));
     let req = pc1::Pc1Request {
-        identity: SectorIdentity { sector_size: size, prover_id: ProverId::from_actor_id(1000), sector_id: 1 },
+        identity: SectorIdentity {
+            sector_size: size,
+            prover_id: ProverId::from_actor_id(1000),
+            sector_id: 1,
+        },
         ticket: Randomness([7; 32]),
         pieces: vec![],
         parent_cache_dir: root.join("parents"),

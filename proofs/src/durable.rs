@@ -18,9 +18,7 @@ pub fn temp_path(path: &Path) -> PathBuf {
 
 /// Syncs a directory so that renames and creations inside it survive a crash.
 pub fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(Error::io("sync directory", dir))
+    File::open(dir).and_then(|d| d.sync_all()).map_err(Error::io("sync directory", dir))
 }
 
 /// Renames `from` over `to` and makes the rename durable.

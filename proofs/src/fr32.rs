@@ -28,11 +28,7 @@ pub fn pad_block(raw: &[u8; UNPADDED_BLOCK], out: &mut [u8; PADDED_BLOCK]) {
         for (i, w) in word.iter_mut().enumerate() {
             let lo = raw.get(base + i).copied().unwrap_or(0);
             let hi = raw.get(base + i + 1).copied().unwrap_or(0);
-            *w = if shift == 0 {
-                lo
-            } else {
-                (lo >> shift) | (hi << (8 - shift))
-            };
+            *w = if shift == 0 { lo } else { (lo >> shift) | (hi << (8 - shift)) };
         }
         word[31] &= 0x3f;
     }
@@ -86,14 +82,7 @@ pub struct Fr32Reader<R> {
 impl<R: Read> Fr32Reader<R> {
     /// Wraps a raw byte stream.
     pub fn new(inner: R) -> Self {
-        Self {
-            inner,
-            raw: [0; UNPADDED_BLOCK],
-            block: [0; PADDED_BLOCK],
-            pos: 0,
-            len: 0,
-            raw_bytes: 0,
-        }
+        Self { inner, raw: [0; UNPADDED_BLOCK], block: [0; PADDED_BLOCK], pos: 0, len: 0, raw_bytes: 0 }
     }
 
     /// Raw bytes consumed from the inner stream so far.
@@ -153,11 +142,7 @@ pub struct Fr32Writer<W: Write> {
 impl<W: Write> Fr32Writer<W> {
     /// Wraps the destination of the raw bytes.
     pub fn new(inner: W) -> Self {
-        Self {
-            inner,
-            block: [0; PADDED_BLOCK],
-            len: 0,
-        }
+        Self { inner, block: [0; PADDED_BLOCK], len: 0 }
     }
 
     fn emit(&mut self, take: usize) -> io::Result<()> {

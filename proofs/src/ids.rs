@@ -86,10 +86,7 @@ bytes32!(
 pub fn parse_hex32(s: &str, what: &'static str) -> Result<[u8; 32]> {
     let s = s.trim();
     let s = s.strip_prefix("0x").unwrap_or(s);
-    let bytes = hex::decode(s).map_err(|e| Error::InvalidHex {
-        what,
-        reason: e.to_string(),
-    })?;
+    let bytes = hex::decode(s).map_err(|e| Error::InvalidHex { what, reason: e.to_string() })?;
     bytes.try_into().map_err(|b: Vec<u8>| Error::InvalidHex {
         what,
         reason: format!("expected 32 bytes (64 hex characters), got {}", b.len()),
@@ -168,27 +165,15 @@ mod tests {
         assert_eq!(&ProverId::from_actor_id(0).0[..2], &[0x00, 0x00]);
         assert_eq!(&ProverId::from_actor_id(128).0[..3], &[0x80, 0x01, 0x00]);
         let max = ProverId::from_actor_id(u64::MAX);
-        assert_eq!(
-            &max.0[..10],
-            &[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01]
-        );
+        assert_eq!(&max.0[..10], &[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01]);
     }
 
     #[test]
     fn hex_round_trip_and_errors() {
         let c = Commitment([7u8; 32]);
         assert_eq!(Commitment::from_hex(&c.to_hex()).unwrap(), c);
-        assert_eq!(
-            Commitment::from_hex(&format!("0x{}", c.to_hex())).unwrap(),
-            c
-        );
-        assert!(matches!(
-            Commitment::from_hex("abcd"),
-            Err(Error::InvalidHex { .. })
-        ));
-        assert!(matches!(
-            Commitment::from_hex(&"zz".repeat(32)),
-            Err(Error::InvalidHex { .. })
-        ));
+        assert_eq!(Commitment::from_hex(&format!("0x{}", c.to_hex())).unwrap(), c);
+        assert!(matches!(Commitment::from_hex("abcd"), Err(Error::InvalidHex { .. })));
+        assert!(matches!(Commitment::from_hex(&"zz".repeat(32)), Err(Error::InvalidHex { .. })));
     }
 }

@@ -32,10 +32,7 @@ impl PieceInfo {
 
     /// The all-zero piece of a padded size.
     pub fn zero(padded_size: u64) -> Self {
-        Self {
-            comm_p: zero_commitment(padded_size),
-            padded_size,
-        }
+        Self { comm_p: zero_commitment(padded_size), padded_size }
     }
 }
 
@@ -73,9 +70,7 @@ pub fn check_unpadded_size(unpadded: u64) -> Result<()> {
         || unpadded % UNPADDED_BLOCK as u64 != 0
         || !(unpadded / UNPADDED_BLOCK as u64).is_power_of_two()
     {
-        return Err(Error::PieceSize(format!(
-            "{unpadded} bytes is not 127·2^k (k >= 0)"
-        )));
+        return Err(Error::PieceSize(format!("{unpadded} bytes is not 127·2^k (k >= 0)")));
     }
     Ok(())
 }
@@ -94,10 +89,8 @@ pub fn commit_piece<R: Read>(
     let mut root = StreamingRoot::new();
     let mut buf = vec![0u8; 64 * PADDED_BLOCK];
     loop {
-        let n = read_full(&mut reader, &mut buf).map_err(|e| Error::Stream {
-            what: "read piece".into(),
-            source: e,
-        })?;
+        let n = read_full(&mut reader, &mut buf)
+            .map_err(|e| Error::Stream { what: "read piece".into(), source: e })?;
         if n == 0 {
             break;
         }
@@ -105,18 +98,14 @@ pub fn commit_piece<R: Read>(
             root.push(*leaf);
         }
         if let Some(s) = sink.as_mut() {
-            s.write_all(&buf[..n]).map_err(|e| Error::Stream {
-                what: "write staged piece".into(),
-                source: e,
-            })?;
+            s.write_all(&buf[..n])
+                .map_err(|e| Error::Stream { what: "write staged piece".into(), source: e })?;
         }
     }
     let raw_len = reader.raw_bytes_read();
     if let Some(max) = max_unpadded {
         if raw_len > max {
-            return Err(Error::PieceSize(format!(
-                "piece is larger than the {max} bytes a sector holds"
-            )));
+            return Err(Error::PieceSize(format!("piece is larger than the {max} bytes a sector holds")));
         }
     }
     let unpadded = unpadded_piece_size(raw_len);
@@ -125,26 +114,16 @@ pub fn commit_piece<R: Read>(
     let mut leaves = root.leaves();
     let target = padded_size / 32;
     while leaves < target {
-        let level = leaves
-            .trailing_zeros()
-            .min(63 - (target - leaves).leading_zeros());
+        let level = leaves.trailing_zeros().min(63 - (target - leaves).leading_zeros());
         root.push_subtree(zero_commitment(32 << level).0, level);
         if let Some(s) = sink.as_mut() {
-            io::copy(&mut io::repeat(0).take(32 << level), s).map_err(|e| Error::Stream {
-                what: "write staged piece".into(),
-                source: e,
-            })?;
+            io::copy(&mut io::repeat(0).take(32 << level), s)
+                .map_err(|e| Error::Stream { what: "write staged piece".into(), source: e })?;
         }
         leaves += 1 << level;
     }
     let comm_p = root.finish().expect("a power of two of leaves");
-    Ok((
-        PieceInfo {
-            comm_p: Commitment(comm_p),
-            padded_size,
-        },
-        raw_len,
-    ))
+    Ok((PieceInfo { comm_p: Commitment(comm_p), padded_size }, raw_len))
 }
 
 fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
@@ -181,36 +160,23 @@ pub fn place_pieces(padded_sizes: &[u64], sector_size: u64) -> Result<Vec<Placem
     let fill = |out: &mut Vec<Placement>, offset: &mut u64, gap: u64| {
         for bit in 0..64 {
             if gap & (1 << bit) != 0 {
-                out.push(Placement {
-                    offset: *offset,
-                    padded_size: 1u64 << bit,
-                    source: None,
-                });
+                out.push(Placement { offset: *offset, padded_size: 1u64 << bit, source: None });
                 *offset += 1 << bit;
             }
         }
     };
     for (i, &size) in padded_sizes.iter().enumerate() {
         if !size.is_power_of_two() || size < PADDED_BLOCK as u64 {
-            return Err(Error::PieceSize(format!(
-                "padded size {size} is not a power of two >= 128"
-            )));
+            return Err(Error::PieceSize(format!("padded size {size} is not a power of two >= 128")));
         }
         let gap = offset.wrapping_neg() % size;
         let needed = offset + gap + size;
         if needed > sector_size {
             let needed = offset + gap + padded_sizes[i..].iter().sum::<u64>();
-            return Err(Error::PiecesTooLarge {
-                needed,
-                capacity: sector_size,
-            });
+            return Err(Error::PiecesTooLarge { needed, capacity: sector_size });
         }
         fill(&mut out, &mut offset, gap);
-        out.push(Placement {
-            offset,
-            padded_size: size,
-            source: Some(i),
-        });
+        out.push(Placement { offset, padded_size: size, source: Some(i) });
         offset += size;
     }
     let rest = sector_size - offset;
@@ -226,15 +192,11 @@ pub fn comm_d_from_pieces(pieces: &[PieceInfo], sector_size: u64) -> Result<Comm
     }
     let total: u64 = pieces.iter().map(|p| p.padded_size).sum();
     if total != sector_size {
-        return Err(Error::PieceSize(format!(
-            "pieces cover {total} bytes of a {sector_size}-byte sector"
-        )));
+        return Err(Error::PieceSize(format!("pieces cover {total} bytes of a {sector_size}-byte sector")));
     }
     let mut stack: Vec<PieceInfo> = Vec::new();
     let reduce = |stack: &mut Vec<PieceInfo>| {
-        while stack.len() >= 2
-            && stack[stack.len() - 1].padded_size == stack[stack.len() - 2].padded_size
-        {
+        while stack.len() >= 2 && stack[stack.len() - 1].padded_size == stack[stack.len() - 2].padded_size {
             let b = stack.pop().expect("two entries");
             let a = stack.pop().expect("two entries");
             stack.push(PieceInfo {
@@ -244,11 +206,7 @@ pub fn comm_d_from_pieces(pieces: &[PieceInfo], sector_size: u64) -> Result<Comm
         }
     };
     for p in pieces {
-        while let Some(top) = stack
-            .last()
-            .copied()
-            .filter(|t| t.padded_size < p.padded_size)
-        {
+        while let Some(top) = stack.last().copied().filter(|t| t.padded_size < p.padded_size) {
             stack.push(PieceInfo::zero(top.padded_size));
             reduce(&mut stack);
         }
@@ -270,22 +228,10 @@ mod tests {
     #[test]
     fn zero_commitments_match_spec() {
         let cases = [
-            (
-                64,
-                "f5a5fd42d16a20302798ef6ed309979b43003d2320d9f0e8ea9831a92759fb0b",
-            ),
-            (
-                128,
-                "3731bb99ac689f66eef5973e4a94da188f4ddcae580724fc6f3fd60dfd488333",
-            ),
-            (
-                2048,
-                "fc7e928296e516faade986b28f92d44a4f24b935485223376a799027bc18f833",
-            ),
-            (
-                4096,
-                "08c47b38ee13bc43f41b915c0eed9911a26086b3ed62401bf9d58b8d19dff624",
-            ),
+            (64, "f5a5fd42d16a20302798ef6ed309979b43003d2320d9f0e8ea9831a92759fb0b"),
+            (128, "3731bb99ac689f66eef5973e4a94da188f4ddcae580724fc6f3fd60dfd488333"),
+            (2048, "fc7e928296e516faade986b28f92d44a4f24b935485223376a799027bc18f833"),
+            (4096, "08c47b38ee13bc43f41b915c0eed9911a26086b3ed62401bf9d58b8d19dff624"),
         ];
         for (size, hex) in cases {
             assert_eq!(zero_commitment(size).to_hex(), hex, "{size}");
@@ -319,47 +265,21 @@ mod tests {
     fn lotus_fillers() {
         // 256 then 1024 in a 2 KiB sector: 256, fillers 256+512, 1024, nothing left.
         let placed = place_pieces(&[256, 1024], 2048).unwrap();
-        let sizes: Vec<_> = placed
-            .iter()
-            .map(|p| (p.offset, p.padded_size, p.source))
-            .collect();
-        assert_eq!(
-            sizes,
-            vec![
-                (0, 256, Some(0)),
-                (256, 256, None),
-                (512, 512, None),
-                (1024, 1024, Some(1))
-            ]
-        );
+        let sizes: Vec<_> = placed.iter().map(|p| (p.offset, p.padded_size, p.source)).collect();
+        assert_eq!(sizes, vec![(0, 256, Some(0)), (256, 256, None), (512, 512, None), (1024, 1024, Some(1))]);
         // Remainder fillers, smallest first.
         let placed = place_pieces(&[128], 2048).unwrap();
         let sizes: Vec<_> = placed.iter().map(|p| p.padded_size).collect();
         assert_eq!(sizes, vec![128, 128, 256, 512, 1024]);
-        assert!(matches!(
-            place_pieces(&[2048, 128], 2048),
-            Err(Error::PiecesTooLarge { .. })
-        ));
-        assert!(matches!(
-            place_pieces(&[4096], 2048),
-            Err(Error::PiecesTooLarge { needed: 4096, .. })
-        ));
+        assert!(matches!(place_pieces(&[2048, 128], 2048), Err(Error::PiecesTooLarge { .. })));
+        assert!(matches!(place_pieces(&[4096], 2048), Err(Error::PiecesTooLarge { needed: 4096, .. })));
     }
 
     #[test]
     fn comm_d_of_zero_pieces_is_zero_sector() {
-        let pieces: Vec<PieceInfo> = place_pieces(&[128], 2048)
-            .unwrap()
-            .iter()
-            .map(|p| PieceInfo::zero(p.padded_size))
-            .collect();
-        assert_eq!(
-            comm_d_from_pieces(&pieces, 2048).unwrap(),
-            zero_commitment(2048)
-        );
-        assert_eq!(
-            comm_d_from_pieces(&[], 2048).unwrap(),
-            zero_commitment(2048)
-        );
+        let pieces: Vec<PieceInfo> =
+            place_pieces(&[128], 2048).unwrap().iter().map(|p| PieceInfo::zero(p.padded_size)).collect();
+        assert_eq!(comm_d_from_pieces(&pieces, 2048).unwrap(), zero_commitment(2048));
+        assert_eq!(comm_d_from_pieces(&[], 2048).unwrap(), zero_commitment(2048));
     }
 }

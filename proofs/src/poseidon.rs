@@ -84,18 +84,9 @@ mod tests {
     #[test]
     fn matches_neptune_reference_vectors() {
         let cases = [
-            (
-                2,
-                "396508d75e76a56b739e0fd902efe161a6fba9339d05a69d2e203c369a02e7ff",
-            ),
-            (
-                8,
-                "2394611da3a5de5512010042116770774b682e9d9cc4aed92a9934f56d38a5e6",
-            ),
-            (
-                11,
-                "0c0fc1b2e5227f286ca537e232ebe87a09f3dcd8ccb08fc1cee3bbc32b693163",
-            ),
+            (2, "396508d75e76a56b739e0fd902efe161a6fba9339d05a69d2e203c369a02e7ff"),
+            (8, "2394611da3a5de5512010042116770774b682e9d9cc4aed92a9934f56d38a5e6"),
+            (11, "0c0fc1b2e5227f286ca537e232ebe87a09f3dcd8ccb08fc1cee3bbc32b693163"),
         ];
         for (k, expected) in cases {
             let inputs: Vec<Fr> = (0..k as u64).map(Fr::from).collect();

@@ -39,13 +39,7 @@ pub enum SectorSize {
 
 impl SectorSize {
     /// Every registered size, smallest first.
-    pub const ALL: [SectorSize; 5] = [
-        Self::KiB2,
-        Self::MiB8,
-        Self::MiB512,
-        Self::GiB32,
-        Self::GiB64,
-    ];
+    pub const ALL: [SectorSize; 5] = [Self::KiB2, Self::MiB8, Self::MiB512, Self::GiB32, Self::GiB64];
 
     /// Size in bytes.
     pub fn bytes(self) -> u64 {
@@ -60,10 +54,7 @@ impl SectorSize {
 
     /// The size for a byte count, if one is registered.
     pub fn from_bytes(bytes: u64) -> Result<Self> {
-        Self::ALL
-            .into_iter()
-            .find(|s| s.bytes() == bytes)
-            .ok_or_else(|| Error::SectorSize(bytes.to_string()))
+        Self::ALL.into_iter().find(|s| s.bytes() == bytes).ok_or_else(|| Error::SectorSize(bytes.to_string()))
     }
 
     /// Parses `2KiB`, `8MiB`, `512MiB`, `32GiB`, `64GiB` (case-insensitive) or a byte count.
@@ -107,21 +98,9 @@ impl SectorSize {
             _ => (2, 1, 2),
         };
         let tree = match self {
-            Self::GiB32 => TreeShape {
-                base_arity: 8,
-                sub_arity: 8,
-                top_arity: 0,
-            },
-            Self::GiB64 => TreeShape {
-                base_arity: 8,
-                sub_arity: 8,
-                top_arity: 2,
-            },
-            _ => TreeShape {
-                base_arity: 8,
-                sub_arity: 0,
-                top_arity: 0,
-            },
+            Self::GiB32 => TreeShape { base_arity: 8, sub_arity: 8, top_arity: 0 },
+            Self::GiB64 => TreeShape { base_arity: 8, sub_arity: 8, top_arity: 2 },
+            _ => TreeShape { base_arity: 8, sub_arity: 0, top_arity: 0 },
         };
         SectorShape {
             size: self,
@@ -247,9 +226,6 @@ mod tests {
         assert_eq!(SectorSize::parse("2048").unwrap(), SectorSize::KiB2);
         assert_eq!(SectorSize::parse("34359738368").unwrap(), SectorSize::GiB32);
         assert!(matches!(SectorSize::parse("4KiB"), Err(Error::SectorSize(s)) if s == "4KiB"));
-        assert!(matches!(
-            SectorSize::parse("1000"),
-            Err(Error::SectorSize(_))
-        ));
+        assert!(matches!(SectorSize::parse("1000"), Err(Error::SectorSize(_))));
     }
 }

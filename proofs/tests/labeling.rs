@@ -17,18 +17,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 fn configs() -> [LabelingConfig; 4] {
     [
         LabelingConfig::reference(),
-        LabelingConfig {
-            producers: 3,
-            lookahead: 64,
-        },
-        LabelingConfig {
-            producers: 2,
-            lookahead: 1,
-        },
-        LabelingConfig {
-            producers: 1,
-            lookahead: 16,
-        },
+        LabelingConfig { producers: 3, lookahead: 64 },
+        LabelingConfig { producers: 2, lookahead: 1 },
+        LabelingConfig { producers: 1, lookahead: 16 },
     ]
 }
 
@@ -44,17 +35,7 @@ fn all_layers(
     for layer in 1..=layers {
         let mut buf = vec![[0u8; 32]; n];
         let prev = out.last().map(|v| v.as_slice());
-        label_layer_par(
-            cache,
-            rid,
-            layer,
-            prev,
-            &mut buf,
-            config,
-            &cancel,
-            &mut |_| {},
-        )
-        .unwrap();
+        label_layer_par(cache, rid, layer, prev, &mut buf, config, &cancel, &mut |_| {}).unwrap();
         out.push(buf);
     }
     out
@@ -66,24 +47,14 @@ fn all_layers(
 fn reference_label_vectors_11_layers() {
     let dir = tempfile::tempdir().unwrap();
     for (n, expected) in [
-        (
-            64u64,
-            "cfef0db78bf3b3ab9f1169774d2e7a77bc9054499d954834b51ca7c788110206",
-        ),
-        (
-            128,
-            "6d67c468cf81ab2289c1c9c72fa8777a232de4c1323dc0c6bd552ccc187c770f",
-        ),
+        (64u64, "cfef0db78bf3b3ab9f1169774d2e7a77bc9054499d954834b51ca7c788110206"),
+        (128, "6d67c468cf81ab2289c1c9c72fa8777a232de4c1323dc0c6bd552ccc187c770f"),
     ] {
         let graph = Graph::new(n, PorepId([0x7b; 32]));
         let cache = ParentCache::open_or_build(dir.path(), &graph).unwrap();
         for config in configs() {
             let layers = all_layers(&cache, &ReplicaId([9; 32]), 11, &config);
-            assert_eq!(
-                hex::encode(layers[10][n as usize - 1]),
-                expected,
-                "N={n} {config:?}"
-            );
+            assert_eq!(hex::encode(layers[10][n as usize - 1]), expected, "N={n} {config:?}");
         }
     }
 }
@@ -126,53 +97,27 @@ fn interrupted_labeling_resumes_from_first_unfinished_layer() {
     // Cancel as soon as layer 2 starts reporting; a 2KiB layer reports only at its end,
     // so label with a stop on layer 2's first report.
     let err = layers
-        .generate(
-            &cache,
-            &rid,
-            &LabelingConfig::reference(),
-            &cancel,
-            &mut |p| {
-                if p.layer == Some(1) {
-                    cancel.store(true, Ordering::Relaxed);
-                }
-            },
-        )
+        .generate(&cache, &rid, &LabelingConfig::reference(), &cancel, &mut |p| {
+            if p.layer == Some(1) {
+                cancel.store(true, Ordering::Relaxed);
+            }
+        })
         .unwrap_err();
     assert!(matches!(err, Error::Cancelled), "{err}");
     let record = layers.record().unwrap().unwrap();
     assert_eq!(record.layers.len(), 1);
-    let layer1_before = std::fs::metadata(layers.path(1))
-        .unwrap()
-        .modified()
-        .unwrap();
+    let layer1_before = std::fs::metadata(layers.path(1)).unwrap().modified().unwrap();
 
     cancel.store(false, Ordering::Relaxed);
-    let outcome = layers
-        .generate(
-            &cache,
-            &rid,
-            &LabelingConfig::default(),
-            &cancel,
-            &mut |_| {},
-        )
-        .unwrap();
+    let outcome = layers.generate(&cache, &rid, &LabelingConfig::default(), &cancel, &mut |_| {}).unwrap();
     assert_eq!(outcome.reused, vec![1]);
     assert_eq!(outcome.labeled, vec![2]);
-    assert_eq!(
-        std::fs::metadata(layers.path(1))
-            .unwrap()
-            .modified()
-            .unwrap(),
-        layer1_before
-    );
+    assert_eq!(std::fs::metadata(layers.path(1)).unwrap().modified().unwrap(), layer1_before);
 
     // And the result is what an uninterrupted reference run gives.
     let expected = all_layers(&cache, &rid, 2, &LabelingConfig::reference());
     for (i, want) in expected.iter().enumerate() {
-        assert_eq!(
-            std::fs::read(layers.path(i as u32 + 1)).unwrap(),
-            want.as_flattened()
-        );
+        assert_eq!(std::fs::read(layers.path(i as u32 + 1)).unwrap(), want.as_flattened());
     }
 }
 
@@ -187,46 +132,19 @@ fn damaged_finished_layer_is_an_error() {
     let rid = ReplicaId([4; 32]);
     let layers = Layers::new(dir.path(), shape.num_nodes, shape.layers);
     let cancel = AtomicBool::new(false);
-    layers
-        .generate(
-            &cache,
-            &rid,
-            &LabelingConfig::default(),
-            &cancel,
-            &mut |_| {},
-        )
-        .unwrap();
+    let label = || layers.generate(&cache, &rid, &LabelingConfig::default(), &cancel, &mut |_| {});
+    label().unwrap();
 
     let path = layers.path(1);
     let mut bytes = std::fs::read(&path).unwrap();
     bytes[100] ^= 0x01;
     std::fs::write(&path, &bytes).unwrap();
-    let err = layers
-        .generate(
-            &cache,
-            &rid,
-            &LabelingConfig::default(),
-            &cancel,
-            &mut |_| {},
-        )
-        .unwrap_err();
+    let err = label().unwrap_err();
     assert!(matches!(err, Error::LayerCorrupt { layer: 1, .. }), "{err}");
-    assert_eq!(
-        std::fs::read(&path).unwrap(),
-        bytes,
-        "the damaged layer is left for inspection"
-    );
+    assert_eq!(std::fs::read(&path).unwrap(), bytes, "the damaged layer is left for inspection");
 
     std::fs::write(&path, &bytes[..1000]).unwrap();
-    let err = layers
-        .generate(
-            &cache,
-            &rid,
-            &LabelingConfig::default(),
-            &cancel,
-            &mut |_| {},
-        )
-        .unwrap_err();
+    let err = label().unwrap_err();
     assert!(matches!(err, Error::LayerCorrupt { layer: 1, .. }), "{err}");
     assert!(err.to_string().contains("sc-02-data-layer-1.dat"), "{err}");
     assert_eq!(std::fs::metadata(&path).unwrap().len(), 1000);

@@ -22,11 +22,7 @@ fn comm_p_vectors() {
             _ => pattern(n),
         };
         let (info, _) = commit_piece(&data[..], None, None).unwrap();
-        assert_eq!(
-            info.comm_p.to_hex(),
-            case["comm_p"].as_str().unwrap(),
-            "{case}"
-        );
+        assert_eq!(info.comm_p.to_hex(), case["comm_p"].as_str().unwrap(), "{case}");
         assert_eq!(info.padded_size, case["padded_size"].as_u64().unwrap());
     }
 }
@@ -38,12 +34,7 @@ fn fr32_vectors() {
         let input = hex::decode(case["input_hex"].as_str().unwrap()).unwrap();
         let mut out = Vec::new();
         Fr32Reader::new(&input[..]).read_to_end(&mut out).unwrap();
-        assert_eq!(
-            hex::encode(&out),
-            case["padded_hex"].as_str().unwrap(),
-            "{}",
-            case["name"]
-        );
+        assert_eq!(hex::encode(&out), case["padded_hex"].as_str().unwrap(), "{}", case["name"]);
     }
 }
 
@@ -78,10 +69,7 @@ fn check_seal_vector(name: &str, config: LabelingConfig) {
     let cancel = AtomicBool::new(false);
     let r1 = pc1::run(&dir, &req, &cancel, &mut |_| {}).unwrap();
     assert_eq!(r1.output.comm_d.to_hex(), v["comm_d"].as_str().unwrap());
-    assert_eq!(
-        r1.output.replica_id.to_hex(),
-        v["replica_id"].as_str().unwrap()
-    );
+    assert_eq!(r1.output.replica_id.to_hex(), v["replica_id"].as_str().unwrap());
     let user_pieces: Vec<_> = r1.pieces.iter().filter(|p| p.source.is_some()).collect();
     if v["kind"] == "data" {
         for (got, want) in user_pieces.iter().zip(v["pieces"].as_array().unwrap()) {
@@ -90,21 +78,12 @@ fn check_seal_vector(name: &str, config: LabelingConfig) {
     }
     let r2 = pc2::run(&dir, &cancel, &mut |_| {}).unwrap();
     assert_eq!(r2.output.comm_c.to_hex(), v["comm_c"].as_str().unwrap());
-    assert_eq!(
-        r2.output.comm_r_last.to_hex(),
-        v["comm_r_last"].as_str().unwrap()
-    );
+    assert_eq!(r2.output.comm_r_last.to_hex(), v["comm_r_last"].as_str().unwrap());
     assert_eq!(r2.output.comm_r.to_hex(), v["comm_r"].as_str().unwrap());
 
     let read = |p: std::path::PathBuf| std::fs::read(p).unwrap();
-    assert_eq!(
-        sha256_hex(&read(dir.unsealed_path())),
-        v["staged_unsealed_file_sha256"].as_str().unwrap()
-    );
-    assert_eq!(
-        sha256_hex(&read(dir.sealed_path())),
-        v["sealed_replica_sha256"].as_str().unwrap()
-    );
+    assert_eq!(sha256_hex(&read(dir.unsealed_path())), v["staged_unsealed_file_sha256"].as_str().unwrap());
+    assert_eq!(sha256_hex(&read(dir.sealed_path())), v["sealed_replica_sha256"].as_str().unwrap());
     let cache = dir.cache_dir();
     let abs_cache = std::fs::canonicalize(&cache).unwrap();
     for (file, want) in v["cache_files_after_pc2"].as_object().unwrap() {
@@ -112,23 +91,11 @@ fn check_seal_vector(name: &str, config: LabelingConfig) {
         if file == "t_aux" {
             // t_aux embeds the cache directory's path, so only its layout can match:
             // 210 fixed bytes plus the path once per store config (5 for 2 layers).
-            assert_eq!(
-                bytes.len(),
-                210 + 5 * abs_cache.to_str().unwrap().len(),
-                "t_aux"
-            );
+            assert_eq!(bytes.len(), 210 + 5 * abs_cache.to_str().unwrap().len(), "t_aux");
             continue;
         }
-        assert_eq!(
-            bytes.len() as u64,
-            want["bytes"].as_u64().unwrap(),
-            "{file}"
-        );
-        assert_eq!(
-            sha256_hex(&bytes),
-            want["sha256"].as_str().unwrap(),
-            "{file}"
-        );
+        assert_eq!(bytes.len() as u64, want["bytes"].as_u64().unwrap(), "{file}");
+        assert_eq!(sha256_hex(&bytes), want["sha256"].as_str().unwrap(), "{file}");
     }
 }
 
@@ -139,13 +106,7 @@ fn seal_2kib_cc_vector_reference_labeler() {
 
 #[test]
 fn seal_2kib_cc_vector_parallel_labeler() {
-    check_seal_vector(
-        "seal_2KiB_cc.json",
-        LabelingConfig {
-            producers: 2,
-            lookahead: 8,
-        },
-    );
+    check_seal_vector("seal_2KiB_cc.json", LabelingConfig { producers: 2, lookahead: 8 });
 }
 
 #[test]

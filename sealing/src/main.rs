@@ -53,11 +53,7 @@ struct PreCommitArgs {
     #[arg(long)]
     sector_size: String,
     /// Prover id as 64 hex characters.
-    #[arg(
-        long,
-        conflicts_with = "miner_id",
-        required_unless_present = "miner_id"
-    )]
+    #[arg(long, conflicts_with = "miner_id", required_unless_present = "miner_id")]
     prover_id: Option<String>,
     /// Miner actor id (f0N); the prover id is derived from it.
     #[arg(long)]
@@ -126,11 +122,7 @@ fn piece_commp(file: PathBuf, json: bool) -> Result<()> {
     } else {
         println!("comm_p        {}", info.comm_p);
         println!("padded size   {}", info.padded_size);
-        println!(
-            "unpadded size {} ({} from the file, the rest zero)",
-            info.unpadded_size(),
-            raw_len
-        );
+        println!("unpadded size {} ({} from the file, the rest zero)", info.unpadded_size(), raw_len);
     }
     Ok(())
 }
@@ -147,19 +139,12 @@ fn pre_commit(args: PreCommitArgs) -> Result<()> {
     if let Some(p) = args.producers {
         labeling.producers = p;
     }
-    let identity = SectorIdentity {
-        sector_size,
-        prover_id,
-        sector_id: args.sector_id,
-    };
+    let identity = SectorIdentity { sector_size, prover_id, sector_id: args.sector_id };
     let req = pc1::Pc1Request {
         identity,
         ticket,
         pieces: args.pieces.clone(),
-        parent_cache_dir: args
-            .parent_cache
-            .clone()
-            .unwrap_or_else(sealing::dirs::parent_cache_dir),
+        parent_cache_dir: args.parent_cache.clone().unwrap_or_else(sealing::dirs::parent_cache_dir),
         labeling,
     };
     let dir = SectorDir::new(&args.dir);

@@ -23,11 +23,7 @@ impl Reporter {
             );
             bar
         });
-        Self {
-            bar,
-            current: None,
-            last_percent: 0,
-        }
+        Self { bar, current: None, last_percent: 0 }
     }
 
     /// Reports one progress event.

@@ -7,9 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn vector(name: &str) -> Value {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../proofs/tests/vectors")
-        .join(name);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../proofs/tests/vectors").join(name);
     serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
 }
 
@@ -24,17 +22,12 @@ fn sha256_hex(bytes: &[u8]) -> String {
 /// `kiln` with its shared caches inside `home`, so tests do not touch the user's.
 fn kiln(home: &Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_kiln"));
-    cmd.env("XDG_CACHE_HOME", home.join("xdg-cache"))
-        .env("RUST_LOG", "warn");
+    cmd.env("XDG_CACHE_HOME", home.join("xdg-cache")).env("RUST_LOG", "warn");
     cmd
 }
 
 fn json_of(out: &Output) -> Value {
-    assert!(
-        out.status.success(),
-        "kiln failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "kiln failed: {}", String::from_utf8_lossy(&out.stderr));
     serde_json::from_slice(&out.stdout).expect("JSON on stdout")
 }
 
@@ -76,20 +69,10 @@ fn commp_vectors_through_cli() {
         if n > 1 << 20 {
             continue; // the 8 MiB cases run in the library tests
         }
-        let data = if case["data"] == "zero" {
-            vec![0u8; n]
-        } else {
-            pattern(n)
-        };
+        let data = if case["data"] == "zero" { vec![0u8; n] } else { pattern(n) };
         let file = tmp.path().join("piece");
         std::fs::write(&file, &data).unwrap();
-        let out = json_of(
-            &kiln(tmp.path())
-                .args(["piece", "commp", "--json"])
-                .arg(&file)
-                .output()
-                .unwrap(),
-        );
+        let out = json_of(&kiln(tmp.path()).args(["piece", "commp", "--json"]).arg(&file).output().unwrap());
         assert_eq!(out["comm_p"], case["comm_p"]);
         assert_eq!(out["padded_size"], case["padded_size"]);
     }
@@ -116,49 +99,22 @@ fn check_vector_through_cli(name: &str) {
         assert_eq!(out[key], v[key], "{name}: {key}");
     }
     if v["kind"] == "data" {
-        let got: Vec<&Value> = out["pieces"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|p| &p["comm_p"])
-            .collect();
-        let want: Vec<&Value> = v["pieces"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|p| &p["comm_p"])
-            .collect();
+        let got: Vec<&Value> = out["pieces"].as_array().unwrap().iter().map(|p| &p["comm_p"]).collect();
+        let want: Vec<&Value> = v["pieces"].as_array().unwrap().iter().map(|p| &p["comm_p"]).collect();
         assert_eq!(got, want);
     }
-    for phase in [
-        "staging",
-        "tree_d",
-        "labeling",
-        "tree_c",
-        "encode",
-        "tree_r_last",
-    ] {
+    for phase in ["staging", "tree_d", "labeling", "tree_c", "encode", "tree_r_last"] {
         assert!(out["seconds"][phase].is_number(), "seconds for {phase}");
     }
     let read = |p: PathBuf| std::fs::read(p).unwrap();
-    assert_eq!(
-        sha256_hex(&read(dir.join("sealed"))),
-        v["sealed_replica_sha256"].as_str().unwrap()
-    );
-    assert_eq!(
-        sha256_hex(&read(dir.join("unsealed"))),
-        v["staged_unsealed_file_sha256"].as_str().unwrap()
-    );
+    assert_eq!(sha256_hex(&read(dir.join("sealed"))), v["sealed_replica_sha256"].as_str().unwrap());
+    assert_eq!(sha256_hex(&read(dir.join("unsealed"))), v["staged_unsealed_file_sha256"].as_str().unwrap());
     for (file, want) in v["cache_files_after_pc2"].as_object().unwrap() {
         if file == "t_aux" {
             continue; // embeds the cache path; its layout is checked in the library tests
         }
         let bytes = read(dir.join("cache").join(file));
-        assert_eq!(
-            sha256_hex(&bytes),
-            want["sha256"].as_str().unwrap(),
-            "{name}: {file}"
-        );
+        assert_eq!(sha256_hex(&bytes), want["sha256"].as_str().unwrap(), "{name}: {file}");
     }
 }
 
@@ -199,11 +155,7 @@ fn bad_input_gets_a_clear_error_and_touches_nothing() {
     args[3] = "4KiB".into();
     let out = kiln(tmp.path()).args(&args).output().unwrap();
     assert!(!out.status.success());
-    assert!(
-        stderr(&out).contains("unsupported sector size 4KiB"),
-        "{}",
-        stderr(&out)
-    );
+    assert!(stderr(&out).contains("unsupported sector size 4KiB"), "{}", stderr(&out));
     assert!(!dir.exists());
 
     // pieces larger than the sector
@@ -213,11 +165,7 @@ fn bad_input_gets_a_clear_error_and_touches_nothing() {
     args.extend(["--piece".into(), big.to_str().unwrap().into()]);
     let out = kiln(tmp.path()).args(&args).output().unwrap();
     assert!(!out.status.success());
-    assert!(
-        stderr(&out).contains("sector holds 2048"),
-        "{}",
-        stderr(&out)
-    );
+    assert!(stderr(&out).contains("sector holds 2048"), "{}", stderr(&out));
     assert!(!dir.exists());
     // two pieces that fit alone but not together
     let half = tmp.path().join("half");
@@ -229,40 +177,21 @@ fn bad_input_gets_a_clear_error_and_touches_nothing() {
         args.extend(["--piece".into(), p.to_str().unwrap().into()]);
     }
     let out = kiln(tmp.path()).args(&args).output().unwrap();
-    assert!(
-        stderr(&out).contains("sector holds 2048"),
-        "{}",
-        stderr(&out)
-    );
+    assert!(stderr(&out).contains("sector holds 2048"), "{}", stderr(&out));
     assert!(!dir.exists());
 
     // an unreadable piece file
     let mut args = pre_commit_args(&dir, 1);
-    args.extend([
-        "--piece".into(),
-        tmp.path().join("missing").to_str().unwrap().into(),
-    ]);
+    args.extend(["--piece".into(), tmp.path().join("missing").to_str().unwrap().into()]);
     let out = kiln(tmp.path()).args(&args).output().unwrap();
     assert!(!out.status.success());
-    assert!(
-        stderr(&out).contains("open piece") && stderr(&out).contains("missing"),
-        "{}",
-        stderr(&out)
-    );
+    assert!(stderr(&out).contains("open piece") && stderr(&out).contains("missing"), "{}", stderr(&out));
     assert!(!dir.exists());
 
     // a DIR holding another sector's files
-    json_of(
-        &kiln(tmp.path())
-            .args(pre_commit_args(&dir, 1))
-            .output()
-            .unwrap(),
-    );
+    json_of(&kiln(tmp.path()).args(pre_commit_args(&dir, 1)).output().unwrap());
     let before = snapshot(&dir);
-    let out = kiln(tmp.path())
-        .args(pre_commit_args(&dir, 2))
-        .output()
-        .unwrap();
+    let out = kiln(tmp.path()).args(pre_commit_args(&dir, 2)).output().unwrap();
     assert!(!out.status.success());
     assert!(stderr(&out).contains("holds sector 1"), "{}", stderr(&out));
     assert_eq!(snapshot(&dir), before);
@@ -271,16 +200,9 @@ fn bad_input_gets_a_clear_error_and_touches_nothing() {
     let other = tmp.path().join("other");
     std::fs::create_dir(&other).unwrap();
     std::fs::write(other.join("notes.txt"), b"keep me").unwrap();
-    let out = kiln(tmp.path())
-        .args(pre_commit_args(&other, 1))
-        .output()
-        .unwrap();
+    let out = kiln(tmp.path()).args(pre_commit_args(&other, 1)).output().unwrap();
     assert!(!out.status.success());
-    assert!(
-        stderr(&out).contains("not a kiln sector"),
-        "{}",
-        stderr(&out)
-    );
+    assert!(stderr(&out).contains("not a kiln sector"), "{}", stderr(&out));
     assert_eq!(std::fs::read(other.join("notes.txt")).unwrap(), b"keep me");
 
     // a truncated layer file: re-running reports it by name and leaves it
@@ -288,16 +210,9 @@ fn bad_input_gets_a_clear_error_and_touches_nothing() {
     let bytes = std::fs::read(&layer).unwrap();
     std::fs::write(&layer, &bytes[..1024]).unwrap();
     let before = snapshot(&dir);
-    let out = kiln(tmp.path())
-        .args(pre_commit_args(&dir, 1))
-        .output()
-        .unwrap();
+    let out = kiln(tmp.path()).args(pre_commit_args(&dir, 1)).output().unwrap();
     assert!(!out.status.success());
-    assert!(
-        stderr(&out).contains("sc-02-data-layer-2.dat"),
-        "{}",
-        stderr(&out)
-    );
+    assert!(stderr(&out).contains("sc-02-data-layer-2.dat"), "{}", stderr(&out));
     assert_eq!(snapshot(&dir), before);
 }
 
@@ -307,22 +222,12 @@ fn bad_input_gets_a_clear_error_and_touches_nothing() {
 fn pre_commit_is_safely_rerunnable() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("sector");
-    let first = json_of(
-        &kiln(tmp.path())
-            .args(pre_commit_args(&dir, 1))
-            .output()
-            .unwrap(),
-    );
+    let first = json_of(&kiln(tmp.path()).args(pre_commit_args(&dir, 1)).output().unwrap());
     let sealed = std::fs::read(dir.join("sealed")).unwrap();
     // A PC2 cut off mid-encoding leaves a half-written replica and a stray temp file.
     std::fs::write(dir.join("sealed"), &sealed[..1000]).unwrap();
     std::fs::write(dir.join("sealed.tmp"), b"torn").unwrap();
-    let second = json_of(
-        &kiln(tmp.path())
-            .args(pre_commit_args(&dir, 1))
-            .output()
-            .unwrap(),
-    );
+    let second = json_of(&kiln(tmp.path()).args(pre_commit_args(&dir, 1)).output().unwrap());
     assert_eq!(second["comm_r"], first["comm_r"]);
     assert_eq!(second["layers_reused"], serde_json::json!([1, 2]));
     assert_eq!(std::fs::read(dir.join("sealed")).unwrap(), sealed);
@@ -370,18 +275,12 @@ fn pc1_killed_mid_run_resumes() {
         assert!(started.elapsed().as_secs() < 300, "layer 1 never finished");
         std::thread::sleep(std::time::Duration::from_millis(2));
     };
-    assert!(
-        killed_mid_run,
-        "the kill landed after layer 2 finished; nothing to resume"
-    );
+    assert!(killed_mid_run, "the kill landed after layer 2 finished; nothing to resume");
     let layer1 = std::fs::read(dir.join("cache/sc-02-data-layer-1.dat")).unwrap();
     let out = json_of(&kiln(tmp.path()).args(&args).output().unwrap());
     assert_eq!(out["layers_reused"], serde_json::json!([1]));
     assert_eq!(out["layers_labeled"], serde_json::json!([2]));
-    assert_eq!(
-        std::fs::read(dir.join("cache/sc-02-data-layer-1.dat")).unwrap(),
-        layer1
-    );
+    assert_eq!(std::fs::read(dir.join("cache/sc-02-data-layer-1.dat")).unwrap(), layer1);
 
     // The resumed sector equals one sealed in a single run.
     let fresh = tmp.path().join("fresh");

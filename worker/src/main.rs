@@ -7,11 +7,7 @@
 use clap::Parser;
 
 #[derive(Parser)]
-#[command(
-    name = "kiln-worker",
-    version,
-    about = "Kiln remote proving worker (not yet implemented)"
-)]
+#[command(name = "kiln-worker", version, about = "Kiln remote proving worker (not yet implemented)")]
 struct Cli {}
 
 fn main() {

@@ -71,28 +71,14 @@ pub fn cached_len(leaves: usize, arity: usize) -> usize {
 }
 
 fn parse(node: &[u8; 32], row: usize, index: usize) -> Result<Fr> {
-    fr_from_bytes(node).ok_or_else(|| Error::NotInField {
-        what: format!("tree node {index} of row {row}"),
-    })
+    fr_from_bytes(node).ok_or_else(|| Error::NotInField { what: format!("tree node {index} of row {row}") })
 }
 
 /// Computes every row above the leaves into `upper` (rows bottom-up, root last).
 /// `leaves` must be a power of `arity`; `upper` must hold `tree_len − leaves` nodes.
-pub fn build_upper_rows(
-    leaves: &[[u8; 32]],
-    arity: usize,
-    upper: &mut [[u8; 32]],
-) -> Result<[u8; 32]> {
-    assert!(
-        is_valid_size(leaves.len(), arity),
-        "{} leaves do not make an arity-{arity} tree",
-        leaves.len()
-    );
-    assert_eq!(
-        upper.len(),
-        tree_len(leaves.len(), arity) - leaves.len(),
-        "upper row buffer size"
-    );
+pub fn build_upper_rows(leaves: &[[u8; 32]], arity: usize, upper: &mut [[u8; 32]]) -> Result<[u8; 32]> {
+    assert!(is_valid_size(leaves.len(), arity), "{} leaves do not make an arity-{arity} tree", leaves.len());
+    assert_eq!(upper.len(), tree_len(leaves.len(), arity) - leaves.len(), "upper row buffer size");
     let mut prev_start = None::<usize>;
     let mut width = leaves.len() / arity;
     let mut start = 0;
@@ -104,19 +90,17 @@ pub fn build_upper_rows(
             Some(p) => &done[p..],
         };
         let next = &mut rest[..width];
-        next.par_chunks_mut(256)
-            .enumerate()
-            .try_for_each(|(c, chunk)| -> Result<()> {
-                let mut inputs = [Fr::from(0u64); 8];
-                for (i, node) in chunk.iter_mut().enumerate() {
-                    let j = (c * 256 + i) * arity;
-                    for k in 0..arity {
-                        inputs[k] = parse(&prev[j + k], row, j + k)?;
-                    }
-                    *node = fr_to_bytes(&hash(&inputs[..arity]));
+        next.par_chunks_mut(256).enumerate().try_for_each(|(c, chunk)| -> Result<()> {
+            let mut inputs = [Fr::from(0u64); 8];
+            for (i, node) in chunk.iter_mut().enumerate() {
+                let j = (c * 256 + i) * arity;
+                for k in 0..arity {
+                    inputs[k] = parse(&prev[j + k], row, j + k)?;
                 }
-                Ok(())
-            })?;
+                *node = fr_to_bytes(&hash(&inputs[..arity]));
+            }
+            Ok(())
+        })?;
         prev_start = Some(start);
         start += width;
         width /= arity;
@@ -127,25 +111,14 @@ pub fn build_upper_rows(
 
 /// Root of a compound tree from the roots of its base trees (in order).
 pub fn compound_root(base_roots: &[[u8; 32]], shape: &TreeShape) -> Result<[u8; 32]> {
-    assert_eq!(
-        base_roots.len(),
-        shape.base_tree_count(),
-        "one root per base tree"
-    );
+    assert_eq!(base_roots.len(), shape.base_tree_count(), "one root per base tree");
     if shape.sub_arity == 0 {
         return Ok(base_roots[0]);
     }
-    let frs: Vec<Fr> = base_roots
-        .iter()
-        .enumerate()
-        .map(|(i, r)| parse(r, usize::MAX, i))
-        .collect::<Result<_>>()?;
+    let frs: Vec<Fr> =
+        base_roots.iter().enumerate().map(|(i, r)| parse(r, usize::MAX, i)).collect::<Result<_>>()?;
     let subs: Vec<Fr> = frs.chunks_exact(shape.sub_arity).map(hash).collect();
-    let root = if shape.top_arity == 0 {
-        subs[0]
-    } else {
-        hash(&subs)
-    };
+    let root = if shape.top_arity == 0 { subs[0] } else { hash(&subs) };
     Ok(fr_to_bytes(&root))
 }
 
@@ -172,20 +145,12 @@ mod tests {
 
     #[test]
     fn upper_rows_agree_with_direct_hashing() {
-        let leaves: Vec<[u8; 32]> = (0..64u64)
-            .map(|i| fr_to_bytes(&Fr::from(i * 7 + 1)))
-            .collect();
+        let leaves: Vec<[u8; 32]> = (0..64u64).map(|i| fr_to_bytes(&Fr::from(i * 7 + 1))).collect();
         let mut upper = vec![[0u8; 32]; 9];
         let root = build_upper_rows(&leaves, 8, &mut upper).unwrap();
         let row1: Vec<Fr> = leaves
             .chunks(8)
-            .map(|c| {
-                hash(
-                    &c.iter()
-                        .map(|b| fr_from_bytes(b).unwrap())
-                        .collect::<Vec<_>>(),
-                )
-            })
+            .map(|c| hash(&c.iter().map(|b| fr_from_bytes(b).unwrap()).collect::<Vec<_>>()))
             .collect();
         assert_eq!(root, fr_to_bytes(&hash(&row1)));
         assert_eq!(upper[8], root);
@@ -196,9 +161,6 @@ mod tests {
         let mut leaves = vec![[0u8; 32]; 8];
         leaves[3] = [0xff; 32];
         let mut upper = vec![[0u8; 32]; 1];
-        assert!(matches!(
-            build_upper_rows(&leaves, 8, &mut upper),
-            Err(Error::NotInField { .. })
-        ));
+        assert!(matches!(build_upper_rows(&leaves, 8, &mut upper), Err(Error::NotInField { .. })));
     }
 }

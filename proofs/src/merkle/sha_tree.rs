@@ -57,23 +57,14 @@ impl StreamingRoot {
 
 /// Root of the tree over `leaves` (a power of two of them, at least one).
 pub fn root(leaves: &[[u8; 32]]) -> [u8; 32] {
-    assert!(
-        leaves.len().is_power_of_two(),
-        "leaf count must be a power of two"
-    );
+    assert!(leaves.len().is_power_of_two(), "leaf count must be a power of two");
     if leaves.len() == 1 {
         return leaves[0];
     }
     if leaves.len() <= 1 << 12 {
-        let mut row: Vec<[u8; 32]> = leaves
-            .chunks_exact(2)
-            .map(|p| sha254_pair(&p[0], &p[1]))
-            .collect();
+        let mut row: Vec<[u8; 32]> = leaves.chunks_exact(2).map(|p| sha254_pair(&p[0], &p[1])).collect();
         while row.len() > 1 {
-            row = row
-                .chunks_exact(2)
-                .map(|p| sha254_pair(&p[0], &p[1]))
-                .collect();
+            row = row.chunks_exact(2).map(|p| sha254_pair(&p[0], &p[1])).collect();
         }
         return row[0];
     }
@@ -92,10 +83,7 @@ pub fn tree_len(leaves: usize) -> usize {
 pub fn build_tree(data: &[[u8; 32]], out: &mut [[u8; 32]]) -> Result<[u8; 32]> {
     let n = data.len();
     if !n.is_power_of_two() || out.len() != tree_len(n) {
-        return Err(Error::PieceSize(format!(
-            "a tree over {n} leaves cannot fill {} nodes",
-            out.len()
-        )));
+        return Err(Error::PieceSize(format!("a tree over {n} leaves cannot fill {} nodes", out.len())));
     }
     out[..n].copy_from_slice(data);
     let mut start = 0;
@@ -104,14 +92,12 @@ pub fn build_tree(data: &[[u8; 32]], out: &mut [[u8; 32]]) -> Result<[u8; 32]> {
         let (done, rest) = out.split_at_mut(start + width);
         let prev = &done[start..];
         let next = &mut rest[..width / 2];
-        next.par_chunks_mut(1024)
-            .enumerate()
-            .for_each(|(c, chunk)| {
-                for (i, node) in chunk.iter_mut().enumerate() {
-                    let j = 2 * (c * 1024 + i);
-                    *node = sha254_pair(&prev[j], &prev[j + 1]);
-                }
-            });
+        next.par_chunks_mut(1024).enumerate().for_each(|(c, chunk)| {
+            for (i, node) in chunk.iter_mut().enumerate() {
+                let j = 2 * (c * 1024 + i);
+                *node = sha254_pair(&prev[j], &prev[j + 1]);
+            }
+        });
         start += width;
         width /= 2;
     }

@@ -29,11 +29,7 @@ fn lock_error(path: &Path) -> impl FnOnce(std::fs::TryLockError) -> Error + '_ {
                 "file is in use by another kiln task or process",
             ),
         },
-        std::fs::TryLockError::Error(source) => Error::Io {
-            op: "lock",
-            path: path.to_path_buf(),
-            source,
-        },
+        std::fs::TryLockError::Error(source) => Error::Io { op: "lock", path: path.to_path_buf(), source },
     }
 }
 
@@ -54,11 +50,7 @@ impl ReadMap {
         let len = file.metadata().map_err(Error::io("stat", path))?.len();
         if let Some(expected) = expected_len {
             if len != expected {
-                return Err(Error::FileLength {
-                    path: path.to_path_buf(),
-                    expected,
-                    found: len,
-                });
+                return Err(Error::FileLength { path: path.to_path_buf(), expected, found: len });
             }
         }
         // A zero-length mapping is not allowed by mmap(2); an empty file maps to nothing.
@@ -70,11 +62,7 @@ impl ReadMap {
             // mapping exists; see the module contract for other processes.
             Some(unsafe { Mmap::map(&file) }.map_err(Error::io("map", path))?)
         };
-        Ok(Self {
-            path: path.to_path_buf(),
-            map,
-            _file: file,
-        })
+        Ok(Self { path: path.to_path_buf(), map, _file: file })
     }
 
     /// The file's bytes.
@@ -122,11 +110,7 @@ impl WriteMap {
         // other kiln mapping of it exists; the length was set by us and is not changed while
         // mapped.
         let map = unsafe { MmapMut::map_mut(&file) }.map_err(Error::io("map", path))?;
-        Ok(Self {
-            path: path.to_path_buf(),
-            map,
-            file,
-        })
+        Ok(Self { path: path.to_path_buf(), map, file })
     }
 
     /// The file's bytes.

@@ -34,19 +34,12 @@ pub struct Graph {
 impl Graph {
     /// The graph over `num_nodes` nodes (at most 2^31) for `porep_id`.
     pub fn new(num_nodes: u64, porep_id: PorepId) -> Self {
-        assert!(
-            (2..=1 << 31).contains(&num_nodes),
-            "node count {num_nodes} out of range"
-        );
-        let seed_hash = Sha256::new_with_prefix(DRG_SEED_TAG)
-            .chain_update(porep_id.0)
-            .finalize();
+        assert!((2..=1 << 31).contains(&num_nodes), "node count {num_nodes} out of range");
+        let seed_hash = Sha256::new_with_prefix(DRG_SEED_TAG).chain_update(porep_id.0).finalize();
         let mut drg_seed = [0u8; 28];
         drg_seed.copy_from_slice(&seed_hash[..28]);
 
-        let key_hash = Sha256::new_with_prefix(FEISTEL_TAG)
-            .chain_update(porep_id.0)
-            .finalize();
+        let key_hash = Sha256::new_with_prefix(FEISTEL_TAG).chain_update(porep_id.0).finalize();
         let mut feistel_keys = [0u64; 4];
         for (i, k) in feistel_keys.iter_mut().enumerate() {
             *k = u64::from_le_bytes(key_hash[8 * i..8 * i + 8].try_into().expect("8 bytes"));

@@ -15,9 +15,8 @@ use crate::shape::{BASE_DEGREE, DEGREE};
 type Block = sha2::digest::generic_array::GenericArray<u8, sha2::digest::consts::U64>;
 
 /// SHA-256 initial state.
-const IV: [u32; 8] = [
-    0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19,
-];
+const IV: [u32; 8] =
+    [0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19];
 
 /// Parent labels hashed per node.
 const PARENT_REPEATS: usize = 37;
@@ -55,12 +54,7 @@ pub fn label_first_node(replica_id: &ReplicaId, layer: u32) -> [u8; 32] {
 /// labels of this layer then, for layers after the first, the 8 expander parents'
 /// labels of the previous layer (ignored in layer 1).
 #[inline]
-pub fn label_node(
-    replica_id: &ReplicaId,
-    layer: u32,
-    node: u64,
-    parents: &[[u8; 32]; DEGREE],
-) -> [u8; 32] {
+pub fn label_node(replica_id: &ReplicaId, layer: u32, node: u64, parents: &[[u8; 32]; DEGREE]) -> [u8; 32] {
     let cycle = if layer == 1 { BASE_DEGREE } else { DEGREE };
     let mut blocks: [Block; 20] = Default::default();
     blocks[0] = header(replica_id, layer, node);
@@ -104,11 +98,7 @@ pub fn label_layer(
     out: &mut [[u8; 32]],
 ) {
     assert_eq!(out.len(), cache.num_nodes() as usize, "layer buffer size");
-    assert_eq!(
-        previous.is_some(),
-        layer > 1,
-        "previous layer given iff layer > 1"
-    );
+    assert_eq!(previous.is_some(), layer > 1, "previous layer given iff layer > 1");
     out[0] = label_first_node(replica_id, layer);
     for v in 1..out.len() {
         let labels = gather_parents(&cache.parents(v as u32), out, previous);
@@ -139,11 +129,7 @@ mod tests {
             }
             let mut expected: [u8; 32] = h.finalize().into();
             trim(&mut expected);
-            assert_eq!(
-                label_node(&rid, layer, node, &parents),
-                expected,
-                "layer {layer}"
-            );
+            assert_eq!(label_node(&rid, layer, node, &parents), expected, "layer {layer}");
         }
         let mut h = Sha256::new();
         h.update(rid.0);

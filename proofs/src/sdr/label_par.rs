@@ -45,20 +45,14 @@ pub struct LabelingConfig {
 impl Default for LabelingConfig {
     fn default() -> Self {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        Self {
-            producers: (cores.saturating_sub(1)).clamp(1, 4),
-            lookahead: 1024,
-        }
+        Self { producers: (cores.saturating_sub(1)).clamp(1, 4), lookahead: 1024 }
     }
 }
 
 impl LabelingConfig {
     /// The plain single-threaded reference labeler.
     pub fn reference() -> Self {
-        Self {
-            producers: 0,
-            lookahead: 1,
-        }
+        Self { producers: 0, lookahead: 1 }
     }
 }
 
@@ -81,12 +75,7 @@ unsafe impl Sync for PublishedLayer<'_> {}
 
 impl<'a> PublishedLayer<'a> {
     fn new(buffer: &'a mut [[u8; 32]]) -> Self {
-        Self {
-            ptr: buffer.as_mut_ptr(),
-            len: buffer.len(),
-            done: AtomicUsize::new(0),
-            _buffer: PhantomData,
-        }
+        Self { ptr: buffer.as_mut_ptr(), len: buffer.len(), done: AtomicUsize::new(0), _buffer: PhantomData }
     }
 
     /// Writes label `index` and publishes it.
@@ -140,10 +129,7 @@ unsafe impl Sync for Ring {}
 impl Ring {
     fn new(lookahead: usize) -> Self {
         let slots = (0..lookahead)
-            .map(|_| Slot {
-                ready: AtomicU64::new(0),
-                data: UnsafeCell::new(([[0; 32]; DEGREE], 0)),
-            })
+            .map(|_| Slot { ready: AtomicU64::new(0), data: UnsafeCell::new(([[0; 32]; DEGREE], 0)) })
             .collect();
         Self { slots }
     }
@@ -162,10 +148,7 @@ impl Ring {
 
     /// Whether the slot of `node` has been filled for it.
     fn is_ready(&self, node: u64) -> bool {
-        self.slots[node as usize % self.slots.len()]
-            .ready
-            .load(Ordering::Acquire)
-            == node + 1
+        self.slots[node as usize % self.slots.len()].ready.load(Ordering::Acquire) == node + 1
     }
 
     /// Takes the parents of `node` out of its slot.
@@ -205,11 +188,7 @@ pub fn label_layer_par(
 ) -> Result<()> {
     let n = out.len();
     assert_eq!(n, cache.num_nodes() as usize, "layer buffer size");
-    assert_eq!(
-        previous.is_some(),
-        layer > 1,
-        "previous layer given iff layer > 1"
-    );
+    assert_eq!(previous.is_some(), layer > 1, "previous layer given iff layer > 1");
     if cancel.load(Ordering::Relaxed) {
         return Err(Error::Cancelled);
     }
@@ -278,9 +257,7 @@ pub fn label_layer_par(
                     if mask != (1 << BASE_DEGREE) - 1 {
                         let idx = cache.parents(v as u32);
                         for i in (0..BASE_DEGREE).filter(|i| mask & (1 << i) == 0) {
-                            labels[i] = current
-                                .get(idx[i] as usize)
-                                .expect("base parents precede the node");
+                            labels[i] = current.get(idx[i] as usize).expect("base parents precede the node");
                         }
                     }
                     label_node(replica_id, layer, v as u64, &labels)

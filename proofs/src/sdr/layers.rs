@@ -74,12 +74,10 @@ pub struct Progress {
 
 fn read_record(path: &Path) -> Result<Option<LayersRecord>> {
     match std::fs::read(path) {
-        Ok(bytes) => serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|e| Error::Malformed {
-                path: path.to_path_buf(),
-                reason: format!("completion record: {e}"),
-            }),
+        Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| Error::Malformed {
+            path: path.to_path_buf(),
+            reason: format!("completion record: {e}"),
+        }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(Error::io("read", path)(e)),
     }
@@ -100,11 +98,7 @@ pub struct Layers {
 impl Layers {
     /// The `layers` layer files of `num_nodes` nodes each in `cache_dir`.
     pub fn new(cache_dir: &Path, num_nodes: u64, layers: u32) -> Self {
-        Self {
-            dir: cache_dir.to_path_buf(),
-            num_nodes,
-            layers,
-        }
+        Self { dir: cache_dir.to_path_buf(), num_nodes, layers }
     }
 
     /// The file of layer `layer`.
@@ -132,12 +126,8 @@ impl Layers {
         progress: &mut dyn FnMut(Progress),
     ) -> Result<LabelingOutcome> {
         let record_path = self.dir.join(RECORD_FILE);
-        let fresh = LayersRecord {
-            version: 1,
-            replica_id: *replica_id,
-            num_nodes: self.num_nodes,
-            layers: vec![],
-        };
+        let fresh =
+            LayersRecord { version: 1, replica_id: *replica_id, num_nodes: self.num_nodes, layers: vec![] };
         let mut record = match read_record(&record_path)? {
             Some(r) if r.replica_id == *replica_id && r.num_nodes == self.num_nodes => r,
             Some(_) => {
@@ -151,11 +141,7 @@ impl Layers {
             let _span = info_span!("layer", layer).entered();
             if let Some(done) = record.layers.iter().find(|r| r.layer == layer) {
                 let map = self.open(layer).map_err(|e| match e {
-                    Error::FileLength {
-                        path,
-                        expected,
-                        found,
-                    } => Error::LayerCorrupt {
+                    Error::FileLength { path, expected, found } => Error::LayerCorrupt {
                         path,
                         layer,
                         reason: format!("{found} bytes, expected {expected}"),
@@ -177,11 +163,7 @@ impl Layers {
             // Everything from here on is relabeled; drop stale records of later layers.
             record.layers.retain(|r| r.layer < layer);
 
-            let previous = if layer > 1 {
-                Some(self.open(layer - 1)?)
-            } else {
-                None
-            };
+            let previous = if layer > 1 { Some(self.open(layer - 1)?) } else { None };
             let mut out = WriteMap::create(&self.path(layer), self.num_nodes * 32)?;
             info!("labeling");
             let total = self.num_nodes;
@@ -193,20 +175,10 @@ impl Layers {
                 out.nodes_mut(),
                 config,
                 cancel,
-                &mut |done| {
-                    progress(Progress {
-                        phase: "labeling",
-                        layer: Some(layer),
-                        done,
-                        total,
-                    })
-                },
+                &mut |done| progress(Progress { phase: "labeling", layer: Some(layer), done, total }),
             )?;
             out.sync()?;
-            record.layers.push(LayerRecord {
-                layer,
-                sha256: digest(out.bytes()),
-            });
+            record.layers.push(LayerRecord { layer, sha256: digest(out.bytes()) });
             drop(out);
             let json = serde_json::to_vec_pretty(&record).expect("record serialises");
             durable::write_file(&record_path, &json)?;

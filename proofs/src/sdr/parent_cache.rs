@@ -90,10 +90,7 @@ pub fn file_name(graph: &Graph) -> String {
 /// The reference's content digest for this graph, if it is a production graph.
 pub fn known_digest(graph: &Graph) -> Option<&'static str> {
     let id = cache_id(graph);
-    KNOWN_DIGESTS
-        .iter()
-        .find(|(name, _)| *name == id)
-        .map(|(_, d)| *d)
+    KNOWN_DIGESTS.iter().find(|(name, _)| *name == id).map(|(_, d)| *d)
 }
 
 /// An open, verified parent cache.
@@ -134,9 +131,7 @@ impl ParentCache {
 
     fn expected_digest(path: &Path, graph: &Graph) -> Option<String> {
         known_digest(graph).map(str::to_string).or_else(|| {
-            std::fs::read_to_string(Self::digest_sidecar(path))
-                .ok()
-                .map(|s| s.trim().to_string())
+            std::fs::read_to_string(Self::digest_sidecar(path)).ok().map(|s| s.trim().to_string())
         })
     }
 
@@ -146,15 +141,10 @@ impl ParentCache {
         let map = ReadMap::open(path, Some(len))?;
         let digest = sha256_hex(map.bytes());
         match Self::expected_digest(path, graph) {
-            Some(expected) if expected == digest => Ok(Self {
-                map,
-                num_nodes: graph.num_nodes(),
-            }),
+            Some(expected) if expected == digest => Ok(Self { map, num_nodes: graph.num_nodes() }),
             Some(expected) => Err(Error::Malformed {
                 path: path.to_path_buf(),
-                reason: format!(
-                    "parent cache digest {digest} differs from the expected {expected}"
-                ),
+                reason: format!("parent cache digest {digest} differs from the expected {expected}"),
             }),
             None => Err(Error::Malformed {
                 path: path.to_path_buf(),
@@ -169,18 +159,15 @@ impl ParentCache {
         let tmp = durable::temp_path(path);
         let mut out = WriteMap::create(&tmp, (n * NODE_BYTES) as u64)?;
         const CHUNK: usize = 4096;
-        out.bytes_mut()
-            .par_chunks_mut(CHUNK * NODE_BYTES)
-            .enumerate()
-            .for_each(|(c, chunk)| {
-                let mut parents = [0u32; DEGREE];
-                for (i, node) in chunk.chunks_exact_mut(NODE_BYTES).enumerate() {
-                    graph.parents((c * CHUNK + i) as u32, &mut parents);
-                    for (dst, p) in node.chunks_exact_mut(4).zip(parents) {
-                        dst.copy_from_slice(&p.to_le_bytes());
-                    }
+        out.bytes_mut().par_chunks_mut(CHUNK * NODE_BYTES).enumerate().for_each(|(c, chunk)| {
+            let mut parents = [0u32; DEGREE];
+            for (i, node) in chunk.chunks_exact_mut(NODE_BYTES).enumerate() {
+                graph.parents((c * CHUNK + i) as u32, &mut parents);
+                for (dst, p) in node.chunks_exact_mut(4).zip(parents) {
+                    dst.copy_from_slice(&p.to_le_bytes());
                 }
-            });
+            }
+        });
         out.sync()?;
         let digest = sha256_hex(out.bytes());
         drop(out);
@@ -190,9 +177,7 @@ impl ParentCache {
                 // Not corruption: the graph itself disagrees with the reference.
                 return Err(Error::Malformed {
                     path: path.to_path_buf(),
-                    reason: format!(
-                        "built parent cache has digest {digest}, reference has {expected}"
-                    ),
+                    reason: format!("built parent cache has digest {digest}, reference has {expected}"),
                 });
             }
         }
@@ -241,26 +226,11 @@ mod tests {
     #[test]
     fn file_names_match_the_reference() {
         for (size, name) in [
-            (
-                SectorSize::KiB2,
-                "494d91dc80f2df5272c4b9e129bc7ade9405225993af9fe34e6542a39a47554b",
-            ),
-            (
-                SectorSize::MiB8,
-                "5eed212119fd91aa6220a27f31a8966444a9381842bceb3a1ea61525bd47a5b5",
-            ),
-            (
-                SectorSize::MiB512,
-                "7ba215a1d2345774ab90b8cb1158d296e409d6068819d7b8c7baf0b25d63dc34",
-            ),
-            (
-                SectorSize::GiB32,
-                "21981246c370f9d76c7a77ab273d94bde0ceb4e938292334960bce05585dc117",
-            ),
-            (
-                SectorSize::GiB64,
-                "4905486b7af19558ac3649bc6261411858b6add534438878c4ee3b29d8b9de0b",
-            ),
+            (SectorSize::KiB2, "494d91dc80f2df5272c4b9e129bc7ade9405225993af9fe34e6542a39a47554b"),
+            (SectorSize::MiB8, "5eed212119fd91aa6220a27f31a8966444a9381842bceb3a1ea61525bd47a5b5"),
+            (SectorSize::MiB512, "7ba215a1d2345774ab90b8cb1158d296e409d6068819d7b8c7baf0b25d63dc34"),
+            (SectorSize::GiB32, "21981246c370f9d76c7a77ab273d94bde0ceb4e938292334960bce05585dc117"),
+            (SectorSize::GiB64, "4905486b7af19558ac3649bc6261411858b6add534438878c4ee3b29d8b9de0b"),
         ] {
             let shape = size.shape();
             let g = Graph::new(shape.num_nodes, shape.porep_id);
@@ -275,10 +245,7 @@ mod tests {
         let shape = SectorSize::KiB2.shape();
         let g = Graph::new(shape.num_nodes, shape.porep_id);
         let cache = ParentCache::open_or_build(dir.path(), &g).unwrap();
-        assert_eq!(
-            cache.digest(),
-            "840057702eea7652cf97e04306c30fe57174714d90de156a25eddd6075c25b97"
-        );
+        assert_eq!(cache.digest(), "840057702eea7652cf97e04306c30fe57174714d90de156a25eddd6075c25b97");
         let path = cache.path().to_path_buf();
         let mut p = [0u32; DEGREE];
         g.parents(37, &mut p);
@@ -289,39 +256,24 @@ mod tests {
         let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
         f.set_len(100).unwrap();
         drop(f);
-        assert!(matches!(
-            ParentCache::open_verified(&path, &g),
-            Err(Error::FileLength { .. })
-        ));
+        assert!(matches!(ParentCache::open_verified(&path, &g), Err(Error::FileLength { .. })));
         let cache = ParentCache::open_or_build(dir.path(), &g).unwrap();
-        assert_eq!(
-            cache.digest(),
-            "840057702eea7652cf97e04306c30fe57174714d90de156a25eddd6075c25b97"
-        );
+        assert_eq!(cache.digest(), "840057702eea7652cf97e04306c30fe57174714d90de156a25eddd6075c25b97");
         drop(cache);
 
         // one flipped byte: rejected by digest, rebuilt
         let mut bytes = std::fs::read(&path).unwrap();
         bytes[1000] ^= 1;
         std::fs::write(&path, &bytes).unwrap();
-        assert!(matches!(
-            ParentCache::open_verified(&path, &g),
-            Err(Error::Malformed { .. })
-        ));
+        assert!(matches!(ParentCache::open_verified(&path, &g), Err(Error::Malformed { .. })));
         let cache = ParentCache::open_or_build(dir.path(), &g).unwrap();
-        assert_eq!(
-            cache.digest(),
-            "840057702eea7652cf97e04306c30fe57174714d90de156a25eddd6075c25b97"
-        );
+        assert_eq!(cache.digest(), "840057702eea7652cf97e04306c30fe57174714d90de156a25eddd6075c25b97");
     }
 
     #[test]
     fn legacy_2kib_graph_digest_is_known() {
         // The V1 graph's name is in the table, so a cache built for it is checked against it too.
         let g = Graph::new(64, crate::shape::porep_id(0));
-        assert_eq!(
-            cache_id(&g),
-            "3f0eef38bb48af1f48ad65e14eb85b4ebfc167cec18cd81764f6d998836c9899"
-        );
+        assert_eq!(cache_id(&g), "3f0eef38bb48af1f48ad65e14eb85b4ebfc167cec18cd81764f6d998836c9899");
     }
 }

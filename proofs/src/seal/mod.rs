@@ -39,11 +39,7 @@ pub struct SectorIdentity {
 
 impl std::fmt::Display for SectorIdentity {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{} of prover {} ({})",
-            self.sector_id, self.prover_id, self.sector_size
-        )
+        write!(f, "{} of prover {} ({})", self.sector_id, self.prover_id, self.sector_size)
     }
 }
 
@@ -124,10 +120,7 @@ impl SectorDir {
         match std::fs::read(&path) {
             Ok(bytes) => serde_json::from_slice(&bytes)
                 .map(Some)
-                .map_err(|e| Error::Malformed {
-                    path,
-                    reason: format!("sector metadata: {e}"),
-                }),
+                .map_err(|e| Error::Malformed { path, reason: format!("sector metadata: {e}") }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(Error::io("read", path)(e)),
         }
@@ -164,13 +157,7 @@ impl SectorDir {
         }
         durable::create_dir(&self.root)?;
         durable::create_dir(&self.cache_dir())?;
-        let meta = SectorMeta {
-            version: 1,
-            identity: *identity,
-            pieces: None,
-            pc1: None,
-            pc2: None,
-        };
+        let meta = SectorMeta { version: 1, identity: *identity, pieces: None, pc1: None, pc2: None };
         self.write_meta(&meta)?;
         Ok(meta)
     }

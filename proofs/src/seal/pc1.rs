@@ -88,10 +88,7 @@ pub fn run(
     durable::create_dir(&dir.cache_dir())?;
     let comm_d = build_tree_d(&dir.unsealed_path(), &dir.cache_dir(), shape.size_bytes)?;
     if comm_d != comm_d_pieces {
-        return Err(Error::CommDMismatch {
-            from_data: comm_d.to_hex(),
-            from_pieces: comm_d_pieces.to_hex(),
-        });
+        return Err(Error::CommDMismatch { from_data: comm_d.to_hex(), from_pieces: comm_d_pieces.to_hex() });
     }
     let tree_d_time = t.elapsed();
 
@@ -103,11 +100,7 @@ pub fn run(
         &shape.porep_id,
     );
     info!(%comm_d, %replica_id, "data committed");
-    let output = Pc1Output {
-        ticket: req.ticket,
-        comm_d,
-        replica_id,
-    };
+    let output = Pc1Output { ticket: req.ticket, comm_d, replica_id };
     if meta.pc1 != Some(output) {
         // New ticket or data: whatever PC2 produced before no longer applies.
         meta.pc1 = None;
@@ -124,12 +117,5 @@ pub fn run(
 
     meta.pc1 = Some(output);
     dir.write_meta(&meta)?;
-    Ok(Pc1Report {
-        output,
-        pieces,
-        labeling,
-        staging: staging_time,
-        tree_d: tree_d_time,
-        labeling_time,
-    })
+    Ok(Pc1Report { output, pieces, labeling, staging: staging_time, tree_d: tree_d_time, labeling_time })
 }

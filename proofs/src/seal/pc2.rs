@@ -76,34 +76,25 @@ pub fn build_tree_c(
         let mut file = WriteMap::create(&tmp, tree_len(leaves, arity) as u64 * 32)?;
         let (leaf_row, upper) = file.nodes_mut().split_at_mut(leaves);
         let first = i * leaves;
-        leaf_row
-            .par_chunks_mut(4096)
-            .enumerate()
-            .try_for_each(|(c, chunk)| -> Result<()> {
-                let mut column = [Fr::from(0u64); 11];
-                for (j, leaf) in chunk.iter_mut().enumerate() {
-                    let v = first + c * 4096 + j;
-                    for (l, layer) in layers.iter().enumerate() {
-                        column[l] =
-                            fr_from_bytes(&layer.nodes()[v]).ok_or_else(|| Error::Malformed {
-                                path: layer.path().to_path_buf(),
-                                reason: format!("label {v} is not a field element"),
-                            })?;
-                    }
-                    *leaf = fr_to_bytes(&hash(&column[..layers.len()]));
+        leaf_row.par_chunks_mut(4096).enumerate().try_for_each(|(c, chunk)| -> Result<()> {
+            let mut column = [Fr::from(0u64); 11];
+            for (j, leaf) in chunk.iter_mut().enumerate() {
+                let v = first + c * 4096 + j;
+                for (l, layer) in layers.iter().enumerate() {
+                    column[l] = fr_from_bytes(&layer.nodes()[v]).ok_or_else(|| Error::Malformed {
+                        path: layer.path().to_path_buf(),
+                        reason: format!("label {v} is not a field element"),
+                    })?;
                 }
-                Ok(())
-            })?;
+                *leaf = fr_to_bytes(&hash(&column[..layers.len()]));
+            }
+            Ok(())
+        })?;
         roots.push(build_upper_rows(leaf_row, arity, upper)?);
         file.sync()?;
         drop(file);
         durable::rename(&tmp, &path)?;
-        progress(Progress {
-            phase: "tree_c",
-            layer: None,
-            done: i as u64 + 1,
-            total: count as u64,
-        });
+        progress(Progress { phase: "tree_c", layer: None, done: i as u64 + 1, total: count as u64 });
     }
     compound_root(&roots, &shape.tree).map(Commitment)
 }
@@ -113,26 +104,21 @@ pub fn encode(unsealed: &Path, key: &ReadMap, sealed: &Path, size_bytes: u64) ->
     let data = ReadMap::open(unsealed, Some(size_bytes))?;
     let tmp = durable::temp_path(sealed);
     let mut out = WriteMap::create(&tmp, size_bytes)?;
-    out.nodes_mut()
-        .par_chunks_mut(4096)
-        .enumerate()
-        .try_for_each(|(c, chunk)| -> Result<()> {
-            for (j, node) in chunk.iter_mut().enumerate() {
-                let v = c * 4096 + j;
-                let d = fr_from_bytes(&data.nodes()[v]).ok_or_else(|| Error::Malformed {
-                    path: unsealed.to_path_buf(),
-                    reason: format!(
-                        "node {v} is not a field element (the staged data is not fr32-padded)"
-                    ),
-                })?;
-                let k = fr_from_bytes(&key.nodes()[v]).ok_or_else(|| Error::Malformed {
-                    path: key.path().to_path_buf(),
-                    reason: format!("label {v} is not a field element"),
-                })?;
-                *node = fr_to_bytes(&(d + k));
-            }
-            Ok(())
-        })?;
+    out.nodes_mut().par_chunks_mut(4096).enumerate().try_for_each(|(c, chunk)| -> Result<()> {
+        for (j, node) in chunk.iter_mut().enumerate() {
+            let v = c * 4096 + j;
+            let d = fr_from_bytes(&data.nodes()[v]).ok_or_else(|| Error::Malformed {
+                path: unsealed.to_path_buf(),
+                reason: format!("node {v} is not a field element (the staged data is not fr32-padded)"),
+            })?;
+            let k = fr_from_bytes(&key.nodes()[v]).ok_or_else(|| Error::Malformed {
+                path: key.path().to_path_buf(),
+                reason: format!("label {v} is not a field element"),
+            })?;
+            *node = fr_to_bytes(&(d + k));
+        }
+        Ok(())
+    })?;
     out.sync()?;
     drop(out);
     durable::rename(&tmp, sealed)
@@ -168,12 +154,7 @@ pub fn build_tree_r_last(
         debug_assert_eq!(kept.len(), poseidon_tree::cached_len(leaves, arity));
         let path = cache_dir.join(tree_file_name("tree-r-last", i, count));
         durable::write_file(&path, kept.as_flattened())?;
-        progress(Progress {
-            phase: "tree_r_last",
-            layer: None,
-            done: i as u64 + 1,
-            total: count as u64,
-        });
+        progress(Progress { phase: "tree_r_last", layer: None, done: i as u64 + 1, total: count as u64 });
     }
     compound_root(&roots, &shape.tree).map(Commitment)
 }
@@ -205,44 +186,28 @@ pub fn t_aux_bytes(cache_dir: &Path, shape: &SectorShape) -> Result<Vec<u8>> {
         config(&mut out, &format!("layer-{layer}"), n, 0);
     }
     config(&mut out, "tree-d", 2 * n - 1, 0);
-    config(
-        &mut out,
-        "tree-r-last",
-        tree_size,
-        poseidon_tree::rows_to_discard(leaves, arity) as u64,
-    );
+    config(&mut out, "tree-r-last", tree_size, poseidon_tree::rows_to_discard(leaves, arity) as u64);
     config(&mut out, "tree-c", tree_size, 0);
     Ok(out)
 }
 
 /// Runs PC2 for the sector in `dir` (PC1 must have finished).
-pub fn run(
-    dir: &SectorDir,
-    cancel: &AtomicBool,
-    progress: &mut dyn FnMut(Progress),
-) -> Result<Pc2Report> {
+pub fn run(dir: &SectorDir, cancel: &AtomicBool, progress: &mut dyn FnMut(Progress)) -> Result<Pc2Report> {
     let mut meta = dir.open()?;
     let shape = meta.identity.sector_size.shape();
     let _span = info_span!("pc2", sector_id = meta.identity.sector_id).entered();
-    let pc1 = meta.pc1.ok_or(Error::MissingInput {
-        step: "PC2",
-        missing: "a finished PC1".into(),
-    })?;
+    let pc1 = meta.pc1.ok_or(Error::MissingInput { step: "PC2", missing: "a finished PC1".into() })?;
     let cache_dir = dir.cache_dir();
     let layers = Layers::new(&cache_dir, shape.num_nodes, shape.layers);
     let record = layers.record()?;
-    let finished = record
-        .filter(|r| r.replica_id == pc1.replica_id)
-        .map_or(0, |r| r.layers.len() as u32);
+    let finished = record.filter(|r| r.replica_id == pc1.replica_id).map_or(0, |r| r.layers.len() as u32);
     if finished < shape.layers {
         return Err(Error::MissingInput {
             step: "PC2",
             missing: format!("all {} layers labeled ({finished} are)", shape.layers),
         });
     }
-    let maps: Vec<ReadMap> = (1..=shape.layers)
-        .map(|l| layers.open(l))
-        .collect::<Result<_>>()?;
+    let maps: Vec<ReadMap> = (1..=shape.layers).map(|l| layers.open(l)).collect::<Result<_>>()?;
 
     let t = Instant::now();
     let comm_c = build_tree_c(&maps, &shape, &cache_dir, cancel, progress)?;
@@ -251,12 +216,7 @@ pub fn run(
     let t = Instant::now();
     check_cancel(cancel)?;
     let sealed: PathBuf = dir.sealed_path();
-    encode(
-        &dir.unsealed_path(),
-        &maps[maps.len() - 1],
-        &sealed,
-        shape.size_bytes,
-    )?;
+    encode(&dir.unsealed_path(), &maps[maps.len() - 1], &sealed, shape.size_bytes)?;
     drop(maps);
     let encode_time = t.elapsed();
 
@@ -270,25 +230,13 @@ pub fn run(
     p_aux.extend(comm_r_last.0);
     durable::write_file(&cache_dir.join(P_AUX_FILE), &p_aux)?;
     let abs_cache = std::fs::canonicalize(&cache_dir).map_err(Error::io("resolve", &cache_dir))?;
-    durable::write_file(
-        &cache_dir.join(T_AUX_FILE),
-        &t_aux_bytes(&abs_cache, &shape)?,
-    )?;
+    durable::write_file(&cache_dir.join(T_AUX_FILE), &t_aux_bytes(&abs_cache, &shape)?)?;
 
-    let output = Pc2Output {
-        comm_c,
-        comm_r_last,
-        comm_r,
-    };
+    let output = Pc2Output { comm_c, comm_r_last, comm_r };
     info!(%comm_c, %comm_r_last, %comm_r, "replica committed");
     meta.pc2 = Some(output);
     dir.write_meta(&meta)?;
-    Ok(Pc2Report {
-        output,
-        tree_c,
-        encode: encode_time,
-        tree_r_last,
-    })
+    Ok(Pc2Report { output, tree_c, encode: encode_time, tree_r_last })
 }
 
 /// `comm_r = Poseidon_2(comm_c, comm_r_last)`.

@@ -5,9 +5,7 @@ use super::{SectorDir, SectorMeta};
 use crate::durable;
 use crate::error::{Error, Result};
 use crate::ids::Commitment;
-use crate::pieces::{
-    comm_d_from_pieces, commit_piece, place_pieces, unpadded_piece_size, PieceInfo,
-};
+use crate::pieces::{comm_d_from_pieces, commit_piece, place_pieces, unpadded_piece_size, PieceInfo};
 use crate::shape::SectorShape;
 use serde::{Deserialize, Serialize};
 use std::fs::File;
@@ -62,10 +60,7 @@ pub fn plan(sources: &[PathBuf], shape: &SectorShape) -> Result<Vec<PlannedPiece
         }
         lens.push(len);
     }
-    let padded: Vec<u64> = lens
-        .iter()
-        .map(|&l| unpadded_piece_size(l) / 127 * 128)
-        .collect();
+    let padded: Vec<u64> = lens.iter().map(|&l| unpadded_piece_size(l) / 127 * 128).collect();
     let placed = place_pieces(&padded, shape.size_bytes)?;
     Ok(placed
         .into_iter()
@@ -76,12 +71,7 @@ pub fn plan(sources: &[PathBuf], shape: &SectorShape) -> Result<Vec<PlannedPiece
                 offset: p.offset,
                 padded_size: p.padded_size,
             },
-            None => PlannedPiece {
-                source: None,
-                raw_len: 0,
-                offset: p.offset,
-                padded_size: p.padded_size,
-            },
+            None => PlannedPiece { source: None, raw_len: 0, offset: p.offset, padded_size: p.padded_size },
         })
         .collect())
 }
@@ -112,10 +102,7 @@ pub fn stage(
                 found: format!(
                     "{} with other pieces {:?}",
                     meta.identity,
-                    staged
-                        .iter()
-                        .filter_map(|p| p.source.as_ref())
-                        .collect::<Vec<_>>()
+                    staged.iter().filter_map(|p| p.source.as_ref()).collect::<Vec<_>>()
                 ),
             });
         }
@@ -127,46 +114,29 @@ pub fn stage(
     info!(pieces = sources.len(), "staging pieces");
     let tmp = durable::temp_path(&unsealed);
     let file = File::create(&tmp).map_err(Error::io("create", &tmp))?;
-    file.set_len(shape.size_bytes)
-        .map_err(Error::io("resize", &tmp))?;
+    file.set_len(shape.size_bytes).map_err(Error::io("resize", &tmp))?;
     let mut out = BufWriter::with_capacity(1 << 20, file);
     let mut staged = Vec::with_capacity(plan.len());
-    for PlannedPiece {
-        source,
-        raw_len,
-        offset,
-        padded_size,
-    } in plan
-    {
+    for PlannedPiece { source, raw_len, offset, padded_size } in plan {
         let info = match &source {
             None => PieceInfo::zero(padded_size),
             Some(path) => {
-                out.seek(SeekFrom::Start(offset))
-                    .map_err(Error::io("seek", &tmp))?;
+                out.seek(SeekFrom::Start(offset)).map_err(Error::io("seek", &tmp))?;
                 let f = File::open(path).map_err(Error::io("open piece", path))?;
                 let (info, read) = commit_piece(f, Some(shape.unpadded_bytes()), Some(&mut out))
                     .map_err(|e| with_path(e, path))?;
                 if read != raw_len || info.padded_size != padded_size {
                     return Err(Error::Malformed {
                         path: path.clone(),
-                        reason: format!(
-                            "piece changed while staging ({raw_len} bytes, then {read})"
-                        ),
+                        reason: format!("piece changed while staging ({raw_len} bytes, then {read})"),
                     });
                 }
                 info
             }
         };
-        staged.push(StagedPiece {
-            source,
-            raw_len,
-            info,
-            offset,
-        });
+        staged.push(StagedPiece { source, raw_len, info, offset });
     }
-    let file = out
-        .into_inner()
-        .map_err(|e| Error::io("write", &tmp)(e.into_error()))?;
+    let file = out.into_inner().map_err(|e| Error::io("write", &tmp)(e.into_error()))?;
     file.sync_all().map_err(Error::io("sync", &tmp))?;
     drop(file);
     durable::rename(&tmp, &unsealed)?;
@@ -180,11 +150,7 @@ pub fn stage(
 fn with_path(e: Error, path: &Path) -> Error {
     match e {
         Error::Stream { what, source } => Error::Io {
-            op: if what.starts_with("read") {
-                "read piece"
-            } else {
-                "write staged data for"
-            },
+            op: if what.starts_with("read") { "read piece" } else { "write staged data for" },
             path: path.to_path_buf(),
             source,
         },
