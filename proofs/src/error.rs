@@ -105,6 +105,38 @@ pub enum Error {
         missing: String,
     },
 
+    /// A vanilla or SNARK proof that is malformed or does not verify.
+    #[error("invalid proof: {0}")]
+    InvalidProof(String),
+
+    /// A C1 output that cannot be decoded.
+    #[error("malformed C1 output: {0}")]
+    C1Format(String),
+
+    /// A Groth16 parameter file that is missing, unreadable or of the wrong circuit.
+    #[error("{path}: {reason}")]
+    Params {
+        /// The parameter file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+
+    /// A parameter file whose digest is not the one its manifest records.
+    #[error("{path}: digest {found} does not match the manifest's {expected}; the file is corrupt or not the published one, delete it and fetch or generate it again")]
+    ParamsDigest {
+        /// The parameter file.
+        path: PathBuf,
+        /// Digest in the manifest.
+        expected: String,
+        /// Digest of the file.
+        found: String,
+    },
+
+    /// Groth16 synthesis or proving failed.
+    #[error("SNARK: {0}")]
+    Snark(String),
+
     /// An operation interrupted by its cancellation flag.
     #[error("cancelled")]
     Cancelled,

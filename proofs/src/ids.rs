@@ -42,14 +42,23 @@ macro_rules! bytes32 {
 
         impl serde::Serialize for $name {
             fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-                s.serialize_str(&self.to_hex())
+                // Hex in JSON and TOML; the raw 32 bytes in compact binary forms.
+                if s.is_human_readable() {
+                    s.serialize_str(&self.to_hex())
+                } else {
+                    serde::Serialize::serialize(&self.0, s)
+                }
             }
         }
 
         impl<'de> serde::Deserialize<'de> for $name {
             fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-                let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-                Self::from_hex(&s).map_err(serde::de::Error::custom)
+                if d.is_human_readable() {
+                    let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+                    Self::from_hex(&s).map_err(serde::de::Error::custom)
+                } else {
+                    <[u8; 32] as serde::Deserialize>::deserialize(d).map(Self)
+                }
             }
         }
     };
@@ -80,6 +89,12 @@ bytes32!(
     /// The proof-type identifier that seeds the graph (porep-sdr.md §4.1).
     PorepId,
     "porep id"
+);
+
+bytes32!(
+    /// A node of a merkle tree or a label, as stored on disk.
+    Node,
+    "tree node"
 );
 
 /// Parses exactly 32 bytes of hex, with an optional `0x` prefix.

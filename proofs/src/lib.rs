@@ -24,6 +24,7 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod circuit;
 pub mod durable;
 pub mod error;
 pub mod fr32;

@@ -11,17 +11,17 @@ use generic_array::typenum::{U11, U2, U8};
 use neptune::poseidon::{Poseidon, PoseidonConstants};
 use std::sync::OnceLock;
 
-fn constants_2() -> &'static PoseidonConstants<Fr, U2> {
+pub(crate) fn constants_2() -> &'static PoseidonConstants<Fr, U2> {
     static C: OnceLock<PoseidonConstants<Fr, U2>> = OnceLock::new();
     C.get_or_init(PoseidonConstants::new)
 }
 
-fn constants_8() -> &'static PoseidonConstants<Fr, U8> {
+pub(crate) fn constants_8() -> &'static PoseidonConstants<Fr, U8> {
     static C: OnceLock<PoseidonConstants<Fr, U8>> = OnceLock::new();
     C.get_or_init(PoseidonConstants::new)
 }
 
-fn constants_11() -> &'static PoseidonConstants<Fr, U11> {
+pub(crate) fn constants_11() -> &'static PoseidonConstants<Fr, U11> {
     static C: OnceLock<PoseidonConstants<Fr, U11>> = OnceLock::new();
     C.get_or_init(PoseidonConstants::new)
 }

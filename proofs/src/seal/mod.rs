@@ -13,9 +13,12 @@
 //! safe to re-run: the replica is always re-encoded from it, into a temporary
 //! file renamed into place.
 
+pub mod c1;
+pub mod challenges;
 pub mod pc1;
 pub mod pc2;
 pub mod staging;
+pub mod vanilla;
 
 use crate::durable;
 use crate::error::{Error, Result};

@@ -1,0 +1,24 @@
+//! The circuit's size equals the reference's (circuit.md §6): the same
+//! constraint and public-input counts are the first check that the R1CS is the
+//! one published parameters are made for.
+
+use bellpepper_core::Circuit;
+use proofs::circuit::check_cs::CheckingCs;
+use proofs::circuit::SdrCircuit;
+use proofs::SectorSize;
+
+fn count(size: SectorSize) -> (usize, usize) {
+    let mut cs = CheckingCs::new(true);
+    SdrCircuit::blank(&size.shape()).synthesize(&mut cs).expect("blank synthesis");
+    (cs.num_constraints(), cs.num_inputs())
+}
+
+#[test]
+fn constraint_count_2kib_matches_reference() {
+    assert_eq!(count(SectorSize::KiB2), (2_687_921, 40));
+}
+
+#[test]
+fn constraint_count_8mib_matches_reference() {
+    assert_eq!(count(SectorSize::MiB8), (3_844_929, 40));
+}
