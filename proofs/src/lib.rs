@@ -35,6 +35,7 @@ pub mod poseidon;
 pub mod sdr;
 pub mod seal;
 pub mod shape;
+pub mod snark;
 
 pub use error::{Error, Result};
 pub use ids::{Commitment, PorepId, ProverId, Randomness, ReplicaId};

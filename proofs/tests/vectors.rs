@@ -7,8 +7,7 @@ use common::{pattern, sha256_hex, vector};
 use proofs::fr32::Fr32Reader;
 use proofs::pieces::commit_piece;
 use proofs::sdr::label_par::LabelingConfig;
-use proofs::seal::{pc1, pc2, SectorDir, SectorIdentity};
-use proofs::{ProverId, Randomness, SectorSize};
+use proofs::seal::{pc1, pc2};
 use std::io::Read;
 use std::sync::atomic::AtomicBool;
 
@@ -42,30 +41,7 @@ fn fr32_vectors() {
 fn check_seal_vector(name: &str, config: LabelingConfig) {
     let v = vector(name);
     let tmp = tempfile::tempdir().unwrap();
-    let mut pieces = vec![];
-    if v["kind"] == "data" {
-        let data = pattern(v["unpadded_sector_bytes"].as_u64().unwrap() as usize);
-        let mut at = 0;
-        for (i, p) in v["pieces"].as_array().unwrap().iter().enumerate() {
-            let len = p["size_unpadded"].as_u64().unwrap() as usize;
-            let path = tmp.path().join(format!("piece-{i}"));
-            std::fs::write(&path, &data[at..at + len]).unwrap();
-            at += len;
-            pieces.push(path);
-        }
-    }
-    let dir = SectorDir::new(tmp.path().join("sector"));
-    let req = pc1::Pc1Request {
-        identity: SectorIdentity {
-            sector_size: SectorSize::KiB2,
-            prover_id: ProverId::from_hex(v["prover_id_hex"].as_str().unwrap()).unwrap(),
-            sector_id: v["sector_id"].as_u64().unwrap(),
-        },
-        ticket: Randomness::from_hex(v["ticket_hex"].as_str().unwrap()).unwrap(),
-        pieces,
-        parent_cache_dir: common::parent_cache_dir(),
-        labeling: config,
-    };
+    let (dir, req) = common::vector_request(&v, tmp.path(), config);
     let cancel = AtomicBool::new(false);
     let r1 = pc1::run(&dir, &req, &cancel, &mut |_| {}).unwrap();
     assert_eq!(r1.output.comm_d.to_hex(), v["comm_d"].as_str().unwrap());

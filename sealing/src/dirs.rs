@@ -21,3 +21,8 @@ pub fn cache_root() -> PathBuf {
 pub fn parent_cache_dir() -> PathBuf {
     cache_root().join("parents")
 }
+
+/// Default directory of Groth16 parameters (the one place it is decided).
+pub fn param_dir() -> PathBuf {
+    cache_root().join("params")
+}

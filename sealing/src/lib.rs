@@ -9,4 +9,5 @@
 #![warn(missing_docs)]
 
 pub mod dirs;
+pub mod memory;
 pub mod progress;

@@ -15,9 +15,11 @@
 
 pub mod c1;
 pub mod challenges;
+pub mod finalize;
 pub mod pc1;
 pub mod pc2;
 pub mod staging;
+pub mod unseal;
 pub mod vanilla;
 
 use crate::durable;

@@ -1,0 +1,158 @@
+//! C2 and verification: Groth16 proofs of the SDR circuit, one per partition,
+//! concatenated as the reference does (192 bytes each: A ‖ B ‖ C compressed).
+
+pub mod params;
+
+use crate::circuit::{public_inputs, SdrCircuit};
+use crate::error::{Error, Result};
+use crate::ids::{Commitment, ProverId, Randomness, ReplicaId};
+use crate::sdr::graph::Graph;
+use crate::seal::c1::C1Output;
+use crate::seal::challenges::partition_challenges;
+use crate::shape::{SectorSize, DEGREE};
+use bellperson::groth16::{self, MappedParameters, PreparedVerifyingKey, Proof};
+use blstrs::{Bls12, Scalar as Fr};
+use serde::{Deserialize, Serialize};
+use tracing::{debug, info, info_span};
+
+/// Bytes of one partition's Groth16 proof.
+pub const PROOF_BYTES: usize = 192;
+
+/// The public inputs of one partition, computed by the verifier.
+pub fn partition_inputs(
+    size: SectorSize,
+    replica_id: &ReplicaId,
+    seed: &Randomness,
+    comm_d: &Commitment,
+    comm_r: &Commitment,
+    partition: usize,
+) -> Result<Vec<Fr>> {
+    let shape = size.shape();
+    let graph = Graph::new(shape.num_nodes, shape.porep_id);
+    let challenges: Vec<(u64, [u32; DEGREE])> = partition_challenges(&shape, replica_id, seed, partition)
+        .into_iter()
+        .map(|c| {
+            let mut parents = [0u32; DEGREE];
+            graph.parents(c as u32, &mut parents);
+            (c, parents)
+        })
+        .collect();
+    public_inputs(&replica_id.0, &comm_d.0, &comm_r.0, &challenges)
+}
+
+/// C2: proves every partition of a C1 output. The output is validated first
+/// (a bad witness fails in a second, not after a minute of proving).
+pub fn prove(c1: &C1Output, params: &MappedParameters<Bls12>) -> Result<Vec<u8>> {
+    let _span = info_span!("c2", sector_id = c1.identity.sector_id).entered();
+    c1.validate()?;
+    let circuits =
+        (0..c1.partitions.len()).map(|k| SdrCircuit::from_c1(c1, k)).collect::<Result<Vec<_>>>()?;
+    let proofs = groth16::create_random_proof_batch(circuits, params, &mut rand::thread_rng())
+        .map_err(|e| Error::Snark(format!("proving: {e}")))?;
+    let mut out = Vec::with_capacity(proofs.len() * PROOF_BYTES);
+    for p in &proofs {
+        p.write(&mut out).expect("writing to a Vec cannot fail");
+    }
+    info!(partitions = proofs.len(), "proved");
+    Ok(out)
+}
+
+/// What a verifier knows about a sealed sector: public values only.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SealStatement {
+    /// The sector size.
+    pub sector_size: SectorSize,
+    /// The miner's prover id.
+    pub prover_id: ProverId,
+    /// The sector number.
+    pub sector_id: u64,
+    /// The seal ticket.
+    pub ticket: Randomness,
+    /// The interactive seed.
+    pub seed: Randomness,
+    /// The data commitment.
+    pub comm_d: Commitment,
+    /// The replica commitment.
+    pub comm_r: Commitment,
+}
+
+impl SealStatement {
+    /// The statement a C1 output proves.
+    pub fn of(c1: &C1Output) -> Self {
+        Self {
+            sector_size: c1.identity.sector_size,
+            prover_id: c1.identity.prover_id,
+            sector_id: c1.identity.sector_id,
+            ticket: c1.ticket,
+            seed: c1.seed,
+            comm_d: c1.comm_d,
+            comm_r: c1.comm_r,
+        }
+    }
+}
+
+/// A prepared verifying key and the sector size whose circuit it is for.
+pub struct SealVerifyingKey {
+    /// The sector size the key was loaded for.
+    pub sector_size: SectorSize,
+    /// The prepared key.
+    pub key: PreparedVerifyingKey<Bls12>,
+}
+
+impl params::PorepParams {
+    /// The verifying key of this sector size, checked against its manifest.
+    pub fn seal_verifying_key(&self) -> Result<SealVerifyingKey> {
+        Ok(SealVerifyingKey { sector_size: self.sector_size(), key: self.load_verifying_key()? })
+    }
+}
+
+/// Verifies a seal proof against the statement and a verifying key. `Ok(false)`
+/// means rejected (including proofs of the wrong length, points that do not
+/// decode, commitments that are not field elements, or a key of another
+/// circuit); errors are reserved for failures of the verifier itself.
+pub fn verify_seal(statement: &SealStatement, proof: &[u8], vk: &SealVerifyingKey) -> Result<bool> {
+    let shape = statement.sector_size.shape();
+    let _span = info_span!("verify_seal", sector_id = statement.sector_id).entered();
+    if vk.sector_size != statement.sector_size {
+        debug!(key = %vk.sector_size, "verifying key is for another sector size");
+        return Ok(false);
+    }
+    if proof.len() != shape.partitions * PROOF_BYTES {
+        debug!(len = proof.len(), "proof has the wrong length");
+        return Ok(false);
+    }
+    let proofs = match Proof::<Bls12>::read_many(proof, shape.partitions) {
+        Ok(p) => p,
+        Err(e) => {
+            debug!(error = %e, "proof does not decode");
+            return Ok(false);
+        }
+    };
+    let replica_id = ReplicaId::derive(
+        &statement.prover_id,
+        statement.sector_id,
+        &statement.ticket,
+        &statement.comm_d,
+        &shape.porep_id,
+    );
+    let mut inputs = Vec::with_capacity(shape.partitions);
+    for k in 0..shape.partitions {
+        match partition_inputs(statement.sector_size, &replica_id, &statement.seed, &statement.comm_d, &statement.comm_r, k)
+        {
+            Ok(i) => inputs.push(i),
+            Err(Error::InvalidProof(reason)) => {
+                debug!(%reason, "public inputs are not field elements");
+                return Ok(false);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    let refs: Vec<&Proof<Bls12>> = proofs.iter().collect();
+    match groth16::verify_proofs_batch(&vk.key, &mut rand::thread_rng(), &refs, &inputs) {
+        Ok(valid) => Ok(valid),
+        Err(e) => {
+            debug!(error = %e, "verifying key does not fit this statement");
+            Ok(false)
+        }
+    }
+}

@@ -1,0 +1,340 @@
+//! Groth16 parameter files: naming, generation, integrity, loading
+//! (circuit.md §7, params-table.md §6).
+//!
+//! Files are named as the reference names them (`v28-<cache id>.params`,
+//! `.vk`, `.meta`) so that the published files can be dropped into the
+//! parameter directory. Every file is checked against a manifest before its
+//! first use in a process: the published digests ship with kiln
+//! (`parameters/parameters.json`); a local test setup records its own digests in
+//! `kiln-local-manifest.json` next to the files it generates.
+
+use crate::durable;
+use crate::error::{Error, Result};
+use crate::shape::{SectorShape, SectorSize};
+use bellperson::groth16::{self, MappedParameters, Parameters, PreparedVerifyingKey, VerifyingKey};
+use blake2::{Blake2b512, Digest};
+use blstrs::Bls12;
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+use std::collections::{BTreeMap, HashSet};
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use tracing::{info, info_span};
+
+/// The reference's parameter format version (file name prefix `v28-`).
+pub const PARAMETER_VERSION: u32 = 28;
+/// The manifest of published files, as shipped.
+const PUBLISHED_MANIFEST: &str = include_str!("../../../parameters/parameters.json");
+/// File the digests of locally generated parameters are recorded in.
+pub const LOCAL_MANIFEST: &str = "kiln-local-manifest.json";
+
+/// Seed of kiln's shared test setup: anyone can recompute its toxic waste, which
+/// is what makes it reproducible for tests and devnets and insecure anywhere else.
+pub const TEST_SETUP_SEED: [u8; 32] = *b"kiln insecure test setup, v1 ...";
+
+/// One manifest entry.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManifestEntry {
+    /// Sector size in bytes.
+    pub sector_size: u64,
+    /// Which circuit (`PoRep`, `Winning`, `Window`).
+    pub circuit: String,
+    /// First 32 hex characters of BLAKE2b-512 of the file.
+    pub digest: String,
+    /// Where the file came from; absent for published files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<String>,
+}
+
+/// File name → entry.
+pub type Manifest = BTreeMap<String, ManifestEntry>;
+
+/// The published files' manifest.
+pub fn published_manifest() -> Manifest {
+    serde_json::from_str(PUBLISHED_MANIFEST).expect("the shipped manifest is valid JSON")
+}
+
+/// The reference's cache identifier of a sector shape's PoRep circuit.
+pub fn porep_cache_id(shape: &SectorShape) -> String {
+    let tree = format!("merkletree-poseidon_hasher-{}", shape.tree.name());
+    let graph = format!(
+        "stacked_graph::StackedGraph{{expansion_degree: 8 base_graph: drgraph::BucketGraph{{size: {}; degree: 6; hasher: poseidon_hasher}} }}",
+        shape.num_nodes
+    );
+    let ident = format!(
+        "layered_drgporep::PublicParams{{ graph: {graph}, challenges: LayerChallenges {{ layers: {}, max_count: {} }}, tree: {tree} }}",
+        shape.layers, shape.challenges_per_partition
+    );
+    format!("stacked-proof-of-replication-{tree}-sha256_hasher-{}", hex::encode(Sha256::digest(ident.as_bytes())))
+}
+
+/// The reference's digest of a file: BLAKE2b-512, first 32 hex characters.
+pub fn file_digest(path: &Path) -> Result<String> {
+    let mut file = BufReader::with_capacity(1 << 20, File::open(path).map_err(Error::io("open", path))?);
+    let mut hasher = Blake2b512::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buf).map_err(Error::io("read", path))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hex::encode(hasher.finalize())[..32].to_string())
+}
+
+/// The parameter files of one sector size's PoRep circuit in a directory.
+#[derive(Clone, Debug)]
+pub struct PorepParams {
+    dir: PathBuf,
+    size: SectorSize,
+    id: String,
+}
+
+/// Files already checked in this process: (path, length, modification time).
+static CHECKED: Mutex<Option<HashSet<(PathBuf, u64, std::time::SystemTime)>>> = Mutex::new(None);
+
+impl PorepParams {
+    /// The files for `size` in `dir` (nothing is read yet).
+    pub fn new(dir: impl Into<PathBuf>, size: SectorSize) -> Self {
+        Self { dir: dir.into(), size, id: porep_cache_id(&size.shape()) }
+    }
+
+    /// The parameter directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+    /// The sector size.
+    pub fn sector_size(&self) -> SectorSize {
+        self.size
+    }
+    fn path(&self, ext: &str) -> PathBuf {
+        self.dir.join(format!("v{PARAMETER_VERSION}-{}.{ext}", self.id))
+    }
+    /// The proving parameters (`.params`).
+    pub fn params_path(&self) -> PathBuf {
+        self.path("params")
+    }
+    /// The verifying key (`.vk`).
+    pub fn vk_path(&self) -> PathBuf {
+        self.path("vk")
+    }
+    /// The metadata (`.meta`).
+    pub fn meta_path(&self) -> PathBuf {
+        self.path("meta")
+    }
+
+    /// Whether both the parameters and the verifying key exist.
+    pub fn exist(&self) -> bool {
+        self.params_path().is_file() && self.vk_path().is_file()
+    }
+
+    /// The manifest entry of `path`: the published one, else the local one.
+    fn manifest_entry(&self, path: &Path) -> Result<ManifestEntry> {
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
+        if let Some(e) = published_manifest().remove(&name) {
+            return Ok(e);
+        }
+        read_local_manifest(&self.dir)?.remove(&name).ok_or_else(|| Error::Params {
+            path: path.to_path_buf(),
+            reason: "no manifest lists this file (neither published nor generated here); \
+                     run `kiln params generate` or install the published file"
+                .into(),
+        })
+    }
+
+    /// Checks `path` against its manifest digest, once per process per file version.
+    pub fn check(&self, path: &Path) -> Result<()> {
+        let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => Error::Params {
+                path: path.to_path_buf(),
+                reason: format!("missing; run `kiln params generate --sector-size {}`", self.size),
+            },
+            _ => Error::io("stat", path)(e),
+        })?;
+        let key = (path.to_path_buf(), meta.len(), meta.modified().map_err(Error::io("stat", path))?);
+        if CHECKED.lock().expect("checked set").get_or_insert_with(HashSet::new).contains(&key) {
+            return Ok(());
+        }
+        let entry = self.manifest_entry(path)?;
+        let found = file_digest(path)?;
+        if found != entry.digest {
+            return Err(Error::ParamsDigest { path: path.to_path_buf(), expected: entry.digest, found });
+        }
+        CHECKED.lock().expect("checked set").get_or_insert_with(HashSet::new).insert(key);
+        Ok(())
+    }
+
+    /// The proving parameters, checked and memory-mapped.
+    pub fn load_proving(&self) -> Result<MappedParameters<Bls12>> {
+        let path = self.params_path();
+        self.check(&path)?;
+        let _span = info_span!("load_params", path = %path.display()).entered();
+        Parameters::<Bls12>::build_mapped_parameters(path.clone(), false)
+            .map_err(|e| Error::Params { path, reason: format!("cannot map the parameters: {e}") })
+    }
+
+    /// The verifying key, checked and prepared.
+    pub fn load_verifying_key(&self) -> Result<PreparedVerifyingKey<Bls12>> {
+        let path = self.vk_path();
+        self.check(&path)?;
+        let file = File::open(&path).map_err(Error::io("open", &path))?;
+        let vk = VerifyingKey::<Bls12>::read(BufReader::new(file))
+            .map_err(|e| Error::Params { path: path.clone(), reason: format!("not a verifying key: {e}") })?;
+        Ok(groth16::prepare_verifying_key(&vk))
+    }
+
+    /// Generates a **test** setup (random toxic waste from `seed`: anyone who knows
+    /// the seed can forge proofs, so these parameters are never for production)
+    /// and records its digests in the local manifest. Holds a lock so that
+    /// concurrent callers generate once; returns without work if the files exist.
+    pub fn generate_test_setup(&self, seed: [u8; 32]) -> Result<()> {
+        durable::create_dir(&self.dir)?;
+        let lock_path = self.path("lock");
+        let lock = File::create(&lock_path).map_err(Error::io("create", &lock_path))?;
+        lock.lock().map_err(Error::io("lock", &lock_path))?;
+        if self.exist() && self.manifest_entry(&self.params_path()).is_ok() {
+            return Ok(());
+        }
+        let _span = info_span!("params_generate", size = %self.size).entered();
+        info!(id = %self.id, "generating a Groth16 test setup (not for production)");
+        let circuit = crate::circuit::SdrCircuit::blank(&self.size.shape());
+        let mut rng = ChaCha20Rng::from_seed(seed);
+        let params = groth16::generate_random_parameters::<Bls12, _, _>(circuit, &mut rng)
+            .map_err(|e| Error::Snark(format!("parameter generation: {e}")))?;
+
+        let write = |path: &Path, f: &dyn Fn(&mut BufWriter<File>) -> std::io::Result<()>| -> Result<()> {
+            let tmp = durable::temp_path(path);
+            let file = File::create(&tmp).map_err(Error::io("create", &tmp))?;
+            let mut w = BufWriter::with_capacity(1 << 20, file);
+            f(&mut w).and_then(|_| w.flush()).map_err(Error::io("write", &tmp))?;
+            w.get_ref().sync_all().map_err(Error::io("sync", &tmp))?;
+            durable::rename(&tmp, path)
+        };
+        write(&self.params_path(), &|w| params.write(w))?;
+        write(&self.vk_path(), &|w| params.vk.write(w))?;
+        let meta = format!("{{\"sector_size\":{}}}", self.size.bytes());
+        durable::write_file(&self.meta_path(), meta.as_bytes())?;
+
+        let mut manifest = read_local_manifest(&self.dir)?;
+        for path in [self.params_path(), self.vk_path()] {
+            let name = path.file_name().and_then(|n| n.to_str()).expect("utf-8 name").to_string();
+            let entry = ManifestEntry {
+                sector_size: self.size.bytes(),
+                circuit: "PoRep".into(),
+                digest: file_digest(&path)?,
+                origin: Some("kiln test setup: INSECURE, for tests and devnets only".into()),
+            };
+            manifest.insert(name, entry);
+        }
+        let json = serde_json::to_vec_pretty(&manifest).expect("manifest serialises");
+        durable::write_file(&self.dir.join(LOCAL_MANIFEST), &json)?;
+        info!(path = %self.params_path().display(), "test setup written");
+        Ok(())
+    }
+}
+
+/// The local manifest of `dir` (empty if there is none).
+pub fn read_local_manifest(dir: &Path) -> Result<Manifest> {
+    let path = dir.join(LOCAL_MANIFEST);
+    match std::fs::read(&path) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map_err(|e| Error::Malformed { path, reason: format!("parameter manifest: {e}") }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Manifest::new()),
+        Err(e) => Err(Error::io("read", path)(e)),
+    }
+}
+
+/// Result of checking one file of a parameter directory.
+#[derive(Clone, Debug, Serialize)]
+pub struct FileCheck {
+    /// The file name.
+    pub name: String,
+    /// Sector size, from the manifest.
+    pub sector_size: Option<u64>,
+    /// `ok`, `corrupt`, `unlisted` or `missing`.
+    pub status: &'static str,
+    /// Detail for anything but `ok`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// Checks every `.params` and `.vk` file in `dir`, and reports the PoRep files
+/// of `sizes` that are missing.
+pub fn verify_dir(dir: &Path, sizes: &[SectorSize]) -> Result<Vec<FileCheck>> {
+    let mut published = published_manifest();
+    published.extend(read_local_manifest(dir)?);
+    let mut out = Vec::new();
+    let mut names: Vec<String> = match std::fs::read_dir(dir) {
+        Ok(entries) => entries
+            .filter_map(|e| e.ok())
+            .filter_map(|e| e.file_name().to_str().map(String::from))
+            .filter(|n| n.ends_with(".params") || n.ends_with(".vk"))
+            .collect(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(Error::io("read", dir)(e)),
+    };
+    names.sort();
+    for name in &names {
+        let check = match published.get(name) {
+            None => FileCheck {
+                name: name.clone(),
+                sector_size: None,
+                status: "unlisted",
+                detail: Some("in no manifest".into()),
+            },
+            Some(entry) => {
+                let found = file_digest(&dir.join(name))?;
+                let ok = found == entry.digest;
+                FileCheck {
+                    name: name.clone(),
+                    sector_size: Some(entry.sector_size),
+                    status: if ok { "ok" } else { "corrupt" },
+                    detail: (!ok).then(|| format!("digest {found}, manifest says {}", entry.digest)),
+                }
+            }
+        };
+        out.push(check);
+    }
+    for &size in sizes {
+        let p = PorepParams::new(dir, size);
+        for path in [p.params_path(), p.vk_path()] {
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
+            if !names.contains(&name) {
+                out.push(FileCheck {
+                    name,
+                    sector_size: Some(size.bytes()),
+                    status: "missing",
+                    detail: Some(format!("run `kiln params generate --sector-size {size}`")),
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cache_ids_match_published_names() {
+        let m = published_manifest();
+        for size in SectorSize::ALL {
+            let p = PorepParams::new("/x", size);
+            let name = p.params_path().file_name().unwrap().to_str().unwrap().to_string();
+            let entry = m.get(&name).unwrap_or_else(|| panic!("{name} is not a published file"));
+            assert_eq!(entry.sector_size, size.bytes());
+            assert_eq!(entry.circuit, "PoRep");
+        }
+        assert_eq!(
+            porep_cache_id(&SectorSize::KiB2.shape()),
+            "stacked-proof-of-replication-merkletree-poseidon_hasher-8-0-0-sha256_hasher-\
+             032d3138d22506ec0082ed72b2dcba18df18477904e35bafee82b3793b06832f"
+        );
+    }
+}

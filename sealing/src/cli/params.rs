@@ -1,0 +1,77 @@
+//! `kiln params`: generate a test setup, check a parameter directory.
+
+use anyhow::{bail, Context, Result};
+use clap::Subcommand;
+use proofs::snark::params::{verify_dir, PorepParams, TEST_SETUP_SEED};
+use proofs::SectorSize;
+use std::path::PathBuf;
+use std::time::Instant;
+
+#[derive(Subcommand)]
+pub enum ParamsCommand {
+    /// Generate a Groth16 TEST setup for a sector size (insecure: for tests and devnets only).
+    Generate {
+        /// 2KiB, 8MiB or 512MiB.
+        #[arg(long)]
+        sector_size: String,
+        /// Seed of the setup's randomness (64 hex characters) [default: kiln's fixed test seed].
+        #[arg(long)]
+        seed: Option<String>,
+        /// Parameter directory [default: $XDG_CACHE_HOME/kiln/params].
+        #[arg(long)]
+        param_dir: Option<PathBuf>,
+    },
+    /// Check every parameter file in the directory against its manifest digest.
+    Verify {
+        /// Also report the PoRep files of these sizes as missing if absent.
+        #[arg(long = "sector-size")]
+        sizes: Vec<String>,
+        /// Parameter directory [default: $XDG_CACHE_HOME/kiln/params].
+        #[arg(long)]
+        param_dir: Option<PathBuf>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub fn run(cmd: ParamsCommand) -> Result<()> {
+    match cmd {
+        ParamsCommand::Generate { sector_size, seed, param_dir } => {
+            let size = SectorSize::parse(&sector_size)?;
+            if matches!(size, SectorSize::GiB32 | SectorSize::GiB64) {
+                bail!("a {size} setup is far beyond one machine's means; install the published parameters instead");
+            }
+            let seed = match seed {
+                Some(hex) => proofs::ids::parse_hex32(&hex, "seed")?,
+                None => TEST_SETUP_SEED,
+            };
+            let params = PorepParams::new(param_dir.unwrap_or_else(sealing::dirs::param_dir), size);
+            eprintln!("WARNING: this is a TEST setup. Anyone who knows its seed can forge proofs; never use it on mainnet.");
+            let t = Instant::now();
+            params.generate_test_setup(seed).context("generate parameters")?;
+            println!("params   {}", params.params_path().display());
+            println!("vk       {}", params.vk_path().display());
+            println!("seconds  {:.1}", t.elapsed().as_secs_f64());
+            Ok(())
+        }
+        ParamsCommand::Verify { sizes, param_dir, json } => {
+            let dir = param_dir.unwrap_or_else(sealing::dirs::param_dir);
+            let sizes = sizes.iter().map(|s| SectorSize::parse(s)).collect::<Result<Vec<_>, _>>()?;
+            let checks = verify_dir(&dir, &sizes)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&checks)?);
+            } else {
+                println!("{}", dir.display());
+                for c in &checks {
+                    println!("  {:<9} {} {}", c.status, c.name, c.detail.as_deref().unwrap_or(""));
+                }
+            }
+            let bad = checks.iter().filter(|c| c.status != "ok").count();
+            if bad > 0 {
+                bail!("{bad} parameter file(s) failed the check");
+            }
+            Ok(())
+        }
+    }
+}
