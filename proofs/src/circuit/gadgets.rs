@@ -186,3 +186,82 @@ pub fn add<CS: ConstraintSystem<Fr>>(
     );
     Ok(sum)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::circuit::check_cs::CheckingCs;
+    use crate::poseidon::{fr_to_bytes, hash};
+
+    fn num(cs: &mut CheckingCs, v: Fr) -> AllocatedNum<Fr> {
+        AllocatedNum::alloc(cs.namespace(|| "n"), || Ok(v)).unwrap()
+    }
+
+    fn frs(n: u64, salt: u64) -> Vec<Fr> {
+        (0..n).map(|i| Fr::from(i * 1_000_003 + salt)).collect()
+    }
+
+    #[test]
+    fn insert_places_the_node_at_every_position() {
+        for arity in [2usize, 8] {
+            let bits_n = arity.trailing_zeros() as usize;
+            for index in 0..arity {
+                let mut cs = CheckingCs::new(false);
+                let x = num(&mut cs, Fr::from(999u64));
+                let siblings: Vec<_> = frs(arity as u64 - 1, 1).into_iter().map(|v| num(&mut cs, v)).collect();
+                let bits: Vec<_> = (0..bits_n)
+                    .map(|i| AllocatedBit::alloc(cs.namespace(|| "b"), Some(index >> i & 1 == 1)).unwrap())
+                    .collect();
+                let before = cs.num_constraints();
+                let out = insert(&mut cs, &x, &bits, &siblings).unwrap();
+                let mut want: Vec<Fr> = siblings.iter().map(|s| s.get_value().unwrap()).collect();
+                want.insert(index, Fr::from(999u64));
+                let got: Vec<Fr> = out.iter().map(|o| o.get_value().unwrap()).collect();
+                assert_eq!(got, want, "arity {arity}, index {index}");
+                assert!(cs.is_satisfied());
+                assert_eq!(cs.num_constraints() - before, if arity == 2 { 2 } else { 22 });
+            }
+        }
+    }
+
+    #[test]
+    fn poseidon_gadget_matches_native() {
+        for arity in [2u64, 8, 11] {
+            let mut cs = CheckingCs::new(false);
+            let values = frs(arity, 7);
+            let inputs: Vec<_> = values.iter().map(|&v| num(&mut cs, v)).collect();
+            let out = poseidon(cs.namespace(|| "p"), &inputs).unwrap();
+            assert_eq!(out.get_value().unwrap(), hash(&values), "arity {arity}");
+            assert!(cs.is_satisfied());
+        }
+    }
+
+    #[test]
+    fn sha254_pair_gadget_matches_native() {
+        let mut cs = CheckingCs::new(false);
+        let (a, b) = (Fr::from(123_456_789u64), -Fr::from(5u64));
+        let (na, nb) = (num(&mut cs, a), num(&mut cs, b));
+        let before = cs.num_constraints();
+        let out = sha254_pair(cs.namespace(|| "h"), &[na, nb]).unwrap();
+        let want = crate::ids::sha254_pair(&fr_to_bytes(&a), &fr_to_bytes(&b));
+        assert_eq!(fr_to_bytes(&out.get_value().unwrap()), want);
+        assert!(cs.is_satisfied());
+        // One tree_d level is 45,382 constraints: 1 index bit, 2 picks, and this.
+        assert_eq!(cs.num_constraints() - before, 45_382 - 3);
+    }
+
+    #[test]
+    fn add_and_pick_are_sound() {
+        let mut cs = CheckingCs::new(false);
+        let (a, b) = (num(&mut cs, Fr::from(40u64)), num(&mut cs, Fr::from(2u64)));
+        assert_eq!(add(cs.namespace(|| "s"), &a, &b).unwrap().get_value(), Some(Fr::from(42u64)));
+        let yes = Boolean::from(AllocatedBit::alloc(cs.namespace(|| "c"), Some(true)).unwrap());
+        assert_eq!(pick(cs.namespace(|| "p"), &yes, &a, &b).unwrap().get_value(), Some(Fr::from(40u64)));
+        assert!(cs.is_satisfied());
+        // A wrong sum is caught.
+        let bogus = num(&mut cs, Fr::from(41u64));
+        let sum = add(cs.namespace(|| "t"), &a, &b).unwrap();
+        enforce_equal(&mut cs, "bogus", &bogus, &sum);
+        assert!(!cs.is_satisfied());
+    }
+}

@@ -339,3 +339,40 @@ pub fn public_inputs(
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::circuit::check_cs::CheckingCs;
+    use crate::ids::ReplicaId;
+    use crate::poseidon::fr_to_bytes;
+    use crate::sdr::label::label_node;
+
+    /// The in-circuit label equals the native kernel's, in layer 1 and later layers.
+    #[test]
+    fn label_gadget_matches_native() {
+        let replica_id = ReplicaId(fr_to_bytes(&Fr::from(0xdead_beefu64)));
+        let parents: Vec<Fr> = (0..DEGREE as u64).map(|i| Fr::from(i * 77 + 3) * Fr::from(u64::MAX)).collect();
+        let node = 0x0102_0304_0506u64;
+        for layer in [1u32, 2] {
+            let mut cs = CheckingCs::new(false);
+            let rid = alloc(cs.namespace(|| "rid"), fr_from_bytes(&replica_id.0)).unwrap();
+            let rid_bits = fr_stream_bits(cs.namespace(|| "rid bits"), &rid).unwrap();
+            let challenge = alloc_u64_bits(cs.namespace(|| "c"), Some(node)).unwrap();
+            let count = if layer == 1 { BASE_DEGREE } else { DEGREE };
+            let parent_bits: Vec<Vec<Boolean>> = parents[..count]
+                .iter()
+                .enumerate()
+                .map(|(i, &p)| {
+                    let n = alloc(cs.namespace(|| format!("p{i}")), Some(p)).unwrap();
+                    fr_stream_bits(cs.namespace(|| format!("p{i} bits")), &n).unwrap()
+                })
+                .collect();
+            let got = label(cs.namespace(|| "label"), &rid_bits, layer, &challenge, &parent_bits).unwrap();
+            let native_parents: [[u8; 32]; DEGREE] = std::array::from_fn(|i| fr_to_bytes(&parents[i]));
+            let want = label_node(&replica_id, layer, node, &native_parents);
+            assert_eq!(fr_to_bytes(&got.get_value().unwrap()), want, "layer {layer}");
+            assert!(cs.is_satisfied());
+        }
+    }
+}
