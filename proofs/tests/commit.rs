@@ -47,8 +47,9 @@ fn c1_challenges_match_reference_and_the_circuit_is_satisfied() {
         assert_eq!(cs.first_unsatisfied(), None, "{name}");
         assert_eq!(cs.num_constraints(), 2_687_921);
         // The prover's public inputs are exactly those the verifier computes.
-        let verifier = partition_inputs(c1.identity.sector_size, &c1.replica_id, &c1.seed, &c1.comm_d, &c1.comm_r, 0)
-            .unwrap();
+        let verifier =
+            partition_inputs(c1.identity.sector_size, &c1.replica_id, &c1.seed, &c1.comm_d, &c1.comm_r, 0)
+                .unwrap();
         assert_eq!(cs.public_inputs(), verifier.as_slice(), "{name}");
     }
 }
@@ -77,7 +78,9 @@ fn tampered_witnesses_break_the_circuit() {
     let mut moved = c1.clone();
     moved.partitions[0][0].comm_d_proof.path[0].index ^= 1;
     let cs = check_circuit(&moved);
-    let verifier = partition_inputs(c1.identity.sector_size, &c1.replica_id, &c1.seed, &c1.comm_d, &c1.comm_r, 0).unwrap();
+    let verifier =
+        partition_inputs(c1.identity.sector_size, &c1.replica_id, &c1.seed, &c1.comm_d, &c1.comm_r, 0)
+            .unwrap();
     assert!(!cs.is_satisfied() || cs.public_inputs() != verifier.as_slice());
 }
 
@@ -183,7 +186,11 @@ fn unseal_8mib_round_trip() {
     std::fs::write(&piece, &data).unwrap();
     let dir = SectorDir::new(tmp.path().join("sector"));
     let req = pc1::Pc1Request {
-        identity: SectorIdentity { sector_size: size, prover_id: ProverId::from_actor_id(1000), sector_id: 7 },
+        identity: SectorIdentity {
+            sector_size: size,
+            prover_id: ProverId::from_actor_id(1000),
+            sector_id: 7,
+        },
         ticket: Randomness([5u8; 32]),
         pieces: vec![piece],
         parent_cache_dir: common::parent_cache_dir(),

@@ -89,4 +89,3 @@ fn piece_commp(file: PathBuf, json: bool) -> Result<()> {
     }
     Ok(())
 }
-

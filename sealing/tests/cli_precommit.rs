@@ -1,64 +1,11 @@
 //! `kiln piece commp` and `kiln seal pre-commit` end to end through the binary:
 //! the reference vectors, bad input, and a PC1 killed mid-run.
 
+mod common;
+
+use common::*;
 use serde_json::Value;
-use sha2::Digest;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn vector(name: &str) -> Value {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../proofs/tests/vectors").join(name);
-    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
-}
-
-fn pattern(len: usize) -> Vec<u8> {
-    (0..len).map(|i| ((i * 31 + 7) % 251) as u8).collect()
-}
-
-fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(sha2::Sha256::digest(bytes))
-}
-
-/// `kiln` with its shared caches inside `home`, so tests do not touch the user's.
-fn kiln(home: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kiln"));
-    cmd.env("XDG_CACHE_HOME", home.join("xdg-cache")).env("RUST_LOG", "warn");
-    cmd
-}
-
-fn json_of(out: &Output) -> Value {
-    assert!(out.status.success(), "kiln failed: {}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).expect("JSON on stdout")
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-fn hex32(byte: &str) -> String {
-    byte.repeat(32)
-}
-
-fn pre_commit_args(dir: &Path, sector_id: u64) -> Vec<String> {
-    [
-        "seal",
-        "pre-commit",
-        "--sector-size",
-        "2KiB",
-        "--prover-id",
-        &hex32("01"),
-        "--sector-id",
-        &sector_id.to_string(),
-        "--ticket",
-        &hex32("02"),
-        "--dir",
-        dir.to_str().unwrap(),
-        "--json",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect()
-}
 
 #[test]
 fn commp_vectors_through_cli() {

@@ -112,7 +112,8 @@ impl ConstraintSystem<Fr> for CheckingCs {
         if self.blank || self.first_unsatisfied.is_some() {
             return;
         }
-        let (a, b, c) = (a(LinearCombination::zero()), b(LinearCombination::zero()), c(LinearCombination::zero()));
+        let (a, b, c) =
+            (a(LinearCombination::zero()), b(LinearCombination::zero()), c(LinearCombination::zero()));
         if self.eval(&a) * self.eval(&b) != self.eval(&c) {
             let mut path = self.namespace.join("/");
             path.push('/');

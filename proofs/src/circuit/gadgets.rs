@@ -25,7 +25,10 @@ pub fn reverse_bits_in_bytes(mut bits: Vec<Boolean>) -> Vec<Boolean> {
 }
 
 /// The 256 bits of `x`'s 32-byte encoding in stream order (256 constraints).
-pub fn fr_stream_bits<CS: ConstraintSystem<Fr>>(cs: CS, x: &AllocatedNum<Fr>) -> Result<Vec<Boolean>, SynthesisError> {
+pub fn fr_stream_bits<CS: ConstraintSystem<Fr>>(
+    cs: CS,
+    x: &AllocatedNum<Fr>,
+) -> Result<Vec<Boolean>, SynthesisError> {
     Ok(reverse_bits_in_bytes(x.to_bits_le(cs)?))
 }
 
@@ -152,7 +155,10 @@ pub fn alloc_u64_bits<CS: ConstraintSystem<Fr>>(
 ) -> Result<Vec<Boolean>, SynthesisError> {
     (0..64)
         .map(|i| {
-            let bit = AllocatedBit::alloc(cs.namespace(|| format!("allocated bit {i}")), value.map(|v| v >> i & 1 == 1))?;
+            let bit = AllocatedBit::alloc(
+                cs.namespace(|| format!("allocated bit {i}")),
+                value.map(|v| v >> i & 1 == 1),
+            )?;
             Ok(Boolean::from(bit))
         })
         .collect()
@@ -164,8 +170,18 @@ pub fn pack_into_inputs<CS: ConstraintSystem<Fr>>(cs: CS, bits: &[Boolean]) -> R
 }
 
 /// `a = b` (one constraint: `a · 1 = b`).
-pub fn enforce_equal<CS: ConstraintSystem<Fr>>(cs: &mut CS, what: &str, a: &AllocatedNum<Fr>, b: &AllocatedNum<Fr>) {
-    cs.enforce(|| what.to_string(), |lc| lc + a.get_variable(), |lc| lc + CS::one(), |lc| lc + b.get_variable());
+pub fn enforce_equal<CS: ConstraintSystem<Fr>>(
+    cs: &mut CS,
+    what: &str,
+    a: &AllocatedNum<Fr>,
+    b: &AllocatedNum<Fr>,
+) {
+    cs.enforce(
+        || what.to_string(),
+        |lc| lc + a.get_variable(),
+        |lc| lc + CS::one(),
+        |lc| lc + b.get_variable(),
+    );
 }
 
 /// `a + b` as a new variable (one constraint: `(a + b) · 1 = sum`).
@@ -208,7 +224,8 @@ mod tests {
             for index in 0..arity {
                 let mut cs = CheckingCs::new(false);
                 let x = num(&mut cs, Fr::from(999u64));
-                let siblings: Vec<_> = frs(arity as u64 - 1, 1).into_iter().map(|v| num(&mut cs, v)).collect();
+                let siblings: Vec<_> =
+                    frs(arity as u64 - 1, 1).into_iter().map(|v| num(&mut cs, v)).collect();
                 let bits: Vec<_> = (0..bits_n)
                     .map(|i| AllocatedBit::alloc(cs.namespace(|| "b"), Some(index >> i & 1 == 1)).unwrap())
                     .collect();

@@ -98,7 +98,12 @@ fn path_witness(proof: &InclusionProof, what: &str) -> Result<Vec<LevelWitness>>
 
 fn column_witness(proof: &ColumnProof) -> Result<ColumnWitness> {
     Ok(ColumnWitness {
-        rows: proof.column.rows.iter().map(|r| field(r, "a column label").map(Some)).collect::<Result<_>>()?,
+        rows: proof
+            .column
+            .rows
+            .iter()
+            .map(|r| field(r, "a column label").map(Some))
+            .collect::<Result<_>>()?,
         path: path_witness(&proof.inclusion, "a tree_c node")?,
     })
 }
@@ -140,7 +145,12 @@ impl SdrCircuit {
                     challenge: Some(p.challenge),
                     data_leaf: Some(field(&p.comm_d_proof.leaf, "a data node")?),
                     tree_d_path: path_witness(&p.comm_d_proof, "a tree_d node")?,
-                    parents: p.drg_parents.iter().chain(&p.exp_parents).map(column_witness).collect::<Result<_>>()?,
+                    parents: p
+                        .drg_parents
+                        .iter()
+                        .chain(&p.exp_parents)
+                        .map(column_witness)
+                        .collect::<Result<_>>()?,
                     tree_r_last_path: path_witness(&p.comm_r_last_proof, "a tree_r_last node")?,
                     column_path: path_witness(&p.column.inclusion, "a tree_c node")?,
                 })
@@ -187,7 +197,10 @@ fn enforce_inclusion<CS: ConstraintSystem<Fr>>(
         let bit_count = arity.trailing_zeros() as usize;
         let bits = (0..bit_count)
             .map(|i| {
-                AllocatedBit::alloc(cs.namespace(|| format!("index bit {i}")), element.index.map(|x| x >> i & 1 == 1))
+                AllocatedBit::alloc(
+                    cs.namespace(|| format!("index bit {i}")),
+                    element.index.map(|x| x >> i & 1 == 1),
+                )
             })
             .collect::<Result<Vec<_>, _>>()?;
         position_bits.extend(bits.iter().cloned().map(Boolean::from));
@@ -238,7 +251,13 @@ impl ChallengeWitness {
         replica_id_bits: &[Boolean],
     ) -> Result<(), SynthesisError> {
         let data_leaf = alloc(cs.namespace(|| "data_leaf"), self.data_leaf)?;
-        enforce_inclusion(cs.namespace(|| "comm_d_inclusion"), TreeGadget::Sha254, &self.tree_d_path, &data_leaf, comm_d)?;
+        enforce_inclusion(
+            cs.namespace(|| "comm_d_inclusion"),
+            TreeGadget::Sha254,
+            &self.tree_d_path,
+            &data_leaf,
+            comm_d,
+        )?;
 
         let mut columns = Vec::with_capacity(DEGREE);
         for (j, parent) in self.parents.iter().enumerate() {
@@ -267,14 +286,26 @@ impl ChallengeWitness {
             let mut cs = cs.namespace(|| format!("labeling_{layer}"));
             let mut parents = Vec::with_capacity(DEGREE);
             for (j, column) in columns[..BASE_DEGREE].iter().enumerate() {
-                parents.push(fr_stream_bits(cs.namespace(|| format!("drg parent {j} bits")), &column[layer - 1])?);
+                parents.push(fr_stream_bits(
+                    cs.namespace(|| format!("drg parent {j} bits")),
+                    &column[layer - 1],
+                )?);
             }
             if layer > 1 {
                 for (j, column) in columns[BASE_DEGREE..].iter().enumerate() {
-                    parents.push(fr_stream_bits(cs.namespace(|| format!("exp parent {j} bits")), &column[layer - 2])?);
+                    parents.push(fr_stream_bits(
+                        cs.namespace(|| format!("exp parent {j} bits")),
+                        &column[layer - 2],
+                    )?);
                 }
             }
-            labels.push(label(cs.namespace(|| "label"), replica_id_bits, layer as u32, &challenge_bits, &parents)?);
+            labels.push(label(
+                cs.namespace(|| "label"),
+                replica_id_bits,
+                layer as u32,
+                &challenge_bits,
+                &parents,
+            )?);
         }
 
         let encoded = add(cs.namespace(|| "encode"), &labels[layers - 1], &data_leaf)?;
@@ -287,7 +318,13 @@ impl ChallengeWitness {
         )?;
 
         let column_hash = poseidon(cs.namespace(|| "column hash"), &labels)?;
-        enforce_inclusion(cs.namespace(|| "column inclusion"), TreeGadget::Poseidon, &self.column_path, &column_hash, comm_c)
+        enforce_inclusion(
+            cs.namespace(|| "column inclusion"),
+            TreeGadget::Poseidon,
+            &self.column_path,
+            &column_hash,
+            comm_c,
+        )
     }
 }
 
@@ -352,7 +389,8 @@ mod tests {
     #[test]
     fn label_gadget_matches_native() {
         let replica_id = ReplicaId(fr_to_bytes(&Fr::from(0xdead_beefu64)));
-        let parents: Vec<Fr> = (0..DEGREE as u64).map(|i| Fr::from(i * 77 + 3) * Fr::from(u64::MAX)).collect();
+        let parents: Vec<Fr> =
+            (0..DEGREE as u64).map(|i| Fr::from(i * 77 + 3) * Fr::from(u64::MAX)).collect();
         let node = 0x0102_0304_0506u64;
         for layer in [1u32, 2] {
             let mut cs = CheckingCs::new(false);

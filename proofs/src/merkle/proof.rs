@@ -81,7 +81,11 @@ impl InclusionProof {
         }
         for (level, (e, &arity)) in self.path.iter().zip(arities).enumerate() {
             if e.siblings.len() + 1 != arity {
-                return Err(format!("level {level} has {} siblings, expected {}", e.siblings.len(), arity - 1));
+                return Err(format!(
+                    "level {level} has {} siblings, expected {}",
+                    e.siblings.len(),
+                    arity - 1
+                ));
             }
             if e.index as usize >= arity {
                 return Err(format!("level {level} has position {} in an arity-{arity} node", e.index));
@@ -99,11 +103,17 @@ impl InclusionProof {
             cur = match hash {
                 TreeHash::Sha254 if children.len() == 2 => Node(sha254_pair(&children[0].0, &children[1].0)),
                 TreeHash::Sha254 => {
-                    return Err(Error::InvalidProof(format!("SHA-256 tree level of arity {}", children.len())))
+                    return Err(Error::InvalidProof(format!(
+                        "SHA-256 tree level of arity {}",
+                        children.len()
+                    )))
                 }
                 TreeHash::Poseidon => {
                     if !crate::poseidon::supports_arity(children.len()) {
-                        return Err(Error::InvalidProof(format!("Poseidon level of arity {}", children.len())));
+                        return Err(Error::InvalidProof(format!(
+                            "Poseidon level of arity {}",
+                            children.len()
+                        )));
                     }
                     let nodes: Vec<[u8; 32]> = children.iter().map(|n| n.0).collect();
                     Node(hash_nodes(&nodes)?)
@@ -189,7 +199,12 @@ pub struct CachedTrees<'a> {
 
 impl<'a> CachedTrees<'a> {
     /// A view over the replica and the cached files.
-    pub fn new(leaves: &'a [[u8; 32]], cached: Vec<&'a [[u8; 32]]>, leaves_per_tree: usize, arity: usize) -> Self {
+    pub fn new(
+        leaves: &'a [[u8; 32]],
+        cached: Vec<&'a [[u8; 32]]>,
+        leaves_per_tree: usize,
+        arity: usize,
+    ) -> Self {
         Self { leaves, cached, leaves_per_tree, arity, local: Default::default() }
     }
 
@@ -284,7 +299,8 @@ pub fn poseidon_tree_proof(
         path.push(PathElement { siblings, index: at as u8 });
         root = sub_roots[group];
         if shape.top_arity > 0 {
-            let siblings = sub_roots.iter().enumerate().filter(|&(j, _)| j != group).map(|(_, n)| *n).collect();
+            let siblings =
+                sub_roots.iter().enumerate().filter(|&(j, _)| j != group).map(|(_, n)| *n).collect();
             path.push(PathElement { siblings, index: group as u8 });
             root = Node(hash_nodes(&sub_roots.iter().map(|n| n.0).collect::<Vec<_>>())?);
         }

@@ -157,7 +157,10 @@ impl C1Output {
     pub fn read(path: &std::path::Path) -> Result<Self> {
         let len = std::fs::metadata(path).map_err(Error::io("read", path))?.len();
         if len > MAX_C1_BYTES {
-            return Err(Error::C1Format(format!("{}: {len} bytes is larger than any C1 output", path.display())));
+            return Err(Error::C1Format(format!(
+                "{}: {len} bytes is larger than any C1 output",
+                path.display()
+            )));
         }
         let bytes = std::fs::read(path).map_err(Error::io("read", path))?;
         Self::decode(&bytes).map_err(|e| match e {
@@ -193,7 +196,12 @@ pub fn run(dir: &SectorDir, seed: &Randomness) -> Result<C1Output> {
     let layer_maps: Vec<ReadMap> = (1..=shape.layers).map(|l| layers.open(l)).collect::<Result<_>>()?;
     let tree_d = ReadMap::open(&cache.join(TREE_D_FILE), Some(sha_tree::tree_len(n) as u64 * 32))?;
     let tree_c_maps: Vec<ReadMap> = (0..count)
-        .map(|i| ReadMap::open(&cache.join(tree_file_name("tree-c", i, count)), Some(tree_len(per_tree, arity) as u64 * 32)))
+        .map(|i| {
+            ReadMap::open(
+                &cache.join(tree_file_name("tree-c", i, count)),
+                Some(tree_len(per_tree, arity) as u64 * 32),
+            )
+        })
         .collect::<Result<_>>()?;
     let r_last_maps: Vec<ReadMap> = (0..count)
         .map(|i| {
@@ -203,8 +211,10 @@ pub fn run(dir: &SectorDir, seed: &Randomness) -> Result<C1Output> {
         .collect::<Result<_>>()?;
     let replica = ReadMap::open(&dir.sealed_path(), Some(shape.size_bytes))?;
 
-    let tree_c = FullTrees { trees: tree_c_maps.iter().map(|m| m.nodes()).collect(), leaves: per_tree, arity };
-    let tree_r_last = CachedTrees::new(replica.nodes(), r_last_maps.iter().map(|m| m.nodes()).collect(), per_tree, arity);
+    let tree_c =
+        FullTrees { trees: tree_c_maps.iter().map(|m| m.nodes()).collect(), leaves: per_tree, arity };
+    let tree_r_last =
+        CachedTrees::new(replica.nodes(), r_last_maps.iter().map(|m| m.nodes()).collect(), per_tree, arity);
     let graph = Graph::new(shape.num_nodes, shape.porep_id);
 
     let column = |index: u64| -> Result<ColumnProof> {
@@ -227,8 +237,10 @@ pub fn run(dir: &SectorDir, seed: &Randomness) -> Result<C1Output> {
             let mut parents = [0u32; DEGREE];
             graph.parents(c as u32, &mut parents);
             let column_c = column(c)?;
-            let drg_parents = parents[..BASE_DEGREE].iter().map(|&p| column(p as u64)).collect::<Result<Vec<_>>>()?;
-            let exp_parents = parents[BASE_DEGREE..].iter().map(|&p| column(p as u64)).collect::<Result<Vec<_>>>()?;
+            let drg_parents =
+                parents[..BASE_DEGREE].iter().map(|&p| column(p as u64)).collect::<Result<Vec<_>>>()?;
+            let exp_parents =
+                parents[BASE_DEGREE..].iter().map(|&p| column(p as u64)).collect::<Result<Vec<_>>>()?;
             let labeling_proofs: Vec<LabelingProof> = (1..=shape.layers)
                 .map(|layer| {
                     let l = layer as usize - 1;

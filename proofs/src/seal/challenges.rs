@@ -28,8 +28,12 @@ pub fn partition_challenges(
     (0..per)
         .map(|i| {
             let j = (per * partition + i) as u32;
-            let digest: [u8; 32] =
-                Sha256::new().chain_update(replica_id.0).chain_update(seed.0).chain_update(j.to_le_bytes()).finalize().into();
+            let digest: [u8; 32] = Sha256::new()
+                .chain_update(replica_id.0)
+                .chain_update(seed.0)
+                .chain_update(j.to_le_bytes())
+                .finalize()
+                .into();
             le_mod(&digest, shape.num_nodes - 1) + 1
         })
         .collect()

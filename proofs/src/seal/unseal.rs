@@ -64,9 +64,10 @@ pub fn unseal_range(
     // The key: PC1's last layer if it is still there and matches its record.
     let cache = dir.cache_dir();
     let layers = Layers::new(&cache, shape.num_nodes, shape.layers);
-    let intact = layers.record()?.is_some_and(|r| {
-        r.replica_id == pc1.replica_id && r.layers.len() == shape.layers as usize
-    }) && layers.open(shape.layers).is_ok();
+    let intact = layers
+        .record()?
+        .is_some_and(|r| r.replica_id == pc1.replica_id && r.layers.len() == shape.layers as usize)
+        && layers.open(shape.layers).is_ok();
     let scratch = cache.join(SCRATCH_DIR);
     let key = if intact {
         layers.open(shape.layers)?

@@ -124,9 +124,15 @@ fn column_hash(column: &Column) -> Result<Node> {
 }
 
 /// Checks one partition's proofs natively; the error says which check failed.
-pub fn verify_partition(ctx: &PartitionContext<'_>, partition: usize, proofs: &[ChallengeProof]) -> Result<()> {
+pub fn verify_partition(
+    ctx: &PartitionContext<'_>,
+    partition: usize,
+    proofs: &[ChallengeProof],
+) -> Result<()> {
     let shape = ctx.shape;
-    let fail = |i: usize, what: String| Err(Error::InvalidProof(format!("partition {partition}, challenge {i}: {what}")));
+    let fail = |i: usize, what: String| {
+        Err(Error::InvalidProof(format!("partition {partition}, challenge {i}: {what}")))
+    };
     let challenges = partition_challenges(shape, ctx.replica_id, ctx.seed, partition);
     if proofs.len() != challenges.len() {
         return Err(Error::InvalidProof(format!(
@@ -159,10 +165,14 @@ pub fn verify_partition(ctx: &PartitionContext<'_>, partition: usize, proofs: &[
             .chain(parents.iter().map(|&x| x as u64).zip(p.drg_parents.iter().chain(&p.exp_parents)));
         for (index, cp) in columns {
             if cp.column.index != index || cp.column.rows.len() != layers {
-                return fail(i, format!("column of node {} is not the column of node {index}", cp.column.index));
+                return fail(
+                    i,
+                    format!("column of node {} is not the column of node {index}", cp.column.index),
+                );
             }
             let leaf = column_hash(&cp.column)?;
-            if cp.inclusion.leaf != leaf || !cp.inclusion.verifies(TreeHash::Poseidon, &comm_c, index, &tree_arities)
+            if cp.inclusion.leaf != leaf
+                || !cp.inclusion.verifies(TreeHash::Poseidon, &comm_c, index, &tree_arities)
             {
                 return fail(i, format!("column of node {index} does not verify in tree_c (comm_c)"));
             }
@@ -177,7 +187,10 @@ pub fn verify_partition(ctx: &PartitionContext<'_>, partition: usize, proofs: &[
                 distinct.extend(p.exp_parents.iter().map(|cp| cp.column.rows[l - 1]));
             }
             if lp.layer != layer || lp.node != c || lp.parents != expand_parents(layer, &distinct) {
-                return fail(i, format!("labeling proof of layer {layer} does not use the opened parent columns"));
+                return fail(
+                    i,
+                    format!("labeling proof of layer {layer} does not use the opened parent columns"),
+                );
             }
             if recompute_label(lp, ctx.replica_id) != Some(p.column.column.rows[l]) {
                 return fail(i, format!("label of layer {layer} does not match its parents"));

@@ -137,8 +137,14 @@ pub fn verify_seal(statement: &SealStatement, proof: &[u8], vk: &SealVerifyingKe
     );
     let mut inputs = Vec::with_capacity(shape.partitions);
     for k in 0..shape.partitions {
-        match partition_inputs(statement.sector_size, &replica_id, &statement.seed, &statement.comm_d, &statement.comm_r, k)
-        {
+        match partition_inputs(
+            statement.sector_size,
+            &replica_id,
+            &statement.seed,
+            &statement.comm_d,
+            &statement.comm_r,
+            k,
+        ) {
             Ok(i) => inputs.push(i),
             Err(Error::InvalidProof(reason)) => {
                 debug!(%reason, "public inputs are not field elements");

@@ -69,7 +69,10 @@ pub fn porep_cache_id(shape: &SectorShape) -> String {
         "layered_drgporep::PublicParams{{ graph: {graph}, challenges: LayerChallenges {{ layers: {}, max_count: {} }}, tree: {tree} }}",
         shape.layers, shape.challenges_per_partition
     );
-    format!("stacked-proof-of-replication-{tree}-sha256_hasher-{}", hex::encode(Sha256::digest(ident.as_bytes())))
+    format!(
+        "stacked-proof-of-replication-{tree}-sha256_hasher-{}",
+        hex::encode(Sha256::digest(ident.as_bytes()))
+    )
 }
 
 /// The reference's digest of a file: BLAKE2b-512, first 32 hex characters.

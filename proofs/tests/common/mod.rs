@@ -31,7 +31,11 @@ pub fn parent_cache_dir() -> PathBuf {
 }
 
 /// The sector directory and PC1 request of a seal vector, its pieces written under `tmp`.
-pub fn vector_request(v: &serde_json::Value, tmp: &Path, labeling: LabelingConfig) -> (SectorDir, pc1::Pc1Request) {
+pub fn vector_request(
+    v: &serde_json::Value,
+    tmp: &Path,
+    labeling: LabelingConfig,
+) -> (SectorDir, pc1::Pc1Request) {
     let mut pieces = vec![];
     if v["kind"] == "data" {
         let data = pattern(v["unpadded_sector_bytes"].as_u64().unwrap() as usize);

@@ -360,7 +360,11 @@ fn commit_phases(
     Ok((c1, proof, verified))
 }
 
-fn prove_and_verify(c1: &C1Output, param_dir: &Option<PathBuf>, phases: &mut Phases) -> Result<(Vec<u8>, bool)> {
+fn prove_and_verify(
+    c1: &C1Output,
+    param_dir: &Option<PathBuf>,
+    phases: &mut Phases,
+) -> Result<(Vec<u8>, bool)> {
     let params = param_store(param_dir, c1.identity.sector_size);
     let proof = phases.time("c2", || {
         let mapped = params.load_proving()?;
@@ -389,7 +393,14 @@ fn proof_json(c1: &C1Output, proof: &[u8], verified: bool, phases: &Phases) -> V
     })
 }
 
-fn finish_proof(c1: &C1Output, proof: &[u8], verified: bool, phases: &Phases, json: bool, out: Option<&Path>) -> Result<()> {
+fn finish_proof(
+    c1: &C1Output,
+    proof: &[u8],
+    verified: bool,
+    phases: &Phases,
+    json: bool,
+    out: Option<&Path>,
+) -> Result<()> {
     if let Some(path) = out {
         std::fs::write(path, proof).with_context(|| format!("write {}", path.display()))?;
     }
@@ -455,7 +466,8 @@ fn all(args: AllArgs) -> Result<()> {
     let seed = Randomness::from_hex(&args.seed).context("--seed")?;
     let mut phases = Phases::default();
     let pre = pre_commit(&args.pre_commit, &mut phases)?;
-    let (c1, proof, verified) = commit_phases(&args.pre_commit.dir, &seed, &args.param_dir, None, &mut phases)?;
+    let (c1, proof, verified) =
+        commit_phases(&args.pre_commit.dir, &seed, &args.param_dir, None, &mut phases)?;
     if args.pre_commit.json {
         let mut out = proof_json(&c1, &proof, verified, &phases);
         for key in ["comm_c", "comm_r_last", "pieces"] {
@@ -480,8 +492,9 @@ pub fn unseal(args: UnsealArgs) -> Result<()> {
     let mut reporter = Reporter::new();
     let parent_cache = args.parent_cache.clone().unwrap_or_else(sealing::dirs::parent_cache_dir);
     let t = Instant::now();
-    let report =
-        unseal::unseal_range(&dir, args.offset, len, &args.out, &parent_cache, &cancel, &mut |p| reporter.report(p))?;
+    let report = unseal::unseal_range(&dir, args.offset, len, &args.out, &parent_cache, &cancel, &mut |p| {
+        reporter.report(p)
+    })?;
     reporter.finish();
     println!(
         "unsealed {} bytes at offset {} into {} in {:.3} s (comm_d checked{})",
