@@ -67,7 +67,7 @@ pub fn unpadded_piece_size(len: u64) -> u64 {
 /// Checks that `unpadded` is a valid piece size (`127·2^k`).
 pub fn check_unpadded_size(unpadded: u64) -> Result<()> {
     if unpadded < MIN_UNPADDED_PIECE
-        || unpadded % UNPADDED_BLOCK as u64 != 0
+        || !unpadded.is_multiple_of(UNPADDED_BLOCK as u64)
         || !(unpadded / UNPADDED_BLOCK as u64).is_power_of_two()
     {
         return Err(Error::PieceSize(format!("{unpadded} bytes is not 127·2^k (k >= 0)")));

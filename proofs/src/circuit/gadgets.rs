@@ -18,7 +18,7 @@ use neptune::circuit::poseidon_hash;
 /// whole number of bytes: turns little-endian field bits into SHA-256's
 /// byte-stream order.
 pub fn reverse_bits_in_bytes(mut bits: Vec<Boolean>) -> Vec<Boolean> {
-    while bits.len() % 8 != 0 {
+    while !bits.len().is_multiple_of(8) {
         bits.push(Boolean::constant(false));
     }
     bits.chunks(8).flat_map(|byte| byte.iter().rev().cloned()).collect()

@@ -40,7 +40,7 @@ pub fn is_valid_size(leaves: usize, arity: usize) -> bool {
         return false;
     }
     while w > 1 {
-        if w % arity != 0 {
+        if !w.is_multiple_of(arity) {
             return false;
         }
         w /= arity;

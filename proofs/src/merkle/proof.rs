@@ -181,6 +181,9 @@ impl PoseidonTreeSource for FullTrees<'_> {
     }
 }
 
+/// Rows `1..=discard` of one subtree of a base tree: (tree, first leaf, rows).
+type LocalRows = (usize, usize, Vec<Vec<[u8; 32]>>);
+
 /// Base trees whose bottom rows are not stored (tree_r_last): the leaves come
 /// from the replica, the discarded rows are re-hashed from it around the
 /// challenged leaf, and the rows above come from the cached files.
@@ -193,8 +196,8 @@ pub struct CachedTrees<'a> {
     pub leaves_per_tree: usize,
     /// Base arity.
     pub arity: usize,
-    /// The discarded rows around the leaf being proven: (tree, first leaf, rows 1..=discard).
-    local: std::cell::RefCell<Option<(usize, usize, Vec<Vec<[u8; 32]>>)>>,
+    /// The discarded rows around the leaf being proven.
+    local: std::cell::RefCell<Option<LocalRows>>,
 }
 
 impl<'a> CachedTrees<'a> {
