@@ -136,18 +136,25 @@ impl PorepParams {
         self.params_path().is_file() && self.vk_path().is_file()
     }
 
-    /// The manifest entry of `path`: the published one, else the local one.
-    fn manifest_entry(&self, path: &Path) -> Result<ManifestEntry> {
+    /// The manifest entries that may vouch for `path`: the published one (a
+    /// drop-in of the published file) and the local one (a setup generated here
+    /// under the same name).
+    fn manifest_entries(&self, path: &Path) -> Result<Vec<ManifestEntry>> {
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
-        if let Some(e) = published_manifest().remove(&name) {
-            return Ok(e);
+        let entries: Vec<ManifestEntry> =
+            [published_manifest().remove(&name), read_local_manifest(&self.dir)?.remove(&name)]
+                .into_iter()
+                .flatten()
+                .collect();
+        if entries.is_empty() {
+            return Err(Error::Params {
+                path: path.to_path_buf(),
+                reason: "no manifest lists this file (neither published nor generated here); \
+                         run `kiln params generate` or install the published file"
+                    .into(),
+            });
         }
-        read_local_manifest(&self.dir)?.remove(&name).ok_or_else(|| Error::Params {
-            path: path.to_path_buf(),
-            reason: "no manifest lists this file (neither published nor generated here); \
-                     run `kiln params generate` or install the published file"
-                .into(),
-        })
+        Ok(entries)
     }
 
     /// Checks `path` against its manifest digest, once per process per file version.
@@ -163,10 +170,11 @@ impl PorepParams {
         if CHECKED.lock().expect("checked set").get_or_insert_with(HashSet::new).contains(&key) {
             return Ok(());
         }
-        let entry = self.manifest_entry(path)?;
+        let entries = self.manifest_entries(path)?;
         let found = file_digest(path)?;
-        if found != entry.digest {
-            return Err(Error::ParamsDigest { path: path.to_path_buf(), expected: entry.digest, found });
+        if !entries.iter().any(|e| e.digest == found) {
+            let expected = entries.iter().map(|e| e.digest.as_str()).collect::<Vec<_>>().join(" or ");
+            return Err(Error::ParamsDigest { path: path.to_path_buf(), expected, found });
         }
         CHECKED.lock().expect("checked set").get_or_insert_with(HashSet::new).insert(key);
         Ok(())
@@ -200,7 +208,7 @@ impl PorepParams {
         let lock_path = self.path("lock");
         let lock = File::create(&lock_path).map_err(Error::io("create", &lock_path))?;
         lock.lock().map_err(Error::io("lock", &lock_path))?;
-        if self.exist() && self.manifest_entry(&self.params_path()).is_ok() {
+        if self.exist() && self.check(&self.params_path()).is_ok() && self.check(&self.vk_path()).is_ok() {
             return Ok(());
         }
         let _span = info_span!("params_generate", size = %self.size).entered();
@@ -269,8 +277,8 @@ pub struct FileCheck {
 /// Checks every `.params` and `.vk` file in `dir`, and reports the PoRep files
 /// of `sizes` that are missing.
 pub fn verify_dir(dir: &Path, sizes: &[SectorSize]) -> Result<Vec<FileCheck>> {
-    let mut published = published_manifest();
-    published.extend(read_local_manifest(dir)?);
+    let published = published_manifest();
+    let local = read_local_manifest(dir)?;
     let mut out = Vec::new();
     let mut names: Vec<String> = match std::fs::read_dir(dir) {
         Ok(entries) => entries
@@ -283,7 +291,9 @@ pub fn verify_dir(dir: &Path, sizes: &[SectorSize]) -> Result<Vec<FileCheck>> {
     };
     names.sort();
     for name in &names {
-        let check = match published.get(name) {
+        let entries: Vec<&ManifestEntry> =
+            [published.get(name), local.get(name)].into_iter().flatten().collect();
+        let check = match entries.first() {
             None => FileCheck {
                 name: name.clone(),
                 sector_size: None,
@@ -292,12 +302,16 @@ pub fn verify_dir(dir: &Path, sizes: &[SectorSize]) -> Result<Vec<FileCheck>> {
             },
             Some(entry) => {
                 let found = file_digest(&dir.join(name))?;
-                let ok = found == entry.digest;
+                let matched = entries.iter().find(|e| e.digest == found);
+                let expected = entries.iter().map(|e| e.digest.as_str()).collect::<Vec<_>>().join(" or ");
                 FileCheck {
                     name: name.clone(),
                     sector_size: Some(entry.sector_size),
-                    status: if ok { "ok" } else { "corrupt" },
-                    detail: (!ok).then(|| format!("digest {found}, manifest says {}", entry.digest)),
+                    status: if matched.is_some() { "ok" } else { "corrupt" },
+                    detail: match matched {
+                        Some(e) => e.origin.clone().or(Some("published".into())),
+                        None => Some(format!("digest {found}, manifest says {expected}")),
+                    },
                 }
             }
         };

@@ -366,10 +366,9 @@ fn prove_and_verify(
     phases: &mut Phases,
 ) -> Result<(Vec<u8>, bool)> {
     let params = param_store(param_dir, c1.identity.sector_size);
-    let proof = phases.time("c2", || {
-        let mapped = params.load_proving()?;
-        Ok(snark::prove(c1, &mapped)?)
-    })?;
+    let mapped = phases.time("params", || Ok(params.load_proving()?))?;
+    let proof = phases.time("c2", || Ok(snark::prove(c1, &mapped)?))?;
+    drop(mapped);
     let verified = phases.time("verify", || {
         Ok(snark::verify_seal(&SealStatement::of(c1), &proof, &params.seal_verifying_key()?)?)
     })?;
