@@ -18,6 +18,8 @@ pub mod challenges;
 pub mod finalize;
 pub mod pc1;
 pub mod pc2;
+/// The reference prover's exact JSON form of a C1 output (for byte comparison).
+pub mod reference_json;
 pub mod staging;
 pub mod unseal;
 pub mod vanilla;
