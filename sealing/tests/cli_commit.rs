@@ -152,12 +152,15 @@ fn c2_runs_from_a_c1_file_in_another_process_and_directory() {
         kiln(tmp.path())
             .args(["seal", "commit", "--seed", &hex32("03"), "--json", "--dir", sector.to_str().unwrap()])
             .args(["--c1-out", c1_file.to_str().unwrap(), "--param-dir", params.to_str().unwrap()])
+            .args(["--c1-reference-json", tmp.path().join("c1-reference.json").to_str().unwrap()])
             .output()
             .unwrap()
     };
     let committed = json_of(&out);
     assert_eq!(committed["verified"], true);
     assert_eq!(committed["challenges"], reference["c1_challenges_formula"]);
+    let reference_json = std::fs::read(tmp.path().join("c1-reference.json")).unwrap();
+    assert_eq!(sha256_hex(&reference_json), reference["c1_output_json_sha256"].as_str().unwrap());
 
     // Unseal before and after finalize.
     let unsealed = tmp.path().join("range");

@@ -84,6 +84,10 @@ pub struct CommitArgs {
     /// Also write the C1 output here (JSON; `.bin` for the compact binary form).
     #[arg(long)]
     c1_out: Option<PathBuf>,
+    /// Also write the C1 output in the reference's JSON form (lotus / filecoin-ffi's
+    /// `SealCommitPhase1Output`).
+    #[arg(long)]
+    c1_reference_json: Option<PathBuf>,
     /// Write the proof bytes here.
     #[arg(long)]
     proof_out: Option<PathBuf>,
@@ -350,11 +354,16 @@ fn commit_phases(
     seed: &Randomness,
     param_dir: &Option<PathBuf>,
     c1_out: Option<&Path>,
+    reference_json: Option<&Path>,
     phases: &mut Phases,
 ) -> Result<(C1Output, Vec<u8>, bool)> {
     let c1 = phases.time("c1", || Ok(c1::run(&SectorDir::new(dir), seed)?))?;
     if let Some(path) = c1_out {
         write_c1(&c1, path)?;
+    }
+    if let Some(path) = reference_json {
+        let json = proofs::seal::reference_json::reference_c1_json(&c1);
+        std::fs::write(path, json).with_context(|| format!("write {}", path.display()))?;
     }
     let (proof, verified) = prove_and_verify(&c1, param_dir, phases)?;
     Ok((c1, proof, verified))
@@ -420,8 +429,14 @@ fn finish_proof(
 fn commit(args: CommitArgs) -> Result<()> {
     let seed = Randomness::from_hex(&args.seed).context("--seed")?;
     let mut phases = Phases::default();
-    let (c1, proof, verified) =
-        commit_phases(&args.dir, &seed, &args.param_dir, args.c1_out.as_deref(), &mut phases)?;
+    let (c1, proof, verified) = commit_phases(
+        &args.dir,
+        &seed,
+        &args.param_dir,
+        args.c1_out.as_deref(),
+        args.c1_reference_json.as_deref(),
+        &mut phases,
+    )?;
     finish_proof(&c1, &proof, verified, &phases, args.json, args.proof_out.as_deref())
 }
 
@@ -466,7 +481,7 @@ fn all(args: AllArgs) -> Result<()> {
     let mut phases = Phases::default();
     let pre = pre_commit(&args.pre_commit, &mut phases)?;
     let (c1, proof, verified) =
-        commit_phases(&args.pre_commit.dir, &seed, &args.param_dir, None, &mut phases)?;
+        commit_phases(&args.pre_commit.dir, &seed, &args.param_dir, None, None, &mut phases)?;
     if args.pre_commit.json {
         let mut out = proof_json(&c1, &proof, verified, &phases);
         for key in ["comm_c", "comm_r_last", "pieces"] {
