@@ -1,13 +1,15 @@
 //! Kiln's sealing pipeline: everything between an operator and the proof core.
 //!
 //! Today this crate holds what the `kiln` command needs to drive the proof core
-//! by hand: where shared files live by default ([`dirs`]) and how long phases
-//! report progress ([`progress`]). The sector state machine, the scheduler and
-//! the embedded chain will live here too.
+//! by hand: where shared files live by default ([`dirs`]), how long phases
+//! report progress ([`progress`]) and their peak memory ([`memory`]); and the
+//! sector lifecycle's pure state machine ([`lifecycle`]). Its persistence, the
+//! scheduler, the embedded chain and the daemon will live here too.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod dirs;
+pub mod lifecycle;
 pub mod memory;
 pub mod progress;

@@ -1,0 +1,496 @@
+//! The sector lifecycle: states, events and the pure transition function
+//! (diagram in `docs/sector-lifecycle.md`).
+//!
+//! [`Lifecycle::apply`] decides, and nothing else: it does no I/O, reads no
+//! clock and never panics, so the pipeline can persist an event before acting
+//! on it and rebuild any sector's state by replaying its event log. Retrying
+//! is part of the state: each failure state counts the consecutive failures
+//! of its step, and the step goes to the terminal [`SectorState::Failed`] once
+//! the retry policy's cap is reached. When to retry (the backoff) is the
+//! driver's business; [`RetryPolicy::backoff`] only computes it.
+
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// Where a sector is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum SectorState {
+    /// Accepting pieces (or about to be pledged).
+    Packing,
+    /// Pieces settled; PC1 and PC2 run.
+    Unsealed,
+    /// Pre-committed on disk; the PreCommit message is being sent and awaited.
+    PreCommitting,
+    /// The PreCommit landed; waiting for the interactive seed.
+    PreCommitted,
+    /// C1 and C2 run.
+    Committing,
+    /// The ProveCommit message is being sent and awaited.
+    CommitWait,
+    /// The chain accepted the proof; sealing-only files are removed.
+    FinalizeSector,
+    /// Sealed and proven: the sector counts toward power.
+    Proving,
+    /// PC1 or PC2 failed.
+    SealPreCommitFailed,
+    /// Sending or landing the PreCommit failed.
+    PreCommitFailed,
+    /// C1 or C2 failed.
+    ComputeProofFailed,
+    /// Sending the ProveCommit failed or the chain rejected the proof.
+    CommitFailed,
+    /// Finalize failed.
+    FinalizeFailed,
+    /// Gave up after too many failures (terminal).
+    Failed,
+    /// Being removed.
+    Removing,
+    /// Removed (terminal).
+    Removed,
+}
+
+impl SectorState {
+    /// States nothing leaves.
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Self::Failed | Self::Removed)
+    }
+
+    /// The failure state of a working state, if it can fail.
+    fn failure(self) -> Option<Self> {
+        Some(match self {
+            Self::Unsealed => Self::SealPreCommitFailed,
+            Self::PreCommitting => Self::PreCommitFailed,
+            Self::Committing => Self::ComputeProofFailed,
+            Self::CommitWait => Self::CommitFailed,
+            Self::FinalizeSector => Self::FinalizeFailed,
+            _ => return None,
+        })
+    }
+
+    /// The working state a failure state retries.
+    fn retried(self) -> Option<Self> {
+        Some(match self {
+            Self::SealPreCommitFailed => Self::Unsealed,
+            Self::PreCommitFailed => Self::PreCommitting,
+            Self::ComputeProofFailed => Self::Committing,
+            // A rejected or lost ProveCommit needs a new proof, not a resend.
+            Self::CommitFailed => Self::Committing,
+            Self::FinalizeFailed => Self::FinalizeSector,
+            _ => return None,
+        })
+    }
+
+    /// The name as shown to operators.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Packing => "Packing",
+            Self::Unsealed => "Unsealed",
+            Self::PreCommitting => "PreCommitting",
+            Self::PreCommitted => "PreCommitted",
+            Self::Committing => "Committing",
+            Self::CommitWait => "CommitWait",
+            Self::FinalizeSector => "FinalizeSector",
+            Self::Proving => "Proving",
+            Self::SealPreCommitFailed => "SealPreCommitFailed",
+            Self::PreCommitFailed => "PreCommitFailed",
+            Self::ComputeProofFailed => "ComputeProofFailed",
+            Self::CommitFailed => "CommitFailed",
+            Self::FinalizeFailed => "FinalizeFailed",
+            Self::Failed => "Failed",
+            Self::Removing => "Removing",
+            Self::Removed => "Removed",
+        }
+    }
+}
+
+impl std::fmt::Display for SectorState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Something that happened to a sector. Data the pipeline records alongside
+/// (commitments, message ids, the proof) travels with the events that bring it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "event")]
+pub enum SectorEvent {
+    /// Pieces are settled (or the sector is pledged): start sealing.
+    StartSealing,
+    /// PC1 and PC2 finished.
+    PreCommitted2 {
+        /// comm_d (hex).
+        comm_d: String,
+        /// comm_r (hex).
+        comm_r: String,
+    },
+    /// The PreCommit message was sent (recorded so a restart does not send it again).
+    PreCommitSent {
+        /// The message id.
+        message: String,
+    },
+    /// The PreCommit landed on chain.
+    PreCommitLanded {
+        /// The epoch it landed in.
+        epoch: u64,
+    },
+    /// The interactive seed is available.
+    SeedReady {
+        /// The seed (hex).
+        seed: String,
+        /// Its epoch.
+        epoch: u64,
+    },
+    /// C1 and C2 finished.
+    ProofReady,
+    /// The ProveCommit message was sent.
+    CommitSent {
+        /// The message id.
+        message: String,
+    },
+    /// The chain accepted the proof.
+    CommitLanded {
+        /// The epoch it landed in.
+        epoch: u64,
+    },
+    /// The chain rejected the proof.
+    CommitRejected {
+        /// The chain's reason.
+        reason: String,
+    },
+    /// The PreCommit expired before the proof landed: the replica must be redone.
+    PreCommitExpired,
+    /// Finalize finished.
+    Finalized,
+    /// The current step failed.
+    StepFailed {
+        /// What went wrong.
+        error: String,
+    },
+    /// Retry the failed step (the driver fires this after the backoff).
+    Retry,
+    /// The operator asked for removal.
+    Remove,
+    /// Removal finished.
+    RemoveDone,
+}
+
+impl SectorEvent {
+    /// The event's name, for logs and errors.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::StartSealing => "StartSealing",
+            Self::PreCommitted2 { .. } => "PreCommitted2",
+            Self::PreCommitSent { .. } => "PreCommitSent",
+            Self::PreCommitLanded { .. } => "PreCommitLanded",
+            Self::SeedReady { .. } => "SeedReady",
+            Self::ProofReady => "ProofReady",
+            Self::CommitSent { .. } => "CommitSent",
+            Self::CommitLanded { .. } => "CommitLanded",
+            Self::CommitRejected { .. } => "CommitRejected",
+            Self::PreCommitExpired => "PreCommitExpired",
+            Self::Finalized => "Finalized",
+            Self::StepFailed { .. } => "StepFailed",
+            Self::Retry => "Retry",
+            Self::Remove => "Remove",
+            Self::RemoveDone => "RemoveDone",
+        }
+    }
+}
+
+/// How failures are retried.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetryPolicy {
+    /// Consecutive failures of one step after which the sector is Failed (at least 1).
+    pub max_attempts: u32,
+    /// Wait before the first retry.
+    pub base_backoff: Duration,
+    /// Longest wait between retries.
+    pub max_backoff: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self { max_attempts: 5, base_backoff: Duration::from_secs(10), max_backoff: Duration::from_secs(600) }
+    }
+}
+
+impl RetryPolicy {
+    /// Wait before retrying after the `attempts`-th consecutive failure: doubling
+    /// from the base, capped.
+    pub fn backoff(&self, attempts: u32) -> Duration {
+        let factor = 1u32.checked_shl(attempts.saturating_sub(1)).unwrap_or(u32::MAX);
+        self.base_backoff.saturating_mul(factor).min(self.max_backoff)
+    }
+}
+
+/// A rejected event: the state does not accept it.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("event {event} is not valid in state {state}")]
+pub struct TransitionError {
+    /// The state.
+    pub state: SectorState,
+    /// The event's name.
+    pub event: &'static str,
+}
+
+/// A sector's state and the consecutive failures of its current step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lifecycle {
+    /// The state.
+    pub state: SectorState,
+    /// Consecutive failures of the current step (0 after any progress).
+    pub attempts: u32,
+}
+
+impl Default for Lifecycle {
+    fn default() -> Self {
+        Self { state: SectorState::Packing, attempts: 0 }
+    }
+}
+
+impl Lifecycle {
+    /// The state after `event`, or why the event is refused.
+    pub fn apply(self, event: &SectorEvent, policy: &RetryPolicy) -> Result<Self, TransitionError> {
+        use SectorEvent as E;
+        use SectorState as S;
+        let reject = || TransitionError { state: self.state, event: event.name() };
+        let forward = |state| Ok(Self { state, attempts: 0 });
+        let same = || Ok(self);
+        if self.state.is_terminal() {
+            return Err(reject());
+        }
+        match (self.state, event) {
+            (S::Removing, E::RemoveDone) => forward(S::Removed),
+            (S::Removing, _) => Err(reject()),
+            (_, E::Remove) => forward(S::Removing),
+
+            (S::Packing, E::StartSealing) => forward(S::Unsealed),
+            (S::Unsealed, E::PreCommitted2 { .. }) => forward(S::PreCommitting),
+            (S::PreCommitting, E::PreCommitSent { .. }) => same(),
+            (S::PreCommitting, E::PreCommitLanded { .. }) => forward(S::PreCommitted),
+            (S::PreCommitted, E::SeedReady { .. }) => forward(S::Committing),
+            (S::Committing, E::ProofReady) => forward(S::CommitWait),
+            (S::CommitWait, E::CommitSent { .. }) => same(),
+            (S::CommitWait, E::CommitLanded { .. }) => forward(S::FinalizeSector),
+            (S::FinalizeSector, E::Finalized) => forward(S::Proving),
+
+            // The chain refusing the proof is a failure of the commit step.
+            (S::CommitWait, E::CommitRejected { .. }) | (_, E::StepFailed { .. }) => {
+                let failure = self.state.failure().ok_or_else(reject)?;
+                let attempts = self.attempts.saturating_add(1);
+                if attempts >= policy.max_attempts.max(1) {
+                    Ok(Self { state: S::Failed, attempts })
+                } else {
+                    Ok(Self { state: failure, attempts })
+                }
+            }
+            (failed, E::Retry) => {
+                let retried = failed.retried().ok_or_else(reject)?;
+                Ok(Self { state: retried, attempts: self.attempts })
+            }
+            // Between PreCommit and a landed ProveCommit, an expired PreCommit
+            // means sealing again from PC1 with a fresh ticket.
+            (
+                S::PreCommitted | S::Committing | S::CommitWait | S::ComputeProofFailed | S::CommitFailed,
+                E::PreCommitExpired,
+            ) => forward(S::Unsealed),
+            _ => Err(reject()),
+        }
+    }
+
+    /// Replays an event log from the initial state. Refused events are errors:
+    /// a persisted log only holds accepted ones.
+    pub fn replay<'a>(
+        events: impl IntoIterator<Item = &'a SectorEvent>,
+        policy: &RetryPolicy,
+    ) -> Result<Self, TransitionError> {
+        events.into_iter().try_fold(Self::default(), |l, e| l.apply(e, policy))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use SectorEvent as E;
+    use SectorState as S;
+
+    fn policy(max: u32) -> RetryPolicy {
+        RetryPolicy { max_attempts: max, ..Default::default() }
+    }
+
+    fn at(state: S, attempts: u32) -> Lifecycle {
+        Lifecycle { state, attempts }
+    }
+
+    fn failed(msg: &str) -> E {
+        E::StepFailed { error: msg.into() }
+    }
+
+    /// The happy path, event by event.
+    #[test]
+    fn happy_path_reaches_proving() {
+        let log = [
+            E::StartSealing,
+            E::PreCommitted2 { comm_d: "d".into(), comm_r: "r".into() },
+            E::PreCommitSent { message: "m1".into() },
+            E::PreCommitLanded { epoch: 10 },
+            E::SeedReady { seed: "s".into(), epoch: 20 },
+            E::ProofReady,
+            E::CommitSent { message: "m2".into() },
+            E::CommitLanded { epoch: 21 },
+            E::Finalized,
+        ];
+        let states: Vec<S> = log
+            .iter()
+            .scan(Lifecycle::default(), |l, e| {
+                *l = l.apply(e, &policy(3)).unwrap();
+                Some(l.state)
+            })
+            .collect();
+        use S::*;
+        assert_eq!(
+            states,
+            [
+                Unsealed,
+                PreCommitting,
+                PreCommitting,
+                PreCommitted,
+                Committing,
+                CommitWait,
+                CommitWait,
+                FinalizeSector,
+                Proving
+            ]
+        );
+        assert_eq!(Lifecycle::replay(&log, &policy(3)).unwrap(), at(Proving, 0));
+    }
+
+    /// Every working state fails into its failure state, retries back into the
+    /// right step, and gives up at the cap.
+    #[test]
+    fn failures_retry_then_give_up() {
+        let table = [
+            (S::Unsealed, S::SealPreCommitFailed, S::Unsealed),
+            (S::PreCommitting, S::PreCommitFailed, S::PreCommitting),
+            (S::Committing, S::ComputeProofFailed, S::Committing),
+            (S::CommitWait, S::CommitFailed, S::Committing),
+            (S::FinalizeSector, S::FinalizeFailed, S::FinalizeSector),
+        ];
+        let p = policy(3);
+        for (working, failure, retried) in table {
+            let l = at(working, 0).apply(&failed("x"), &p).unwrap();
+            assert_eq!(l, at(failure, 1), "{working}");
+            let l = l.apply(&E::Retry, &p).unwrap();
+            assert_eq!(l, at(retried, 1), "{working}");
+            // A second failure of the same step counts on.
+            let l = at(working, 1).apply(&failed("x"), &p).unwrap();
+            assert_eq!(l, at(failure, 2));
+            // The third reaches the cap: Failed, which accepts nothing.
+            let l = at(working, 2).apply(&failed("x"), &p).unwrap();
+            assert_eq!(l.state, S::Failed);
+            assert!(l.apply(&E::Retry, &p).is_err());
+            assert!(l.apply(&E::Remove, &p).is_err());
+        }
+        // Progress resets the count.
+        let l = at(S::Committing, 2).apply(&E::ProofReady, &p).unwrap();
+        assert_eq!(l, at(S::CommitWait, 0));
+    }
+
+    #[test]
+    fn chain_rejection_is_a_commit_failure_and_recomputes_the_proof() {
+        let p = policy(5);
+        let l = at(S::CommitWait, 0).apply(&E::CommitRejected { reason: "bad proof".into() }, &p).unwrap();
+        assert_eq!(l, at(S::CommitFailed, 1));
+        assert_eq!(l.apply(&E::Retry, &p).unwrap().state, S::Committing);
+        assert!(at(S::Committing, 0).apply(&E::CommitRejected { reason: String::new() }, &p).is_err());
+    }
+
+    #[test]
+    fn precommit_expiry_reseals() {
+        let p = policy(5);
+        for s in [S::PreCommitted, S::Committing, S::CommitWait, S::ComputeProofFailed, S::CommitFailed] {
+            assert_eq!(at(s, 2).apply(&E::PreCommitExpired, &p).unwrap(), at(S::Unsealed, 0), "{s}");
+        }
+        for s in [S::Packing, S::Unsealed, S::PreCommitting, S::FinalizeSector, S::Proving] {
+            assert!(at(s, 0).apply(&E::PreCommitExpired, &p).is_err(), "{s}");
+        }
+    }
+
+    #[test]
+    fn removal_from_anywhere_but_terminal_states() {
+        let p = policy(5);
+        assert_eq!(at(S::Proving, 0).apply(&E::Remove, &p).unwrap(), at(S::Removing, 0));
+        assert_eq!(at(S::Removing, 0).apply(&E::RemoveDone, &p).unwrap(), at(S::Removed, 0));
+        assert!(at(S::Removing, 0).apply(&E::ProofReady, &p).is_err());
+        assert!(at(S::Removed, 0).apply(&E::Remove, &p).is_err());
+        assert!(at(S::Packing, 0).apply(&failed("x"), &p).is_err(), "Packing has no failure state");
+    }
+
+    #[test]
+    fn out_of_order_events_are_refused_with_a_clear_error() {
+        let err = Lifecycle::default().apply(&E::ProofReady, &policy(3)).unwrap_err();
+        assert_eq!(err.to_string(), "event ProofReady is not valid in state Packing");
+    }
+
+    #[test]
+    fn backoff_doubles_and_is_capped() {
+        let p = RetryPolicy {
+            max_attempts: 10,
+            base_backoff: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(30),
+        };
+        let waits: Vec<u64> = (1..=7).map(|a| p.backoff(a).as_secs()).collect();
+        assert_eq!(waits, [1, 2, 4, 8, 16, 30, 30]);
+        assert_eq!(p.backoff(u32::MAX), Duration::from_secs(30));
+    }
+
+    fn any_event() -> impl Strategy<Value = E> {
+        prop_oneof![
+            Just(E::StartSealing),
+            Just(E::PreCommitted2 { comm_d: "d".into(), comm_r: "r".into() }),
+            Just(E::PreCommitSent { message: "m".into() }),
+            (0u64..100).prop_map(|epoch| E::PreCommitLanded { epoch }),
+            (0u64..100).prop_map(|epoch| E::SeedReady { seed: "s".into(), epoch }),
+            Just(E::ProofReady),
+            Just(E::CommitSent { message: "m".into() }),
+            (0u64..100).prop_map(|epoch| E::CommitLanded { epoch }),
+            Just(E::CommitRejected { reason: "r".into() }),
+            Just(E::PreCommitExpired),
+            Just(E::Finalized),
+            Just(failed("e")),
+            Just(E::Retry),
+            Just(E::Remove),
+            Just(E::RemoveDone),
+        ]
+    }
+
+    proptest! {
+        /// Random event sequences: no panic; terminal states stay terminal;
+        /// attempts never exceed the cap; replaying the accepted events (as the
+        /// store persists them, through JSON) gives the same state.
+        #[test]
+        fn random_sequences_are_safe_and_replayable(
+            events in proptest::collection::vec(any_event(), 0..60),
+            max in 1u32..5,
+        ) {
+            let p = policy(max);
+            let mut l = Lifecycle::default();
+            let mut accepted = Vec::new();
+            for e in &events {
+                let before = l;
+                match l.apply(e, &p) {
+                    Ok(next) => {
+                        prop_assert!(!before.state.is_terminal(), "left terminal {}", before.state);
+                        prop_assert!(next.attempts <= max);
+                        accepted.push(serde_json::to_string(e).unwrap());
+                        l = next;
+                    }
+                    Err(err) => prop_assert_eq!(err.state, before.state),
+                }
+            }
+            let log: Vec<E> = accepted.iter().map(|j| serde_json::from_str(j).unwrap()).collect();
+            prop_assert_eq!(Lifecycle::replay(&log, &p).unwrap(), l);
+        }
+    }
+}
