@@ -3,8 +3,9 @@
 //! Today this crate holds what the `kiln` command needs to drive the proof core
 //! by hand: where shared files live by default ([`dirs`]), how long phases
 //! report progress ([`progress`]) and their peak memory ([`memory`]); and the
-//! sector lifecycle's pure state machine ([`lifecycle`]). Its persistence, the
-//! scheduler, the embedded chain and the daemon will live here too.
+//! sector lifecycle: its pure state machine ([`lifecycle`]) and its SQLite
+//! persistence ([`store`]). The scheduler, the embedded chain and the daemon
+//! will live here too.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -13,3 +14,4 @@ pub mod dirs;
 pub mod lifecycle;
 pub mod memory;
 pub mod progress;
+pub mod store;

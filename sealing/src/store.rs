@@ -1,0 +1,441 @@
+//! The sector store: every sector's row and its event log, in SQLite.
+//!
+//! [`Store::apply`] runs the pure transition ([`Lifecycle::apply`]) and, in
+//! one transaction, appends the accepted event and updates the sector's row,
+//! so the pipeline can persist an event before acting on it and a crash loses
+//! nothing. A refused event changes nothing. Sector numbers come from a
+//! durable counter and are never reused, not even after removal.
+//! Timestamps are passed in (milliseconds since the epoch), which keeps the
+//! store free of clocks and its tests deterministic.
+
+use crate::lifecycle::{Lifecycle, RetryPolicy, SectorEvent, SectorState, TransitionError};
+use proofs::SectorSize;
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+
+/// Schema version this build writes (SQLite `user_version`).
+const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA: &str = "
+CREATE TABLE counters (
+    name  TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+);
+CREATE TABLE sectors (
+    number            INTEGER PRIMARY KEY,
+    sector_size       TEXT NOT NULL,
+    state             TEXT NOT NULL,
+    attempts          INTEGER NOT NULL,
+    comm_d            TEXT,
+    comm_r            TEXT,
+    seed              TEXT,
+    seed_epoch        INTEGER,
+    precommit_message TEXT,
+    commit_message    TEXT,
+    last_error        TEXT,
+    created_ms        INTEGER NOT NULL,
+    updated_ms        INTEGER NOT NULL
+);
+CREATE TABLE events (
+    number  INTEGER NOT NULL REFERENCES sectors(number),
+    seq     INTEGER NOT NULL,
+    at_ms   INTEGER NOT NULL,
+    event   TEXT NOT NULL,
+    state   TEXT NOT NULL,
+    PRIMARY KEY (number, seq)
+);
+";
+
+/// Errors of the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// SQLite failed.
+    #[error("sector database {path}: {op}")]
+    Sqlite {
+        /// The database file.
+        path: PathBuf,
+        /// What was being done.
+        op: &'static str,
+        /// The underlying error.
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// A sector number that does not exist.
+    #[error("unknown sector {0}")]
+    UnknownSector(u64),
+    /// An event the sector's state does not accept.
+    #[error("sector {number}: {source}")]
+    Transition {
+        /// The sector.
+        number: u64,
+        /// Why it was refused.
+        #[source]
+        source: TransitionError,
+    },
+    /// Content that does not parse or a schema from another version.
+    #[error("sector database {path}: {reason}")]
+    Corrupt {
+        /// The database file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// One sector as stored.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SectorRow {
+    /// The sector number.
+    pub number: u64,
+    /// Its size.
+    pub sector_size: SectorSize,
+    /// Its lifecycle position.
+    pub lifecycle: Lifecycle,
+    /// comm_d once pre-committed (hex).
+    pub comm_d: Option<String>,
+    /// comm_r once pre-committed (hex).
+    pub comm_r: Option<String>,
+    /// The interactive seed once known (hex).
+    pub seed: Option<String>,
+    /// The seed's epoch.
+    pub seed_epoch: Option<u64>,
+    /// The PreCommit message id once sent.
+    pub precommit_message: Option<String>,
+    /// The ProveCommit message id once sent.
+    pub commit_message: Option<String>,
+    /// The last failure.
+    pub last_error: Option<String>,
+    /// Creation time (ms since the epoch).
+    pub created_ms: i64,
+    /// Last change (ms since the epoch).
+    pub updated_ms: i64,
+}
+
+/// One entry of a sector's event log.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct EventRow {
+    /// Position in the sector's log, from 1.
+    pub seq: u64,
+    /// When it was accepted (ms since the epoch).
+    pub at_ms: i64,
+    /// The event.
+    pub event: SectorEvent,
+    /// The state it led to.
+    pub state: SectorState,
+}
+
+/// The sector database.
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+    policy: RetryPolicy,
+}
+
+fn parse_state(s: &str) -> Option<SectorState> {
+    serde_json::from_value(serde_json::Value::String(s.to_string())).ok()
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `path`.
+    pub fn open(path: &Path, policy: RetryPolicy) -> Result<Self, StoreError> {
+        let sql = |op| {
+            let path = path.to_path_buf();
+            move |source| StoreError::Sqlite { path, op, source }
+        };
+        let conn = Connection::open(path).map_err(sql("open"))?;
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(sql("enable WAL"))?;
+        conn.pragma_update(None, "synchronous", "FULL").map_err(sql("set synchronous"))?;
+        conn.pragma_update(None, "foreign_keys", true).map_err(sql("enable foreign keys"))?;
+        let version: i64 =
+            conn.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(sql("read version"))?;
+        match version {
+            0 => {
+                conn.execute_batch(&format!(
+                    "BEGIN; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+                ))
+                .map_err(sql("create schema"))?;
+            }
+            SCHEMA_VERSION => {}
+            v => {
+                return Err(StoreError::Corrupt {
+                    path: path.to_path_buf(),
+                    reason: format!("schema version {v}, this build reads {SCHEMA_VERSION}"),
+                })
+            }
+        }
+        Ok(Self { conn, path: path.to_path_buf(), policy })
+    }
+
+    fn sql(&self, op: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError + '_ {
+        move |source| StoreError::Sqlite { path: self.path.clone(), op, source }
+    }
+
+    fn corrupt(&self, reason: String) -> StoreError {
+        StoreError::Corrupt { path: self.path.clone(), reason }
+    }
+
+    /// Allocates the next sector number and creates the sector in Packing, durably.
+    pub fn create_sector(&mut self, sector_size: SectorSize, now_ms: i64) -> Result<u64, StoreError> {
+        let path = self.path.clone();
+        let sql = move |op| {
+            let path = path.clone();
+            move |source| StoreError::Sqlite { path, op, source }
+        };
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sql("begin"))?;
+        let last: Option<i64> = tx
+            .query_row("SELECT value FROM counters WHERE name = 'sector'", [], |r| r.get(0))
+            .optional()
+            .map_err(sql("read the sector counter"))?;
+        let number = last.map_or(1, |n| n + 1);
+        tx.execute(
+            "INSERT INTO counters (name, value) VALUES ('sector', ?1)
+             ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+            params![number],
+        )
+        .map_err(sql("advance the sector counter"))?;
+        let size = serde_json::to_value(sector_size).expect("size serialises");
+        tx.execute(
+            "INSERT INTO sectors (number, sector_size, state, attempts, created_ms, updated_ms)
+             VALUES (?1, ?2, ?3, 0, ?4, ?4)",
+            params![number, size.as_str(), SectorState::Packing.name(), now_ms],
+        )
+        .map_err(sql("insert the sector"))?;
+        tx.commit().map_err(sql("commit"))?;
+        Ok(number as u64)
+    }
+
+    /// Applies `event` to sector `number`: on acceptance the event is appended
+    /// and the row updated in one transaction; a refused event changes nothing.
+    pub fn apply(&mut self, number: u64, event: &SectorEvent, now_ms: i64) -> Result<SectorRow, StoreError> {
+        let row = self.sector(number)?.ok_or(StoreError::UnknownSector(number))?;
+        let key = number as i64;
+        let next = row
+            .lifecycle
+            .apply(event, &self.policy)
+            .map_err(|source| StoreError::Transition { number, source })?;
+        let path = self.path.clone();
+        let sql = move |op| {
+            let path = path.clone();
+            move |source| StoreError::Sqlite { path, op, source }
+        };
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sql("begin"))?;
+        let seq: i64 = tx
+            .query_row("SELECT COALESCE(MAX(seq), 0) + 1 FROM events WHERE number = ?1", params![key], |r| {
+                r.get(0)
+            })
+            .map_err(sql("read the event log"))?;
+        let json = serde_json::to_string(event).expect("event serialises");
+        tx.execute(
+            "INSERT INTO events (number, seq, at_ms, event, state) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![key, seq, now_ms, json, next.state.name()],
+        )
+        .map_err(sql("append the event"))?;
+        tx.execute(
+            "UPDATE sectors SET state = ?2, attempts = ?3, updated_ms = ?4 WHERE number = ?1",
+            params![key, next.state.name(), next.attempts, now_ms],
+        )
+        .map_err(sql("update the sector"))?;
+        let field = |column: &str, value: &dyn rusqlite::ToSql| -> Result<(), StoreError> {
+            tx.execute(&format!("UPDATE sectors SET {column} = ?2 WHERE number = ?1"), params![key, value])
+                .map(|_| ())
+                .map_err(|source| StoreError::Sqlite {
+                    path: self.path.clone(),
+                    op: "record event data",
+                    source,
+                })
+        };
+        match event {
+            SectorEvent::PreCommitted2 { comm_d, comm_r } => {
+                field("comm_d", comm_d)?;
+                field("comm_r", comm_r)?;
+            }
+            SectorEvent::PreCommitSent { message } => field("precommit_message", message)?,
+            SectorEvent::SeedReady { seed, epoch } => {
+                field("seed", seed)?;
+                field("seed_epoch", &(*epoch as i64))?;
+            }
+            SectorEvent::CommitSent { message } => field("commit_message", message)?,
+            SectorEvent::StepFailed { error } => field("last_error", error)?,
+            SectorEvent::CommitRejected { reason } => field("last_error", reason)?,
+            // A new seal after expiry starts without the old messages and seed.
+            SectorEvent::PreCommitExpired => {
+                for column in ["precommit_message", "commit_message", "seed", "seed_epoch"] {
+                    field(column, &rusqlite::types::Null)?;
+                }
+            }
+            _ => {}
+        }
+        tx.commit().map_err(sql("commit"))?;
+        self.sector(number)?.ok_or(StoreError::UnknownSector(number))
+    }
+
+    fn read_row(&self, r: &rusqlite::Row<'_>) -> Result<SectorRow, StoreError> {
+        let get = |e| self.corrupt(format!("unreadable sector row: {e}"));
+        let size: String = r.get("sector_size").map_err(get)?;
+        let state: String = r.get("state").map_err(get)?;
+        let number: i64 = r.get("number").map_err(get)?;
+        Ok(SectorRow {
+            number: number as u64,
+            sector_size: SectorSize::parse(&size)
+                .map_err(|e| self.corrupt(format!("sector {number}: {e}")))?,
+            lifecycle: Lifecycle {
+                state: parse_state(&state)
+                    .ok_or_else(|| self.corrupt(format!("sector {number}: unknown state {state:?}")))?,
+                attempts: r.get("attempts").map_err(get)?,
+            },
+            comm_d: r.get("comm_d").map_err(get)?,
+            comm_r: r.get("comm_r").map_err(get)?,
+            seed: r.get("seed").map_err(get)?,
+            seed_epoch: r.get::<_, Option<i64>>("seed_epoch").map_err(get)?.map(|e| e as u64),
+            precommit_message: r.get("precommit_message").map_err(get)?,
+            commit_message: r.get("commit_message").map_err(get)?,
+            last_error: r.get("last_error").map_err(get)?,
+            created_ms: r.get("created_ms").map_err(get)?,
+            updated_ms: r.get("updated_ms").map_err(get)?,
+        })
+    }
+
+    /// Sector `number`, if it exists.
+    pub fn sector(&self, number: u64) -> Result<Option<SectorRow>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT * FROM sectors WHERE number = ?1")
+            .map_err(self.sql("prepare"))?;
+        let mut rows = stmt.query(params![number as i64]).map_err(self.sql("read a sector"))?;
+        match rows.next().map_err(self.sql("read a sector"))? {
+            Some(r) => self.read_row(r).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Every sector, by number.
+    pub fn sectors(&self) -> Result<Vec<SectorRow>, StoreError> {
+        let mut stmt =
+            self.conn.prepare_cached("SELECT * FROM sectors ORDER BY number").map_err(self.sql("prepare"))?;
+        let mut rows = stmt.query([]).map_err(self.sql("list sectors"))?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next().map_err(self.sql("list sectors"))? {
+            out.push(self.read_row(r)?);
+        }
+        Ok(out)
+    }
+
+    /// Sector `number`'s event log, oldest first.
+    pub fn events(&self, number: u64) -> Result<Vec<EventRow>, StoreError> {
+        if self.sector(number)?.is_none() {
+            return Err(StoreError::UnknownSector(number));
+        }
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT seq, at_ms, event, state FROM events WHERE number = ?1 ORDER BY seq")
+            .map_err(self.sql("prepare"))?;
+        let mut rows = stmt.query(params![number as i64]).map_err(self.sql("read the event log"))?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next().map_err(self.sql("read the event log"))? {
+            let get = |e| self.corrupt(format!("sector {number}: unreadable event: {e}"));
+            let json: String = r.get(2).map_err(get)?;
+            let state: String = r.get(3).map_err(get)?;
+            out.push(EventRow {
+                seq: r.get::<_, i64>(0).map_err(get)? as u64,
+                at_ms: r.get(1).map_err(get)?,
+                event: serde_json::from_str(&json)
+                    .map_err(|e| self.corrupt(format!("sector {number}: event {json}: {e}")))?,
+                state: parse_state(&state)
+                    .ok_or_else(|| self.corrupt(format!("sector {number}: unknown state {state:?}")))?,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Replays sector `number`'s log and checks it gives the stored state.
+    pub fn check_replay(&self, number: u64) -> Result<Lifecycle, StoreError> {
+        let row = self.sector(number)?.ok_or(StoreError::UnknownSector(number))?;
+        let events = self.events(number)?;
+        let replayed = Lifecycle::replay(events.iter().map(|e| &e.event), &self.policy)
+            .map_err(|source| StoreError::Transition { number, source })?;
+        if replayed != row.lifecycle {
+            return Err(self.corrupt(format!(
+                "sector {number}: the event log replays to {replayed:?} but the row says {:?}",
+                row.lifecycle
+            )));
+        }
+        Ok(replayed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use SectorEvent as E;
+
+    fn store(dir: &Path) -> Store {
+        Store::open(&dir.join("kiln.db"), RetryPolicy { max_attempts: 2, ..Default::default() }).unwrap()
+    }
+
+    #[test]
+    fn events_persist_across_reopen_and_replay_to_the_row() {
+        let tmp = tempfile::tempdir().unwrap();
+        let n = {
+            let mut s = store(tmp.path());
+            let n = s.create_sector(SectorSize::KiB2, 1_000).unwrap();
+            s.apply(n, &E::StartSealing, 1_001).unwrap();
+            s.apply(n, &E::PreCommitted2 { comm_d: "dd".into(), comm_r: "rr".into() }, 1_002).unwrap();
+            s.apply(n, &E::PreCommitSent { message: "m1".into() }, 1_003).unwrap();
+            n
+        };
+        let mut s = store(tmp.path());
+        let row = s.sector(n).unwrap().unwrap();
+        assert_eq!(row.lifecycle.state, SectorState::PreCommitting);
+        assert_eq!((row.comm_d.as_deref(), row.precommit_message.as_deref()), (Some("dd"), Some("m1")));
+        assert_eq!(row.updated_ms, 1_003);
+        let log = s.events(n).unwrap();
+        assert_eq!(log.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 2, 3]);
+        assert_eq!(log[2].state, SectorState::PreCommitting);
+        assert_eq!(s.check_replay(n).unwrap(), row.lifecycle);
+
+        // A refused event records nothing.
+        let err = s.apply(n, &E::Finalized, 2_000).unwrap_err();
+        assert!(err.to_string().contains("event Finalized is not valid in state PreCommitting"), "{err}");
+        assert_eq!(s.events(n).unwrap().len(), 3);
+        assert_eq!(s.sector(n).unwrap().unwrap().updated_ms, 1_003);
+
+        // Failures count, record the error, and give up at the cap.
+        s.apply(n, &E::StepFailed { error: "chain down".into() }, 2_001).unwrap();
+        s.apply(n, &E::Retry, 2_002).unwrap();
+        let row = s.apply(n, &E::StepFailed { error: "still down".into() }, 2_003).unwrap();
+        assert_eq!(row.lifecycle, Lifecycle { state: SectorState::Failed, attempts: 2 });
+        assert_eq!(row.last_error.as_deref(), Some("still down"));
+        assert_eq!(s.check_replay(n).unwrap().state, SectorState::Failed);
+    }
+
+    #[test]
+    fn sector_numbers_are_never_reused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut s = store(tmp.path());
+        let a = s.create_sector(SectorSize::KiB2, 0).unwrap();
+        let b = s.create_sector(SectorSize::KiB2, 0).unwrap();
+        s.apply(b, &E::Remove, 1).unwrap();
+        s.apply(b, &E::RemoveDone, 2).unwrap();
+        drop(s);
+        let mut s = store(tmp.path());
+        let c = s.create_sector(SectorSize::MiB8, 3).unwrap();
+        assert_eq!((a, b, c), (1, 2, 3));
+        assert_eq!(s.sectors().unwrap().len(), 3);
+        assert_eq!(s.sector(c).unwrap().unwrap().sector_size, SectorSize::MiB8);
+    }
+
+    #[test]
+    fn unknown_sectors_and_foreign_files_get_clear_errors() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut s = store(tmp.path());
+        assert!(matches!(s.apply(42, &E::StartSealing, 0), Err(StoreError::UnknownSector(42))));
+        assert!(matches!(s.events(42), Err(StoreError::UnknownSector(42))));
+        assert_eq!(s.sector(42).unwrap(), None);
+        drop(s);
+        let junk = tmp.path().join("junk.db");
+        std::fs::write(&junk, b"this is not a database, it is a text file of some length......").unwrap();
+        let err = Store::open(&junk, RetryPolicy::default()).err().expect("refused");
+        assert!(err.to_string().contains("junk.db"), "{err}");
+    }
+}
