@@ -4,12 +4,14 @@
 //! by hand: where shared files live by default ([`dirs`]), how long phases
 //! report progress ([`progress`]) and their peak memory ([`memory`]); and the
 //! sector lifecycle: its pure state machine ([`lifecycle`]) and its SQLite
-//! persistence ([`store`]). The scheduler, the embedded chain and the daemon
-//! will live here too.
+//! persistence ([`store`]); the chain interface and kiln's embedded devnet
+//! chain ([`chain`]). The driver, the scheduler and the daemon will live here
+//! too.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod chain;
 pub mod dirs;
 pub mod lifecycle;
 pub mod memory;

@@ -1,0 +1,640 @@
+//! The chain as the sealing pipeline sees it, and kiln's embedded devnet chain.
+//!
+//! [`Chain`] is the pipeline's whole view of a chain: the head, ticket and
+//! seed randomness, sending PreCommit and ProveCommit messages and reading
+//! their receipts. [`EmbeddedChain`] implements it over SQLite (the sector
+//! database's file): epochs follow the clock at a configured block time, a
+//! message sent in epoch `e` is executed in epoch `e + 1`, and ProveCommits
+//! are checked by an on-chain verifier. Time is passed in (milliseconds since
+//! the epoch) so that tests control it.
+
+use proofs::snark::SealStatement;
+use proofs::{Commitment, ProverId, Randomness, SectorSize};
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+
+/// Exit code of a message that was executed successfully.
+pub const EXIT_OK: i64 = 0;
+/// Exit code of a message with invalid arguments (a bad proof, a stale ticket, too early or too late).
+pub const EXIT_ILLEGAL_ARGUMENT: i64 = 16;
+/// Exit code of a message about something that does not exist (no PreCommit).
+pub const EXIT_NOT_FOUND: i64 = 17;
+/// Exit code of a message the state forbids (a sector already pre-committed or proven).
+pub const EXIT_FORBIDDEN: i64 = 18;
+
+/// Errors of a chain client (not of messages: those get receipts).
+#[derive(Debug, thiserror::Error)]
+pub enum ChainError {
+    /// The chain's storage failed.
+    #[error("chain database {path}: {op}")]
+    Storage {
+        /// The database file.
+        path: PathBuf,
+        /// What was being done.
+        op: &'static str,
+        /// The underlying error.
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// Stored chain state that does not parse.
+    #[error("chain database {path}: {reason}")]
+    Corrupt {
+        /// The database file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A message id the chain never saw.
+    #[error("unknown message {0}")]
+    UnknownMessage(u64),
+    /// Randomness asked for an epoch that has not happened yet.
+    #[error("epoch {asked} is in the future (head is {head})")]
+    FutureEpoch {
+        /// The epoch asked for.
+        asked: u64,
+        /// The head.
+        head: u64,
+    },
+}
+
+/// The two kinds of chain randomness sealing uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RandomnessKind {
+    /// The seal ticket (drawn before PC1).
+    Ticket,
+    /// The interactive seed (drawn after the PreCommit lands).
+    Seed,
+}
+
+/// A message the pipeline sends.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "method")]
+pub enum Message {
+    /// Commit to a replica before proving it.
+    PreCommit {
+        /// The sector.
+        sector: u64,
+        /// Its size.
+        sector_size: SectorSize,
+        /// The replica commitment.
+        comm_r: Commitment,
+        /// The data commitment.
+        comm_d: Commitment,
+        /// The epoch the ticket was drawn at.
+        ticket_epoch: u64,
+    },
+    /// Prove the pre-committed replica.
+    ProveCommit {
+        /// The sector.
+        sector: u64,
+        /// The Groth16 proof bytes.
+        #[serde(with = "hex_bytes")]
+        proof: Vec<u8>,
+    },
+}
+
+mod hex_bytes {
+    use serde::{Deserialize, Deserializer, Serializer};
+    pub fn serialize<S: Serializer>(b: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&hex::encode(b))
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        hex::decode(String::deserialize(d)?).map_err(serde::de::Error::custom)
+    }
+}
+
+/// The outcome of an executed message.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Receipt {
+    /// The epoch it was executed in.
+    pub epoch: u64,
+    /// [`EXIT_OK`] or an error code.
+    pub exit_code: i64,
+    /// Why it failed, for non-zero exit codes.
+    pub error: Option<String>,
+}
+
+/// A sector's PreCommit as the chain holds it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PreCommitOnChain {
+    /// The epoch it landed in.
+    pub epoch: u64,
+    /// The epoch whose randomness is the seed (available from the next epoch on).
+    pub seed_epoch: u64,
+    /// The last epoch a ProveCommit may land in.
+    pub expiry: u64,
+    /// Whether the sector has been proven.
+    pub proven: bool,
+}
+
+/// Checks PoRep proofs on chain.
+pub trait SealVerifier: Send {
+    /// Whether `proof` proves `statement`; `Err` for a verifier that cannot run.
+    fn verify(&self, statement: &SealStatement, proof: &[u8]) -> Result<bool, String>;
+}
+
+/// The real verifier: Groth16 verification with the parameter directory's keys.
+pub struct ProofsVerifier {
+    /// The parameter directory.
+    pub param_dir: PathBuf,
+}
+
+impl SealVerifier for ProofsVerifier {
+    fn verify(&self, statement: &SealStatement, proof: &[u8]) -> Result<bool, String> {
+        let params = proofs::snark::params::PorepParams::new(&self.param_dir, statement.sector_size);
+        let vk = params.seal_verifying_key().map_err(|e| e.to_string())?;
+        proofs::snark::verify_seal(statement, proof, &vk).map_err(|e| e.to_string())
+    }
+}
+
+/// What the pipeline needs from a chain.
+pub trait Chain: Send {
+    /// The current epoch (executing any messages due).
+    fn head(&mut self, now_ms: i64) -> Result<u64, ChainError>;
+    /// Randomness of `kind` at `epoch` (at most the head).
+    fn randomness(&mut self, kind: RandomnessKind, epoch: u64, now_ms: i64)
+        -> Result<Randomness, ChainError>;
+    /// Sends a message; it is executed in the next epoch.
+    fn send(&mut self, message: &Message, now_ms: i64) -> Result<u64, ChainError>;
+    /// The receipt of message `id`, once executed.
+    fn receipt(&mut self, id: u64, now_ms: i64) -> Result<Option<Receipt>, ChainError>;
+    /// The PreCommit of `sector`, if one is live or proven.
+    fn precommit(&mut self, sector: u64, now_ms: i64) -> Result<Option<PreCommitOnChain>, ChainError>;
+}
+
+/// Settings of the embedded chain.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EmbeddedChainConfig {
+    /// Milliseconds per epoch.
+    pub block_time_ms: u64,
+    /// Epochs from a PreCommit landing to its seed (Filecoin's InteractivePoRepDelay).
+    pub seed_delay: u64,
+    /// Epochs after the PreCommit within which the ProveCommit must land.
+    pub prove_commit_window: u64,
+    /// Oldest ticket a PreCommit may use, in epochs before it lands.
+    pub max_ticket_age: u64,
+    /// The miner whose sectors this chain verifies.
+    pub prover_id: ProverId,
+}
+
+impl Default for EmbeddedChainConfig {
+    fn default() -> Self {
+        Self {
+            block_time_ms: 1_000,
+            seed_delay: 2,
+            prove_commit_window: 300,
+            max_ticket_age: 100,
+            prover_id: ProverId::from_actor_id(1000),
+        }
+    }
+}
+
+const CHAIN_SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS chain_meta (
+    id         INTEGER PRIMARY KEY CHECK (id = 1),
+    genesis_ms INTEGER NOT NULL,
+    beacon     BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS chain_messages (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    sent_epoch INTEGER NOT NULL,
+    body       TEXT NOT NULL,
+    exec_epoch INTEGER,
+    exit_code  INTEGER,
+    error      TEXT
+);
+CREATE TABLE IF NOT EXISTS chain_precommits (
+    sector       INTEGER PRIMARY KEY,
+    sector_size  TEXT NOT NULL,
+    comm_r       TEXT NOT NULL,
+    comm_d       TEXT NOT NULL,
+    ticket_epoch INTEGER NOT NULL,
+    epoch        INTEGER NOT NULL,
+    seed_epoch   INTEGER NOT NULL,
+    expiry       INTEGER NOT NULL,
+    proven       INTEGER NOT NULL
+);
+";
+
+/// kiln's devnet chain, persisted in SQLite.
+pub struct EmbeddedChain {
+    conn: Connection,
+    path: PathBuf,
+    config: EmbeddedChainConfig,
+    genesis_ms: i64,
+    beacon: [u8; 32],
+    verifier: Box<dyn SealVerifier>,
+}
+
+impl EmbeddedChain {
+    /// Opens the chain in the database at `path`, starting it at `now_ms` with a
+    /// fresh random beacon if it has no genesis yet.
+    pub fn open(
+        path: &Path,
+        config: EmbeddedChainConfig,
+        verifier: Box<dyn SealVerifier>,
+        now_ms: i64,
+    ) -> Result<Self, ChainError> {
+        let sql = |op| {
+            let path = path.to_path_buf();
+            move |source| ChainError::Storage { path, op, source }
+        };
+        let conn = Connection::open(path).map_err(sql("open"))?;
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(sql("enable WAL"))?;
+        conn.pragma_update(None, "synchronous", "FULL").map_err(sql("set synchronous"))?;
+        conn.execute_batch(CHAIN_SCHEMA).map_err(sql("create schema"))?;
+        let fresh: [u8; 32] = rand::random();
+        conn.execute(
+            "INSERT OR IGNORE INTO chain_meta (id, genesis_ms, beacon) VALUES (1, ?1, ?2)",
+            params![now_ms, fresh.as_slice()],
+        )
+        .map_err(sql("write genesis"))?;
+        let (genesis_ms, beacon): (i64, Vec<u8>) = conn
+            .query_row("SELECT genesis_ms, beacon FROM chain_meta WHERE id = 1", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .map_err(sql("read genesis"))?;
+        let beacon: [u8; 32] = beacon.try_into().map_err(|b: Vec<u8>| ChainError::Corrupt {
+            path: path.to_path_buf(),
+            reason: format!("beacon of {} bytes, expected 32", b.len()),
+        })?;
+        Ok(Self { conn, path: path.to_path_buf(), config, genesis_ms, beacon, verifier })
+    }
+
+    fn sql(&self, op: &'static str) -> impl FnOnce(rusqlite::Error) -> ChainError + '_ {
+        move |source| ChainError::Storage { path: self.path.clone(), op, source }
+    }
+
+    fn epoch_at(&self, now_ms: i64) -> u64 {
+        (now_ms.saturating_sub(self.genesis_ms).max(0) as u64) / self.config.block_time_ms.max(1)
+    }
+
+    fn derive(&self, kind: RandomnessKind, epoch: u64) -> Randomness {
+        let tag: &[u8] = match kind {
+            RandomnessKind::Ticket => b"kiln devnet ticket",
+            RandomnessKind::Seed => b"kiln devnet seed",
+        };
+        let mut out: [u8; 32] = Sha256::new()
+            .chain_update(tag)
+            .chain_update(self.beacon)
+            .chain_update(epoch.to_le_bytes())
+            .finalize()
+            .into();
+        out[31] &= 0x3f;
+        Randomness(out)
+    }
+
+    /// Executes every message sent before the head's epoch, in order.
+    fn execute_due(&mut self, head: u64) -> Result<(), ChainError> {
+        let due: Vec<(i64, i64, String)> = {
+            let mut stmt = self
+                .conn
+                .prepare("SELECT id, sent_epoch, body FROM chain_messages WHERE exec_epoch IS NULL AND sent_epoch < ?1 ORDER BY id")
+                .map_err(self.sql("prepare"))?;
+            let rows = stmt
+                .query_map(params![head as i64], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .map_err(self.sql("read pending messages"))?;
+            rows.collect::<Result<_, _>>().map_err(self.sql("read pending messages"))?
+        };
+        for (id, sent, body) in due {
+            let epoch = sent as u64 + 1;
+            let outcome = match serde_json::from_str::<Message>(&body) {
+                Ok(m) => self.execute(&m, epoch)?,
+                Err(e) => Err((EXIT_ILLEGAL_ARGUMENT, format!("undecodable message: {e}"))),
+            };
+            let (code, error) = match outcome {
+                Ok(()) => (EXIT_OK, None),
+                Err((code, why)) => (code, Some(why)),
+            };
+            self.conn
+                .execute(
+                    "UPDATE chain_messages SET exec_epoch = ?2, exit_code = ?3, error = ?4 WHERE id = ?1",
+                    params![id, epoch as i64, code, error],
+                )
+                .map_err(self.sql("record a receipt"))?;
+        }
+        Ok(())
+    }
+
+    fn execute(&mut self, message: &Message, epoch: u64) -> Result<Result<(), (i64, String)>, ChainError> {
+        let live = self.precommit_at(message_sector(message), epoch)?;
+        Ok(match message {
+            Message::PreCommit { sector, sector_size, comm_r, comm_d, ticket_epoch } => {
+                if live.is_some() {
+                    return Ok(Err((EXIT_FORBIDDEN, format!("sector {sector} is already pre-committed"))));
+                }
+                if *ticket_epoch >= epoch || epoch - ticket_epoch > self.config.max_ticket_age {
+                    return Ok(Err((
+                        EXIT_ILLEGAL_ARGUMENT,
+                        format!(
+                            "ticket epoch {ticket_epoch} is not within {} epochs before {epoch}",
+                            self.config.max_ticket_age
+                        ),
+                    )));
+                }
+                let size = serde_json::to_value(sector_size).expect("size serialises");
+                self.conn
+                    .execute(
+                        "INSERT OR REPLACE INTO chain_precommits
+                         (sector, sector_size, comm_r, comm_d, ticket_epoch, epoch, seed_epoch, expiry, proven)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 0)",
+                        params![
+                            *sector as i64,
+                            size.as_str(),
+                            comm_r.to_hex(),
+                            comm_d.to_hex(),
+                            *ticket_epoch as i64,
+                            epoch as i64,
+                            (epoch + self.config.seed_delay) as i64,
+                            (epoch + self.config.prove_commit_window) as i64
+                        ],
+                    )
+                    .map_err(self.sql("record a PreCommit"))?;
+                Ok(())
+            }
+            Message::ProveCommit { sector, proof } => {
+                let Some((pc, stored)) = live else {
+                    return Ok(Err((EXIT_NOT_FOUND, format!("sector {sector} has no live PreCommit"))));
+                };
+                if pc.proven {
+                    return Ok(Err((EXIT_FORBIDDEN, format!("sector {sector} is already proven"))));
+                }
+                if epoch <= pc.seed_epoch {
+                    return Ok(Err((
+                        EXIT_ILLEGAL_ARGUMENT,
+                        format!(
+                            "the seed of sector {sector} is not available before epoch {}",
+                            pc.seed_epoch + 1
+                        ),
+                    )));
+                }
+                let statement = SealStatement {
+                    sector_size: stored.sector_size,
+                    prover_id: self.config.prover_id,
+                    sector_id: *sector,
+                    ticket: self.derive(RandomnessKind::Ticket, stored.ticket_epoch),
+                    seed: self.derive(RandomnessKind::Seed, pc.seed_epoch),
+                    comm_d: stored.comm_d,
+                    comm_r: stored.comm_r,
+                };
+                match self.verifier.verify(&statement, proof) {
+                    Ok(true) => {
+                        self.conn
+                            .execute(
+                                "UPDATE chain_precommits SET proven = 1 WHERE sector = ?1",
+                                params![*sector as i64],
+                            )
+                            .map_err(self.sql("record a proven sector"))?;
+                        Ok(())
+                    }
+                    Ok(false) => {
+                        Err((EXIT_ILLEGAL_ARGUMENT, format!("invalid PoRep proof for sector {sector}")))
+                    }
+                    Err(why) => Err((
+                        EXIT_ILLEGAL_ARGUMENT,
+                        format!("proof of sector {sector} could not be verified: {why}"),
+                    )),
+                }
+            }
+        })
+    }
+
+    /// The PreCommit of `sector` as of `epoch` (expired ones are not live).
+    fn precommit_at(
+        &self,
+        sector: u64,
+        epoch: u64,
+    ) -> Result<Option<(PreCommitOnChain, StoredPreCommit)>, ChainError> {
+        let row = self
+            .conn
+            .query_row(
+                "SELECT sector_size, comm_r, comm_d, ticket_epoch, epoch, seed_epoch, expiry, proven
+                 FROM chain_precommits WHERE sector = ?1",
+                params![sector as i64],
+                |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, i64>(3)?,
+                        r.get::<_, i64>(4)?,
+                        r.get::<_, i64>(5)?,
+                        r.get::<_, i64>(6)?,
+                        r.get::<_, bool>(7)?,
+                    ))
+                },
+            )
+            .optional()
+            .map_err(self.sql("read a PreCommit"))?;
+        let Some((size, comm_r, comm_d, ticket_epoch, pc_epoch, seed_epoch, expiry, proven)) = row else {
+            return Ok(None);
+        };
+        if !proven && epoch > expiry as u64 {
+            return Ok(None);
+        }
+        let corrupt = |e: proofs::Error| ChainError::Corrupt {
+            path: self.path.clone(),
+            reason: format!("PreCommit of sector {sector}: {e}"),
+        };
+        let stored = StoredPreCommit {
+            sector_size: SectorSize::parse(&size).map_err(corrupt)?,
+            comm_r: Commitment::from_hex(&comm_r).map_err(corrupt)?,
+            comm_d: Commitment::from_hex(&comm_d).map_err(corrupt)?,
+            ticket_epoch: ticket_epoch as u64,
+        };
+        let pc = PreCommitOnChain {
+            epoch: pc_epoch as u64,
+            seed_epoch: seed_epoch as u64,
+            expiry: expiry as u64,
+            proven,
+        };
+        Ok(Some((pc, stored)))
+    }
+}
+
+struct StoredPreCommit {
+    sector_size: SectorSize,
+    comm_r: Commitment,
+    comm_d: Commitment,
+    ticket_epoch: u64,
+}
+
+fn message_sector(m: &Message) -> u64 {
+    match m {
+        Message::PreCommit { sector, .. } | Message::ProveCommit { sector, .. } => *sector,
+    }
+}
+
+impl Chain for EmbeddedChain {
+    fn head(&mut self, now_ms: i64) -> Result<u64, ChainError> {
+        let head = self.epoch_at(now_ms);
+        self.execute_due(head)?;
+        Ok(head)
+    }
+
+    fn randomness(
+        &mut self,
+        kind: RandomnessKind,
+        epoch: u64,
+        now_ms: i64,
+    ) -> Result<Randomness, ChainError> {
+        let head = self.head(now_ms)?;
+        if epoch > head {
+            return Err(ChainError::FutureEpoch { asked: epoch, head });
+        }
+        Ok(self.derive(kind, epoch))
+    }
+
+    fn send(&mut self, message: &Message, now_ms: i64) -> Result<u64, ChainError> {
+        let head = self.head(now_ms)?;
+        let body = serde_json::to_string(message).expect("message serialises");
+        self.conn
+            .execute(
+                "INSERT INTO chain_messages (sent_epoch, body) VALUES (?1, ?2)",
+                params![head as i64, body],
+            )
+            .map_err(self.sql("send a message"))?;
+        Ok(self.conn.last_insert_rowid() as u64)
+    }
+
+    fn receipt(&mut self, id: u64, now_ms: i64) -> Result<Option<Receipt>, ChainError> {
+        self.head(now_ms)?;
+        let row: Option<(Option<i64>, Option<i64>, Option<String>)> = self
+            .conn
+            .query_row(
+                "SELECT exec_epoch, exit_code, error FROM chain_messages WHERE id = ?1",
+                params![id as i64],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()
+            .map_err(self.sql("read a receipt"))?;
+        match row {
+            None => Err(ChainError::UnknownMessage(id)),
+            Some((Some(epoch), Some(exit_code), error)) => {
+                Ok(Some(Receipt { epoch: epoch as u64, exit_code, error }))
+            }
+            Some(_) => Ok(None),
+        }
+    }
+
+    fn precommit(&mut self, sector: u64, now_ms: i64) -> Result<Option<PreCommitOnChain>, ChainError> {
+        let head = self.head(now_ms)?;
+        Ok(self.precommit_at(sector, head)?.map(|(pc, _)| pc))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Accepts exactly the proof `b"good"`.
+    struct FakeVerifier;
+    impl SealVerifier for FakeVerifier {
+        fn verify(&self, _: &SealStatement, proof: &[u8]) -> Result<bool, String> {
+            Ok(proof == b"good")
+        }
+    }
+
+    const BLOCK: i64 = 1_000;
+
+    fn chain(dir: &Path) -> EmbeddedChain {
+        EmbeddedChain::open(&dir.join("kiln.db"), EmbeddedChainConfig::default(), Box::new(FakeVerifier), 0)
+            .unwrap()
+    }
+
+    fn precommit(sector: u64, ticket_epoch: u64) -> Message {
+        Message::PreCommit {
+            sector,
+            sector_size: SectorSize::KiB2,
+            comm_r: Commitment([1; 32]),
+            comm_d: Commitment([2; 32]),
+            ticket_epoch,
+        }
+    }
+
+    fn prove(sector: u64, proof: &[u8]) -> Message {
+        Message::ProveCommit { sector, proof: proof.to_vec() }
+    }
+
+    #[test]
+    fn epochs_follow_the_clock_and_randomness_is_per_epoch_and_kind() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut c = chain(tmp.path());
+        assert_eq!(c.head(0).unwrap(), 0);
+        assert_eq!(c.head(5 * BLOCK + 999).unwrap(), 5);
+        let t3 = c.randomness(RandomnessKind::Ticket, 3, 5 * BLOCK).unwrap();
+        assert_eq!(t3, c.randomness(RandomnessKind::Ticket, 3, 9 * BLOCK).unwrap());
+        assert_ne!(t3, c.randomness(RandomnessKind::Ticket, 4, 9 * BLOCK).unwrap());
+        assert_ne!(t3, c.randomness(RandomnessKind::Seed, 3, 9 * BLOCK).unwrap());
+        assert!(matches!(
+            c.randomness(RandomnessKind::Seed, 10, 9 * BLOCK),
+            Err(ChainError::FutureEpoch { .. })
+        ));
+        // The beacon survives a restart: the same randomness afterwards.
+        drop(c);
+        let mut c = chain(tmp.path());
+        assert_eq!(c.randomness(RandomnessKind::Ticket, 3, 9 * BLOCK).unwrap(), t3);
+    }
+
+    #[test]
+    fn precommit_then_provecommit_with_seed_delay_and_verifier() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut c = chain(tmp.path());
+        let now = 10 * BLOCK;
+        let pc = c.send(&precommit(1, 9), now).unwrap();
+        assert_eq!(c.receipt(pc, now).unwrap(), None, "executed in the next epoch");
+        let r = c.receipt(pc, 11 * BLOCK).unwrap().unwrap();
+        assert_eq!((r.epoch, r.exit_code), (11, EXIT_OK));
+        let on_chain = c.precommit(1, 11 * BLOCK).unwrap().unwrap();
+        assert_eq!((on_chain.epoch, on_chain.seed_epoch, on_chain.proven), (11, 13, false));
+
+        // A second PreCommit of the same sector is refused.
+        let dup = c.send(&precommit(1, 10), 11 * BLOCK).unwrap();
+        assert_eq!(c.receipt(dup, 12 * BLOCK).unwrap().unwrap().exit_code, EXIT_FORBIDDEN);
+        // Too early: the seed's epoch has not passed.
+        let early = c.send(&prove(1, b"good"), 12 * BLOCK).unwrap();
+        assert_eq!(c.receipt(early, 13 * BLOCK).unwrap().unwrap().exit_code, EXIT_ILLEGAL_ARGUMENT);
+        // An invalid proof: rejected with a non-zero exit code, the sector stays unproven.
+        let bad = c.send(&prove(1, b"bad"), 14 * BLOCK).unwrap();
+        let r = c.receipt(bad, 15 * BLOCK).unwrap().unwrap();
+        assert_eq!(r.exit_code, EXIT_ILLEGAL_ARGUMENT);
+        assert!(r.error.unwrap().contains("invalid PoRep proof"));
+        assert!(!c.precommit(1, 15 * BLOCK).unwrap().unwrap().proven);
+        // A valid proof lands; proving again is refused.
+        let good = c.send(&prove(1, b"good"), 15 * BLOCK).unwrap();
+        assert_eq!(c.receipt(good, 16 * BLOCK).unwrap().unwrap().exit_code, EXIT_OK);
+        assert!(c.precommit(1, 16 * BLOCK).unwrap().unwrap().proven);
+        let again = c.send(&prove(1, b"good"), 16 * BLOCK).unwrap();
+        assert_eq!(c.receipt(again, 17 * BLOCK).unwrap().unwrap().exit_code, EXIT_FORBIDDEN);
+        // Receipts survive a restart.
+        drop(c);
+        let mut c = chain(tmp.path());
+        assert_eq!(c.receipt(good, 17 * BLOCK).unwrap().unwrap().exit_code, EXIT_OK);
+        assert!(matches!(c.receipt(999, 17 * BLOCK), Err(ChainError::UnknownMessage(999))));
+    }
+
+    #[test]
+    fn stale_tickets_and_expired_precommits_are_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut c = chain(tmp.path());
+        let config = EmbeddedChainConfig::default();
+        let now = (config.max_ticket_age as i64 + 50) * BLOCK;
+        let stale = c.send(&precommit(2, 1), now).unwrap();
+        let r = c.receipt(stale, now + BLOCK).unwrap().unwrap();
+        assert_eq!(r.exit_code, EXIT_ILLEGAL_ARGUMENT);
+        assert!(c.precommit(2, now + BLOCK).unwrap().is_none());
+
+        let pc = c.send(&precommit(3, 149), now).unwrap();
+        assert_eq!(c.receipt(pc, now + BLOCK).unwrap().unwrap().exit_code, EXIT_OK);
+        let after_window = now + (config.prove_commit_window as i64 + 2) * BLOCK;
+        assert!(c.precommit(3, after_window).unwrap().is_none(), "expired");
+        let late = c.send(&prove(3, b"good"), after_window).unwrap();
+        assert_eq!(c.receipt(late, after_window + BLOCK).unwrap().unwrap().exit_code, EXIT_NOT_FOUND);
+        // Once expired, the sector may be pre-committed again with a fresh ticket.
+        let head = c.head(after_window).unwrap();
+        let again = c.send(&precommit(3, head - 1), after_window).unwrap();
+        assert_eq!(c.receipt(again, after_window + BLOCK).unwrap().unwrap().exit_code, EXIT_OK);
+    }
+}
