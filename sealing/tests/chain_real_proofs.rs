@@ -1,0 +1,69 @@
+//! The embedded chain's on-chain verifier on a real 2KiB seal: ticket and seed
+//! drawn from the chain, a real Groth16 proof, a corrupted copy rejected with a
+//! non-zero exit code, the real one accepted. One C2 run.
+
+mod common;
+
+use proofs::seal::{c1, pc1, pc2, SectorDir, SectorIdentity};
+use proofs::snark::params::PorepParams;
+use proofs::{ProverId, SectorSize};
+use sealing::chain::{
+    Chain, EmbeddedChain, EmbeddedChainConfig, Message, ProofsVerifier, RandomnessKind,
+    EXIT_ILLEGAL_ARGUMENT, EXIT_OK,
+};
+use std::sync::atomic::AtomicBool;
+
+const SECOND: i64 = 1_000;
+
+#[test]
+fn chain_verifies_a_real_seal_and_rejects_a_corrupted_proof() {
+    let tmp = tempfile::tempdir().unwrap();
+    let prover_id = ProverId::from_actor_id(1000);
+    let config = EmbeddedChainConfig { prover_id, ..Default::default() };
+    let verifier = Box::new(ProofsVerifier { param_dir: common::param_dir() });
+    let mut chain = EmbeddedChain::open(&tmp.path().join("kiln.db"), config, verifier, 0).unwrap();
+
+    // Seal with a ticket from the chain.
+    let ticket_epoch = chain.head(5 * SECOND).unwrap() - 1;
+    let ticket = chain.randomness(RandomnessKind::Ticket, ticket_epoch, 5 * SECOND).unwrap();
+    let dir = SectorDir::new(tmp.path().join("sector"));
+    let req = pc1::Pc1Request {
+        identity: SectorIdentity { sector_size: SectorSize::KiB2, prover_id, sector_id: 1 },
+        ticket,
+        pieces: vec![],
+        parent_cache_dir: tmp.path().join("parents"),
+        labeling: Default::default(),
+    };
+    let cancel = AtomicBool::new(false);
+    let r1 = pc1::run(&dir, &req, &cancel, &mut |_| {}).unwrap();
+    let r2 = pc2::run(&dir, &cancel, &mut |_| {}).unwrap();
+    let precommit = Message::PreCommit {
+        sector: 1,
+        sector_size: SectorSize::KiB2,
+        comm_r: r2.output.comm_r,
+        comm_d: r1.output.comm_d,
+        ticket_epoch,
+    };
+    let id = chain.send(&precommit, 5 * SECOND).unwrap();
+    assert_eq!(chain.receipt(id, 6 * SECOND).unwrap().unwrap().exit_code, EXIT_OK);
+
+    // Prove with the chain's seed once it is available.
+    let on_chain = chain.precommit(1, 6 * SECOND).unwrap().unwrap();
+    let now = (on_chain.seed_epoch as i64 + 1) * SECOND;
+    let seed = chain.randomness(RandomnessKind::Seed, on_chain.seed_epoch, now).unwrap();
+    let out = c1::run(&dir, &seed).unwrap();
+    let params = PorepParams::new(common::param_dir(), SectorSize::KiB2).load_proving().unwrap();
+    let proof = proofs::snark::prove(&out, &params).unwrap();
+
+    let mut corrupted = proof.clone();
+    corrupted[7] ^= 0x20;
+    let bad = chain.send(&Message::ProveCommit { sector: 1, proof: corrupted }, now).unwrap();
+    let receipt = chain.receipt(bad, now + SECOND).unwrap().unwrap();
+    assert_eq!(receipt.exit_code, EXIT_ILLEGAL_ARGUMENT, "{receipt:?}");
+    assert!(!chain.precommit(1, now + SECOND).unwrap().unwrap().proven);
+
+    let good = chain.send(&Message::ProveCommit { sector: 1, proof }, now + SECOND).unwrap();
+    let receipt = chain.receipt(good, now + 2 * SECOND).unwrap().unwrap();
+    assert_eq!(receipt.exit_code, EXIT_OK, "{receipt:?}");
+    assert!(chain.precommit(1, now + 2 * SECOND).unwrap().unwrap().proven);
+}
