@@ -79,6 +79,15 @@ impl ReadMap {
     pub fn path(&self) -> &Path {
         &self.path
     }
+
+    /// Node `v` as a field element, or an error naming the file and the node
+    /// (`what` says what the file's nodes are: "label", "node").
+    pub fn fr(&self, v: usize, what: &str) -> Result<blstrs::Scalar> {
+        crate::poseidon::fr_from_bytes(&self.nodes()[v]).ok_or_else(|| Error::Malformed {
+            path: self.path.clone(),
+            reason: format!("{what} {v} is not a field element"),
+        })
+    }
 }
 
 /// A writable mapping of a whole file of fixed length.

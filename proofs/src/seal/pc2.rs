@@ -81,10 +81,7 @@ pub fn build_tree_c(
             for (j, leaf) in chunk.iter_mut().enumerate() {
                 let v = first + c * 4096 + j;
                 for (l, layer) in layers.iter().enumerate() {
-                    column[l] = fr_from_bytes(&layer.nodes()[v]).ok_or_else(|| Error::Malformed {
-                        path: layer.path().to_path_buf(),
-                        reason: format!("label {v} is not a field element"),
-                    })?;
+                    column[l] = layer.fr(v, "label")?;
                 }
                 *leaf = fr_to_bytes(&hash(&column[..layers.len()]));
             }
@@ -111,11 +108,7 @@ pub fn encode(unsealed: &Path, key: &ReadMap, sealed: &Path, size_bytes: u64) ->
                 path: unsealed.to_path_buf(),
                 reason: format!("node {v} is not a field element (the staged data is not fr32-padded)"),
             })?;
-            let k = fr_from_bytes(&key.nodes()[v]).ok_or_else(|| Error::Malformed {
-                path: key.path().to_path_buf(),
-                reason: format!("label {v} is not a field element"),
-            })?;
-            *node = fr_to_bytes(&(d + k));
+            *node = fr_to_bytes(&(d + key.fr(v, "label")?));
         }
         Ok(())
     })?;

@@ -13,7 +13,7 @@ use crate::fr32::{unpad_block, PADDED_BLOCK, UNPADDED_BLOCK};
 use crate::ids::Commitment;
 use crate::merkle::sha_tree::StreamingRoot;
 use crate::merkle::store::ReadMap;
-use crate::poseidon::{fr_from_bytes, fr_to_bytes};
+use crate::poseidon::fr_to_bytes;
 use crate::sdr::graph::Graph;
 use crate::sdr::label_par::LabelingConfig;
 use crate::sdr::layers::{Layers, Progress};
@@ -93,15 +93,7 @@ pub fn unseal_range(
     for block in 0..shape.size_bytes / PADDED_BLOCK as u64 {
         for i in 0..nodes_per_block {
             let v = block as usize * nodes_per_block + i;
-            let r = fr_from_bytes(&replica.nodes()[v]).ok_or_else(|| Error::Malformed {
-                path: dir.sealed_path(),
-                reason: format!("node {v} is not a field element"),
-            })?;
-            let k = fr_from_bytes(&key.nodes()[v]).ok_or_else(|| Error::Malformed {
-                path: key.path().to_path_buf(),
-                reason: format!("label {v} is not a field element"),
-            })?;
-            let node = fr_to_bytes(&(r - k));
+            let node = fr_to_bytes(&(replica.fr(v, "node")? - key.fr(v, "label")?));
             root.push(node);
             padded[i * 32..(i + 1) * 32].copy_from_slice(&node);
         }

@@ -39,8 +39,9 @@ pub enum SealCommand {
     All(AllArgs),
 }
 
+/// Which sector, and the ticket it is sealed with.
 #[derive(Args)]
-pub struct PreCommitArgs {
+pub struct SectorArgs {
     /// Sector size: 2KiB, 8MiB, 512MiB, 32GiB or 64GiB.
     #[arg(long)]
     sector_size: String,
@@ -56,6 +57,24 @@ pub struct PreCommitArgs {
     /// Seal ticket as 64 hex characters.
     #[arg(long)]
     ticket: String,
+}
+
+impl SectorArgs {
+    /// The sector's identity and ticket.
+    fn parse(&self) -> Result<(SectorIdentity, Randomness)> {
+        let identity = SectorIdentity {
+            sector_size: SectorSize::parse(&self.sector_size)?,
+            prover_id: prover_id(&self.prover_id, self.miner_id)?,
+            sector_id: self.sector_id,
+        };
+        Ok((identity, Randomness::from_hex(&self.ticket).context("--ticket")?))
+    }
+}
+
+#[derive(Args)]
+pub struct PreCommitArgs {
+    #[command(flatten)]
+    sector: SectorArgs,
     /// Piece files, in order; none seals a committed-capacity sector.
     #[arg(long = "piece")]
     pieces: Vec<PathBuf>,
@@ -117,21 +136,8 @@ pub struct C2Args {
 
 #[derive(Args)]
 pub struct VerifyArgs {
-    /// Sector size.
-    #[arg(long)]
-    sector_size: String,
-    /// Prover id as 64 hex characters.
-    #[arg(long, conflicts_with = "miner_id", required_unless_present = "miner_id")]
-    prover_id: Option<String>,
-    /// Miner actor id (f0N).
-    #[arg(long)]
-    miner_id: Option<u64>,
-    /// Sector number.
-    #[arg(long)]
-    sector_id: u64,
-    /// Seal ticket (hex).
-    #[arg(long)]
-    ticket: String,
+    #[command(flatten)]
+    sector: SectorArgs,
     /// Interactive seed (hex).
     #[arg(long)]
     seed: String,
@@ -250,14 +256,12 @@ fn param_store(dir: &Option<PathBuf>, size: SectorSize) -> PorepParams {
 }
 
 fn pre_commit(args: &PreCommitArgs, phases: &mut Phases) -> Result<Value> {
-    let sector_size = SectorSize::parse(&args.sector_size)?;
-    let prover_id = prover_id(&args.prover_id, args.miner_id)?;
-    let ticket = Randomness::from_hex(&args.ticket).context("--ticket")?;
+    let (identity, ticket) = args.sector.parse()?;
+    let SectorIdentity { sector_size, prover_id, .. } = identity;
     let mut labeling = LabelingConfig::default();
     if let Some(p) = args.producers {
         labeling.producers = p;
     }
-    let identity = SectorIdentity { sector_size, prover_id, sector_id: args.sector_id };
     let req = pc1::Pc1Request {
         identity,
         ticket,
@@ -448,12 +452,13 @@ fn c2(args: C2Args) -> Result<()> {
 }
 
 fn verify(args: VerifyArgs) -> Result<()> {
-    let sector_size = SectorSize::parse(&args.sector_size)?;
+    let (identity, ticket) = args.sector.parse()?;
+    let sector_size = identity.sector_size;
     let statement = SealStatement {
         sector_size,
-        prover_id: prover_id(&args.prover_id, args.miner_id)?,
-        sector_id: args.sector_id,
-        ticket: Randomness::from_hex(&args.ticket).context("--ticket")?,
+        prover_id: identity.prover_id,
+        sector_id: identity.sector_id,
+        ticket,
         seed: Randomness::from_hex(&args.seed).context("--seed")?,
         comm_d: Commitment::from_hex(&args.comm_d).context("--comm-d")?,
         comm_r: Commitment::from_hex(&args.comm_r).context("--comm-r")?,
