@@ -106,7 +106,7 @@ mod hex_bytes {
 }
 
 /// The outcome of an executed message.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Receipt {
     /// The epoch it was executed in.
     pub epoch: u64,
@@ -117,7 +117,7 @@ pub struct Receipt {
 }
 
 /// A sector's PreCommit as the chain holds it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PreCommitOnChain {
     /// The epoch it landed in.
     pub epoch: u64,
@@ -162,6 +162,12 @@ pub trait Chain: Send {
     fn receipt(&mut self, id: u64, now_ms: i64) -> Result<Option<Receipt>, ChainError>;
     /// The PreCommit of `sector`, if one is live or proven.
     fn precommit(&mut self, sector: u64, now_ms: i64) -> Result<Option<PreCommitOnChain>, ChainError>;
+    /// The newest message identical to `message` that is pending or succeeded,
+    /// so a sender that crashed before recording a send can adopt it instead
+    /// of sending a duplicate.
+    fn find_message(&mut self, message: &Message, now_ms: i64) -> Result<Option<u64>, ChainError>;
+    /// Every message sent, oldest first, with its receipt once executed.
+    fn messages(&mut self, now_ms: i64) -> Result<Vec<(u64, Message, Option<Receipt>)>, ChainError>;
 }
 
 /// Settings of the embedded chain.
@@ -522,6 +528,50 @@ impl Chain for EmbeddedChain {
     fn precommit(&mut self, sector: u64, now_ms: i64) -> Result<Option<PreCommitOnChain>, ChainError> {
         let head = self.head(now_ms)?;
         Ok(self.precommit_at(sector, head)?.map(|(pc, _)| pc))
+    }
+
+    fn find_message(&mut self, message: &Message, now_ms: i64) -> Result<Option<u64>, ChainError> {
+        self.head(now_ms)?;
+        let body = serde_json::to_string(message).expect("message serialises");
+        self.conn
+            .query_row(
+                "SELECT id FROM chain_messages WHERE body = ?1 AND (exit_code IS NULL OR exit_code = 0)
+                 ORDER BY id DESC LIMIT 1",
+                params![body],
+                |r| r.get::<_, i64>(0),
+            )
+            .optional()
+            .map(|id| id.map(|id| id as u64))
+            .map_err(self.sql("look up a message"))
+    }
+
+    fn messages(&mut self, now_ms: i64) -> Result<Vec<(u64, Message, Option<Receipt>)>, ChainError> {
+        self.head(now_ms)?;
+        // id, body, execution epoch, exit code, error
+        type Row = (i64, String, Option<i64>, Option<i64>, Option<String>);
+        let rows: Vec<Row> = {
+            let mut stmt = self
+                .conn
+                .prepare("SELECT id, body, exec_epoch, exit_code, error FROM chain_messages ORDER BY id")
+                .map_err(self.sql("prepare"))?;
+            let rows = stmt
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
+                .map_err(self.sql("list messages"))?;
+            rows.collect::<Result<_, _>>().map_err(self.sql("list messages"))?
+        };
+        rows.into_iter()
+            .map(|(id, body, epoch, code, error)| {
+                let message = serde_json::from_str(&body).map_err(|e| ChainError::Corrupt {
+                    path: self.path.clone(),
+                    reason: format!("message {id}: {e}"),
+                })?;
+                let receipt = match (epoch, code) {
+                    (Some(epoch), Some(exit_code)) => Some(Receipt { epoch: epoch as u64, exit_code, error }),
+                    _ => None,
+                };
+                Ok((id as u64, message, receipt))
+            })
+            .collect()
     }
 }
 

@@ -5,15 +5,21 @@
 //! report progress ([`progress`]) and their peak memory ([`memory`]); and the
 //! sector lifecycle: its pure state machine ([`lifecycle`]) and its SQLite
 //! persistence ([`store`]); the chain interface and kiln's embedded devnet
-//! chain ([`chain`]). The driver, the scheduler and the daemon will live here
-//! too.
+//! chain ([`chain`]); the driver that walks sectors to Proving
+//! ([`pipeline`]), the daemon around it ([`daemon`], configured by [`config`])
+//! and its authenticated local API ([`api`]).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod api;
 pub mod chain;
+pub mod config;
+pub mod daemon;
 pub mod dirs;
+pub mod faults;
 pub mod lifecycle;
 pub mod memory;
+pub mod pipeline;
 pub mod progress;
 pub mod store;

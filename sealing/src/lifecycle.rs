@@ -116,6 +116,13 @@ impl std::fmt::Display for SectorState {
 pub enum SectorEvent {
     /// Pieces are settled (or the sector is pledged): start sealing.
     StartSealing,
+    /// The seal ticket was drawn (recorded before PC1 so a restart labels with the same one).
+    TicketDrawn {
+        /// The ticket (hex).
+        ticket: String,
+        /// Its epoch.
+        epoch: u64,
+    },
     /// PC1 and PC2 finished.
     PreCommitted2 {
         /// comm_d (hex).
@@ -179,6 +186,7 @@ impl SectorEvent {
     pub fn name(&self) -> &'static str {
         match self {
             Self::StartSealing => "StartSealing",
+            Self::TicketDrawn { .. } => "TicketDrawn",
             Self::PreCommitted2 { .. } => "PreCommitted2",
             Self::PreCommitSent { .. } => "PreCommitSent",
             Self::PreCommitLanded { .. } => "PreCommitLanded",
@@ -265,6 +273,7 @@ impl Lifecycle {
             (_, E::Remove) => forward(S::Removing),
 
             (S::Packing, E::StartSealing) => forward(S::Unsealed),
+            (S::Unsealed, E::TicketDrawn { .. }) => same(),
             (S::Unsealed, E::PreCommitted2 { .. }) => forward(S::PreCommitting),
             (S::PreCommitting, E::PreCommitSent { .. }) => same(),
             (S::PreCommitting, E::PreCommitLanded { .. }) => forward(S::PreCommitted),
@@ -332,6 +341,7 @@ mod tests {
     fn happy_path_reaches_proving() {
         let log = [
             E::StartSealing,
+            E::TicketDrawn { ticket: "t".into(), epoch: 3 },
             E::PreCommitted2 { comm_d: "d".into(), comm_r: "r".into() },
             E::PreCommitSent { message: "m1".into() },
             E::PreCommitLanded { epoch: 10 },
@@ -352,6 +362,7 @@ mod tests {
         assert_eq!(
             states,
             [
+                Unsealed,
                 Unsealed,
                 PreCommitting,
                 PreCommitting,
@@ -448,6 +459,7 @@ mod tests {
     fn any_event() -> impl Strategy<Value = E> {
         prop_oneof![
             Just(E::StartSealing),
+            (0u64..100).prop_map(|epoch| E::TicketDrawn { ticket: "t".into(), epoch }),
             Just(E::PreCommitted2 { comm_d: "d".into(), comm_r: "r".into() }),
             Just(E::PreCommitSent { message: "m".into() }),
             (0u64..100).prop_map(|epoch| E::PreCommitLanded { epoch }),

@@ -28,6 +28,17 @@ enum Command {
     /// Groth16 parameters.
     #[command(subcommand)]
     Params(cli::params::ParamsCommand),
+    /// Run the sealing daemon (API, driver, embedded chain) from a TOML config.
+    Daemon(cli::daemon::DaemonArgs),
+    /// The main job in one command: a daemon in a fresh directory, pledged sectors
+    /// sealed to Proving on the embedded chain, with progress.
+    Run(cli::daemon::RunArgs),
+    /// Sectors of a running daemon.
+    #[command(subcommand)]
+    Sectors(cli::sectors::SectorsCommand),
+    /// The daemon's chain.
+    #[command(subcommand)]
+    Chain(cli::sectors::ChainCommand),
 }
 
 #[derive(Subcommand)]
@@ -67,6 +78,10 @@ fn run(cli: Cli) -> Result<()> {
         Command::Seal(cmd) => cli::seal::run(cmd),
         Command::Unseal(args) => cli::seal::unseal(args),
         Command::Params(cmd) => cli::params::run(cmd),
+        Command::Daemon(args) => cli::daemon::daemon(args),
+        Command::Run(args) => cli::daemon::run(args),
+        Command::Sectors(cmd) => cli::sectors::run(cmd),
+        Command::Chain(cmd) => cli::sectors::chain(cmd),
     }
 }
 

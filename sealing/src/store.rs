@@ -11,7 +11,7 @@
 use crate::lifecycle::{Lifecycle, RetryPolicy, SectorEvent, SectorState, TransitionError};
 use proofs::SectorSize;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 /// Schema version this build writes (SQLite `user_version`).
@@ -25,8 +25,11 @@ CREATE TABLE counters (
 CREATE TABLE sectors (
     number            INTEGER PRIMARY KEY,
     sector_size       TEXT NOT NULL,
+    pledged           INTEGER NOT NULL,
     state             TEXT NOT NULL,
     attempts          INTEGER NOT NULL,
+    ticket            TEXT,
+    ticket_epoch      INTEGER,
     comm_d            TEXT,
     comm_r            TEXT,
     seed              TEXT,
@@ -36,6 +39,16 @@ CREATE TABLE sectors (
     last_error        TEXT,
     created_ms        INTEGER NOT NULL,
     updated_ms        INTEGER NOT NULL
+);
+CREATE TABLE pieces (
+    number      INTEGER NOT NULL REFERENCES sectors(number),
+    idx         INTEGER NOT NULL,
+    path        TEXT NOT NULL,
+    raw_len     INTEGER NOT NULL,
+    padded_size INTEGER NOT NULL,
+    comm_p      TEXT NOT NULL,
+    added_ms    INTEGER NOT NULL,
+    PRIMARY KEY (number, idx)
 );
 CREATE TABLE events (
     number  INTEGER NOT NULL REFERENCES sectors(number),
@@ -73,6 +86,14 @@ pub enum StoreError {
         #[source]
         source: TransitionError,
     },
+    /// Pieces go only into data sectors still Packing.
+    #[error("sector {number} does not accept pieces (state {state})")]
+    NotPacking {
+        /// The sector.
+        number: u64,
+        /// Its state.
+        state: SectorState,
+    },
     /// Content that does not parse or a schema from another version.
     #[error("sector database {path}: {reason}")]
     Corrupt {
@@ -84,14 +105,20 @@ pub enum StoreError {
 }
 
 /// One sector as stored.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SectorRow {
     /// The sector number.
     pub number: u64,
     /// Its size.
     pub sector_size: SectorSize,
+    /// Committed capacity (no pieces) rather than data.
+    pub pledged: bool,
     /// Its lifecycle position.
     pub lifecycle: Lifecycle,
+    /// The seal ticket once drawn (hex).
+    pub ticket: Option<String>,
+    /// The ticket's epoch.
+    pub ticket_epoch: Option<u64>,
     /// comm_d once pre-committed (hex).
     pub comm_d: Option<String>,
     /// comm_r once pre-committed (hex).
@@ -113,7 +140,7 @@ pub struct SectorRow {
 }
 
 /// One entry of a sector's event log.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EventRow {
     /// Position in the sector's log, from 1.
     pub seq: u64,
@@ -123,6 +150,79 @@ pub struct EventRow {
     pub event: SectorEvent,
     /// The state it led to.
     pub state: SectorState,
+}
+
+/// A data piece assigned to a sector.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PieceRow {
+    /// Position among the sector's pieces, from 0.
+    pub index: u64,
+    /// The daemon's copy of the piece file.
+    pub path: PathBuf,
+    /// Bytes in the file.
+    pub raw_len: u64,
+    /// Padded piece size.
+    pub padded_size: u64,
+    /// The piece commitment (hex).
+    pub comm_p: String,
+    /// When it was added (ms since the epoch).
+    pub added_ms: i64,
+}
+
+/// Where [`Store::add_piece`] puts a piece.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PieceTarget {
+    /// An open data sector.
+    Sector(u64),
+    /// A new data sector of this size.
+    NewSector(SectorSize),
+}
+
+/// A piece to record.
+#[derive(Clone, Copy, Debug)]
+pub struct NewPiece<'a> {
+    /// The daemon's copy of the file.
+    pub path: &'a Path,
+    /// Bytes in the file.
+    pub raw_len: u64,
+    /// Padded piece size.
+    pub padded_size: u64,
+    /// Piece commitment (hex).
+    pub comm_p: &'a str,
+}
+
+fn sql_at(path: &Path, op: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError {
+    let path = path.to_path_buf();
+    move |source| StoreError::Sqlite { path, op, source }
+}
+
+/// Allocates a sector number from the durable counter and inserts the sector.
+fn insert_sector(
+    tx: &rusqlite::Transaction<'_>,
+    path: &Path,
+    sector_size: SectorSize,
+    pledged: bool,
+    now_ms: i64,
+) -> Result<u64, StoreError> {
+    let last: Option<i64> = tx
+        .query_row("SELECT value FROM counters WHERE name = 'sector'", [], |r| r.get(0))
+        .optional()
+        .map_err(sql_at(path, "read the sector counter"))?;
+    let number = last.map_or(1, |n| n + 1);
+    tx.execute(
+        "INSERT INTO counters (name, value) VALUES ('sector', ?1)
+         ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+        params![number],
+    )
+    .map_err(sql_at(path, "advance the sector counter"))?;
+    let size = serde_json::to_value(sector_size).expect("size serialises");
+    tx.execute(
+        "INSERT INTO sectors (number, sector_size, pledged, state, attempts, created_ms, updated_ms)
+         VALUES (?1, ?2, ?3, ?4, 0, ?5, ?5)",
+        params![number, size.as_str(), pledged, SectorState::Packing.name(), now_ms],
+    )
+    .map_err(sql_at(path, "insert the sector"))?;
+    Ok(number as u64)
 }
 
 /// The sector database.
@@ -175,34 +275,22 @@ impl Store {
         StoreError::Corrupt { path: self.path.clone(), reason }
     }
 
-    /// Allocates the next sector number and creates the sector in Packing, durably.
-    pub fn create_sector(&mut self, sector_size: SectorSize, now_ms: i64) -> Result<u64, StoreError> {
+    /// Allocates the next sector number and creates the sector in Packing, durably;
+    /// `pledged` marks a committed-capacity sector.
+    pub fn create_sector(
+        &mut self,
+        sector_size: SectorSize,
+        pledged: bool,
+        now_ms: i64,
+    ) -> Result<u64, StoreError> {
         let path = self.path.clone();
-        let sql = move |op| {
-            let path = path.clone();
-            move |source| StoreError::Sqlite { path, op, source }
-        };
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sql("begin"))?;
-        let last: Option<i64> = tx
-            .query_row("SELECT value FROM counters WHERE name = 'sector'", [], |r| r.get(0))
-            .optional()
-            .map_err(sql("read the sector counter"))?;
-        let number = last.map_or(1, |n| n + 1);
-        tx.execute(
-            "INSERT INTO counters (name, value) VALUES ('sector', ?1)
-             ON CONFLICT(name) DO UPDATE SET value = excluded.value",
-            params![number],
-        )
-        .map_err(sql("advance the sector counter"))?;
-        let size = serde_json::to_value(sector_size).expect("size serialises");
-        tx.execute(
-            "INSERT INTO sectors (number, sector_size, state, attempts, created_ms, updated_ms)
-             VALUES (?1, ?2, ?3, 0, ?4, ?4)",
-            params![number, size.as_str(), SectorState::Packing.name(), now_ms],
-        )
-        .map_err(sql("insert the sector"))?;
-        tx.commit().map_err(sql("commit"))?;
-        Ok(number as u64)
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(sql_at(&path, "begin"))?;
+        let number = insert_sector(&tx, &path, sector_size, pledged, now_ms)?;
+        tx.commit().map_err(sql_at(&path, "commit"))?;
+        Ok(number)
     }
 
     /// Applies `event` to sector `number`: on acceptance the event is appended
@@ -215,10 +303,7 @@ impl Store {
             .apply(event, &self.policy)
             .map_err(|source| StoreError::Transition { number, source })?;
         let path = self.path.clone();
-        let sql = move |op| {
-            let path = path.clone();
-            move |source| StoreError::Sqlite { path, op, source }
-        };
+        let sql = |op| sql_at(&path, op);
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sql("begin"))?;
         let seq: i64 = tx
             .query_row("SELECT COALESCE(MAX(seq), 0) + 1 FROM events WHERE number = ?1", params![key], |r| {
@@ -245,7 +330,12 @@ impl Store {
                     source,
                 })
         };
+        let null = &rusqlite::types::Null;
         match event {
+            SectorEvent::TicketDrawn { ticket, epoch } => {
+                field("ticket", ticket)?;
+                field("ticket_epoch", &(*epoch as i64))?;
+            }
             SectorEvent::PreCommitted2 { comm_d, comm_r } => {
                 field("comm_d", comm_d)?;
                 field("comm_r", comm_r)?;
@@ -256,12 +346,26 @@ impl Store {
                 field("seed_epoch", &(*epoch as i64))?;
             }
             SectorEvent::CommitSent { message } => field("commit_message", message)?,
-            SectorEvent::StepFailed { error } => field("last_error", error)?,
-            SectorEvent::CommitRejected { reason } => field("last_error", reason)?,
-            // A new seal after expiry starts without the old messages and seed.
+            SectorEvent::StepFailed { error } => {
+                field("last_error", error)?;
+                // A failed send is retried with a new message, never by
+                // waiting on the failed one again.
+                match row.lifecycle.state {
+                    SectorState::PreCommitting => field("precommit_message", null)?,
+                    SectorState::CommitWait => field("commit_message", null)?,
+                    _ => {}
+                }
+            }
+            SectorEvent::CommitRejected { reason } => {
+                field("last_error", reason)?;
+                field("commit_message", null)?;
+            }
+            // A new seal after expiry starts with a new ticket, without the old messages and seed.
             SectorEvent::PreCommitExpired => {
-                for column in ["precommit_message", "commit_message", "seed", "seed_epoch"] {
-                    field(column, &rusqlite::types::Null)?;
+                for column in
+                    ["ticket", "ticket_epoch", "precommit_message", "commit_message", "seed", "seed_epoch"]
+                {
+                    field(column, null)?;
                 }
             }
             _ => {}
@@ -279,11 +383,14 @@ impl Store {
             number: number as u64,
             sector_size: SectorSize::parse(&size)
                 .map_err(|e| self.corrupt(format!("sector {number}: {e}")))?,
+            pledged: r.get("pledged").map_err(get)?,
             lifecycle: Lifecycle {
                 state: parse_state(&state)
                     .ok_or_else(|| self.corrupt(format!("sector {number}: unknown state {state:?}")))?,
                 attempts: r.get("attempts").map_err(get)?,
             },
+            ticket: r.get("ticket").map_err(get)?,
+            ticket_epoch: r.get::<_, Option<i64>>("ticket_epoch").map_err(get)?.map(|e| e as u64),
             comm_d: r.get("comm_d").map_err(get)?,
             comm_r: r.get("comm_r").map_err(get)?,
             seed: r.get("seed").map_err(get)?,
@@ -348,6 +455,85 @@ impl Store {
         Ok(out)
     }
 
+    /// Records a piece at the next index of data sector `target` (which must be
+    /// Packing), or of a new data sector created in the same transaction.
+    pub fn add_piece(
+        &mut self,
+        target: PieceTarget,
+        piece: &NewPiece<'_>,
+        now_ms: i64,
+    ) -> Result<(u64, PieceRow), StoreError> {
+        let path = self.path.clone();
+        if let PieceTarget::Sector(number) = target {
+            let row = self.sector(number)?.ok_or(StoreError::UnknownSector(number))?;
+            if row.lifecycle.state != SectorState::Packing || row.pledged {
+                return Err(StoreError::NotPacking { number, state: row.lifecycle.state });
+            }
+        }
+        let file = piece
+            .path
+            .to_str()
+            .ok_or_else(|| self.corrupt(format!("piece path {:?} is not UTF-8", piece.path)))?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(sql_at(&path, "begin"))?;
+        let number = match target {
+            PieceTarget::Sector(n) => n,
+            PieceTarget::NewSector(size) => insert_sector(&tx, &path, size, false, now_ms)?,
+        };
+        let index: i64 = tx
+            .query_row("SELECT COUNT(*) FROM pieces WHERE number = ?1", params![number as i64], |r| r.get(0))
+            .map_err(sql_at(&path, "count pieces"))?;
+        tx.execute(
+            "INSERT INTO pieces (number, idx, path, raw_len, padded_size, comm_p, added_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![
+                number as i64,
+                index,
+                file,
+                piece.raw_len as i64,
+                piece.padded_size as i64,
+                piece.comm_p,
+                now_ms
+            ],
+        )
+        .map_err(sql_at(&path, "record a piece"))?;
+        tx.commit().map_err(sql_at(&path, "commit"))?;
+        let row = PieceRow {
+            index: index as u64,
+            path: piece.path.to_path_buf(),
+            raw_len: piece.raw_len,
+            padded_size: piece.padded_size,
+            comm_p: piece.comm_p.to_string(),
+            added_ms: now_ms,
+        };
+        Ok((number, row))
+    }
+
+    /// Sector `number`'s pieces, in order.
+    pub fn pieces(&self, number: u64) -> Result<Vec<PieceRow>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT idx, path, raw_len, padded_size, comm_p, added_ms FROM pieces WHERE number = ?1 ORDER BY idx",
+            )
+            .map_err(self.sql("prepare"))?;
+        let rows = stmt
+            .query_map(params![number as i64], |r| {
+                Ok(PieceRow {
+                    index: r.get::<_, i64>(0)? as u64,
+                    path: PathBuf::from(r.get::<_, String>(1)?),
+                    raw_len: r.get::<_, i64>(2)? as u64,
+                    padded_size: r.get::<_, i64>(3)? as u64,
+                    comm_p: r.get(4)?,
+                    added_ms: r.get(5)?,
+                })
+            })
+            .map_err(self.sql("read pieces"))?;
+        rows.collect::<Result<_, _>>().map_err(self.sql("read pieces"))
+    }
+
     /// Replays sector `number`'s log and checks it gives the stored state.
     pub fn check_replay(&self, number: u64) -> Result<Lifecycle, StoreError> {
         let row = self.sector(number)?.ok_or(StoreError::UnknownSector(number))?;
@@ -378,7 +564,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let n = {
             let mut s = store(tmp.path());
-            let n = s.create_sector(SectorSize::KiB2, 1_000).unwrap();
+            let n = s.create_sector(SectorSize::KiB2, true, 1_000).unwrap();
             s.apply(n, &E::StartSealing, 1_001).unwrap();
             s.apply(n, &E::PreCommitted2 { comm_d: "dd".into(), comm_r: "rr".into() }, 1_002).unwrap();
             s.apply(n, &E::PreCommitSent { message: "m1".into() }, 1_003).unwrap();
@@ -413,13 +599,13 @@ mod tests {
     fn sector_numbers_are_never_reused() {
         let tmp = tempfile::tempdir().unwrap();
         let mut s = store(tmp.path());
-        let a = s.create_sector(SectorSize::KiB2, 0).unwrap();
-        let b = s.create_sector(SectorSize::KiB2, 0).unwrap();
+        let a = s.create_sector(SectorSize::KiB2, true, 0).unwrap();
+        let b = s.create_sector(SectorSize::KiB2, true, 0).unwrap();
         s.apply(b, &E::Remove, 1).unwrap();
         s.apply(b, &E::RemoveDone, 2).unwrap();
         drop(s);
         let mut s = store(tmp.path());
-        let c = s.create_sector(SectorSize::MiB8, 3).unwrap();
+        let c = s.create_sector(SectorSize::MiB8, false, 3).unwrap();
         assert_eq!((a, b, c), (1, 2, 3));
         assert_eq!(s.sectors().unwrap().len(), 3);
         assert_eq!(s.sector(c).unwrap().unwrap().sector_size, SectorSize::MiB8);

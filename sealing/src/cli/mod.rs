@@ -1,4 +1,6 @@
 //! The `kiln` command's subcommands, one module per group.
 
+pub mod daemon;
 pub mod params;
 pub mod seal;
+pub mod sectors;

@@ -1,0 +1,138 @@
+//! A blocking client of the daemon's API (what the `kiln` CLI uses).
+
+use super::*;
+use crate::pipeline::packing::AddedPiece;
+use serde::de::DeserializeOwned;
+use std::path::Path;
+use std::time::Duration;
+
+/// Where a running daemon writes its API address, in its data directory.
+pub const API_FILE: &str = "api";
+/// Where the daemon keeps its API token, in its data directory.
+pub const TOKEN_FILE: &str = "token";
+
+/// A failed API call.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The data directory does not name a daemon.
+    #[error("{path}: {reason} (is `kiln daemon` running with this data directory?)")]
+    NoDaemon {
+        /// The file that was read.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The daemon could not be reached.
+    #[error("cannot reach the daemon at {url}: {reason}")]
+    Unreachable {
+        /// The API address.
+        url: String,
+        /// Why.
+        reason: String,
+    },
+    /// The daemon answered with an error.
+    #[error("{message} ({kind}, HTTP {status})")]
+    Api {
+        /// The HTTP status.
+        status: u16,
+        /// The error kind.
+        kind: String,
+        /// The daemon's message.
+        message: String,
+    },
+}
+
+/// A connection to one daemon.
+#[derive(Clone)]
+pub struct Client {
+    url: String,
+    token: String,
+    agent: ureq::Agent,
+}
+
+impl Client {
+    /// A client of the daemon at `url` (`http://host:port`).
+    pub fn new(url: &str, token: &str) -> Self {
+        let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(60)).build();
+        Self { url: url.trim_end_matches('/').to_string(), token: token.trim().to_string(), agent }
+    }
+
+    /// A client of the daemon whose data directory is `repo`.
+    pub fn from_repo(repo: &Path) -> Result<Self, ClientError> {
+        let read = |name: &str| {
+            let path = repo.join(name);
+            std::fs::read_to_string(&path)
+                .map_err(|e| ClientError::NoDaemon { path: path.clone(), reason: e.to_string() })
+                .and_then(|s| {
+                    let s = s.trim().to_string();
+                    if s.is_empty() {
+                        Err(ClientError::NoDaemon { path, reason: "empty file".into() })
+                    } else {
+                        Ok(s)
+                    }
+                })
+        };
+        Ok(Self::new(&read(API_FILE)?, &read(TOKEN_FILE)?))
+    }
+
+    fn call<T: DeserializeOwned>(
+        &self,
+        request: ureq::Request,
+        body: Option<serde_json::Value>,
+    ) -> Result<T, ClientError> {
+        let request = request.set("Authorization", &format!("Bearer {}", self.token));
+        let result = match body {
+            Some(b) => request.send_json(b),
+            None => request.call(),
+        };
+        let unreachable = |reason: String| ClientError::Unreachable { url: self.url.clone(), reason };
+        match result {
+            Ok(r) => r.into_json().map_err(|e| unreachable(format!("unreadable answer: {e}"))),
+            Err(ureq::Error::Status(status, r)) => {
+                let text = r.into_string().unwrap_or_default();
+                let body: ApiErrorBody = serde_json::from_str(&text)
+                    .unwrap_or(ApiErrorBody { kind: "unknown".into(), message: text });
+                Err(ClientError::Api { status, kind: body.kind, message: body.message })
+            }
+            Err(e) => Err(unreachable(e.to_string())),
+        }
+    }
+
+    fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+        self.call(self.agent.get(&format!("{}{API_PREFIX}{path}", self.url)), None)
+    }
+
+    fn post<T: DeserializeOwned>(&self, path: &str, body: serde_json::Value) -> Result<T, ClientError> {
+        self.call(self.agent.post(&format!("{}{API_PREFIX}{path}", self.url)), Some(body))
+    }
+
+    /// Every sector.
+    pub fn sectors(&self) -> Result<Vec<SectorListEntry>, ClientError> {
+        self.get("/sectors")
+    }
+    /// One sector with its pieces and event log.
+    pub fn sector(&self, number: u64) -> Result<SectorStatus, ClientError> {
+        self.get(&format!("/sectors/{number}"))
+    }
+    /// Pledges `count` committed-capacity sectors.
+    pub fn pledge(&self, count: u32) -> Result<PledgeResponse, ClientError> {
+        self.post("/sectors/pledge", serde_json::to_value(PledgeRequest { count }).expect("serialises"))
+    }
+    /// Adds a data piece the daemon reads from `path`.
+    pub fn add_piece(&self, path: &Path) -> Result<AddedPiece, ClientError> {
+        let req = AddPieceRequest { path: path.to_path_buf() };
+        self.post("/sectors/add-piece", serde_json::to_value(req).expect("serialises"))
+    }
+    /// Asks for a sector's removal.
+    pub fn remove(&self, number: u64) -> Result<crate::store::SectorRow, ClientError> {
+        self.post(&format!("/sectors/{number}/remove"), serde_json::json!({}))
+    }
+    /// The chain's head.
+    pub fn chain_head(&self) -> Result<ChainHead, ClientError> {
+        self.get("/chain/head")
+    }
+    /// Every chain message.
+    pub fn chain_messages(&self) -> Result<Vec<ChainMessage>, ClientError> {
+        self.get("/chain/messages")
+    }
+}

@@ -1,0 +1,249 @@
+//! `kiln sectors …` and `kiln chain …`: clients of a running daemon's API.
+
+use anyhow::Result;
+use clap::{Args, Subcommand};
+use sealing::api::client::Client;
+use sealing::api::{SectorListEntry, SectorStatus};
+use sealing::pipeline::TaskProgress;
+use std::path::PathBuf;
+
+/// Which daemon to talk to.
+#[derive(Args, Clone)]
+pub struct RepoArgs {
+    /// The daemon's data directory (holds its API address and token).
+    #[arg(long, env = "KILN_REPO", default_value_os_t = default_repo())]
+    pub repo: PathBuf,
+}
+
+/// `~/.kiln`, the data directory when none is given.
+pub fn default_repo() -> PathBuf {
+    std::env::var_os("HOME").map_or_else(|| PathBuf::from(".kiln"), |h| PathBuf::from(h).join(".kiln"))
+}
+
+#[derive(Subcommand)]
+pub enum SectorsCommand {
+    /// Every sector with its state.
+    List {
+        #[command(flatten)]
+        repo: RepoArgs,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// One sector: state, commitments, messages; `--log` adds the event history.
+    Status {
+        /// The sector number.
+        number: u64,
+        #[command(flatten)]
+        repo: RepoArgs,
+        /// Show the event history with timestamps and errors.
+        #[arg(long)]
+        log: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Pledge committed-capacity sectors.
+    Pledge {
+        #[command(flatten)]
+        repo: RepoArgs,
+        /// How many.
+        #[arg(long, default_value_t = 1)]
+        count: u32,
+    },
+    /// Add a data piece (the daemon copies the file and packs it into an open sector).
+    AddPiece {
+        /// The piece file.
+        file: PathBuf,
+        #[command(flatten)]
+        repo: RepoArgs,
+    },
+    /// Remove a sector and its files.
+    Remove {
+        /// The sector number.
+        number: u64,
+        #[command(flatten)]
+        repo: RepoArgs,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum ChainCommand {
+    /// The current epoch and message counts.
+    Head {
+        #[command(flatten)]
+        repo: RepoArgs,
+    },
+}
+
+pub fn run(cmd: SectorsCommand) -> Result<()> {
+    match cmd {
+        SectorsCommand::List { repo, json } => {
+            let sectors = Client::from_repo(&repo.repo)?.sectors()?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&sectors)?);
+            } else {
+                print_list(&sectors);
+            }
+        }
+        SectorsCommand::Status { number, repo, log, json } => {
+            let status = Client::from_repo(&repo.repo)?.sector(number)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&status)?);
+            } else {
+                print_status(&status, log);
+            }
+        }
+        SectorsCommand::Pledge { repo, count } => {
+            let r = Client::from_repo(&repo.repo)?.pledge(count)?;
+            for n in r.sectors {
+                println!("pledged sector {n}");
+            }
+        }
+        SectorsCommand::AddPiece { file, repo } => {
+            let file = std::path::absolute(&file)?;
+            let p = Client::from_repo(&repo.repo)?.add_piece(&file)?;
+            println!(
+                "piece {} ({} bytes, padded {}) added to sector {} as piece {}",
+                p.comm_p, p.raw_len, p.padded_size, p.sector, p.index
+            );
+        }
+        SectorsCommand::Remove { number, repo } => {
+            let row = Client::from_repo(&repo.repo)?.remove(number)?;
+            println!("sector {number}: {} (files are removed by the daemon)", row.lifecycle.state);
+        }
+    }
+    Ok(())
+}
+
+pub fn chain(cmd: ChainCommand) -> Result<()> {
+    match cmd {
+        ChainCommand::Head { repo } => {
+            let head = Client::from_repo(&repo.repo)?.chain_head()?;
+            println!("epoch    {}", head.epoch);
+            println!("messages {} sent, {} executed", head.messages, head.executed);
+        }
+    }
+    Ok(())
+}
+
+/// `labeling 3 40%` style summary of a task.
+pub fn progress_text(p: &TaskProgress) -> String {
+    let mut s = p.task.clone();
+    if let Some(phase) = &p.phase {
+        s.push_str(&format!(": {phase}"));
+        if let Some(l) = p.layer {
+            s.push_str(&format!(" {l}"));
+        }
+        if p.total > 0 {
+            s.push_str(&format!(" {}%", p.done * 100 / p.total));
+        }
+    }
+    s
+}
+
+fn print_list(sectors: &[SectorListEntry]) {
+    println!("{:>6}  {:<8} {:<5} {:<20} {:>8}  activity", "sector", "size", "kind", "state", "attempts");
+    for e in sectors {
+        let s = &e.sector;
+        let activity = match (&e.progress, &s.last_error) {
+            (Some(p), _) => progress_text(p),
+            (None, Some(err)) if s.lifecycle.state != sealing::lifecycle::SectorState::Proving => {
+                format!("last error: {err}")
+            }
+            _ => String::new(),
+        };
+        println!(
+            "{:>6}  {:<8} {:<5} {:<20} {:>8}  {}",
+            s.number,
+            size_name(s.sector_size),
+            if s.pledged { "cc" } else { "data" },
+            s.lifecycle.state.name(),
+            s.lifecycle.attempts,
+            activity
+        );
+    }
+}
+
+fn size_name(size: proofs::SectorSize) -> String {
+    serde_json::to_value(size).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default()
+}
+
+fn time(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}.{:03}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        ms.rem_euclid(1000)
+    )
+}
+
+/// Prints a sector's status (and its log).
+pub fn print_status(st: &SectorStatus, log: bool) {
+    let s = &st.sector;
+    let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+    println!("sector        {}", s.number);
+    println!(
+        "size          {} ({})",
+        size_name(s.sector_size),
+        if s.pledged { "committed capacity" } else { "data" }
+    );
+    println!("state         {} (attempts {})", s.lifecycle.state, s.lifecycle.attempts);
+    if let Some(p) = &st.progress {
+        println!("running       {}", progress_text(p));
+    }
+    println!(
+        "ticket        {} (epoch {})",
+        opt(&s.ticket),
+        s.ticket_epoch.map_or("-".into(), |e| e.to_string())
+    );
+    println!("comm_d        {}", opt(&s.comm_d));
+    println!("comm_r        {}", opt(&s.comm_r));
+    println!("seed          {} (epoch {})", opt(&s.seed), s.seed_epoch.map_or("-".into(), |e| e.to_string()));
+    println!("precommit msg {}", opt(&s.precommit_message));
+    println!("commit msg    {}", opt(&s.commit_message));
+    if let Some(pc) = &st.on_chain {
+        println!(
+            "on chain      precommitted at epoch {}, seed epoch {}, expiry {}, proven {}",
+            pc.epoch, pc.seed_epoch, pc.expiry, pc.proven
+        );
+    }
+    if let Some(r) = &st.commit_receipt {
+        println!(
+            "commit receipt epoch {}, exit code {}{}",
+            r.epoch,
+            r.exit_code,
+            r.error.as_ref().map_or(String::new(), |e| format!(": {e}"))
+        );
+    }
+    for p in &st.pieces {
+        println!("piece {:<7} {} {} bytes (padded {})", p.index, p.comm_p, p.raw_len, p.padded_size);
+    }
+    if let Some(e) = &s.last_error {
+        println!("last error    {e}");
+    }
+    if log {
+        println!("events:");
+        for e in &st.events {
+            let detail = match &e.event {
+                sealing::lifecycle::SectorEvent::StepFailed { error } => format!("  error: {error}"),
+                sealing::lifecycle::SectorEvent::CommitRejected { reason } => format!("  rejected: {reason}"),
+                _ => String::new(),
+            };
+            println!("  {:>3} {}  {:<16} -> {}{detail}", e.seq, time(e.at_ms), e.event.name(), e.state);
+        }
+    }
+}

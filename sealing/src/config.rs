@@ -1,0 +1,271 @@
+//! The daemon's configuration: one typed TOML file (`kiln daemon --config kiln.toml`).
+//!
+//! Every table but the top level is optional; unknown keys are errors, so a
+//! misspelt setting is reported instead of silently ignored.
+
+use crate::chain::EmbeddedChainConfig;
+use crate::lifecycle::RetryPolicy;
+use proofs::{ProverId, SectorSize};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// A config file that cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[error("config {path}: {reason}")]
+pub struct ConfigError {
+    /// The file.
+    pub path: PathBuf,
+    /// What is wrong.
+    pub reason: String,
+}
+
+/// The whole configuration.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Where the daemon keeps its database, sectors, pieces, API address and token.
+    pub data_dir: PathBuf,
+    /// The size of every sector this daemon seals.
+    pub sector_size: SectorSize,
+    /// The miner actor id (f0N); the prover id is derived from it.
+    pub miner_id: u64,
+    /// Groth16 parameters [default: `$XDG_CACHE_HOME/kiln/params`].
+    #[serde(default)]
+    pub param_dir: Option<PathBuf>,
+    /// SDR parent caches [default: `$XDG_CACHE_HOME/kiln/parents`].
+    #[serde(default)]
+    pub parent_cache_dir: Option<PathBuf>,
+    /// The local API.
+    #[serde(default)]
+    pub api: ApiConfig,
+    /// Concurrent tasks per phase.
+    #[serde(default)]
+    pub limits: Limits,
+    /// Retrying failed steps.
+    #[serde(default)]
+    pub retry: RetryConfig,
+    /// Filling data sectors.
+    #[serde(default)]
+    pub packing: PackingConfig,
+    /// The embedded chain.
+    #[serde(default)]
+    pub chain: ChainConfig,
+}
+
+/// The local API.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiConfig {
+    /// Address to listen on (port 0 picks a free one; the address in use is
+    /// written to `DATA_DIR/api`).
+    pub listen: String,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self { listen: "127.0.0.1:2345".into() }
+    }
+}
+
+/// How many tasks of each phase run at once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// PC1 and PC2 (one task: they run back to back on the same files).
+    pub pre_commit: usize,
+    /// C1 and C2 (C2 is the memory-heavy one: ~3 GiB at 2KiB, far more at 32GiB).
+    pub commit: usize,
+    /// Finalize.
+    pub finalize: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self { pre_commit: 1, commit: 1, finalize: 2 }
+    }
+}
+
+/// Retries of failed steps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetryConfig {
+    /// Consecutive failures of one step before the sector is Failed.
+    pub max_attempts: u32,
+    /// Wait before the first retry (ms); doubles per failure.
+    pub base_backoff_ms: u64,
+    /// Longest wait (ms).
+    pub max_backoff_ms: u64,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        let p = RetryPolicy::default();
+        Self {
+            max_attempts: p.max_attempts,
+            base_backoff_ms: p.base_backoff.as_millis() as u64,
+            max_backoff_ms: p.max_backoff.as_millis() as u64,
+        }
+    }
+}
+
+impl RetryConfig {
+    /// As a lifecycle policy.
+    pub fn policy(&self) -> RetryPolicy {
+        RetryPolicy {
+            max_attempts: self.max_attempts,
+            base_backoff: Duration::from_millis(self.base_backoff_ms),
+            max_backoff: Duration::from_millis(self.max_backoff_ms),
+        }
+    }
+}
+
+/// Filling data sectors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PackingConfig {
+    /// A data sector that is not full starts sealing this long after its first piece (ms).
+    pub wait_ms: u64,
+    /// Keep the unsealed copy of data sectors after finalize (for retrieval).
+    pub keep_unsealed: bool,
+}
+
+impl Default for PackingConfig {
+    fn default() -> Self {
+        Self { wait_ms: 60_000, keep_unsealed: true }
+    }
+}
+
+/// The embedded devnet chain.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ChainConfig {
+    /// Milliseconds per epoch.
+    pub block_time_ms: u64,
+    /// Epochs from a PreCommit landing to its seed (InteractivePoRepDelay).
+    pub seed_delay: u64,
+    /// Epochs after a PreCommit within which its ProveCommit must land.
+    pub prove_commit_window: u64,
+    /// Oldest ticket a PreCommit may use, in epochs.
+    pub max_ticket_age: u64,
+}
+
+impl Default for ChainConfig {
+    fn default() -> Self {
+        Self { block_time_ms: 1_000, seed_delay: 10, prove_commit_window: 3_000, max_ticket_age: 900 }
+    }
+}
+
+impl Config {
+    /// A configuration with defaults for everything but the essentials.
+    pub fn new(data_dir: PathBuf, sector_size: SectorSize, miner_id: u64) -> Self {
+        Self {
+            data_dir,
+            sector_size,
+            miner_id,
+            param_dir: None,
+            parent_cache_dir: None,
+            api: ApiConfig::default(),
+            limits: Limits::default(),
+            retry: RetryConfig::default(),
+            packing: PackingConfig::default(),
+            chain: ChainConfig::default(),
+        }
+    }
+
+    /// Reads and checks `path`.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let err = |reason: String| ConfigError { path: path.to_path_buf(), reason };
+        let text = std::fs::read_to_string(path).map_err(|e| err(format!("cannot read: {e}")))?;
+        let config: Self = toml::from_str(&text).map_err(|e| err(e.to_string().trim_end().to_string()))?;
+        config.check().map_err(err)?;
+        Ok(config)
+    }
+
+    /// Values TOML accepts but kiln cannot use.
+    pub fn check(&self) -> Result<(), String> {
+        let l = &self.limits;
+        if l.pre_commit == 0 || l.commit == 0 || l.finalize == 0 {
+            return Err("limits: every phase needs at least 1 concurrent task".into());
+        }
+        if self.retry.max_attempts == 0 {
+            return Err("retry.max_attempts must be at least 1".into());
+        }
+        if self.chain.block_time_ms == 0 {
+            return Err("chain.block_time_ms must be at least 1".into());
+        }
+        if self.chain.prove_commit_window <= self.chain.seed_delay {
+            return Err("chain.prove_commit_window must be longer than chain.seed_delay".into());
+        }
+        Ok(())
+    }
+
+    /// The prover id.
+    pub fn prover_id(&self) -> ProverId {
+        ProverId::from_actor_id(self.miner_id)
+    }
+
+    /// Where Groth16 parameters are read.
+    pub fn param_dir(&self) -> PathBuf {
+        self.param_dir.clone().unwrap_or_else(crate::dirs::param_dir)
+    }
+
+    /// Where SDR parent caches are kept.
+    pub fn parent_cache_dir(&self) -> PathBuf {
+        self.parent_cache_dir.clone().unwrap_or_else(crate::dirs::parent_cache_dir)
+    }
+
+    /// The embedded chain's settings.
+    pub fn embedded_chain(&self) -> EmbeddedChainConfig {
+        EmbeddedChainConfig {
+            block_time_ms: self.chain.block_time_ms,
+            seed_delay: self.chain.seed_delay,
+            prove_commit_window: self.chain.prove_commit_window,
+            max_ticket_age: self.chain.max_ticket_age,
+            prover_id: self.prover_id(),
+        }
+    }
+
+    /// The config as TOML.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("config serialises")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<Config, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kiln.toml");
+        std::fs::write(&path, text).unwrap();
+        Config::load(&path)
+    }
+
+    #[test]
+    fn minimal_config_gets_defaults_and_round_trips() {
+        let c = load("data_dir = \"/srv/kiln\"\nsector_size = \"2KiB\"\nminer_id = 1000\n").unwrap();
+        assert_eq!(c, Config::new("/srv/kiln".into(), SectorSize::KiB2, 1000));
+        let again: Config = toml::from_str(&c.to_toml()).unwrap();
+        assert_eq!(again, c);
+    }
+
+    #[test]
+    fn bad_configs_name_the_problem() {
+        let base = "data_dir = \"/d\"\nsector_size = \"2KiB\"\nminer_id = 1\n";
+        let cases = [
+            ("sector_size = \"2KiB\"\nminer_id = 1\n", "data_dir"),
+            (&format!("{base}[limits]\nc2 = 2\n") as &str, "unknown field `c2`"),
+            ("data_dir = \"/d\"\nsector_size = \"3KiB\"\nminer_id = 1\n", "3KiB"),
+            (&format!("{base}[limits]\ncommit = 0\n"), "at least 1 concurrent task"),
+            (&format!("{base}[chain]\nseed_delay = 10\nprove_commit_window = 5\n"), "prove_commit_window"),
+            ("data_dir = [", "kiln.toml"),
+        ];
+        for (text, expected) in cases {
+            let e = load(text).unwrap_err().to_string();
+            assert!(e.contains(expected), "{text:?}: {e}");
+            assert!(e.contains("kiln.toml"), "{e}");
+        }
+    }
+}

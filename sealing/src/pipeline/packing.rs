@@ -1,0 +1,185 @@
+//! Getting sectors to seal: pledging committed capacity, and packing data
+//! pieces into open sectors with lotus's placement rules (each piece aligned
+//! to its own size, zero fillers before it and after the last).
+
+use super::{lock, PipelineConfig, SharedLedger};
+use crate::lifecycle::SectorState;
+use crate::store::{NewPiece, PieceTarget, StoreError};
+use proofs::pieces::{commit_piece, place_pieces, unpadded_piece_size};
+use serde::{Deserialize, Serialize};
+use std::fs::File;
+use std::io::{BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+/// A piece that cannot be added.
+#[derive(Debug, thiserror::Error)]
+pub enum PackingError {
+    /// The piece file cannot be read or copied.
+    #[error("piece {path}: {reason}")]
+    Piece {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The piece is larger than a sector holds.
+    #[error("piece {path} is {len} bytes; a {sector_size} sector holds at most {capacity} bytes of data")]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// Its length.
+        len: u64,
+        /// The sector size.
+        sector_size: String,
+        /// Unpadded bytes a sector holds.
+        capacity: u64,
+    },
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Where an added piece went.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AddedPiece {
+    /// The sector it was packed into.
+    pub sector: u64,
+    /// Its position among the sector's pieces.
+    pub index: u64,
+    /// The piece commitment.
+    pub comm_p: String,
+    /// Padded piece size.
+    pub padded_size: u64,
+    /// Bytes in the file.
+    pub raw_len: u64,
+}
+
+/// Creates `count` committed-capacity sectors; the driver seals them at once.
+pub fn pledge(
+    ledger: &SharedLedger,
+    config: &PipelineConfig,
+    count: u32,
+    now_ms: i64,
+) -> Result<Vec<u64>, StoreError> {
+    let mut l = lock(ledger);
+    (0..count).map(|_| l.store.create_sector(config.sector_size, true, now_ms)).collect()
+}
+
+/// Copies `source` into the data directory and packs it into the oldest open
+/// data sector it fits, or a new one. Nothing is recorded unless the piece is
+/// readable and fits a sector.
+pub fn add_piece(
+    ledger: &SharedLedger,
+    config: &PipelineConfig,
+    source: &Path,
+    now_ms: i64,
+) -> Result<AddedPiece, PackingError> {
+    let err = |reason: String| PackingError::Piece { path: source.to_path_buf(), reason };
+    let shape = config.sector_size.shape();
+    let meta = std::fs::metadata(source).map_err(|e| err(e.to_string()))?;
+    if !meta.is_file() {
+        return Err(err("not a regular file".into()));
+    }
+    if meta.len() == 0 {
+        return Err(err("the file is empty".into()));
+    }
+    if meta.len() > shape.unpadded_bytes() {
+        return Err(PackingError::TooLarge {
+            path: source.to_path_buf(),
+            len: meta.len(),
+            sector_size: serde_json::to_value(config.sector_size)
+                .expect("size serialises")
+                .as_str()
+                .unwrap_or("")
+                .into(),
+            capacity: shape.unpadded_bytes(),
+        });
+    }
+    let padded = unpadded_piece_size(meta.len()) / 127 * 128;
+
+    // Copy first (no lock held for a long read), committing on the way.
+    let dir = config.pieces_dir();
+    std::fs::create_dir_all(&dir).map_err(|e| err(format!("create {}: {e}", dir.display())))?;
+    let copy = dir.join(format!("{}.piece", hex::encode(rand::random::<[u8; 16]>())));
+    let info = copy_and_commit(source, &copy, shape.unpadded_bytes()).inspect_err(|_| {
+        let _ = std::fs::remove_file(&copy);
+    })?;
+    if info.1 != meta.len() || info.0.padded_size != padded {
+        let _ = std::fs::remove_file(&copy);
+        return Err(err(format!(
+            "the file changed while being read ({} bytes, then {})",
+            meta.len(),
+            info.1
+        )));
+    }
+    let comm_p = info.0.comm_p.to_hex();
+
+    let mut l = lock(ledger);
+    let open: Vec<u64> = l
+        .store
+        .sectors()?
+        .into_iter()
+        .filter(|r| {
+            r.lifecycle.state == SectorState::Packing && !r.pledged && r.sector_size == config.sector_size
+        })
+        .map(|r| r.number)
+        .collect();
+    let mut target = PieceTarget::NewSector(config.sector_size);
+    for n in open {
+        let mut sizes: Vec<u64> = l.store.pieces(n)?.iter().map(|p| p.padded_size).collect();
+        sizes.push(padded);
+        if place_pieces(&sizes, config.sector_size.bytes()).is_ok() {
+            target = PieceTarget::Sector(n);
+            break;
+        }
+    }
+    let piece = NewPiece { path: &copy, raw_len: meta.len(), padded_size: padded, comm_p: &comm_p };
+    match l.store.add_piece(target, &piece, now_ms) {
+        Ok((sector, row)) => {
+            tracing::info!(sector, index = row.index, %comm_p, "piece added");
+            Ok(AddedPiece { sector, index: row.index, comm_p, padded_size: padded, raw_len: meta.len() })
+        }
+        Err(e) => {
+            let _ = std::fs::remove_file(&copy);
+            Err(e.into())
+        }
+    }
+}
+
+/// Copies `source` to `dest` durably while computing its piece commitment.
+fn copy_and_commit(
+    source: &Path,
+    dest: &Path,
+    max: u64,
+) -> Result<(proofs::pieces::PieceInfo, u64), PackingError> {
+    let err = |path: &Path, reason: String| PackingError::Piece { path: path.to_path_buf(), reason };
+    let input = File::open(source).map_err(|e| err(source, e.to_string()))?;
+    let out = File::create(dest).map_err(|e| err(dest, format!("create: {e}")))?;
+    let mut tee = Tee { input, out: BufWriter::with_capacity(1 << 20, out), error: None };
+    let result = commit_piece(&mut tee, Some(max), None);
+    if let Some(e) = tee.error.take() {
+        return Err(err(dest, format!("write: {e}")));
+    }
+    let info = result.map_err(|e| err(source, e.to_string()))?;
+    let file = tee.out.into_inner().map_err(|e| err(dest, format!("write: {}", e.error())))?;
+    file.sync_all().map_err(|e| err(dest, format!("sync: {e}")))?;
+    Ok(info)
+}
+
+/// Copies what is read from `input` to `out`, keeping the first write error.
+struct Tee {
+    input: File,
+    out: BufWriter<File>,
+    error: Option<std::io::Error>,
+}
+
+impl Read for Tee {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.input.read(buf)?;
+        if let Err(e) = self.out.write_all(&buf[..n]) {
+            self.error.get_or_insert(e);
+            return Err(std::io::Error::other("cannot write the piece copy"));
+        }
+        Ok(n)
+    }
+}

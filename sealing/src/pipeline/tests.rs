@@ -1,0 +1,286 @@
+//! The driver against a fast double of the proof engine, with injected faults,
+//! and the real embedded chain (with a fake on-chain verifier).
+
+use super::engine::{EngineError, PreCommitOutput, PreCommitTask, ProofEngine};
+use super::packing::{add_piece, pledge, PackingError};
+use super::*;
+use crate::chain::{EmbeddedChain, EmbeddedChainConfig, Message, EXIT_ILLEGAL_ARGUMENT, EXIT_OK};
+use crate::config::{Limits, PackingConfig};
+use std::sync::atomic::AtomicU32;
+use std::time::Instant;
+
+const GOOD: &[u8] = b"good proof";
+
+/// Seals instantly; `fail_pre_commits` PC runs fail first.
+#[derive(Default)]
+struct FakeEngine {
+    fail_pre_commits: AtomicU32,
+    commits: AtomicU32,
+}
+
+impl ProofEngine for FakeEngine {
+    fn pre_commit(
+        &self,
+        dir: &SectorDir,
+        task: &PreCommitTask,
+        _: &AtomicBool,
+        _: &mut dyn FnMut(proofs::sdr::layers::Progress),
+    ) -> Result<PreCommitOutput, EngineError> {
+        if self.fail_pre_commits.load(Ordering::SeqCst) > 0 {
+            self.fail_pre_commits.fetch_sub(1, Ordering::SeqCst);
+            return Err(EngineError::Other("injected PC failure".into()));
+        }
+        std::fs::create_dir_all(dir.root()).unwrap();
+        std::fs::write(dir.root().join("replica"), b"r").unwrap();
+        let n = task.identity.sector_id as u8;
+        Ok(PreCommitOutput { comm_d: Commitment([n; 32]), comm_r: Commitment([n + 100; 32]) })
+    }
+    fn commit(&self, _: &SectorDir, _: &Randomness) -> Result<Vec<u8>, EngineError> {
+        self.commits.fetch_add(1, Ordering::SeqCst);
+        Ok(GOOD.to_vec())
+    }
+    fn finalize(&self, _: &SectorDir, _: bool) -> Result<(), EngineError> {
+        Ok(())
+    }
+}
+
+/// Accepts [`GOOD`]; the chain's copy can refuse its first `reject_first` proofs.
+struct FakeVerifier {
+    reject_first: Arc<AtomicU32>,
+}
+
+impl SealVerifier for FakeVerifier {
+    fn verify(&self, _: &SealStatement, proof: &[u8]) -> Result<bool, String> {
+        if self.reject_first.load(Ordering::SeqCst) > 0 {
+            self.reject_first.fetch_sub(1, Ordering::SeqCst);
+            return Ok(false);
+        }
+        Ok(proof == GOOD)
+    }
+}
+
+struct Rig {
+    _tmp: tempfile::TempDir,
+    ledger: SharedLedger,
+    pipeline: Pipeline,
+    engine: Arc<FakeEngine>,
+    config: PipelineConfig,
+}
+
+fn rig(max_attempts: u32, chain_rejects: u32, packing_wait_ms: u64) -> Rig {
+    let tmp = tempfile::tempdir().unwrap();
+    let retry = RetryPolicy {
+        max_attempts,
+        base_backoff: Duration::from_millis(5),
+        max_backoff: Duration::from_millis(20),
+    };
+    let db = tmp.path().join("kiln.db");
+    let store = Store::open(&db, retry).unwrap();
+    let chain_config = EmbeddedChainConfig { block_time_ms: 20, seed_delay: 1, ..Default::default() };
+    let verifier = Box::new(FakeVerifier { reject_first: Arc::new(AtomicU32::new(chain_rejects)) });
+    let chain = EmbeddedChain::open(&db, chain_config, verifier, now_ms()).unwrap();
+    let ledger = Arc::new(Mutex::new(Ledger { store, chain: Box::new(chain) }));
+    let config = PipelineConfig {
+        data_dir: tmp.path().to_path_buf(),
+        sector_size: SectorSize::KiB2,
+        prover_id: ProverId::from_actor_id(1000),
+        limits: Limits::default(),
+        packing: PackingConfig { wait_ms: packing_wait_ms, keep_unsealed: true },
+        retry,
+        tick: Duration::from_millis(2),
+    };
+    let engine = Arc::new(FakeEngine::default());
+    let local = Box::new(FakeVerifier { reject_first: Arc::new(AtomicU32::new(0)) });
+    let pipeline = Pipeline::new(ledger.clone(), engine.clone(), local, config.clone());
+    Rig { _tmp: tmp, ledger, pipeline, engine, config }
+}
+
+impl Rig {
+    fn state(&self, n: u64) -> SectorState {
+        lock(&self.ledger).store.sector(n).unwrap().unwrap().lifecycle.state
+    }
+
+    /// Ticks until sector `n` is in `state` (panics after 10 s).
+    fn drive_to(&mut self, n: u64, state: SectorState) {
+        let start = Instant::now();
+        while self.state(n) != state {
+            assert!(start.elapsed() < Duration::from_secs(10), "sector {n} stuck in {}", self.state(n));
+            self.pipeline.tick();
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    fn messages(&self) -> Vec<(u64, Message, Option<crate::chain::Receipt>)> {
+        lock(&self.ledger).chain.messages(now_ms()).unwrap()
+    }
+
+    fn event_names(&self, n: u64) -> Vec<&'static str> {
+        lock(&self.ledger).store.events(n).unwrap().iter().map(|e| e.event.name()).collect()
+    }
+}
+
+fn count(messages: &[(u64, Message, Option<crate::chain::Receipt>)], precommit: bool) -> usize {
+    messages.iter().filter(|m| matches!(m.1, Message::PreCommit { .. }) == precommit).count()
+}
+
+#[test]
+fn pledged_sectors_reach_proving_with_one_message_each() {
+    let mut r = rig(3, 0, 60_000);
+    let sectors = pledge(&r.ledger, &r.config, 2, now_ms()).unwrap();
+    assert_eq!(sectors, [1, 2]);
+    for n in sectors {
+        r.drive_to(n, SectorState::Proving);
+    }
+    assert_eq!(
+        r.event_names(1),
+        [
+            "StartSealing",
+            "TicketDrawn",
+            "PreCommitted2",
+            "PreCommitSent",
+            "PreCommitLanded",
+            "SeedReady",
+            "ProofReady",
+            "CommitSent",
+            "CommitLanded",
+            "Finalized"
+        ]
+    );
+    let messages = r.messages();
+    assert_eq!((count(&messages, true), count(&messages, false)), (2, 2));
+    assert!(messages.iter().all(|m| m.2.as_ref().unwrap().exit_code == EXIT_OK));
+    for n in [1, 2] {
+        lock(&r.ledger).store.check_replay(n).unwrap();
+        assert!(!r.config.proof_path(n).exists() || r.state(n) == SectorState::Proving);
+    }
+}
+
+#[test]
+fn data_sectors_fill_with_lotus_placement_and_seal_when_full() {
+    let mut r = rig(3, 0, 60_000);
+    let piece = r.config.data_dir.join("piece.bin");
+    std::fs::write(&piece, vec![7u8; 1000]).unwrap();
+    let a = add_piece(&r.ledger, &r.config, &piece, now_ms()).unwrap();
+    assert_eq!((a.sector, a.index, a.padded_size), (1, 0, 1024));
+    // Room left and the wait not over: still packing.
+    for _ in 0..5 {
+        r.pipeline.tick();
+    }
+    assert_eq!(r.state(1), SectorState::Packing);
+    let b = add_piece(&r.ledger, &r.config, &piece, now_ms()).unwrap();
+    assert_eq!((b.sector, b.index), (1, 1));
+    // Full now: sealing starts without waiting; the next piece opens sector 2.
+    r.drive_to(1, SectorState::Proving);
+    let c = add_piece(&r.ledger, &r.config, &piece, now_ms()).unwrap();
+    assert_eq!((c.sector, c.index), (2, 0));
+    assert_eq!(a.comm_p, c.comm_p);
+    assert_eq!(lock(&r.ledger).store.pieces(1).unwrap().len(), 2);
+}
+
+#[test]
+fn a_partly_filled_sector_seals_after_the_wait() {
+    let mut r = rig(3, 0, 50);
+    let piece = r.config.data_dir.join("small.bin");
+    std::fs::write(&piece, b"hello").unwrap();
+    let a = add_piece(&r.ledger, &r.config, &piece, now_ms()).unwrap();
+    assert_eq!(a.padded_size, 128);
+    r.drive_to(a.sector, SectorState::Proving);
+}
+
+#[test]
+fn bad_pieces_are_refused_and_record_nothing() {
+    let r = rig(3, 0, 60_000);
+    let big = r.config.data_dir.join("big.bin");
+    std::fs::write(&big, vec![1u8; 2033]).unwrap();
+    let e = add_piece(&r.ledger, &r.config, &big, now_ms()).unwrap_err();
+    assert!(matches!(e, PackingError::TooLarge { len: 2033, capacity: 2032, .. }), "{e}");
+    assert!(e.to_string().contains("big.bin") && e.to_string().contains("2KiB"), "{e}");
+    let empty = r.config.data_dir.join("empty.bin");
+    std::fs::write(&empty, b"").unwrap();
+    assert!(add_piece(&r.ledger, &r.config, &empty, now_ms()).unwrap_err().to_string().contains("empty"));
+    let missing = r.config.data_dir.join("missing.bin");
+    assert!(add_piece(&r.ledger, &r.config, &missing, now_ms())
+        .unwrap_err()
+        .to_string()
+        .contains("missing.bin"));
+    assert!(lock(&r.ledger).store.sectors().unwrap().is_empty());
+    let copies = std::fs::read_dir(r.config.pieces_dir()).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(copies, 0);
+}
+
+#[test]
+fn failed_pre_commits_retry_with_backoff_then_fail_at_the_cap() {
+    let mut r = rig(3, 0, 60_000);
+    r.engine.fail_pre_commits.store(2, Ordering::SeqCst);
+    pledge(&r.ledger, &r.config, 1, now_ms()).unwrap();
+    r.drive_to(1, SectorState::Proving);
+    let events = r.event_names(1);
+    assert_eq!(events.iter().filter(|e| **e == "StepFailed").count(), 2);
+    assert_eq!(events.iter().filter(|e| **e == "Retry").count(), 2);
+    assert_eq!(lock(&r.ledger).store.check_replay(1).unwrap().attempts, 0);
+
+    let mut r = rig(3, 0, 60_000);
+    r.engine.fail_pre_commits.store(10, Ordering::SeqCst);
+    pledge(&r.ledger, &r.config, 1, now_ms()).unwrap();
+    r.drive_to(1, SectorState::Failed);
+    let row = lock(&r.ledger).store.sector(1).unwrap().unwrap();
+    assert_eq!(row.lifecycle.attempts, 3);
+    assert_eq!(row.last_error.as_deref(), Some("injected PC failure"));
+    assert!(r.messages().is_empty());
+}
+
+#[test]
+fn a_proof_the_chain_rejects_is_recomputed_and_lands() {
+    let mut r = rig(3, 1, 60_000);
+    pledge(&r.ledger, &r.config, 1, now_ms()).unwrap();
+    r.drive_to(1, SectorState::Proving);
+    assert_eq!(r.engine.commits.load(Ordering::SeqCst), 2);
+    let events = r.event_names(1);
+    assert!(events.contains(&"CommitRejected") && events.contains(&"Retry"), "{events:?}");
+    let proves: Vec<_> =
+        r.messages().into_iter().filter(|m| matches!(m.1, Message::ProveCommit { .. })).collect();
+    let codes: Vec<i64> = proves.iter().map(|m| m.2.as_ref().unwrap().exit_code).collect();
+    assert_eq!(codes, [EXIT_ILLEGAL_ARGUMENT, EXIT_OK]);
+}
+
+#[test]
+fn a_message_sent_before_a_crash_is_adopted_not_resent() {
+    let mut r = rig(3, 0, 60_000);
+    pledge(&r.ledger, &r.config, 1, now_ms()).unwrap();
+    // What a daemon does up to sending the PreCommit, then "crashes" before
+    // recording the send: the message is on chain, the store does not know.
+    {
+        let mut l = lock(&r.ledger);
+        let now = now_ms();
+        let epoch = l.chain.head(now).unwrap();
+        let ticket = l.chain.randomness(RandomnessKind::Ticket, epoch, now).unwrap();
+        l.store.apply(1, &SectorEvent::StartSealing, now).unwrap();
+        l.store.apply(1, &SectorEvent::TicketDrawn { ticket: ticket.to_hex(), epoch }, now).unwrap();
+        let (d, c) = (Commitment([1; 32]), Commitment([101; 32]));
+        l.store
+            .apply(1, &SectorEvent::PreCommitted2 { comm_d: d.to_hex(), comm_r: c.to_hex() }, now)
+            .unwrap();
+        let row = l.store.sector(1).unwrap().unwrap();
+        l.chain.send(&precommit_message(&row).unwrap(), now).unwrap();
+    }
+    r.drive_to(1, SectorState::Proving);
+    let messages = r.messages();
+    assert_eq!((count(&messages, true), count(&messages, false)), (1, 1));
+    let row = lock(&r.ledger).store.sector(1).unwrap().unwrap();
+    assert_eq!(row.precommit_message.as_deref(), Some(messages[0].0.to_string().as_str()));
+}
+
+#[test]
+fn removal_deletes_files_and_keeps_the_number_retired() {
+    let mut r = rig(3, 0, 60_000);
+    let piece = r.config.data_dir.join("piece.bin");
+    std::fs::write(&piece, vec![7u8; 300]).unwrap();
+    let a = add_piece(&r.ledger, &r.config, &piece, now_ms()).unwrap();
+    let copy = lock(&r.ledger).store.pieces(a.sector).unwrap()[0].path.clone();
+    assert!(copy.exists());
+    lock(&r.ledger).store.apply(a.sector, &SectorEvent::Remove, now_ms()).unwrap();
+    r.drive_to(a.sector, SectorState::Removed);
+    assert!(!copy.exists());
+    assert!(piece.exists(), "the operator's own file is never touched");
+    assert_eq!(pledge(&r.ledger, &r.config, 1, now_ms()).unwrap(), [2]);
+}
