@@ -509,7 +509,8 @@ impl Pipeline {
         let progress = self.progress.clone();
         self.spawn(n, TaskKind::PreCommit, move |cancel| {
             let mut report = |p: proofs::sdr::layers::Progress| {
-                if p.phase == "labeling" && p.layer.is_some_and(|l| l >= 3) {
+                // Layer 1 is on disk and recorded once layer 2 is being labeled.
+                if p.phase == "labeling" && p.layer.is_some_and(|l| l >= 2) {
                     crash_point("pc1:mid-labeling");
                 }
                 if let Some(t) = progress.lock().unwrap_or_else(|p| p.into_inner()).get_mut(&n) {

@@ -151,7 +151,7 @@ fn pledged_sectors_reach_proving_with_one_message_each() {
     assert!(messages.iter().all(|m| m.2.as_ref().unwrap().exit_code == EXIT_OK));
     for n in [1, 2] {
         lock(&r.ledger).store.check_replay(n).unwrap();
-        assert!(!r.config.proof_path(n).exists() || r.state(n) == SectorState::Proving);
+        assert_eq!(std::fs::read(r.config.proof_path(n)).unwrap(), GOOD);
     }
 }
 

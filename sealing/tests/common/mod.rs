@@ -73,3 +73,55 @@ pub fn param_dir() -> PathBuf {
         })
         .clone()
 }
+
+/// A daemon config for tests: the given data dir, an ephemeral API port, the
+/// shared parameters if `real_params` (else an empty directory), `extra` TOML.
+pub fn daemon_config(data_dir: &Path, real_params: bool, extra: &str) -> PathBuf {
+    let params = if real_params { param_dir() } else { data_dir.with_extension("params") };
+    let text = format!(
+        "data_dir = {data:?}\nsector_size = \"2KiB\"\nminer_id = 1000\nparam_dir = {params:?}\nparent_cache_dir = {parents:?}\n\
+         [api]\nlisten = \"127.0.0.1:0\"\n{extra}",
+        data = data_dir.to_str().unwrap(),
+        params = params.to_str().unwrap(),
+        parents = data_dir.with_extension("parents").to_str().unwrap(),
+    );
+    let path = data_dir.with_extension("toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// Starts `kiln daemon --config CONFIG`, logging to `log`, optionally with a
+/// crash point armed; returns once its API answers.
+pub fn start_daemon(config: &Path, data_dir: &Path, crash_at: Option<&str>, log: &Path) -> std::process::Child {
+    let _ = std::fs::remove_file(data_dir.join("api"));
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kiln"));
+    cmd.args(["daemon", "--config", config.to_str().unwrap()])
+        .env("RUST_LOG", "info")
+        .env_remove("KILN_CRASH_AT")
+        .stdout(std::fs::File::create(log.with_extension("out")).unwrap())
+        .stderr(std::fs::File::create(log).unwrap());
+    if let Some(point) = crash_at {
+        cmd.env("KILN_CRASH_AT", point);
+    }
+    let mut child = cmd.spawn().expect("start kiln daemon");
+    let start = std::time::Instant::now();
+    while !data_dir.join("api").exists() {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("daemon exited with {status}: {}", std::fs::read_to_string(log).unwrap_or_default());
+        }
+        assert!(start.elapsed().as_secs() < 60, "daemon did not start");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child
+}
+
+/// `kiln` as a client of the daemon whose data directory is `repo`.
+pub fn client(repo: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .args(args)
+        .arg("--repo")
+        .arg(repo)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap()
+}

@@ -1,0 +1,127 @@
+//! Crash safety on real proofs: `kiln daemon` is killed with SIGKILL in every
+//! state of a pledged 2KiB sector's life, at the points where a crash is most
+//! likely to lose or duplicate work (between a side effect and the event that
+//! records it), and once from outside in the middle of C2. After each kill it
+//! is restarted on the same data directory. The sector must reach Proving with
+//! exactly one PreCommit and one ProveCommit on the chain, PC1 must keep the
+//! layer finished before its crash, and a proof finished before a crash must
+//! be reused. One full C2 run, plus one cut short.
+
+mod common;
+
+use common::{client, daemon_config, start_daemon};
+use sealing::api::client::Client;
+use sealing::chain::Message;
+use sealing::lifecycle::{RetryPolicy, SectorState};
+use sealing::store::{SectorRow, Store};
+use std::os::unix::process::ExitStatusExt;
+use std::path::Path;
+use std::process::Child;
+use std::time::{Duration, Instant};
+
+fn sector(data: &Path) -> SectorRow {
+    let store = Store::open(&data.join("kiln.db"), RetryPolicy::default()).unwrap();
+    store.check_replay(1).unwrap();
+    store.sector(1).unwrap().expect("sector 1 is never lost")
+}
+
+/// Waits for a daemon armed with a crash point to kill itself.
+fn wait_killed(mut daemon: Child, point: &str, log: &Path) {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = daemon.try_wait().unwrap() {
+            assert_eq!(
+                status.signal(),
+                Some(9),
+                "{point}: expected SIGKILL, got {status}: {}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
+            return;
+        }
+        if start.elapsed() > Duration::from_secs(600) {
+            let _ = daemon.kill();
+            panic!("{point} never reached: {}", std::fs::read_to_string(log).unwrap_or_default());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn sigkill_in_every_state_loses_nothing_and_sends_nothing_twice() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let config = daemon_config(&data, true, "[chain]\nblock_time_ms = 500\nseed_delay = 2\n");
+    let log = |run: &str| tmp.path().join(format!("{run}.log"));
+    let read_log = |run: &str| std::fs::read_to_string(log(run)).unwrap();
+
+    // Killed before the pledged sector starts sealing.
+    let daemon = start_daemon(&config, &data, Some("packing:before-start"), &log("packing"));
+    let out = client(&data, &["sectors", "pledge", "--count", "1"]);
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    wait_killed(daemon, "packing", &log("packing"));
+    assert_eq!(sector(&data).lifecycle.state, SectorState::Packing);
+
+    let steps = [
+        ("pc1:mid-labeling", SectorState::Unsealed),
+        ("precommit:sent-unrecorded", SectorState::PreCommitting),
+        ("precommitted:waiting-seed", SectorState::PreCommitted),
+    ];
+    for (point, state) in steps {
+        let daemon = start_daemon(&config, &data, Some(point), &log(point));
+        wait_killed(daemon, point, &log(point));
+        assert_eq!(sector(&data).lifecycle.state, state, "after {point}");
+    }
+    // PC1 resumed from the recorded layer instead of labeling from scratch.
+    assert!(read_log("precommit:sent-unrecorded").contains("PC1 resumed"));
+    assert!(read_log("precommit:sent-unrecorded").contains("kept=[1]"));
+    // The PreCommit sent before the last crash but never recorded is adopted.
+    assert_eq!(sector(&data).precommit_message.as_deref(), Some("1"));
+    assert!(read_log("precommitted:waiting-seed").contains("adopting the message"));
+
+    // Killed from outside in the middle of C2.
+    let mut daemon = start_daemon(&config, &data, None, &log("c2"));
+    let start = Instant::now();
+    while !read_log("c2").contains("synthesis time") {
+        assert!(start.elapsed() < Duration::from_secs(300), "C2 never started: {}", read_log("c2"));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    daemon.kill().unwrap();
+    assert_eq!(daemon.wait().unwrap().signal(), Some(9));
+    assert_eq!(sector(&data).lifecycle.state, SectorState::Committing);
+
+    let steps = [
+        ("commit:proof-written-unrecorded", SectorState::Committing),
+        ("provecommit:sent-unrecorded", SectorState::CommitWait),
+        ("finalize:done-unrecorded", SectorState::FinalizeSector),
+    ];
+    for (point, state) in steps {
+        let daemon = start_daemon(&config, &data, Some(point), &log(point));
+        wait_killed(daemon, point, &log(point));
+        assert_eq!(sector(&data).lifecycle.state, state, "after {point}");
+    }
+    // The proof written before the crash was reused, not recomputed.
+    let after_proof = read_log("provecommit:sent-unrecorded");
+    assert!(after_proof.contains("reusing the proof"), "{after_proof}");
+    assert!(!after_proof.contains("synthesis time"), "C2 ran again");
+    assert!(read_log("finalize:done-unrecorded").contains("adopting the message"));
+
+    // A last start, left alone, reaches Proving.
+    let mut daemon = start_daemon(&config, &data, None, &log("final"));
+    let api = Client::from_repo(&data).unwrap();
+    let start = Instant::now();
+    while api.sector(1).unwrap().sector.lifecycle.state != SectorState::Proving {
+        assert!(start.elapsed() < Duration::from_secs(120), "stuck: {}", read_log("final"));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let status = api.sector(1).unwrap();
+    assert!(status.on_chain.unwrap().proven);
+    let messages = api.chain_messages().unwrap();
+    let precommits = messages.iter().filter(|m| matches!(m.message, Message::PreCommit { .. })).count();
+    let proves = messages.iter().filter(|m| matches!(m.message, Message::ProveCommit { .. })).count();
+    assert_eq!((precommits, proves), (1, 1), "{messages:?}");
+    assert!(messages.iter().all(|m| m.receipt.as_ref().is_some_and(|r| r.exit_code == 0)));
+    assert_eq!(api.sectors().unwrap().len(), 1);
+    daemon.kill().unwrap();
+    let _ = daemon.wait();
+    assert_eq!(sector(&data).lifecycle.state, SectorState::Proving);
+}

@@ -1,0 +1,34 @@
+//! README's main command: `kiln run --sector-size 2KiB --pledge 1 --dir DIR`
+//! starts a daemon with the embedded chain, pledges, shows progress and exits
+//! 0 once the sector is Proving with its proof accepted by the chain. One C2 run.
+
+mod common;
+
+use sealing::lifecycle::{RetryPolicy, SectorState};
+use sealing::store::Store;
+
+#[test]
+fn kiln_run_seals_a_pledged_sector_to_proving() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("run");
+    let out = common::kiln(tmp.path())
+        .args(["run", "--sector-size", "2KiB", "--pledge", "1", "--dir", dir.to_str().unwrap(), "--param-dir"])
+        .arg(common::param_dir())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", common::stderr(&out));
+    for expected in ["sector 1: Unsealed", "sector 1: Committing", "sector 1: Proving", "exit code 0", "proven true"] {
+        assert!(stdout.contains(expected), "missing {expected:?} in:\n{stdout}");
+    }
+    assert!(stdout.contains("1 sector(s) Proving, proofs accepted by the chain"), "{stdout}");
+
+    // The database in DIR holds the sector, its full history and the chain.
+    let store = Store::open(&dir.join("kiln.db"), RetryPolicy::default()).unwrap();
+    assert_eq!(store.check_replay(1).unwrap().state, SectorState::Proving);
+    assert!(!dir.join("api").exists(), "the daemon stopped");
+    // Finalize removed the layers and kept the replica.
+    let sector = dir.join("sectors/1");
+    assert!(sector.join("sealed").exists());
+    assert!(!sector.join("cache/sc-02-data-layer-1.dat").exists());
+}

@@ -1,0 +1,133 @@
+//! The driver on real proofs: a 2KiB data sector packed from a piece walks to
+//! Proving on the embedded chain, whose real verifier first rejects a
+//! ProveCommit whose proof was corrupted on its way (an injected fault): the
+//! sector goes through CommitFailed, its proof is recomputed and lands. The
+//! sealed replica then unseals to the piece. Two C2 runs.
+
+mod common;
+
+use proofs::pieces::{comm_d_from_pieces, PieceInfo};
+use proofs::seal::unseal::unseal_range;
+use proofs::{Commitment, ProverId, Randomness, SectorSize};
+use sealing::chain::{
+    Chain, ChainError, EmbeddedChain, EmbeddedChainConfig, Message, PreCommitOnChain, ProofsVerifier,
+    RandomnessKind, Receipt, EXIT_ILLEGAL_ARGUMENT, EXIT_OK,
+};
+use sealing::config::{Limits, PackingConfig};
+use sealing::lifecycle::{RetryPolicy, SectorState};
+use sealing::pipeline::engine::LocalEngine;
+use sealing::pipeline::{lock, now_ms, packing, Ledger, Pipeline, PipelineConfig};
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The embedded chain, with the first ProveCommit's proof corrupted in transit.
+struct CorruptFirstProof {
+    inner: EmbeddedChain,
+    corrupted: bool,
+}
+
+impl Chain for CorruptFirstProof {
+    fn head(&mut self, now: i64) -> Result<u64, ChainError> {
+        self.inner.head(now)
+    }
+    fn randomness(&mut self, kind: RandomnessKind, epoch: u64, now: i64) -> Result<Randomness, ChainError> {
+        self.inner.randomness(kind, epoch, now)
+    }
+    fn send(&mut self, message: &Message, now: i64) -> Result<u64, ChainError> {
+        match message {
+            Message::ProveCommit { sector, proof } if !self.corrupted => {
+                self.corrupted = true;
+                let mut proof = proof.clone();
+                proof[10] ^= 0x01;
+                self.inner.send(&Message::ProveCommit { sector: *sector, proof }, now)
+            }
+            m => self.inner.send(m, now),
+        }
+    }
+    fn receipt(&mut self, id: u64, now: i64) -> Result<Option<Receipt>, ChainError> {
+        self.inner.receipt(id, now)
+    }
+    fn precommit(&mut self, sector: u64, now: i64) -> Result<Option<PreCommitOnChain>, ChainError> {
+        self.inner.precommit(sector, now)
+    }
+    fn find_message(&mut self, message: &Message, now: i64) -> Result<Option<u64>, ChainError> {
+        self.inner.find_message(message, now)
+    }
+    fn messages(&mut self, now: i64) -> Result<Vec<(u64, Message, Option<Receipt>)>, ChainError> {
+        self.inner.messages(now)
+    }
+}
+
+#[test]
+fn data_sector_reaches_proving_after_the_chain_rejects_a_corrupted_proof() {
+    let tmp = tempfile::tempdir().unwrap();
+    let params = common::param_dir();
+    let prover_id = ProverId::from_actor_id(1000);
+    let retry = RetryPolicy { max_attempts: 3, base_backoff: Duration::from_millis(100), ..Default::default() };
+    let db = tmp.path().join("kiln.db");
+    let store = sealing::store::Store::open(&db, retry).unwrap();
+    let chain_config = EmbeddedChainConfig { block_time_ms: 300, seed_delay: 2, prover_id, ..Default::default() };
+    let verifier = Box::new(ProofsVerifier { param_dir: params.clone() });
+    let inner = EmbeddedChain::open(&db, chain_config, verifier, now_ms()).unwrap();
+    let chain = CorruptFirstProof { inner, corrupted: false };
+    let ledger = Arc::new(Mutex::new(Ledger { store, chain: Box::new(chain) }));
+    let config = PipelineConfig {
+        data_dir: tmp.path().join("data"),
+        sector_size: SectorSize::KiB2,
+        prover_id,
+        limits: Limits::default(),
+        packing: PackingConfig { wait_ms: 0, keep_unsealed: true },
+        retry,
+        tick: Duration::from_millis(20),
+    };
+    let parents = tmp.path().join("parents");
+    let engine = LocalEngine { param_dir: params.clone(), parent_cache_dir: parents.clone(), labeling: Default::default() };
+    let local_check = Box::new(ProofsVerifier { param_dir: params });
+    let pipeline = Pipeline::new(ledger.clone(), Arc::new(engine), local_check, config.clone());
+
+    let data = common::pattern(1500);
+    let piece = tmp.path().join("piece.bin");
+    std::fs::write(&piece, &data).unwrap();
+    let added = packing::add_piece(&ledger, &config, &piece, now_ms()).unwrap();
+    assert_eq!((added.sector, added.padded_size), (1, 2048));
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    let driver = std::thread::spawn(move || pipeline.run(&flag));
+    let start = Instant::now();
+    let state = || lock(&ledger).store.sector(1).unwrap().unwrap().lifecycle.state;
+    while state() != SectorState::Proving {
+        assert!(!state().is_terminal(), "sector 1 ended {}", state());
+        assert!(start.elapsed() < Duration::from_secs(900), "stuck in {}", state());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    driver.join().unwrap();
+
+    let mut l = lock(&ledger);
+    let names: Vec<&str> = l.store.events(1).unwrap().iter().map(|e| e.event.name()).collect();
+    let rejected = names.iter().position(|n| *n == "CommitRejected").expect("the chain rejected a proof");
+    assert_eq!(names[rejected + 1..].iter().filter(|n| **n == "ProofReady").count(), 1, "{names:?}");
+    let messages = l.chain.messages(now_ms()).unwrap();
+    let codes = |precommit: bool| -> Vec<i64> {
+        messages
+            .iter()
+            .filter(|m| matches!(m.1, Message::PreCommit { .. }) == precommit)
+            .map(|m| m.2.as_ref().unwrap().exit_code)
+            .collect()
+    };
+    assert_eq!(codes(true), [EXIT_OK]);
+    assert_eq!(codes(false), [EXIT_ILLEGAL_ARGUMENT, EXIT_OK]);
+    assert!(l.chain.precommit(1, now_ms()).unwrap().unwrap().proven);
+
+    // comm_d is the piece's, and the replica unseals to the piece.
+    let row = l.store.sector(1).unwrap().unwrap();
+    let comm_p = Commitment::from_hex(&added.comm_p).unwrap();
+    let expected = comm_d_from_pieces(&[PieceInfo { comm_p, padded_size: 2048 }], 2048).unwrap();
+    assert_eq!(row.comm_d.as_deref(), Some(expected.to_hex().as_str()));
+    let out = tmp.path().join("unsealed.bin");
+    let dir = config.sector_dir(1);
+    unseal_range(&dir, 0, 1500, &out, &parents, &AtomicBool::new(false), &mut |_| {}).unwrap();
+    assert_eq!(std::fs::read(&out).unwrap(), data);
+}
