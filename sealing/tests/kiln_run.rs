@@ -12,13 +12,24 @@ fn kiln_run_seals_a_pledged_sector_to_proving() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("run");
     let out = common::kiln(tmp.path())
-        .args(["run", "--sector-size", "2KiB", "--pledge", "1", "--dir", dir.to_str().unwrap(), "--param-dir"])
+        .args([
+            "run",
+            "--sector-size",
+            "2KiB",
+            "--pledge",
+            "1",
+            "--dir",
+            dir.to_str().unwrap(),
+            "--param-dir",
+        ])
         .arg(common::param_dir())
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}\n{}", common::stderr(&out));
-    for expected in ["sector 1: Unsealed", "sector 1: Committing", "sector 1: Proving", "exit code 0", "proven true"] {
+    for expected in
+        ["sector 1: Unsealed", "sector 1: Committing", "sector 1: Proving", "exit code 0", "proven true"]
+    {
         assert!(stdout.contains(expected), "missing {expected:?} in:\n{stdout}");
     }
     assert!(stdout.contains("1 sector(s) Proving, proofs accepted by the chain"), "{stdout}");

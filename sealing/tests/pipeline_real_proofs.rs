@@ -64,10 +64,12 @@ fn data_sector_reaches_proving_after_the_chain_rejects_a_corrupted_proof() {
     let tmp = tempfile::tempdir().unwrap();
     let params = common::param_dir();
     let prover_id = ProverId::from_actor_id(1000);
-    let retry = RetryPolicy { max_attempts: 3, base_backoff: Duration::from_millis(100), ..Default::default() };
+    let retry =
+        RetryPolicy { max_attempts: 3, base_backoff: Duration::from_millis(100), ..Default::default() };
     let db = tmp.path().join("kiln.db");
     let store = sealing::store::Store::open(&db, retry).unwrap();
-    let chain_config = EmbeddedChainConfig { block_time_ms: 300, seed_delay: 2, prover_id, ..Default::default() };
+    let chain_config =
+        EmbeddedChainConfig { block_time_ms: 300, seed_delay: 2, prover_id, ..Default::default() };
     let verifier = Box::new(ProofsVerifier { param_dir: params.clone() });
     let inner = EmbeddedChain::open(&db, chain_config, verifier, now_ms()).unwrap();
     let chain = CorruptFirstProof { inner, corrupted: false };
@@ -82,7 +84,11 @@ fn data_sector_reaches_proving_after_the_chain_rejects_a_corrupted_proof() {
         tick: Duration::from_millis(20),
     };
     let parents = tmp.path().join("parents");
-    let engine = LocalEngine { param_dir: params.clone(), parent_cache_dir: parents.clone(), labeling: Default::default() };
+    let engine = LocalEngine {
+        param_dir: params.clone(),
+        parent_cache_dir: parents.clone(),
+        labeling: Default::default(),
+    };
     let local_check = Box::new(ProofsVerifier { param_dir: params });
     let pipeline = Pipeline::new(ledger.clone(), Arc::new(engine), local_check, config.clone());
 

@@ -135,8 +135,8 @@ pub fn progress_text(p: &TaskProgress) -> String {
         if let Some(l) = p.layer {
             s.push_str(&format!(" {l}"));
         }
-        if p.total > 0 {
-            s.push_str(&format!(" {}%", p.done * 100 / p.total));
+        if let Some(percent) = (p.done * 100).checked_div(p.total) {
+            s.push_str(&format!(" {percent}%"));
         }
     }
     s

@@ -312,24 +312,15 @@ impl Pipeline {
                 }
             },
             S::PreCommitting => match &row.precommit_message {
-                Some(id) => {
-                    let id = message_id(n, id)?;
-                    let receipt = lock(&self.ledger).chain.receipt(id, now)?;
-                    match receipt {
-                        None => {}
-                        Some(r) if r.exit_code == 0 => {
-                            self.apply(n, &SectorEvent::PreCommitLanded { epoch: r.epoch })?;
-                        }
-                        Some(r) => {
-                            let error = format!(
-                                "PreCommit message {id} failed with exit code {}: {}",
-                                r.exit_code,
-                                r.error.unwrap_or_default()
-                            );
-                            self.apply(n, &SectorEvent::StepFailed { error })?;
-                        }
+                Some(id) => match self.outcome(n, id, "PreCommit", now)? {
+                    None => {}
+                    Some(Ok(epoch)) => {
+                        self.apply(n, &SectorEvent::PreCommitLanded { epoch })?;
                     }
-                }
+                    Some(Err(error)) => {
+                        self.apply(n, &SectorEvent::StepFailed { error })?;
+                    }
+                },
                 None => {
                     let message = precommit_message(row)?;
                     let id = self.send_once(&message, now, "precommit:sent-unrecorded")?;
@@ -361,24 +352,15 @@ impl Pipeline {
                 }
             }
             S::CommitWait => match &row.commit_message {
-                Some(id) => {
-                    let id = message_id(n, id)?;
-                    let receipt = lock(&self.ledger).chain.receipt(id, now)?;
-                    match receipt {
-                        None => {}
-                        Some(r) if r.exit_code == 0 => {
-                            self.apply(n, &SectorEvent::CommitLanded { epoch: r.epoch })?;
-                        }
-                        Some(r) => {
-                            let reason = format!(
-                                "ProveCommit message {id} failed with exit code {}: {}",
-                                r.exit_code,
-                                r.error.unwrap_or_default()
-                            );
-                            self.apply(n, &SectorEvent::CommitRejected { reason })?;
-                        }
+                Some(id) => match self.outcome(n, id, "ProveCommit", now)? {
+                    None => {}
+                    Some(Ok(epoch)) => {
+                        self.apply(n, &SectorEvent::CommitLanded { epoch })?;
                     }
-                }
+                    Some(Err(reason)) => {
+                        self.apply(n, &SectorEvent::CommitRejected { reason })?;
+                    }
+                },
                 None => match std::fs::read(self.config.proof_path(n)) {
                     Ok(proof) => {
                         let message = Message::ProveCommit { sector: n, proof };
@@ -427,6 +409,30 @@ impl Pipeline {
             S::Proving | S::Failed | S::Removed => {}
         }
         Ok(())
+    }
+
+    /// What became of recorded message `id`: nothing yet, landed in an epoch,
+    /// or failed (why).
+    fn outcome(
+        &self,
+        n: u64,
+        id: &str,
+        what: &str,
+        now: i64,
+    ) -> Result<Option<Result<u64, String>>, PipelineError> {
+        let id = message_id(n, id)?;
+        let receipt = lock(&self.ledger).chain.receipt(id, now)?;
+        Ok(receipt.map(|r| {
+            if r.exit_code == 0 {
+                Ok(r.epoch)
+            } else {
+                Err(format!(
+                    "{what} message {id} failed with exit code {}: {}",
+                    r.exit_code,
+                    r.error.unwrap_or_default()
+                ))
+            }
+        }))
     }
 
     /// Sends `message` unless an identical one is already pending or landed

@@ -92,7 +92,12 @@ pub fn daemon_config(data_dir: &Path, real_params: bool, extra: &str) -> PathBuf
 
 /// Starts `kiln daemon --config CONFIG`, logging to `log`, optionally with a
 /// crash point armed; returns once its API answers.
-pub fn start_daemon(config: &Path, data_dir: &Path, crash_at: Option<&str>, log: &Path) -> std::process::Child {
+pub fn start_daemon(
+    config: &Path,
+    data_dir: &Path,
+    crash_at: Option<&str>,
+    log: &Path,
+) -> std::process::Child {
     let _ = std::fs::remove_file(data_dir.join("api"));
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_kiln"));
     cmd.args(["daemon", "--config", config.to_str().unwrap()])
