@@ -68,8 +68,15 @@ fn data_sector_reaches_proving_after_the_chain_rejects_a_corrupted_proof() {
         RetryPolicy { max_attempts: 3, base_backoff: Duration::from_millis(100), ..Default::default() };
     let db = tmp.path().join("kiln.db");
     let store = sealing::store::Store::open(&db, retry).unwrap();
-    let chain_config =
-        EmbeddedChainConfig { block_time_ms: 300, seed_delay: 2, prover_id, ..Default::default() };
+    // A window long enough for two C2 runs on a slow machine (an expiry would
+    // reseal the sector instead of exercising the rejected-proof path).
+    let chain_config = EmbeddedChainConfig {
+        block_time_ms: 300,
+        seed_delay: 2,
+        prove_commit_window: 3_000,
+        prover_id,
+        ..Default::default()
+    };
     let verifier = Box::new(ProofsVerifier { param_dir: params.clone() });
     let inner = EmbeddedChain::open(&db, chain_config, verifier, now_ms()).unwrap();
     let chain = CorruptFirstProof { inner, corrupted: false };
@@ -115,6 +122,7 @@ fn data_sector_reaches_proving_after_the_chain_rejects_a_corrupted_proof() {
     let names: Vec<&str> = l.store.events(1).unwrap().iter().map(|e| e.event.name()).collect();
     let rejected = names.iter().position(|n| *n == "CommitRejected").expect("the chain rejected a proof");
     assert_eq!(names[rejected + 1..].iter().filter(|n| **n == "ProofReady").count(), 1, "{names:?}");
+    assert!(!names.contains(&"PreCommitExpired"), "{names:?}");
     let messages = l.chain.messages(now_ms()).unwrap();
     let codes = |precommit: bool| -> Vec<i64> {
         messages
