@@ -131,6 +131,9 @@ impl Daemon {
         let chain = EmbeddedChain::open(&db, config.embedded_chain(), verifier, now_ms())?;
         let ledger: SharedLedger = Arc::new(Mutex::new(Ledger { store, chain: Box::new(chain) }));
 
+        crate::pipeline::packing::remove_orphan_copies(&ledger, &pipeline_config).map_err(|e| {
+            DaemonError::DataDir { path: pipeline_config.pieces_dir(), reason: e.to_string() }
+        })?;
         let local_check = Box::new(ProofsVerifier { param_dir: config.param_dir() });
         let pipeline = Pipeline::new(ledger.clone(), engine, local_check, pipeline_config.clone());
         let ctx = Arc::new(ApiContext {

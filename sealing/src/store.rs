@@ -428,6 +428,21 @@ impl Store {
         Ok(out)
     }
 
+    /// Sectors the pipeline still works on (not Proving, Failed or Removed), by number.
+    pub fn active_sectors(&self) -> Result<Vec<SectorRow>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT * FROM sectors WHERE state NOT IN (?1, ?2, ?3) ORDER BY number")
+            .map_err(self.sql("prepare"))?;
+        let idle = [SectorState::Proving, SectorState::Failed, SectorState::Removed].map(|s| s.name());
+        let mut rows = stmt.query(params![idle[0], idle[1], idle[2]]).map_err(self.sql("list sectors"))?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next().map_err(self.sql("list sectors"))? {
+            out.push(self.read_row(r)?);
+        }
+        Ok(out)
+    }
+
     /// Sector `number`'s event log, oldest first.
     pub fn events(&self, number: u64) -> Result<Vec<EventRow>, StoreError> {
         if self.sector(number)?.is_none() {
@@ -623,5 +638,17 @@ mod tests {
         std::fs::write(&junk, b"this is not a database, it is a text file of some length......").unwrap();
         let err = Store::open(&junk, RetryPolicy::default()).err().expect("refused");
         assert!(err.to_string().contains("junk.db"), "{err}");
+    }
+
+    #[test]
+    fn active_sectors_leave_out_proving_and_terminal_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = store(dir.path());
+        let a = s.create_sector(SectorSize::KiB2, true, 0).unwrap();
+        let b = s.create_sector(SectorSize::KiB2, true, 0).unwrap();
+        s.apply(b, &E::Remove, 1).unwrap();
+        s.apply(b, &E::RemoveDone, 2).unwrap();
+        let active: Vec<u64> = s.active_sectors().unwrap().iter().map(|r| r.number).collect();
+        assert_eq!(active, [a]);
     }
 }

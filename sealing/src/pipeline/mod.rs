@@ -233,16 +233,14 @@ impl Pipeline {
         while let Ok((number, result)) = self.done_rx.try_recv() {
             self.finish(number, result);
         }
-        let rows = match lock(&self.ledger).store.sectors() {
+        let rows = match lock(&self.ledger).store.active_sectors() {
             Ok(rows) => rows,
             Err(e) => {
                 warn!(error = %e, "cannot list sectors");
                 return;
             }
         };
-        for row in rows.iter().filter(|r| {
-            !matches!(r.lifecycle.state, SectorState::Proving) && !r.lifecycle.state.is_terminal()
-        }) {
+        for row in &rows {
             let span = info_span!("sector", number = row.number);
             let _g = span.enter();
             match self.step(row, now_ms()) {

@@ -146,6 +146,37 @@ pub fn add_piece(
     }
 }
 
+/// Deletes piece copies that no sector records: what a crash between copying
+/// a piece and recording it leaves behind. Run before the API serves, so no
+/// add-piece is in flight. Returns how many were removed.
+pub fn remove_orphan_copies(ledger: &SharedLedger, config: &PipelineConfig) -> Result<usize, PackingError> {
+    let dir = config.pieces_dir();
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(PackingError::Piece { path: dir, reason: e.to_string() }),
+    };
+    let recorded: std::collections::HashSet<PathBuf> = {
+        let l = lock(ledger);
+        let mut set = std::collections::HashSet::new();
+        for row in l.store.sectors()? {
+            set.extend(l.store.pieces(row.number)?.into_iter().map(|p| p.path));
+        }
+        set
+    };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.extension().is_some_and(|e| e == "piece") && !recorded.contains(&path) {
+            std::fs::remove_file(&path)
+                .map_err(|e| PackingError::Piece { path: path.clone(), reason: e.to_string() })?;
+            tracing::info!(path = %path.display(), "removed a piece copy no sector records");
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
 /// Copies `source` to `dest` durably while computing its piece commitment.
 fn copy_and_commit(
     source: &Path,

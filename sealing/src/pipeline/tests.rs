@@ -2,7 +2,7 @@
 //! and the real embedded chain (with a fake on-chain verifier).
 
 use super::engine::{EngineError, PreCommitOutput, PreCommitTask, ProofEngine};
-use super::packing::{add_piece, pledge, PackingError};
+use super::packing::{add_piece, pledge, remove_orphan_copies, PackingError};
 use super::*;
 use crate::chain::{EmbeddedChain, EmbeddedChainConfig, Message, EXIT_ILLEGAL_ARGUMENT, EXIT_OK};
 use crate::config::{Limits, PackingConfig};
@@ -283,4 +283,17 @@ fn removal_deletes_files_and_keeps_the_number_retired() {
     assert!(!copy.exists());
     assert!(piece.exists(), "the operator's own file is never touched");
     assert_eq!(pledge(&r.ledger, &r.config, 1, now_ms()).unwrap(), [2]);
+}
+
+#[test]
+fn piece_copies_left_by_a_crash_are_cleaned_up() {
+    let r = rig(3, 0, 60_000);
+    let piece = r.config.data_dir.join("piece.bin");
+    std::fs::write(&piece, vec![7u8; 300]).unwrap();
+    let a = add_piece(&r.ledger, &r.config, &piece, now_ms()).unwrap();
+    let kept = lock(&r.ledger).store.pieces(a.sector).unwrap()[0].path.clone();
+    let orphan = r.config.pieces_dir().join("0123.piece");
+    std::fs::write(&orphan, b"copied, never recorded").unwrap();
+    assert_eq!(remove_orphan_copies(&r.ledger, &r.config).unwrap(), 1);
+    assert!(kept.exists() && !orphan.exists());
 }
