@@ -51,6 +51,9 @@ pub struct Config {
     /// The embedded chain.
     #[serde(default)]
     pub chain: ChainConfig,
+    /// Remote workers.
+    #[serde(default)]
+    pub workers: WorkersConfig,
 }
 
 /// The local API.
@@ -74,7 +77,9 @@ impl Default for ApiConfig {
 pub struct Limits {
     /// PC1 and PC2 (one task: they run back to back on the same files).
     pub pre_commit: usize,
-    /// C1 and C2 (C2 is the memory-heavy one: ~3 GiB at 2KiB, far more at 32GiB).
+    /// C1 and C2 run in the daemon when no remote worker is free (C2 is the
+    /// memory-heavy one: ~3 GiB at 2KiB, far more at 32GiB); 0 sends every C2
+    /// to a worker.
     pub commit: usize,
     /// Finalize.
     pub finalize: usize,
@@ -156,6 +161,25 @@ impl Default for ChainConfig {
     }
 }
 
+/// Remote workers (`kiln-worker`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WorkersConfig {
+    /// How often workers heartbeat (ms); told to each worker when it registers.
+    pub heartbeat_ms: u64,
+    /// A remote task runs elsewhere when its worker has not renewed its lease
+    /// (with a heartbeat) for this long (ms); a worker silent this long is offline.
+    pub lease_ms: u64,
+    /// Longest wait for a worker to accept a task (ms).
+    pub dispatch_timeout_ms: u64,
+}
+
+impl Default for WorkersConfig {
+    fn default() -> Self {
+        Self { heartbeat_ms: 5_000, lease_ms: 60_000, dispatch_timeout_ms: 120_000 }
+    }
+}
+
 impl Config {
     /// A configuration with defaults for everything but the essentials.
     pub fn new(data_dir: PathBuf, sector_size: SectorSize, miner_id: u64) -> Self {
@@ -170,6 +194,7 @@ impl Config {
             retry: RetryConfig::default(),
             packing: PackingConfig::default(),
             chain: ChainConfig::default(),
+            workers: WorkersConfig::default(),
         }
     }
 
@@ -185,8 +210,17 @@ impl Config {
     /// Values TOML accepts but kiln cannot use.
     pub fn check(&self) -> Result<(), String> {
         let l = &self.limits;
-        if l.pre_commit == 0 || l.commit == 0 || l.finalize == 0 {
-            return Err("limits: every phase needs at least 1 concurrent task".into());
+        if l.pre_commit == 0 || l.finalize == 0 {
+            return Err("limits: pre_commit and finalize need at least 1 concurrent task".into());
+        }
+        let w = &self.workers;
+        if w.heartbeat_ms == 0 || w.lease_ms < 2 * w.heartbeat_ms {
+            return Err(
+                "workers: lease_ms must be at least twice heartbeat_ms (and heartbeat_ms above 0)".into()
+            );
+        }
+        if w.dispatch_timeout_ms == 0 {
+            return Err("workers.dispatch_timeout_ms must be above 0".into());
         }
         if self.retry.max_attempts == 0 {
             return Err("retry.max_attempts must be at least 1".into());
@@ -252,13 +286,21 @@ mod tests {
     }
 
     #[test]
+    fn commit_limit_zero_means_workers_only() {
+        let c =
+            load("data_dir = \"/d\"\nsector_size = \"2KiB\"\nminer_id = 1\n[limits]\ncommit = 0\n").unwrap();
+        assert_eq!(c.limits.commit, 0);
+    }
+
+    #[test]
     fn bad_configs_name_the_problem() {
         let base = "data_dir = \"/d\"\nsector_size = \"2KiB\"\nminer_id = 1\n";
         let cases = [
             ("sector_size = \"2KiB\"\nminer_id = 1\n", "data_dir"),
             (&format!("{base}[limits]\nc2 = 2\n") as &str, "unknown field `c2`"),
             ("data_dir = \"/d\"\nsector_size = \"3KiB\"\nminer_id = 1\n", "3KiB"),
-            (&format!("{base}[limits]\ncommit = 0\n"), "at least 1 concurrent task"),
+            (&format!("{base}[limits]\nfinalize = 0\n"), "at least 1 concurrent task"),
+            (&format!("{base}[workers]\nheartbeat_ms = 5000\nlease_ms = 6000\n"), "lease_ms"),
             (&format!("{base}[chain]\nseed_delay = 10\nprove_commit_window = 5\n"), "prove_commit_window"),
             ("data_dir = [", "kiln.toml"),
         ];

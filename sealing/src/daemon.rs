@@ -2,7 +2,7 @@
 //! data directory.
 //!
 //! ```text
-//! DATA_DIR/kiln.db      sectors, event logs, pieces and the embedded chain (SQLite)
+//! DATA_DIR/kiln.db      sectors, event logs, pieces, tasks, worker tokens and the embedded chain (SQLite)
 //! DATA_DIR/token        the API token (created once, mode 0600)
 //! DATA_DIR/api          the API address of the running daemon
 //! DATA_DIR/lock         held while a daemon runs, so two cannot share the directory
@@ -131,6 +131,10 @@ impl Daemon {
         let chain = EmbeddedChain::open(&db, config.embedded_chain(), verifier, now_ms())?;
         let ledger: SharedLedger = Arc::new(Mutex::new(Ledger { store, chain: Box::new(chain) }));
 
+        // Local tasks died with the last process; remote ones get a lease's
+        // time for their worker to heartbeat again.
+        let lease_until = now_ms() + config.workers.lease_ms as i64;
+        crate::pipeline::lock(&ledger).store.recover_tasks(lease_until, now_ms())?;
         crate::pipeline::packing::remove_orphan_copies(&ledger, &pipeline_config).map_err(|e| {
             DaemonError::DataDir { path: pipeline_config.pieces_dir(), reason: e.to_string() }
         })?;
@@ -141,6 +145,7 @@ impl Daemon {
             config: pipeline_config,
             progress: pipeline.progress(),
             token,
+            instance: hex::encode(rand::random::<[u8; 8]>()),
         });
 
         let runtime = tokio::runtime::Builder::new_multi_thread()

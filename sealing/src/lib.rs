@@ -7,7 +7,8 @@
 //! persistence ([`store`]); the chain interface and kiln's embedded devnet
 //! chain ([`chain`]); the driver that walks sectors to Proving
 //! ([`pipeline`]), the daemon around it ([`daemon`], configured by [`config`])
-//! and its authenticated local API ([`api`]).
+//! and its authenticated local API ([`api`]); remote workers and the scheduler
+//! that prefers them ([`workers`]).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -23,3 +24,4 @@ pub mod memory;
 pub mod pipeline;
 pub mod progress;
 pub mod store;
+pub mod workers;

@@ -39,6 +39,15 @@ enum Command {
     /// The daemon's chain.
     #[command(subcommand)]
     Chain(cli::sectors::ChainCommand),
+    /// Remote workers (kiln-worker) registered with the daemon.
+    #[command(subcommand)]
+    Workers(cli::workers::WorkersCommand),
+    /// The daemon's task record (local and remote).
+    #[command(subcommand)]
+    Tasks(cli::workers::TasksCommand),
+    /// Worker tokens.
+    #[command(subcommand)]
+    Auth(cli::workers::AuthCommand),
 }
 
 #[derive(Subcommand)]
@@ -82,6 +91,9 @@ fn run(cli: Cli) -> Result<()> {
         Command::Run(args) => cli::daemon::run(args),
         Command::Sectors(cmd) => cli::sectors::run(cmd),
         Command::Chain(cmd) => cli::sectors::chain(cmd),
+        Command::Workers(cmd) => cli::workers::workers(cmd),
+        Command::Tasks(cmd) => cli::workers::tasks(cmd),
+        Command::Auth(cmd) => cli::workers::auth(cmd),
     }
 }
 

@@ -1,17 +1,237 @@
-//! `kiln-worker`: the remote proving worker for GPU machines.
-//!
-//! Not implemented yet: remote task execution arrives with the worker issue.
-//! The binary exists so the workspace layout is final; it says so and exits
-//! non-zero rather than pretending to serve anything.
+//! `kiln-worker`: runs tasks (C2 today) for a kiln daemon on another machine,
+//! typically a GPU box. See `docs/protocol.md`.
 
-use clap::Parser;
+mod link;
+mod machine;
+mod node;
+mod server;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use node::{Node, NodeConfig};
+use sealing::workers::protocol::{dispatch_key, RemoteTask, WorkerInfo};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 #[derive(Parser)]
-#[command(name = "kiln-worker", version, about = "Kiln remote proving worker (not yet implemented)")]
-struct Cli {}
+#[command(name = "kiln-worker", version, about = "Kiln's remote proving worker")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
 
-fn main() {
-    let _ = Cli::parse();
-    eprintln!("kiln-worker: remote workers are not implemented yet; seal locally with `kiln`");
-    std::process::exit(2);
+#[derive(Subcommand)]
+enum Command {
+    /// Register with a daemon and serve tasks until SIGINT/SIGTERM.
+    Run(RunArgs),
+    /// What this machine offers (cores, memory, GPUs, parameters), or with
+    /// `--url` what a running worker holds.
+    Info(InfoArgs),
+}
+
+#[derive(Args)]
+struct Offer {
+    /// Task types to take (comma-separated; today only c2).
+    #[arg(long, default_value = "c2", value_delimiter = ',')]
+    tasks: Vec<String>,
+    /// Tasks to run at once (C2 at 32GiB needs ~190 GiB of RAM, or a GPU, each).
+    #[arg(long, default_value_t = 1)]
+    slots: u32,
+    /// Groth16 parameters [default: `$XDG_CACHE_HOME/kiln/params`].
+    #[arg(long)]
+    param_dir: Option<PathBuf>,
+}
+
+impl Offer {
+    fn tasks(&self) -> Result<Vec<RemoteTask>> {
+        let mut out = Vec::new();
+        for t in &self.tasks {
+            let t = RemoteTask::parse(t).map_err(anyhow::Error::msg)?;
+            if !out.contains(&t) {
+                out.push(t);
+            }
+        }
+        if self.slots == 0 {
+            bail!("--slots must be at least 1");
+        }
+        Ok(out)
+    }
+    fn param_dir(&self) -> PathBuf {
+        self.param_dir.clone().unwrap_or_else(sealing::dirs::param_dir)
+    }
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// The daemon's API URL (`http://host:port`, as in its `api` file).
+    #[arg(long, env = "KILN_MINER")]
+    miner: String,
+    /// This worker's token (`kiln auth create-worker-token NAME`).
+    #[arg(long, env = "KILN_WORKER_TOKEN", hide_env_values = true)]
+    token: String,
+    /// Address the task API listens on (port 0 picks a free one).
+    #[arg(long, default_value = "127.0.0.1:3456")]
+    listen: String,
+    /// URL the daemon reaches this worker at [default: http://<listen address>].
+    #[arg(long)]
+    advertise: Option<String>,
+    #[command(flatten)]
+    offer: Offer,
+}
+
+#[derive(Args)]
+struct InfoArgs {
+    /// A running worker's URL: show what it holds instead.
+    #[arg(long, requires = "token")]
+    url: Option<String>,
+    /// That worker's token.
+    #[arg(long, env = "KILN_WORKER_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    offer: Offer,
+}
+
+fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let result = match Cli::parse().command {
+        Command::Run(args) => run(args),
+        Command::Info(args) => info(args),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("kiln-worker: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: RunArgs) -> Result<()> {
+    let tasks = args.offer.tasks()?;
+    let param_dir = args.offer.param_dir();
+    let capabilities = machine::capabilities(&tasks, args.offer.slots, &param_dir);
+    if capabilities.params.is_empty() {
+        tracing::warn!(dir = %param_dir.display(), "no PoRep parameters here: the daemon will send no C2 tasks");
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .thread_name("kiln-worker-api")
+        .build()?;
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind(&args.listen))
+        .with_context(|| format!("listen on {}", args.listen))?;
+    let addr = listener.local_addr()?;
+    let url = match args.advertise {
+        Some(u) => u,
+        None if addr.ip().is_unspecified() => {
+            bail!("listening on {addr}: give --advertise with the URL the daemon should use")
+        }
+        None => format!("http://{addr}"),
+    };
+    let node = Arc::new(Node::new(NodeConfig {
+        miner: args.miner,
+        token: args.token,
+        url: url.clone(),
+        param_dir,
+        capabilities,
+    }));
+    let stop = Arc::new(AtomicBool::new(false));
+    let (n, s) = (node.clone(), stop.clone());
+    std::thread::Builder::new().name("kiln-worker-link".into()).spawn(move || n.run_link(&s))?;
+    tracing::info!(%url, "worker listening");
+    eprintln!("kiln-worker listening on {url}");
+    runtime.block_on(async {
+        let app = server::router(node);
+        let shutdown = async {
+            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+            }
+        };
+        axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+    })?;
+    stop.store(true, Ordering::Relaxed);
+    tracing::info!(
+        "stopped; tasks still proving are abandoned (the daemon re-runs them when their lease ends)"
+    );
+    Ok(())
+}
+
+fn info(args: InfoArgs) -> Result<()> {
+    let info = match (&args.url, &args.token) {
+        (Some(url), Some(token)) => {
+            let endpoint = format!("{}/v0/info", url.trim_end_matches('/'));
+            let answer =
+                ureq::get(&endpoint).set("Authorization", &format!("Bearer {}", dispatch_key(token))).call();
+            match answer {
+                Ok(r) => {
+                    r.into_json::<WorkerInfo>().with_context(|| format!("{endpoint}: unreadable answer"))?
+                }
+                Err(ureq::Error::Status(status, r)) => {
+                    bail!("{endpoint}: HTTP {status}: {}", r.into_string().unwrap_or_default())
+                }
+                Err(e) => bail!("{endpoint}: {e}"),
+            }
+        }
+        _ => {
+            let tasks = args.offer.tasks()?;
+            let caps = machine::capabilities(&tasks, args.offer.slots, &args.offer.param_dir());
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&caps)?);
+            } else {
+                print_capabilities(&caps);
+                println!("parameters   {}", args.offer.param_dir().display());
+            }
+            return Ok(());
+        }
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&info)?);
+    } else {
+        println!("worker       {} (protocol {}, version {})", info.instance, info.protocol, info.version);
+        println!(
+            "daemon       {} ({})",
+            info.miner,
+            if info.registered { "registered" } else { "not registered" }
+        );
+        print_capabilities(&info.capabilities);
+        for t in &info.tasks {
+            println!("task {:<7} sector {} {}", t.id, t.sector, t.state);
+        }
+    }
+    Ok(())
+}
+
+fn print_capabilities(c: &sealing::workers::protocol::Capabilities) {
+    let tasks: Vec<String> = c.tasks.iter().map(|t| format!("{t:?}").to_lowercase()).collect();
+    println!("tasks        {} ({} slot(s))", tasks.join(","), c.slots);
+    println!("cores        {}", c.cores);
+    println!("memory       {} GiB", c.memory_bytes >> 30);
+    println!(
+        "gpus         {}{}",
+        if c.gpus.is_empty() { "none".to_string() } else { c.gpus.join("; ") },
+        if c.gpu_build { " (gpu build)" } else { " (CPU build: proving on the CPU)" }
+    );
+    let params: Vec<String> = c
+        .params
+        .iter()
+        .map(|p| {
+            serde_json::to_value(p.sector_size)
+                .ok()
+                .and_then(|v| v.as_str().map(String::from))
+                .unwrap_or_default()
+        })
+        .collect();
+    println!("params for   {}", if params.is_empty() { "none".into() } else { params.join(", ") });
 }

@@ -135,4 +135,28 @@ impl Client {
     pub fn chain_messages(&self) -> Result<Vec<ChainMessage>, ClientError> {
         self.get("/chain/messages")
     }
+    /// Every registered worker with its state.
+    pub fn workers(&self) -> Result<Vec<WorkerView>, ClientError> {
+        self.get("/workers")
+    }
+    /// Every task, or one sector's.
+    pub fn tasks(&self, sector: Option<u64>) -> Result<Vec<crate::store::TaskRow>, ClientError> {
+        match sector {
+            Some(n) => self.get(&format!("/tasks?sector={n}")),
+            None => self.get("/tasks"),
+        }
+    }
+    /// Makes a token for worker `name`.
+    pub fn create_worker_token(&self, name: &str) -> Result<WorkerToken, ClientError> {
+        let req = CreateWorkerToken { name: name.to_string() };
+        self.post("/auth/worker-tokens", serde_json::to_value(req).expect("serialises"))
+    }
+    /// Revokes worker `name`'s token.
+    pub fn revoke_worker_token(&self, name: &str) -> Result<Revoked, ClientError> {
+        self.post(&format!("/auth/worker-tokens/{name}/revoke"), serde_json::json!({}))
+    }
+    /// Every worker token (names and dates; never the secrets).
+    pub fn worker_tokens(&self) -> Result<Vec<crate::store::TokenRow>, ClientError> {
+        self.get("/auth/worker-tokens")
+    }
 }

@@ -10,7 +10,14 @@
 //! | POST | `/v0/sectors/{n}/remove` | | `SectorRow` |
 //! | GET | `/v0/chain/head` | | `ChainHead` |
 //! | GET | `/v0/chain/messages` | | `[ChainMessage]` |
+//! | GET | `/v0/workers` | | `[WorkerView]` |
+//! | GET | `/v0/tasks[?sector=N]` | | `[TaskRow]` |
+//! | GET | `/v0/auth/worker-tokens` | | `[TokenRow]` |
+//! | POST | `/v0/auth/worker-tokens` | `CreateWorkerToken` | `WorkerToken` |
+//! | POST | `/v0/auth/worker-tokens/{name}/revoke` | | `Revoked` |
 //!
+//! Those take the daemon's own token. Workers use theirs on `/v0/worker/*`
+//! (see `docs/protocol.md`); either token elsewhere is refused with 403.
 //! Errors are `ApiErrorBody { kind, message }` with a 4xx or 5xx status.
 
 pub mod client;
@@ -18,7 +25,8 @@ pub mod server;
 
 use crate::chain::{Message, PreCommitOnChain, Receipt};
 use crate::pipeline::TaskProgress;
-use crate::store::{EventRow, PieceRow, SectorRow};
+use crate::store::{EventRow, PieceRow, SectorRow, WorkerRow};
+use crate::workers::scheduler::WorkerState;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
@@ -31,8 +39,9 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// An error answer.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApiErrorBody {
-    /// A stable machine-readable kind: `unauthenticated`, `not_found`,
-    /// `invalid_argument`, `conflict`, `internal`.
+    /// A stable machine-readable kind: `unauthenticated`, `forbidden`,
+    /// `not_found`, `not_registered`, `invalid_argument`, `too_large`,
+    /// `conflict`, `failed_precondition`, `busy`, `internal`.
     pub kind: String,
     /// What went wrong.
     pub message: String,
@@ -62,6 +71,8 @@ pub struct SectorStatus {
     pub on_chain: Option<PreCommitOnChain>,
     /// The receipt of its ProveCommit message, once executed.
     pub commit_receipt: Option<Receipt>,
+    /// Its tasks, oldest first.
+    pub tasks: Vec<crate::store::TaskRow>,
 }
 
 /// Pledge committed-capacity sectors.
@@ -107,4 +118,41 @@ pub struct ChainMessage {
     pub message: Message,
     /// Its receipt, once executed.
     pub receipt: Option<Receipt>,
+}
+
+/// A worker with its state and tasks.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkerView {
+    /// The worker as registered.
+    pub worker: WorkerRow,
+    /// Its state now.
+    pub state: WorkerState,
+    /// Its open tasks.
+    pub tasks: Vec<u64>,
+}
+
+/// Make a token for a new worker.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateWorkerToken {
+    /// The worker's name.
+    pub name: String,
+}
+
+/// A new worker token (shown once; the daemon keeps only its hash).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkerToken {
+    /// The worker's name.
+    pub name: String,
+    /// The token to give `kiln-worker run --token`.
+    pub token: String,
+}
+
+/// A revoked token.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Revoked {
+    /// The worker's name.
+    pub name: String,
+    /// Its tasks, which will run elsewhere.
+    pub expired_tasks: Vec<u64>,
 }

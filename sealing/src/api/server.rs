@@ -4,9 +4,12 @@ use super::*;
 use crate::lifecycle::SectorEvent;
 use crate::pipeline::packing::{self, PackingError};
 use crate::pipeline::{lock, now_ms, PipelineConfig, ProgressMap, SharedLedger};
-use crate::store::StoreError;
-use axum::extract::rejection::JsonRejection;
-use axum::extract::{DefaultBodyLimit, Path as UrlPath, Request, State};
+use crate::store::{StoreError, TaskRow, TokenRow};
+use crate::workers::protocol::{self as wire, PROTOCOL_VERSION};
+use crate::workers::scheduler::worker_state;
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, JsonRejection};
+use axum::extract::{DefaultBodyLimit, Extension, Path as UrlPath, Query, Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -22,8 +25,10 @@ pub struct ApiContext {
     pub config: PipelineConfig,
     /// Running tasks' progress.
     pub progress: ProgressMap,
-    /// The bearer token.
+    /// The daemon's own bearer token.
     pub token: String,
+    /// This daemon process's random id (workers re-register when it changes).
+    pub instance: String,
 }
 
 /// An error answer.
@@ -51,8 +56,10 @@ impl IntoResponse for ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::UnknownSector(_) => Self::new(StatusCode::NOT_FOUND, "not_found", e.to_string()),
-            StoreError::Transition { .. } | StoreError::NotPacking { .. } => {
+            StoreError::UnknownSector(_) | StoreError::UnknownWorker(_) => {
+                Self::new(StatusCode::NOT_FOUND, "not_found", e.to_string())
+            }
+            StoreError::Transition { .. } | StoreError::NotPacking { .. } | StoreError::Conflict(_) => {
                 Self::new(StatusCode::CONFLICT, "conflict", e.to_string())
             }
             _ => Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()),
@@ -77,16 +84,25 @@ impl From<PackingError> for ApiError {
 
 impl From<JsonRejection> for ApiError {
     fn from(e: JsonRejection) -> Self {
-        Self::new(e.status(), "invalid_argument", e.body_text())
+        let kind = if e.status() == StatusCode::PAYLOAD_TOO_LARGE { "too_large" } else { "invalid_argument" };
+        Self::new(e.status(), kind, e.body_text())
+    }
+}
+
+impl From<BytesRejection> for ApiError {
+    fn from(e: BytesRejection) -> Self {
+        let kind = if e.status() == StatusCode::PAYLOAD_TOO_LARGE { "too_large" } else { "invalid_argument" };
+        Self::new(e.status(), kind, e.body_text())
     }
 }
 
 type Ctx = State<Arc<ApiContext>>;
 type ApiResult<T> = Result<Json<T>, ApiError>;
 
-/// The API's routes, behind the token check.
+/// The API's routes: the operator's behind the daemon's token, the workers'
+/// (`/v0/worker/*`) behind worker tokens.
 pub fn router(ctx: Arc<ApiContext>) -> Router {
-    let api = Router::new()
+    let operator = Router::new()
         .route("/sectors", get(list_sectors))
         .route("/sectors/pledge", post(pledge))
         .route("/sectors/add-piece", post(add_piece))
@@ -94,7 +110,19 @@ pub fn router(ctx: Arc<ApiContext>) -> Router {
         .route("/sectors/:number/remove", post(remove_sector))
         .route("/chain/head", get(chain_head))
         .route("/chain/messages", get(chain_messages))
-        .layer(middleware::from_fn_with_state(ctx.clone(), authenticate))
+        .route("/workers", get(list_workers))
+        .route("/tasks", get(list_tasks))
+        .route("/auth/worker-tokens", get(list_tokens).post(create_token))
+        .route("/auth/worker-tokens/:name/revoke", post(revoke_token))
+        .layer(middleware::from_fn_with_state(ctx.clone(), require_operator));
+    let workers = Router::new()
+        .route("/register", post(register))
+        .route("/heartbeat", post(heartbeat))
+        .route("/tasks/:id/result", post(report_result).layer(DefaultBodyLimit::max(wire::MAX_RESULT_BYTES)))
+        .route("/tasks/:id/failure", post(report_failure))
+        .layer(middleware::from_fn_with_state(ctx.clone(), require_worker));
+    let api = operator
+        .nest(wire::DAEMON_WORKER_PATH, workers)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(ctx);
     Router::new()
@@ -102,28 +130,73 @@ pub fn router(ctx: Arc<ApiContext>) -> Router {
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such API endpoint") })
 }
 
-/// Constant-time comparison, so the token cannot be guessed byte by byte from timings.
-fn same(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+/// Who is calling.
+enum Caller {
+    Operator,
+    Worker(String),
 }
 
-async fn authenticate(State(ctx): Ctx, request: Request, next: Next) -> Response {
-    let given = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    match given {
-        Some(token) if same(token.as_bytes(), ctx.token.as_bytes()) => next.run(request).await,
-        Some(_) => {
-            ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", "invalid API token").into_response()
+/// The worker a request on `/v0/worker/*` comes from.
+#[derive(Clone)]
+struct WorkerName(String);
+
+fn unauthenticated(message: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", message)
+}
+
+fn bearer(request: &Request) -> Option<String> {
+    let value = request.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    value.strip_prefix("Bearer ").map(str::to_string)
+}
+
+/// Tells the daemon's own token from a live worker token; anything else is 401.
+async fn identify(ctx: &Arc<ApiContext>, given: Option<String>) -> Result<Caller, ApiError> {
+    let given = given.ok_or_else(|| {
+        unauthenticated(
+            "missing `Authorization: Bearer <token>` (the daemon's token is in its data directory; \
+                 workers use the token from `kiln auth create-worker-token`)",
+        )
+    })?;
+    if wire::same_secret(given.as_bytes(), ctx.token.as_bytes()) {
+        return Ok(Caller::Operator);
+    }
+    let hash = wire::token_hash(&given);
+    let owner = blocking(ctx.clone(), move |ctx| Ok(lock(&ctx.ledger).store.token_owner(&hash)?)).await?.0;
+    match owner {
+        Some(TokenRow { name, revoked_ms: None, .. }) => Ok(Caller::Worker(name)),
+        Some(TokenRow { name, .. }) => {
+            Err(unauthenticated(format!("the token of worker {name:?} was revoked")))
         }
-        None => ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthenticated",
-            "missing `Authorization: Bearer <token>` (the token is in the daemon's data directory)",
+        None => Err(unauthenticated("invalid API token")),
+    }
+}
+
+async fn require_operator(State(ctx): Ctx, request: Request, next: Next) -> Response {
+    match identify(&ctx, bearer(&request)).await {
+        Ok(Caller::Operator) => next.run(request).await,
+        Ok(Caller::Worker(name)) => ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!("worker token ({name}) may only register, heartbeat and report tasks"),
         )
         .into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn require_worker(State(ctx): Ctx, mut request: Request, next: Next) -> Response {
+    match identify(&ctx, bearer(&request)).await {
+        Ok(Caller::Worker(name)) => {
+            request.extensions_mut().insert(WorkerName(name));
+            next.run(request).await
+        }
+        Ok(Caller::Operator) => ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "worker endpoints take a worker token (kiln auth create-worker-token NAME), not the daemon's",
+        )
+        .into_response(),
+        Err(e) => e.into_response(),
     }
 }
 
@@ -164,6 +237,7 @@ async fn sector_status(State(ctx): Ctx, UrlPath(number): UrlPath<String>) -> Api
         let sector = l.store.sector(number)?.ok_or(StoreError::UnknownSector(number))?;
         let pieces = l.store.pieces(number)?;
         let events = l.store.events(number)?;
+        let tasks = l.store.tasks(Some(number))?;
         let now = now_ms();
         let on_chain = l.chain.precommit(number, now)?;
         let commit_receipt = match sector.commit_message.as_deref().map(str::parse::<u64>) {
@@ -178,6 +252,7 @@ async fn sector_status(State(ctx): Ctx, UrlPath(number): UrlPath<String>) -> Api
             events,
             on_chain,
             commit_receipt,
+            tasks,
         })
     })
     .await
@@ -234,6 +309,182 @@ async fn chain_messages(State(ctx): Ctx) -> ApiResult<Vec<ChainMessage>> {
     blocking(ctx, |ctx| {
         let messages = lock(&ctx.ledger).chain.messages(now_ms())?;
         Ok(messages.into_iter().map(|(id, message, receipt)| ChainMessage { id, message, receipt }).collect())
+    })
+    .await
+}
+
+async fn list_workers(State(ctx): Ctx) -> ApiResult<Vec<WorkerView>> {
+    blocking(ctx, |ctx| {
+        let l = lock(&ctx.ledger);
+        let (workers, open) = (l.store.workers()?, l.store.open_tasks()?);
+        drop(l);
+        let now = now_ms();
+        Ok(workers
+            .into_iter()
+            .map(|worker| WorkerView {
+                state: worker_state(&worker, now, ctx.config.workers.lease_ms),
+                tasks: open
+                    .iter()
+                    .filter(|t| t.worker.as_ref() == Some(&worker.name))
+                    .map(|t| t.id)
+                    .collect(),
+                worker,
+            })
+            .collect())
+    })
+    .await
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TaskQuery {
+    sector: Option<u64>,
+}
+
+async fn list_tasks(
+    State(ctx): Ctx,
+    query: Result<Query<TaskQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Vec<TaskRow>> {
+    let Query(q) = query.map_err(|e| ApiError::invalid(e.body_text()))?;
+    blocking(ctx, move |ctx| Ok(lock(&ctx.ledger).store.tasks(q.sector)?)).await
+}
+
+async fn list_tokens(State(ctx): Ctx) -> ApiResult<Vec<TokenRow>> {
+    blocking(ctx, |ctx| Ok(lock(&ctx.ledger).store.worker_tokens()?)).await
+}
+
+async fn create_token(
+    State(ctx): Ctx,
+    body: Result<Json<CreateWorkerToken>, JsonRejection>,
+) -> ApiResult<WorkerToken> {
+    let Json(req) = body?;
+    wire::check_worker_name(&req.name).map_err(ApiError::invalid)?;
+    blocking(ctx, move |ctx| {
+        let token = wire::new_worker_token();
+        lock(&ctx.ledger).store.create_worker_token(
+            &req.name,
+            &wire::token_hash(&token),
+            &wire::dispatch_key(&token),
+            now_ms(),
+        )?;
+        tracing::info!(worker = %req.name, "worker token created");
+        Ok(WorkerToken { name: req.name, token })
+    })
+    .await
+}
+
+async fn revoke_token(State(ctx): Ctx, UrlPath(name): UrlPath<String>) -> ApiResult<Revoked> {
+    blocking(ctx, move |ctx| {
+        let expired_tasks = lock(&ctx.ledger).store.revoke_worker_token(&name, now_ms())?;
+        tracing::warn!(worker = %name, ?expired_tasks, "worker token revoked");
+        Ok(Revoked { name, expired_tasks })
+    })
+    .await
+}
+
+async fn register(
+    State(ctx): Ctx,
+    Extension(WorkerName(name)): Extension<WorkerName>,
+    body: Result<Json<wire::RegisterRequest>, JsonRejection>,
+) -> ApiResult<wire::RegisterResponse> {
+    let Json(req) = body?;
+    if req.protocol != PROTOCOL_VERSION {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_argument",
+            format!("worker speaks protocol {}, this daemon speaks {PROTOCOL_VERSION}", req.protocol),
+        ));
+    }
+    if !(req.url.starts_with("http://") || req.url.starts_with("https://")) || req.url.len() > 512 {
+        return Err(ApiError::invalid(format!("worker url {:?} is not an http(s) URL", req.url)));
+    }
+    if req.instance.is_empty() || req.instance.len() > 128 {
+        return Err(ApiError::invalid("instance must be 1 to 128 characters"));
+    }
+    if req.capabilities.slots == 0 {
+        return Err(ApiError::invalid("capabilities.slots must be at least 1"));
+    }
+    blocking(ctx, move |ctx| {
+        let expired = lock(&ctx.ledger).store.register_worker(
+            &name,
+            &req.instance,
+            &req.url,
+            &req.capabilities,
+            now_ms(),
+        )?;
+        tracing::info!(worker = %name, url = %req.url, version = %req.version, ?expired, "worker registered");
+        Ok(wire::RegisterResponse {
+            name,
+            daemon_instance: ctx.instance.clone(),
+            heartbeat_ms: ctx.config.workers.heartbeat_ms,
+            lease_ms: ctx.config.workers.lease_ms,
+        })
+    })
+    .await
+}
+
+async fn heartbeat(
+    State(ctx): Ctx,
+    Extension(WorkerName(name)): Extension<WorkerName>,
+    body: Result<Json<wire::HeartbeatRequest>, JsonRejection>,
+) -> ApiResult<wire::HeartbeatResponse> {
+    let Json(req) = body?;
+    blocking(ctx, move |ctx| {
+        let now = now_ms();
+        let lease = now + ctx.config.workers.lease_ms as i64;
+        match lock(&ctx.ledger).store.worker_heartbeat(&name, &req.instance, &req.running, lease, now) {
+            Ok(drop) => Ok(wire::HeartbeatResponse { daemon_instance: ctx.instance.clone(), drop }),
+            Err(StoreError::UnknownWorker(_)) => Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_registered",
+                format!("worker {name:?} instance {:?} is not registered; register first", req.instance),
+            )),
+            Err(e) => Err(e.into()),
+        }
+    })
+    .await
+}
+
+fn task_id(raw: &str) -> Result<u64, ApiError> {
+    raw.parse().map_err(|_| ApiError::invalid(format!("task id {raw:?} is not a non-negative integer")))
+}
+
+async fn report_result(
+    State(ctx): Ctx,
+    Extension(WorkerName(name)): Extension<WorkerName>,
+    UrlPath(id): UrlPath<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<serde_json::Value> {
+    let id = task_id(&id)?;
+    let proof = body?;
+    let unit = proofs::snark::PROOF_BYTES;
+    if proof.is_empty() || proof.len() % unit != 0 {
+        return Err(ApiError::invalid(format!(
+            "a proof is a positive multiple of {unit} bytes, not {} bytes",
+            proof.len()
+        )));
+    }
+    blocking(ctx, move |ctx| {
+        lock(&ctx.ledger).store.report_task(id, &name, Ok(&proof), now_ms())?;
+        tracing::info!(task = id, worker = %name, bytes = proof.len(), "proof reported");
+        Ok(serde_json::json!({}))
+    })
+    .await
+}
+
+async fn report_failure(
+    State(ctx): Ctx,
+    Extension(WorkerName(name)): Extension<WorkerName>,
+    UrlPath(id): UrlPath<String>,
+    body: Result<Json<wire::TaskFailure>, JsonRejection>,
+) -> ApiResult<serde_json::Value> {
+    let id = task_id(&id)?;
+    let Json(failure) = body?;
+    blocking(ctx, move |ctx| {
+        let message: String = failure.message.chars().take(4096).collect();
+        lock(&ctx.ledger).store.report_task(id, &name, Err(&message), now_ms())?;
+        tracing::warn!(task = id, worker = %name, %message, "worker reported a failed task");
+        Ok(serde_json::json!({}))
     })
     .await
 }

@@ -4,3 +4,4 @@ pub mod daemon;
 pub mod params;
 pub mod seal;
 pub mod sectors;
+pub mod workers;

@@ -165,11 +165,11 @@ fn print_list(sectors: &[SectorListEntry]) {
     }
 }
 
-fn size_name(size: proofs::SectorSize) -> String {
+pub fn size_name(size: proofs::SectorSize) -> String {
     serde_json::to_value(size).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default()
 }
 
-fn time(ms: i64) -> String {
+pub fn time(ms: i64) -> String {
     let secs = ms.div_euclid(1000);
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
@@ -234,6 +234,10 @@ pub fn print_status(st: &SectorStatus, log: bool) {
     }
     if let Some(e) = &s.last_error {
         println!("last error    {e}");
+    }
+    if !st.tasks.is_empty() {
+        println!("tasks:");
+        super::workers::print_tasks(&st.tasks);
     }
     if log {
         println!("events:");

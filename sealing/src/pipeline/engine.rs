@@ -1,6 +1,6 @@
 //! The proof engine: the seal phases as the pipeline sees them, behind a
-//! trait so the driver can be tested with a fast double and the scheduler can
-//! later send work to remote workers.
+//! trait so the driver can be tested with a fast double. C1 and C2 are apart
+//! so that C2 can run on a remote worker (`kiln-worker` uses [`LocalEngine::c2`]).
 
 use proofs::sdr::label_par::LabelingConfig;
 use proofs::sdr::layers::Progress;
@@ -52,8 +52,12 @@ pub trait ProofEngine: Send + Sync {
         progress: &mut dyn FnMut(Progress),
     ) -> Result<PreCommitOutput, EngineError>;
 
-    /// C1 then C2: the proof bytes.
-    fn commit(&self, dir: &SectorDir, seed: &Randomness) -> Result<Vec<u8>, EngineError>;
+    /// C1: the sector's vanilla proofs for `seed`, in the binary C1 form (what
+    /// C2 needs, locally or on a remote worker).
+    fn c1(&self, dir: &SectorDir, seed: &Randomness) -> Result<Vec<u8>, EngineError>;
+
+    /// C2: the Groth16 proof bytes of a binary C1 output.
+    fn c2(&self, c1: &[u8]) -> Result<Vec<u8>, EngineError>;
 
     /// Removes what only sealing needed.
     fn finalize(&self, dir: &SectorDir, keep_unsealed: bool) -> Result<(), EngineError>;
@@ -93,8 +97,12 @@ impl ProofEngine for LocalEngine {
         Ok(PreCommitOutput { comm_d: r1.output.comm_d, comm_r: r2.output.comm_r })
     }
 
-    fn commit(&self, dir: &SectorDir, seed: &Randomness) -> Result<Vec<u8>, EngineError> {
-        let c1 = c1::run(dir, seed)?;
+    fn c1(&self, dir: &SectorDir, seed: &Randomness) -> Result<Vec<u8>, EngineError> {
+        Ok(c1::run(dir, seed)?.to_binary())
+    }
+
+    fn c2(&self, c1: &[u8]) -> Result<Vec<u8>, EngineError> {
+        let c1 = c1::C1Output::decode(c1)?;
         let params = PorepParams::new(&self.param_dir, c1.identity.sector_size);
         let proving = params.load_proving()?;
         Ok(proofs::snark::prove(&c1, &proving)?)

@@ -12,15 +12,22 @@
 //! - a finished proof is written to disk before `ProofReady` and reused on restart;
 //! - a message sent but not yet recorded is found on the chain
 //!   ([`Chain::find_message`]) and adopted, never sent twice.
+//!
+//! Every task is recorded ([`Store::start_task`]) before it starts. A C2 goes
+//! to a free remote worker when there is one ([`crate::workers::scheduler`]),
+//! else runs here within `limits.commit`; a remote proof is verified like a
+//! local one before it is accepted.
 
 pub mod engine;
 pub mod packing;
 
 use crate::chain::{Chain, ChainError, Message, RandomnessKind, SealVerifier};
-use crate::config::{Config, Limits, PackingConfig};
+use crate::config::{Config, Limits, PackingConfig, WorkersConfig};
 use crate::faults::crash_point;
 use crate::lifecycle::{RetryPolicy, SectorEvent, SectorState};
-use crate::store::{SectorRow, Store, StoreError};
+use crate::store::{SectorRow, Store, StoreError, TaskKind, TaskRow, TaskState};
+use crate::workers::dispatch::{Dispatcher, HttpDispatcher};
+use crate::workers::scheduler;
 use engine::{EngineError, PreCommitOutput, PreCommitTask, ProofEngine};
 use proofs::pieces::place_pieces;
 use proofs::seal::{SectorDir, SectorIdentity};
@@ -93,6 +100,8 @@ pub struct PipelineConfig {
     pub retry: RetryPolicy,
     /// Pause between ticks when nothing finishes.
     pub tick: Duration,
+    /// Remote workers' heartbeats and leases.
+    pub workers: WorkersConfig,
 }
 
 impl PipelineConfig {
@@ -106,6 +115,7 @@ impl PipelineConfig {
             packing: c.packing,
             retry: c.retry.policy(),
             tick: Duration::from_millis(100),
+            workers: c.workers,
         }
     }
 
@@ -145,32 +155,28 @@ pub struct TaskProgress {
 /// Progress of every running task, by sector.
 pub type ProgressMap = Arc<Mutex<HashMap<u64, TaskProgress>>>;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum TaskKind {
-    PreCommit,
-    Commit,
-    Finalize,
-}
-
-impl TaskKind {
-    fn name(self) -> &'static str {
-        match self {
-            Self::PreCommit => "pre_commit",
-            Self::Commit => "commit",
-            Self::Finalize => "finalize",
-        }
-    }
-}
-
 enum TaskResult {
     PreCommit(Result<PreCommitOutput, EngineError>),
     Commit(Result<Vec<u8>, EngineError>),
+    /// C1 ran here and its output went to the task's worker (or failed to).
+    Dispatched(Result<(), DispatchError>),
     Finalize(Result<(), EngineError>),
+}
+
+enum DispatchError {
+    /// C1 failed: the sector's problem.
+    C1(EngineError),
+    /// The worker could not be reached or refused the task: the worker's.
+    Send(String),
 }
 
 struct Running {
     kind: TaskKind,
     cancel: Arc<AtomicBool>,
+    /// The task's record.
+    task: u64,
+    /// The remote worker it was handed to.
+    worker: Option<String>,
 }
 
 /// The driver.
@@ -178,8 +184,11 @@ pub struct Pipeline {
     ledger: SharedLedger,
     engine: Arc<dyn ProofEngine>,
     verifier: Box<dyn SealVerifier>,
+    dispatcher: Arc<dyn Dispatcher>,
     config: PipelineConfig,
     running: HashMap<u64, Running>,
+    /// Workers a dispatch failed to, and until when they get no task.
+    backoff: HashMap<String, i64>,
     done_tx: Sender<(u64, TaskResult)>,
     done_rx: Receiver<(u64, TaskResult)>,
     progress: ProgressMap,
@@ -196,17 +205,26 @@ impl Pipeline {
         config: PipelineConfig,
     ) -> Self {
         let (done_tx, done_rx) = channel();
+        let timeout = Duration::from_millis(config.workers.dispatch_timeout_ms);
         Self {
             ledger,
             engine,
             verifier,
+            dispatcher: Arc::new(HttpDispatcher::new(timeout)),
             config,
             running: HashMap::new(),
+            backoff: HashMap::new(),
             done_tx,
             done_rx,
             progress: ProgressMap::default(),
             last_error: HashMap::new(),
         }
+    }
+
+    /// Hands remote tasks to workers with `dispatcher` instead of over HTTP.
+    pub fn with_dispatcher(mut self, dispatcher: Arc<dyn Dispatcher>) -> Self {
+        self.dispatcher = dispatcher;
+        self
     }
 
     /// Progress of running tasks (shared with status views).
@@ -274,8 +292,10 @@ impl Pipeline {
         SectorIdentity { sector_size: size, prover_id: self.config.prover_id, sector_id: number }
     }
 
+    /// Tasks of `kind` running in this process (a remote C2 counts only while
+    /// its C1 runs here).
     fn count(&self, kind: TaskKind) -> usize {
-        self.running.values().filter(|r| r.kind == kind).count()
+        self.running.values().filter(|r| r.kind == kind && r.worker.is_none()).count()
     }
 
     fn step(&mut self, row: &SectorRow, now: i64) -> Result<(), PipelineError> {
@@ -344,9 +364,10 @@ impl Pipeline {
                 if self.config.proof_path(n).exists() {
                     // C2 finished before a crash: its verified proof is on disk.
                     info!("reusing the proof computed before the restart");
+                    self.close_open_tasks(n, TaskState::Done, None)?;
                     self.apply(n, &SectorEvent::ProofReady)?;
-                } else if self.count(TaskKind::Commit) < self.config.limits.commit {
-                    self.start_commit(row)?;
+                } else {
+                    self.schedule_commit(row, now)?;
                 }
             }
             S::CommitWait => match &row.commit_message {
@@ -373,7 +394,7 @@ impl Pipeline {
             },
             S::FinalizeSector => {
                 if self.count(TaskKind::Finalize) < self.config.limits.finalize {
-                    self.start_finalize(row);
+                    self.start_finalize(row)?;
                 }
             }
             S::SealPreCommitFailed
@@ -395,6 +416,8 @@ impl Pipeline {
                 self.apply(n, &SectorEvent::Retry)?;
             }
             S::Removing => {
+                // Remote tasks are dropped by their workers at the next heartbeat.
+                self.close_open_tasks(n, TaskState::Cancelled, Some("the sector is being removed"))?;
                 let dir = self.config.sector_dir(n);
                 remove_path(dir.root()).map_err(|reason| PipelineError::Sector { number: n, reason })?;
                 self.remove_file(&self.config.proof_path(n), n)?;
@@ -473,10 +496,34 @@ impl Pipeline {
         Ok(full || waited)
     }
 
+    /// Records a task of `kind` for sector `number` starting here.
+    fn record_task(&self, number: u64, kind: TaskKind) -> Result<u64, PipelineError> {
+        Ok(lock(&self.ledger).store.start_task(number, kind, None, None, now_ms())?)
+    }
+
+    fn close_task(&self, id: u64, state: TaskState, error: Option<&str>) {
+        if let Err(e) = lock(&self.ledger).store.finish_task(id, state, error, now_ms()) {
+            warn!(task = id, error = %e, "cannot record the task's end");
+        }
+    }
+
+    fn close_open_tasks(
+        &self,
+        number: u64,
+        state: TaskState,
+        error: Option<&str>,
+    ) -> Result<(), PipelineError> {
+        let mut l = lock(&self.ledger);
+        for t in l.store.open_tasks()?.into_iter().filter(|t| t.sector == number) {
+            l.store.finish_task(t.id, state, error, now_ms())?;
+        }
+        Ok(())
+    }
+
     fn spawn(
         &mut self,
         number: u64,
-        kind: TaskKind,
+        (kind, task, worker): (TaskKind, u64, Option<String>),
         work: impl FnOnce(&AtomicBool) -> TaskResult + Send + 'static,
     ) {
         let cancel = Arc::new(AtomicBool::new(false));
@@ -487,7 +534,8 @@ impl Pipeline {
             number,
             TaskProgress { task: kind.name().into(), phase: None, layer: None, done: 0, total: 0 },
         );
-        let span = info_span!("task", sector = number, kind = kind.name());
+        let span =
+            info_span!("task", id = task, sector = number, kind = kind.name(), worker = worker.as_deref());
         info!(parent: &span, "task started");
         std::thread::Builder::new()
             .name(format!("sector-{number}-{}", kind.name()))
@@ -497,7 +545,7 @@ impl Pipeline {
                 let _ = tx.send((number, result));
             })
             .expect("spawn a task thread");
-        self.running.insert(number, Running { kind, cancel });
+        self.running.insert(number, Running { kind, cancel, task, worker });
     }
 
     fn start_pre_commit(&mut self, row: &SectorRow, ticket: Randomness) -> Result<(), PipelineError> {
@@ -511,7 +559,8 @@ impl Pipeline {
         })?;
         let engine = self.engine.clone();
         let progress = self.progress.clone();
-        self.spawn(n, TaskKind::PreCommit, move |cancel| {
+        let id = self.record_task(n, TaskKind::PreCommit)?;
+        self.spawn(n, (TaskKind::PreCommit, id, None), move |cancel| {
             let mut report = |p: proofs::sdr::layers::Progress| {
                 // Layer 1 is on disk and recorded once layer 2 is being labeled.
                 if p.phase == "labeling" && p.layer.is_some_and(|l| l >= 2) {
@@ -529,23 +578,128 @@ impl Pipeline {
         Ok(())
     }
 
+    /// A sector needing its proof: follows its remote task if one is open,
+    /// else starts one on the least loaded free worker, else here if the
+    /// local limit allows.
+    fn schedule_commit(&mut self, row: &SectorRow, now: i64) -> Result<(), PipelineError> {
+        let n = row.number;
+        let (open, workers) = {
+            let l = lock(&self.ledger);
+            (l.store.open_tasks()?, l.store.workers()?)
+        };
+        if let Some(task) = open.iter().find(|t| t.sector == n && t.kind == TaskKind::Commit) {
+            return self.follow_remote(n, task, now);
+        }
+        self.backoff.retain(|_, until| *until > now);
+        let lease = self.config.workers.lease_ms;
+        if let Some(w) = scheduler::pick_worker(&workers, &open, row.sector_size, now, lease, &self.backoff) {
+            let (name, url) = (w.name.clone(), w.url.clone());
+            return self.start_remote_commit(row, name, url, now);
+        }
+        if self.count(TaskKind::Commit) < self.config.limits.commit {
+            self.start_commit(row)?;
+        }
+        Ok(())
+    }
+
+    /// An open commit task not running in this process: judge a reported
+    /// result, expire a lapsed lease, or wait.
+    fn follow_remote(&mut self, n: u64, task: &TaskRow, now: i64) -> Result<(), PipelineError> {
+        let Some(worker) = task.worker.clone() else {
+            // A local task whose thread is gone (recovery closes these at start).
+            self.close_task(task.id, TaskState::Interrupted, Some("its thread is gone"));
+            return Ok(());
+        };
+        match task.state {
+            TaskState::Reported => {
+                let result = lock(&self.ledger).store.task_result(task.id)?;
+                let Some(proof) = result else {
+                    let error = format!(
+                        "C2 on worker {worker} failed: {}",
+                        task.error.as_deref().unwrap_or("no reason given")
+                    );
+                    warn!(task = task.id, %error, "remote task failed");
+                    self.close_task(task.id, TaskState::Failed, Some(&error));
+                    self.apply(n, &SectorEvent::StepFailed { error })?;
+                    return Ok(());
+                };
+                match self.accept_proof(n, &proof) {
+                    Ok(()) => {
+                        info!(task = task.id, %worker, "remote proof verified and accepted");
+                        self.close_task(task.id, TaskState::Done, None);
+                        crash_point("commit:proof-written-unrecorded");
+                        self.apply(n, &SectorEvent::ProofReady)?;
+                    }
+                    Err(reason) => {
+                        let why = format!("task {} (sector {n}): {reason}", task.id);
+                        warn!(task = task.id, %worker, %reason, "remote proof rejected; worker marked unhealthy");
+                        self.close_task(task.id, TaskState::Rejected, Some(&reason));
+                        lock(&self.ledger).store.mark_worker_unhealthy(&worker, &why)?;
+                    }
+                }
+            }
+            TaskState::Running => {
+                if task.lease_until_ms.is_some_and(|until| now > until) {
+                    let why = format!("worker {worker} did not renew the lease; the task runs again");
+                    warn!(task = task.id, %worker, "lease expired");
+                    self.close_task(task.id, TaskState::Expired, Some(&why));
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn start_remote_commit(
+        &mut self,
+        row: &SectorRow,
+        worker: String,
+        url: String,
+        now: i64,
+    ) -> Result<(), PipelineError> {
+        let n = row.number;
+        let seed = parse_hex(n, "seed", row.seed.as_deref(), Randomness::from_hex)?;
+        let (id, key) = {
+            let mut l = lock(&self.ledger);
+            let key = l.store.dispatch_key(&worker)?;
+            let lease = now + self.config.workers.lease_ms as i64;
+            (l.store.start_task(n, TaskKind::Commit, Some(&worker), Some(lease), now)?, key)
+        };
+        let dir = self.config.sector_dir(n);
+        let engine = self.engine.clone();
+        let dispatcher = self.dispatcher.clone();
+        self.spawn(n, (TaskKind::Commit, id, Some(worker)), move |_| {
+            let result = engine
+                .c1(&dir, &seed)
+                .map_err(DispatchError::C1)
+                .and_then(|c1| dispatcher.send_c2(&url, &key, id, &c1).map_err(DispatchError::Send));
+            TaskResult::Dispatched(result)
+        });
+        Ok(())
+    }
+
     fn start_commit(&mut self, row: &SectorRow) -> Result<(), PipelineError> {
         let n = row.number;
         let seed = parse_hex(n, "seed", row.seed.as_deref(), Randomness::from_hex)?;
         let dir = self.config.sector_dir(n);
         let engine = self.engine.clone();
-        self.spawn(n, TaskKind::Commit, move |_| TaskResult::Commit(engine.commit(&dir, &seed)));
+        let id = self.record_task(n, TaskKind::Commit)?;
+        self.spawn(n, (TaskKind::Commit, id, None), move |_| {
+            TaskResult::Commit(engine.c1(&dir, &seed).and_then(|c1| engine.c2(&c1)))
+        });
         Ok(())
     }
 
-    fn start_finalize(&mut self, row: &SectorRow) {
+    fn start_finalize(&mut self, row: &SectorRow) -> Result<(), PipelineError> {
         let dir = self.config.sector_dir(row.number);
         // Committed-capacity sectors hold no data worth keeping unsealed.
         let keep = self.config.packing.keep_unsealed && !row.pledged;
         let engine = self.engine.clone();
-        self.spawn(row.number, TaskKind::Finalize, move |_| {
+        let id = self.record_task(row.number, TaskKind::Finalize)?;
+        self.spawn(row.number, (TaskKind::Finalize, id, None), move |_| {
             TaskResult::Finalize(engine.finalize(&dir, keep))
         });
+        Ok(())
     }
 
     /// Turns a finished task into its event.
@@ -560,25 +714,54 @@ impl Pipeline {
         );
         if removing {
             info!(task = running.kind.name(), "task finished for a sector being removed; result dropped");
+            self.close_task(running.task, TaskState::Cancelled, Some("the sector is being removed"));
             return;
         }
+        let id = running.task;
         let event = match result {
             TaskResult::PreCommit(Ok(out)) => {
+                self.close_task(id, TaskState::Done, None);
                 SectorEvent::PreCommitted2 { comm_d: out.comm_d.to_hex(), comm_r: out.comm_r.to_hex() }
             }
             TaskResult::Commit(Ok(proof)) => match self.accept_proof(number, &proof) {
                 Ok(()) => {
+                    self.close_task(id, TaskState::Done, None);
                     crash_point("commit:proof-written-unrecorded");
                     SectorEvent::ProofReady
                 }
-                Err(error) => SectorEvent::StepFailed { error },
+                Err(error) => {
+                    self.close_task(id, TaskState::Failed, Some(&error));
+                    SectorEvent::StepFailed { error }
+                }
             },
+            TaskResult::Dispatched(Ok(())) => {
+                // The worker has it: the lease runs from now, not from the start of C1.
+                let lease = now_ms() + self.config.workers.lease_ms as i64;
+                if let Err(e) = lock(&self.ledger).store.set_task_lease(id, lease) {
+                    warn!(error = %e, "cannot renew the lease; the worker's heartbeat will");
+                }
+                info!(task = id, worker = running.worker.as_deref(), "C2 handed to the worker");
+                return;
+            }
+            TaskResult::Dispatched(Err(DispatchError::Send(error))) => {
+                let worker = running.worker.clone().unwrap_or_default();
+                warn!(task = id, %worker, %error, "the worker did not take the task; trying elsewhere");
+                self.close_task(id, TaskState::Failed, Some(&error));
+                let pause = self.config.workers.lease_ms.min(30_000) as i64;
+                self.backoff.insert(worker, now_ms() + pause);
+                return;
+            }
             TaskResult::Finalize(Ok(())) => {
+                self.close_task(id, TaskState::Done, None);
                 crash_point("finalize:done-unrecorded");
                 SectorEvent::Finalized
             }
-            TaskResult::PreCommit(Err(e)) | TaskResult::Commit(Err(e)) | TaskResult::Finalize(Err(e)) => {
+            TaskResult::Dispatched(Err(DispatchError::C1(e)))
+            | TaskResult::PreCommit(Err(e))
+            | TaskResult::Commit(Err(e))
+            | TaskResult::Finalize(Err(e)) => {
                 warn!(task = running.kind.name(), error = %e, "task failed");
+                self.close_task(id, TaskState::Failed, Some(&e.to_string()));
                 SectorEvent::StepFailed { error: e.to_string() }
             }
         };

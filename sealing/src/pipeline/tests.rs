@@ -35,7 +35,10 @@ impl ProofEngine for FakeEngine {
         let n = task.identity.sector_id as u8;
         Ok(PreCommitOutput { comm_d: Commitment([n; 32]), comm_r: Commitment([n + 100; 32]) })
     }
-    fn commit(&self, _: &SectorDir, _: &Randomness) -> Result<Vec<u8>, EngineError> {
+    fn c1(&self, _: &SectorDir, seed: &Randomness) -> Result<Vec<u8>, EngineError> {
+        Ok(seed.0.to_vec())
+    }
+    fn c2(&self, _: &[u8]) -> Result<Vec<u8>, EngineError> {
         self.commits.fetch_add(1, Ordering::SeqCst);
         Ok(GOOD.to_vec())
     }
@@ -88,6 +91,7 @@ fn rig(max_attempts: u32, chain_rejects: u32, packing_wait_ms: u64) -> Rig {
         packing: PackingConfig { wait_ms: packing_wait_ms, keep_unsealed: true },
         retry,
         tick: Duration::from_millis(2),
+        workers: crate::config::WorkersConfig::default(),
     };
     let engine = Arc::new(FakeEngine::default());
     let local = Box::new(FakeVerifier { reject_first: Arc::new(AtomicU32::new(0)) });

@@ -14,8 +14,12 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
+mod tasks;
+
+pub use tasks::{TaskKind, TaskRow, TaskState, TokenRow, WorkerRow};
+
 /// Schema version this build writes (SQLite `user_version`).
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA: &str = "
 CREATE TABLE counters (
@@ -77,6 +81,12 @@ pub enum StoreError {
     /// A sector number that does not exist.
     #[error("unknown sector {0}")]
     UnknownSector(u64),
+    /// A worker name that has no token or registration.
+    #[error("unknown worker {0:?}")]
+    UnknownWorker(String),
+    /// A change that the stored records do not allow (named in the message).
+    #[error("{0}")]
+    Conflict(String),
     /// An event the sector's state does not accept.
     #[error("sector {number}: {source}")]
     Transition {
@@ -252,9 +262,18 @@ impl Store {
         match version {
             0 => {
                 conn.execute_batch(&format!(
-                    "BEGIN; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+                    "BEGIN; {SCHEMA} {} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;",
+                    tasks::SCHEMA
                 ))
                 .map_err(sql("create schema"))?;
+            }
+            // Version 1 (before remote workers) lacks only the worker and task tables.
+            1 => {
+                conn.execute_batch(&format!(
+                    "BEGIN; {} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;",
+                    tasks::SCHEMA
+                ))
+                .map_err(sql("add the worker and task tables"))?;
             }
             SCHEMA_VERSION => {}
             v => {
@@ -418,24 +437,21 @@ impl Store {
 
     /// Every sector, by number.
     pub fn sectors(&self) -> Result<Vec<SectorRow>, StoreError> {
-        let mut stmt =
-            self.conn.prepare_cached("SELECT * FROM sectors ORDER BY number").map_err(self.sql("prepare"))?;
-        let mut rows = stmt.query([]).map_err(self.sql("list sectors"))?;
-        let mut out = Vec::new();
-        while let Some(r) = rows.next().map_err(self.sql("list sectors"))? {
-            out.push(self.read_row(r)?);
-        }
-        Ok(out)
+        self.query_sectors("SELECT * FROM sectors ORDER BY number", params![])
     }
 
     /// Sectors the pipeline still works on (not Proving, Failed or Removed), by number.
     pub fn active_sectors(&self) -> Result<Vec<SectorRow>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT * FROM sectors WHERE state NOT IN (?1, ?2, ?3) ORDER BY number")
-            .map_err(self.sql("prepare"))?;
         let idle = [SectorState::Proving, SectorState::Failed, SectorState::Removed].map(|s| s.name());
-        let mut rows = stmt.query(params![idle[0], idle[1], idle[2]]).map_err(self.sql("list sectors"))?;
+        self.query_sectors(
+            "SELECT * FROM sectors WHERE state NOT IN (?1, ?2, ?3) ORDER BY number",
+            params![idle[0], idle[1], idle[2]],
+        )
+    }
+
+    fn query_sectors(&self, sql: &str, args: &[&dyn rusqlite::ToSql]) -> Result<Vec<SectorRow>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(sql).map_err(self.sql("prepare"))?;
+        let mut rows = stmt.query(args).map_err(self.sql("list sectors"))?;
         let mut out = Vec::new();
         while let Some(r) = rows.next().map_err(self.sql("list sectors"))? {
             out.push(self.read_row(r)?);

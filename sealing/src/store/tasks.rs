@@ -1,0 +1,687 @@
+//! Remote workers, their tokens, and the record of every task the driver ran.
+//!
+//! A task row is written before its task starts and closed when its outcome
+//! is recorded, so after a crash the store says which tasks were in flight:
+//! local ones died with the process ([`TaskState::Interrupted`]); remote ones
+//! may still be running on their worker and get a fresh lease
+//! ([`Store::recover_tasks`]).
+
+use super::{sql_at, Store, StoreError};
+use crate::workers::protocol::Capabilities;
+use rusqlite::{params, OptionalExtension, Row, TransactionBehavior};
+use serde::{Deserialize, Serialize};
+
+pub(super) const SCHEMA: &str = "
+CREATE TABLE worker_tokens (
+    name         TEXT PRIMARY KEY,
+    token_hash   TEXT NOT NULL UNIQUE,
+    dispatch_key TEXT NOT NULL,
+    created_ms   INTEGER NOT NULL,
+    revoked_ms   INTEGER
+);
+CREATE TABLE workers (
+    name          TEXT PRIMARY KEY REFERENCES worker_tokens(name),
+    instance      TEXT NOT NULL,
+    url           TEXT NOT NULL,
+    capabilities  TEXT NOT NULL,
+    registered_ms INTEGER NOT NULL,
+    last_seen_ms  INTEGER NOT NULL,
+    unhealthy     TEXT
+);
+CREATE TABLE tasks (
+    id             INTEGER PRIMARY KEY AUTOINCREMENT,
+    sector         INTEGER NOT NULL REFERENCES sectors(number),
+    kind           TEXT NOT NULL,
+    worker         TEXT,
+    state          TEXT NOT NULL,
+    created_ms     INTEGER NOT NULL,
+    updated_ms     INTEGER NOT NULL,
+    lease_until_ms INTEGER,
+    result         BLOB,
+    error          TEXT
+);
+CREATE INDEX tasks_by_sector ON tasks(sector, id);
+";
+
+/// What a task does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskKind {
+    /// PC1 then PC2.
+    PreCommit,
+    /// C1 then C2 (C2 on the task's worker when it has one).
+    Commit,
+    /// Removing what only sealing needed.
+    Finalize,
+}
+
+/// Where a task is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskState {
+    /// Running here, or handed to its worker and leased.
+    Running,
+    /// Its worker sent a result (or a failure) the driver has not judged yet.
+    Reported,
+    /// Finished and its result accepted.
+    Done,
+    /// Failed (the error says why).
+    Failed,
+    /// Its worker's proof did not verify; the proof was discarded.
+    Rejected,
+    /// Its worker stopped renewing the lease (gone, restarted, revoked).
+    Expired,
+    /// No longer wanted (the sector is being removed).
+    Cancelled,
+    /// Running here when the daemon stopped.
+    Interrupted,
+}
+
+impl TaskState {
+    /// The stored name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Running => "running",
+            Self::Reported => "reported",
+            Self::Done => "done",
+            Self::Failed => "failed",
+            Self::Rejected => "rejected",
+            Self::Expired => "expired",
+            Self::Cancelled => "cancelled",
+            Self::Interrupted => "interrupted",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        serde_json::from_value(serde_json::Value::String(s.into())).ok()
+    }
+
+    /// Whether the task is still in flight.
+    pub fn is_open(self) -> bool {
+        matches!(self, Self::Running | Self::Reported)
+    }
+}
+
+impl TaskKind {
+    /// The stored name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::PreCommit => "pre_commit",
+            Self::Commit => "commit",
+            Self::Finalize => "finalize",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        serde_json::from_value(serde_json::Value::String(s.into())).ok()
+    }
+}
+
+/// One task as recorded.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskRow {
+    /// Task id (never reused).
+    pub id: u64,
+    /// The sector.
+    pub sector: u64,
+    /// What it does.
+    pub kind: TaskKind,
+    /// The remote worker running it; none when it runs in the daemon.
+    pub worker: Option<String>,
+    /// Where it is.
+    pub state: TaskState,
+    /// When it started (ms since the epoch).
+    pub created_ms: i64,
+    /// Last change (ms since the epoch).
+    pub updated_ms: i64,
+    /// A remote task is re-run elsewhere if its worker has not renewed it by then.
+    pub lease_until_ms: Option<i64>,
+    /// Why it failed, was rejected or expired.
+    pub error: Option<String>,
+    /// Bytes of the reported result, if any.
+    pub result_bytes: Option<u64>,
+}
+
+/// A worker token (the secret itself is never stored).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenRow {
+    /// The worker's name.
+    pub name: String,
+    /// When it was made.
+    pub created_ms: i64,
+    /// When it was revoked.
+    pub revoked_ms: Option<i64>,
+}
+
+/// A registered worker.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkerRow {
+    /// Its name (its token's).
+    pub name: String,
+    /// Its process's random id; a new one means it restarted.
+    pub instance: String,
+    /// Where its task API listens.
+    pub url: String,
+    /// What it can run.
+    pub capabilities: Capabilities,
+    /// When it last registered.
+    pub registered_ms: i64,
+    /// Its last heartbeat.
+    pub last_seen_ms: i64,
+    /// Why it gets no tasks, after it returned a bad proof.
+    pub unhealthy: Option<String>,
+    /// Whether its token is revoked.
+    pub revoked: bool,
+}
+
+const TASK_COLUMNS: &str =
+    "id, sector, kind, worker, state, created_ms, updated_ms, lease_until_ms, error, length(result)";
+
+impl Store {
+    fn immediate(&mut self) -> Result<rusqlite::Transaction<'_>, StoreError> {
+        let path = self.path.clone();
+        self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sql_at(&path, "begin"))
+    }
+
+    /// Records a new worker token. A name whose token was revoked may get a new
+    /// one; a name with a live token may not.
+    pub fn create_worker_token(
+        &mut self,
+        name: &str,
+        token_hash: &str,
+        dispatch_key: &str,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        if let Some(t) = self.worker_tokens()?.into_iter().find(|t| t.name == name) {
+            if t.revoked_ms.is_none() {
+                return Err(StoreError::Conflict(format!(
+                    "worker {name:?} already has a token; revoke it first to make a new one"
+                )));
+            }
+        }
+        self.conn
+            .execute(
+                "INSERT INTO worker_tokens (name, token_hash, dispatch_key, created_ms) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT(name) DO UPDATE SET token_hash = excluded.token_hash,
+                   dispatch_key = excluded.dispatch_key, created_ms = excluded.created_ms, revoked_ms = NULL",
+                params![name, token_hash, dispatch_key, now_ms],
+            )
+            .map_err(self.sql("record a worker token"))?;
+        Ok(())
+    }
+
+    /// Revokes `name`'s token; its open tasks expire (they will run elsewhere).
+    pub fn revoke_worker_token(&mut self, name: &str, now_ms: i64) -> Result<Vec<u64>, StoreError> {
+        let path = self.path.clone();
+        let tx = self.immediate()?;
+        let n = tx
+            .execute(
+                "UPDATE worker_tokens SET revoked_ms = ?2 WHERE name = ?1 AND revoked_ms IS NULL",
+                params![name, now_ms],
+            )
+            .map_err(sql_at(&path, "revoke a worker token"))?;
+        if n == 0 {
+            let known: Option<i64> = tx
+                .query_row("SELECT 1 FROM worker_tokens WHERE name = ?1", params![name], |r| r.get(0))
+                .optional()
+                .map_err(sql_at(&path, "read worker tokens"))?;
+            return Err(match known {
+                Some(_) => StoreError::Conflict(format!("worker {name:?}'s token is already revoked")),
+                None => StoreError::UnknownWorker(name.into()),
+            });
+        }
+        let expired = expire_open_tasks(&tx, &path, name, "the worker's token was revoked", now_ms)?;
+        tx.commit().map_err(sql_at(&path, "commit"))?;
+        Ok(expired)
+    }
+
+    /// Every worker token, by name.
+    pub fn worker_tokens(&self) -> Result<Vec<TokenRow>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT name, created_ms, revoked_ms FROM worker_tokens ORDER BY name")
+            .map_err(self.sql("prepare"))?;
+        let rows = stmt
+            .query_map([], |r| Ok(TokenRow { name: r.get(0)?, created_ms: r.get(1)?, revoked_ms: r.get(2)? }))
+            .map_err(self.sql("read worker tokens"))?;
+        rows.collect::<Result<_, _>>().map_err(self.sql("read worker tokens"))
+    }
+
+    /// The token whose hash is `token_hash`.
+    pub fn token_owner(&self, token_hash: &str) -> Result<Option<TokenRow>, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT name, created_ms, revoked_ms FROM worker_tokens WHERE token_hash = ?1",
+                params![token_hash],
+                |r| Ok(TokenRow { name: r.get(0)?, created_ms: r.get(1)?, revoked_ms: r.get(2)? }),
+            )
+            .optional()
+            .map_err(self.sql("look up a worker token"))
+    }
+
+    /// The key the daemon presents to worker `name`'s task API.
+    pub fn dispatch_key(&self, name: &str) -> Result<String, StoreError> {
+        self.conn
+            .query_row("SELECT dispatch_key FROM worker_tokens WHERE name = ?1", params![name], |r| r.get(0))
+            .optional()
+            .map_err(self.sql("read a dispatch key"))?
+            .ok_or_else(|| StoreError::UnknownWorker(name.into()))
+    }
+
+    /// Records worker `name`'s registration. A new instance (the worker
+    /// restarted) clears a past unhealthy mark and expires the tasks the old
+    /// instance held, which are returned.
+    pub fn register_worker(
+        &mut self,
+        name: &str,
+        instance: &str,
+        url: &str,
+        capabilities: &Capabilities,
+        now_ms: i64,
+    ) -> Result<Vec<u64>, StoreError> {
+        let path = self.path.clone();
+        let caps = serde_json::to_string(capabilities).expect("capabilities serialise");
+        let tx = self.immediate()?;
+        let previous: Option<String> = tx
+            .query_row("SELECT instance FROM workers WHERE name = ?1", params![name], |r| r.get(0))
+            .optional()
+            .map_err(sql_at(&path, "read a worker"))?;
+        let restarted = previous.as_deref().is_some_and(|p| p != instance);
+        let expired = if restarted {
+            expire_open_tasks(&tx, &path, name, "the worker restarted", now_ms)?
+        } else {
+            Vec::new()
+        };
+        tx.execute(
+            "INSERT INTO workers (name, instance, url, capabilities, registered_ms, last_seen_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?5)
+             ON CONFLICT(name) DO UPDATE SET instance = excluded.instance, url = excluded.url,
+               capabilities = excluded.capabilities, registered_ms = excluded.registered_ms,
+               last_seen_ms = excluded.last_seen_ms,
+               unhealthy = CASE WHEN workers.instance = excluded.instance THEN workers.unhealthy END",
+            params![name, instance, url, caps, now_ms],
+        )
+        .map_err(sql_at(&path, "record a worker"))?;
+        tx.commit().map_err(sql_at(&path, "commit"))?;
+        Ok(expired)
+    }
+
+    /// Records a heartbeat of worker `name`'s `instance`, renewing the leases
+    /// of the `running` tasks it holds. Returns the ids among `running` the
+    /// worker should drop (cancelled, expired or not its own).
+    /// [`StoreError::UnknownWorker`] if that instance is not registered.
+    pub fn worker_heartbeat(
+        &mut self,
+        name: &str,
+        instance: &str,
+        running: &[u64],
+        lease_until_ms: i64,
+        now_ms: i64,
+    ) -> Result<Vec<u64>, StoreError> {
+        let path = self.path.clone();
+        let tx = self.immediate()?;
+        let n = tx
+            .execute(
+                "UPDATE workers SET last_seen_ms = ?3 WHERE name = ?1 AND instance = ?2",
+                params![name, instance, now_ms],
+            )
+            .map_err(sql_at(&path, "record a heartbeat"))?;
+        if n == 0 {
+            return Err(StoreError::UnknownWorker(name.into()));
+        }
+        let mut drop = Vec::new();
+        for &id in running {
+            let renewed = tx
+                .execute(
+                    "UPDATE tasks SET lease_until_ms = ?3 WHERE id = ?1 AND worker = ?2 AND state = 'running'",
+                    params![id as i64, name, lease_until_ms],
+                )
+                .map_err(sql_at(&path, "renew a lease"))?;
+            if renewed == 0 {
+                drop.push(id);
+            }
+        }
+        tx.commit().map_err(sql_at(&path, "commit"))?;
+        Ok(drop)
+    }
+
+    /// Every registered worker, by name.
+    pub fn workers(&self) -> Result<Vec<WorkerRow>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT w.name, w.instance, w.url, w.capabilities, w.registered_ms, w.last_seen_ms,
+                        w.unhealthy, t.revoked_ms IS NOT NULL
+                 FROM workers w JOIN worker_tokens t ON t.name = w.name ORDER BY w.name",
+            )
+            .map_err(self.sql("prepare"))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    WorkerRow {
+                        name: r.get(0)?,
+                        instance: r.get(1)?,
+                        url: r.get(2)?,
+                        capabilities: Capabilities::default(),
+                        registered_ms: r.get(4)?,
+                        last_seen_ms: r.get(5)?,
+                        unhealthy: r.get(6)?,
+                        revoked: r.get(7)?,
+                    },
+                    r.get::<_, String>(3)?,
+                ))
+            })
+            .map_err(self.sql("read workers"))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (mut w, caps) = row.map_err(self.sql("read workers"))?;
+            w.capabilities = serde_json::from_str(&caps)
+                .map_err(|e| self.corrupt(format!("worker {:?}: capabilities {caps}: {e}", w.name)))?;
+            out.push(w);
+        }
+        Ok(out)
+    }
+
+    /// Marks worker `name` unhealthy: it gets no tasks until it restarts.
+    pub fn mark_worker_unhealthy(&mut self, name: &str, reason: &str) -> Result<(), StoreError> {
+        self.conn
+            .execute("UPDATE workers SET unhealthy = ?2 WHERE name = ?1", params![name, reason])
+            .map_err(self.sql("mark a worker unhealthy"))?;
+        Ok(())
+    }
+
+    /// Records a task starting on `worker` (none: here); returns its id.
+    pub fn start_task(
+        &mut self,
+        sector: u64,
+        kind: TaskKind,
+        worker: Option<&str>,
+        lease_until_ms: Option<i64>,
+        now_ms: i64,
+    ) -> Result<u64, StoreError> {
+        self.conn
+            .execute(
+                "INSERT INTO tasks (sector, kind, worker, state, created_ms, updated_ms, lease_until_ms)
+                 VALUES (?1, ?2, ?3, 'running', ?4, ?4, ?5)",
+                params![sector as i64, kind.name(), worker, now_ms, lease_until_ms],
+            )
+            .map_err(self.sql("record a task"))?;
+        Ok(self.conn.last_insert_rowid() as u64)
+    }
+
+    /// Sets a running task's lease.
+    pub fn set_task_lease(&mut self, id: u64, lease_until_ms: i64) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "UPDATE tasks SET lease_until_ms = ?2 WHERE id = ?1 AND state = 'running'",
+                params![id as i64, lease_until_ms],
+            )
+            .map_err(self.sql("set a lease"))?;
+        Ok(())
+    }
+
+    /// Closes an open task in `state`; a task already closed is left as it is.
+    pub fn finish_task(
+        &mut self,
+        id: u64,
+        state: TaskState,
+        error: Option<&str>,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "UPDATE tasks SET state = ?2, error = ?3, updated_ms = ?4
+                 WHERE id = ?1 AND state IN ('running', 'reported')",
+                params![id as i64, state.name(), error, now_ms],
+            )
+            .map_err(self.sql("close a task"))?;
+        Ok(())
+    }
+
+    /// Records worker `worker`'s outcome of task `id`: proof bytes or why it
+    /// failed. Only a running task held by that worker takes a report.
+    pub fn report_task(
+        &mut self,
+        id: u64,
+        worker: &str,
+        outcome: Result<&[u8], &str>,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        let (result, error) = match outcome {
+            Ok(bytes) => (Some(bytes), None),
+            Err(e) => (None, Some(e)),
+        };
+        let n = self
+            .conn
+            .execute(
+                "UPDATE tasks SET state = 'reported', result = ?3, error = ?4, updated_ms = ?5
+                 WHERE id = ?1 AND worker = ?2 AND state = 'running'",
+                params![id as i64, worker, result, error, now_ms],
+            )
+            .map_err(self.sql("record a task result"))?;
+        if n == 1 {
+            return Ok(());
+        }
+        match self.task(id)? {
+            Some(t) if t.worker.as_deref() == Some(worker) => {
+                Err(StoreError::Conflict(format!("task {id} is {}, not running", t.state.name())))
+            }
+            _ => Err(StoreError::Conflict(format!("task {id} is not assigned to worker {worker:?}"))),
+        }
+    }
+
+    /// Task `id`.
+    pub fn task(&self, id: u64) -> Result<Option<TaskRow>, StoreError> {
+        let rows =
+            self.query_tasks(&format!("SELECT {TASK_COLUMNS} FROM tasks WHERE id = ?1"), params![id as i64])?;
+        Ok(rows.into_iter().next())
+    }
+
+    /// The result bytes task `id`'s worker reported.
+    pub fn task_result(&self, id: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        self.conn
+            .query_row("SELECT result FROM tasks WHERE id = ?1", params![id as i64], |r| r.get(0))
+            .optional()
+            .map(Option::flatten)
+            .map_err(self.sql("read a task result"))
+    }
+
+    /// Tasks in flight, oldest first.
+    pub fn open_tasks(&self) -> Result<Vec<TaskRow>, StoreError> {
+        self.query_tasks(
+            &format!("SELECT {TASK_COLUMNS} FROM tasks WHERE state IN ('running', 'reported') ORDER BY id"),
+            params![],
+        )
+    }
+
+    /// Every task, or sector `sector`'s, oldest first.
+    pub fn tasks(&self, sector: Option<u64>) -> Result<Vec<TaskRow>, StoreError> {
+        match sector {
+            Some(s) => self.query_tasks(
+                &format!("SELECT {TASK_COLUMNS} FROM tasks WHERE sector = ?1 ORDER BY id"),
+                params![s as i64],
+            ),
+            None => self.query_tasks(&format!("SELECT {TASK_COLUMNS} FROM tasks ORDER BY id"), params![]),
+        }
+    }
+
+    /// At daemon start: local tasks that were running died with the last
+    /// process; remote ones may live on and get until `lease_until_ms` for
+    /// their worker to heartbeat again.
+    pub fn recover_tasks(&mut self, lease_until_ms: i64, now_ms: i64) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "UPDATE tasks SET state = 'interrupted', updated_ms = ?1, error = 'the daemon stopped'
+                 WHERE state = 'running' AND worker IS NULL",
+                params![now_ms],
+            )
+            .map_err(self.sql("close interrupted tasks"))?;
+        self.conn
+            .execute(
+                "UPDATE tasks SET lease_until_ms = ?1 WHERE state = 'running' AND worker IS NOT NULL",
+                params![lease_until_ms],
+            )
+            .map_err(self.sql("renew remote leases"))?;
+        Ok(())
+    }
+
+    fn query_tasks(&self, sql: &str, args: &[&dyn rusqlite::ToSql]) -> Result<Vec<TaskRow>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(sql).map_err(self.sql("prepare"))?;
+        let mut rows = stmt.query(args).map_err(self.sql("read tasks"))?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next().map_err(self.sql("read tasks"))? {
+            out.push(self.read_task(r)?);
+        }
+        Ok(out)
+    }
+
+    fn read_task(&self, r: &Row<'_>) -> Result<TaskRow, StoreError> {
+        let get = |e| self.corrupt(format!("unreadable task row: {e}"));
+        let id: i64 = r.get(0).map_err(get)?;
+        let kind: String = r.get(2).map_err(get)?;
+        let state: String = r.get(4).map_err(get)?;
+        Ok(TaskRow {
+            id: id as u64,
+            sector: r.get::<_, i64>(1).map_err(get)? as u64,
+            kind: TaskKind::parse(&kind).ok_or_else(|| self.corrupt(format!("task {id}: kind {kind:?}")))?,
+            worker: r.get(3).map_err(get)?,
+            state: TaskState::parse(&state)
+                .ok_or_else(|| self.corrupt(format!("task {id}: state {state:?}")))?,
+            created_ms: r.get(5).map_err(get)?,
+            updated_ms: r.get(6).map_err(get)?,
+            lease_until_ms: r.get(7).map_err(get)?,
+            error: r.get(8).map_err(get)?,
+            result_bytes: r.get::<_, Option<i64>>(9).map_err(get)?.map(|n| n as u64),
+        })
+    }
+}
+
+fn expire_open_tasks(
+    tx: &rusqlite::Transaction<'_>,
+    path: &std::path::Path,
+    worker: &str,
+    why: &str,
+    now_ms: i64,
+) -> Result<Vec<u64>, StoreError> {
+    let mut stmt = tx
+        .prepare("SELECT id FROM tasks WHERE worker = ?1 AND state = 'running'")
+        .map_err(sql_at(path, "prepare"))?;
+    let ids = stmt
+        .query_map(params![worker], |r| r.get::<_, i64>(0))
+        .map_err(sql_at(path, "read tasks"))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(sql_at(path, "read tasks"))?;
+    tx.execute(
+        "UPDATE tasks SET state = 'expired', error = ?2, updated_ms = ?3 WHERE worker = ?1 AND state = 'running'",
+        params![worker, why, now_ms],
+    )
+    .map_err(sql_at(path, "expire tasks"))?;
+    Ok(ids.into_iter().map(|i| i as u64).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lifecycle::RetryPolicy;
+    use crate::workers::protocol::RemoteTask;
+    use proofs::SectorSize;
+
+    fn store(dir: &std::path::Path) -> Store {
+        Store::open(&dir.join("kiln.db"), RetryPolicy::default()).unwrap()
+    }
+
+    fn caps() -> Capabilities {
+        Capabilities { tasks: vec![RemoteTask::C2], slots: 1, ..Default::default() }
+    }
+
+    #[test]
+    fn tokens_are_unique_per_name_and_revocation_expires_the_workers_tasks() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut s = store(tmp.path());
+        s.create_worker_token("gpu1", "h1", "k1", 1).unwrap();
+        assert!(matches!(s.create_worker_token("gpu1", "h2", "k2", 2), Err(StoreError::Conflict(_))));
+        assert_eq!(s.token_owner("h1").unwrap().unwrap().name, "gpu1");
+        assert_eq!(s.dispatch_key("gpu1").unwrap(), "k1");
+        assert!(matches!(s.dispatch_key("nope"), Err(StoreError::UnknownWorker(_))));
+
+        let n = s.create_sector(SectorSize::KiB2, true, 1).unwrap();
+        s.register_worker("gpu1", "i1", "http://w", &caps(), 10).unwrap();
+        let t = s.start_task(n, TaskKind::Commit, Some("gpu1"), Some(100), 10).unwrap();
+        assert_eq!(s.revoke_worker_token("gpu1", 20).unwrap(), vec![t]);
+        assert_eq!(s.task(t).unwrap().unwrap().state, TaskState::Expired);
+        assert!(s.workers().unwrap()[0].revoked);
+        assert!(s.token_owner("h1").unwrap().unwrap().revoked_ms.is_some());
+        assert!(matches!(s.revoke_worker_token("gpu1", 21), Err(StoreError::Conflict(_))));
+        assert!(matches!(s.revoke_worker_token("other", 21), Err(StoreError::UnknownWorker(_))));
+        // A revoked name can get a new token.
+        s.create_worker_token("gpu1", "h3", "k3", 30).unwrap();
+        assert!(s.token_owner("h1").unwrap().is_none());
+        assert!(!s.workers().unwrap()[0].revoked);
+    }
+
+    #[test]
+    fn heartbeats_renew_only_the_workers_own_running_tasks() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut s = store(tmp.path());
+        for w in ["a", "b"] {
+            s.create_worker_token(w, &format!("h{w}"), "k", 1).unwrap();
+            s.register_worker(w, "i", "http://w", &caps(), 1).unwrap();
+        }
+        let n = s.create_sector(SectorSize::KiB2, true, 1).unwrap();
+        let ta = s.start_task(n, TaskKind::Commit, Some("a"), Some(100), 1).unwrap();
+        let tb = s.start_task(n, TaskKind::Commit, Some("b"), Some(100), 1).unwrap();
+        s.finish_task(tb, TaskState::Cancelled, None, 2).unwrap();
+        let drop = s.worker_heartbeat("a", "i", &[ta, tb, 999], 500, 5).unwrap();
+        assert_eq!(drop, vec![tb, 999]);
+        assert_eq!(s.task(ta).unwrap().unwrap().lease_until_ms, Some(500));
+        assert_eq!(s.workers().unwrap()[0].last_seen_ms, 5);
+        // Another instance of the same name is not registered.
+        assert!(matches!(s.worker_heartbeat("a", "other", &[], 500, 6), Err(StoreError::UnknownWorker(_))));
+    }
+
+    #[test]
+    fn reports_reach_only_running_tasks_of_their_worker() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut s = store(tmp.path());
+        s.create_worker_token("a", "ha", "k", 1).unwrap();
+        s.register_worker("a", "i", "http://w", &caps(), 1).unwrap();
+        let n = s.create_sector(SectorSize::KiB2, true, 1).unwrap();
+        let t = s.start_task(n, TaskKind::Commit, Some("a"), Some(100), 1).unwrap();
+        assert!(matches!(s.report_task(t, "b", Ok(b"p"), 2), Err(StoreError::Conflict(_))));
+        s.report_task(t, "a", Ok(b"proof"), 2).unwrap();
+        let row = s.task(t).unwrap().unwrap();
+        assert_eq!((row.state, row.result_bytes), (TaskState::Reported, Some(5)));
+        assert_eq!(s.task_result(t).unwrap().unwrap(), b"proof");
+        // A second report of the same task is refused.
+        assert!(matches!(s.report_task(t, "a", Ok(b"again"), 3), Err(StoreError::Conflict(_))));
+        assert_eq!(s.open_tasks().unwrap().len(), 1);
+        s.finish_task(t, TaskState::Done, None, 4).unwrap();
+        assert!(s.open_tasks().unwrap().is_empty());
+    }
+
+    #[test]
+    fn restart_recovery_interrupts_local_tasks_and_renews_remote_ones() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (local, remote) = {
+            let mut s = store(tmp.path());
+            s.create_worker_token("a", "ha", "k", 1).unwrap();
+            s.register_worker("a", "i1", "http://w", &caps(), 1).unwrap();
+            let n = s.create_sector(SectorSize::KiB2, true, 1).unwrap();
+            (
+                s.start_task(n, TaskKind::PreCommit, None, None, 1).unwrap(),
+                s.start_task(n, TaskKind::Commit, Some("a"), Some(10), 1).unwrap(),
+            )
+        };
+        let mut s = store(tmp.path());
+        s.recover_tasks(9_000, 50).unwrap();
+        assert_eq!(s.task(local).unwrap().unwrap().state, TaskState::Interrupted);
+        let r = s.task(remote).unwrap().unwrap();
+        assert_eq!((r.state, r.lease_until_ms), (TaskState::Running, Some(9_000)));
+        // The same worker registering again keeps its task; a restarted one loses it.
+        assert!(s.register_worker("a", "i1", "http://w", &caps(), 60).unwrap().is_empty());
+        s.mark_worker_unhealthy("a", "bad proof").unwrap();
+        assert_eq!(s.register_worker("a", "i2", "http://w", &caps(), 70).unwrap(), vec![remote]);
+        assert_eq!(s.task(remote).unwrap().unwrap().state, TaskState::Expired);
+        assert_eq!(s.workers().unwrap()[0].unhealthy, None, "a restart clears the mark");
+    }
+}

@@ -1,0 +1,248 @@
+//! The daemon–worker protocol: message types, endpoints, limits and the
+//! token-derived secrets. Version [`PROTOCOL_VERSION`]; see `docs/protocol.md`.
+
+use proofs::SectorSize;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// The protocol version both sides must speak (sent at registration).
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// The daemon's endpoints for workers, under the API prefix.
+pub const DAEMON_WORKER_PATH: &str = "/worker";
+
+/// Largest task body a worker reads: a binary C1 output.
+pub const MAX_TASK_BYTES: usize = proofs::seal::c1::MAX_C1_BYTES as usize;
+
+/// Largest result body the daemon reads: a proof (192 bytes per partition).
+pub const MAX_RESULT_BYTES: usize = 64 * 1024;
+
+/// Task types a worker can take.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RemoteTask {
+    /// The Groth16 proof of a sector's C1 output.
+    C2,
+}
+
+impl RemoteTask {
+    /// Parses a task name as `--tasks` takes it.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        match s.trim() {
+            "c2" => Ok(Self::C2),
+            "c1" | "pc1" | "pc2" => Err(format!(
+                "task type {s:?} is not offered by kiln-worker yet (its sector files stay on the daemon); only c2 is"
+            )),
+            other => Err(format!("unknown task type {other:?} (known: c2)")),
+        }
+    }
+}
+
+/// Parameter files a worker holds, by sector size.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParamFile {
+    /// The sector size the parameters prove.
+    pub sector_size: SectorSize,
+    /// The `.params` file name.
+    pub file: String,
+}
+
+/// What a worker can run.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Capabilities {
+    /// Task types it takes.
+    pub tasks: Vec<RemoteTask>,
+    /// Tasks it runs at once.
+    pub slots: u32,
+    /// CPU cores.
+    pub cores: u32,
+    /// Memory in bytes.
+    pub memory_bytes: u64,
+    /// GPUs it sees (names).
+    pub gpus: Vec<String>,
+    /// Whether it was built with the `gpu` feature (CUDA proving).
+    pub gpu_build: bool,
+    /// Parameter files it holds.
+    pub params: Vec<ParamFile>,
+}
+
+impl Capabilities {
+    /// Whether it can prove C2 for `size`.
+    pub fn proves(&self, size: SectorSize) -> bool {
+        self.tasks.contains(&RemoteTask::C2) && self.params.iter().any(|p| p.sector_size == size)
+    }
+}
+
+/// `POST /v0/worker/register`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterRequest {
+    /// [`PROTOCOL_VERSION`] of the worker.
+    pub protocol: u32,
+    /// The worker process's random id.
+    pub instance: String,
+    /// Where its task API listens (`http://host:port`).
+    pub url: String,
+    /// The worker's build (`kiln-worker --version`).
+    pub version: String,
+    /// What it can run.
+    pub capabilities: Capabilities,
+}
+
+/// The daemon's answer to a registration.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegisterResponse {
+    /// The name the worker's token carries.
+    pub name: String,
+    /// The daemon process's random id; a change means it restarted.
+    pub daemon_instance: String,
+    /// How often to heartbeat (ms).
+    pub heartbeat_ms: u64,
+    /// A task's lease: it runs elsewhere if not renewed for this long (ms).
+    pub lease_ms: u64,
+}
+
+/// `POST /v0/worker/heartbeat`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeartbeatRequest {
+    /// The worker process's id (as registered).
+    pub instance: String,
+    /// Tasks it is running or has results of not yet delivered.
+    pub running: Vec<u64>,
+}
+
+/// The daemon's answer to a heartbeat.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeartbeatResponse {
+    /// The daemon process's id.
+    pub daemon_instance: String,
+    /// Tasks of `running` the worker should drop (cancelled or no longer its own).
+    pub drop: Vec<u64>,
+}
+
+/// `POST /v0/worker/tasks/{id}/failure`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaskFailure {
+    /// Why the task failed.
+    pub message: String,
+}
+
+/// A worker's task as its info shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkerTask {
+    /// Task id (the daemon's).
+    pub id: u64,
+    /// The sector.
+    pub sector: u64,
+    /// `proving`, `reporting` or `cancelled`.
+    pub state: String,
+    /// When it was accepted (ms since the epoch).
+    pub accepted_ms: i64,
+}
+
+/// `GET /v0/info` on a worker.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkerInfo {
+    /// [`PROTOCOL_VERSION`].
+    pub protocol: u32,
+    /// The worker's build.
+    pub version: String,
+    /// Its process id for the daemon.
+    pub instance: String,
+    /// Its daemon.
+    pub miner: String,
+    /// Whether the daemon has accepted its registration.
+    pub registered: bool,
+    /// What it can run.
+    pub capabilities: Capabilities,
+    /// Tasks it holds.
+    pub tasks: Vec<WorkerTask>,
+}
+
+/// The answer to a task a worker accepted.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskAccepted {
+    /// The task id.
+    pub id: u64,
+}
+
+/// Makes a new worker token: 32 random bytes, hex, after a recognisable prefix.
+pub fn new_worker_token() -> String {
+    format!("kiln-worker-{}", hex::encode(rand::random::<[u8; 32]>()))
+}
+
+/// What the daemon stores to recognise a worker token (never the token).
+pub fn token_hash(token: &str) -> String {
+    derive("kiln worker token v1", token)
+}
+
+/// The key the daemon presents to a worker's task API. Both sides derive it
+/// from the worker's token, so nothing else has to be exchanged, and a
+/// stolen daemon database yields no token that passes as the worker.
+pub fn dispatch_key(token: &str) -> String {
+    derive("kiln dispatch key v1", token)
+}
+
+fn derive(domain: &str, token: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(domain.as_bytes());
+    h.update([0]);
+    h.update(token.trim().as_bytes());
+    hex::encode(h.finalize())
+}
+
+/// A worker name: 1 to 64 of `A-Z a-z 0-9 - _ .`.
+pub fn check_worker_name(name: &str) -> Result<(), String> {
+    let ok = (1..=64).contains(&name.len())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("worker name {name:?} must be 1 to 64 characters of A-Z, a-z, 0-9, '-', '_' or '.'"))
+    }
+}
+
+/// Constant-time comparison, so a secret cannot be guessed byte by byte from timings.
+pub fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn derived_secrets_differ_from_each_other_and_from_the_token() {
+        let t = new_worker_token();
+        assert!(t.starts_with("kiln-worker-") && t.len() == 12 + 64);
+        assert_ne!(token_hash(&t), dispatch_key(&t));
+        assert_ne!(token_hash(&t), token_hash(&new_worker_token()));
+        assert_eq!(dispatch_key(&t), dispatch_key(&format!(" {t}\n")), "surrounding whitespace is ignored");
+        assert!(!token_hash(&t).contains(&t[12..]));
+    }
+
+    #[test]
+    fn names_and_task_types_are_checked() {
+        assert!(check_worker_name("gpu-box_1.a").is_ok());
+        for bad in ["", "a b", "x/y", &"n".repeat(65)] {
+            assert!(check_worker_name(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(RemoteTask::parse("c2"), Ok(RemoteTask::C2));
+        assert!(RemoteTask::parse("pc2").unwrap_err().contains("not offered"));
+        assert!(RemoteTask::parse("c9").unwrap_err().contains("unknown task type"));
+    }
+
+    #[test]
+    fn a_worker_proves_only_sizes_it_holds_parameters_for() {
+        let caps = Capabilities {
+            tasks: vec![RemoteTask::C2],
+            params: vec![ParamFile { sector_size: SectorSize::KiB2, file: "x.params".into() }],
+            ..Default::default()
+        };
+        assert!(caps.proves(SectorSize::KiB2));
+        assert!(!caps.proves(SectorSize::GiB32));
+        assert!(!Capabilities { tasks: vec![], ..caps }.proves(SectorSize::KiB2));
+    }
+}

@@ -1,0 +1,150 @@
+//! Which worker gets a C2 task: the scheduler's pure decisions, separate from
+//! the driver that acts on them.
+
+use crate::store::{TaskRow, WorkerRow};
+use proofs::SectorSize;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+
+/// A worker as the scheduler sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WorkerState {
+    /// Heartbeating and healthy: it gets tasks while it has free slots.
+    Online,
+    /// No heartbeat within a lease.
+    Offline,
+    /// It returned a proof that did not verify; no tasks until it restarts.
+    Unhealthy,
+    /// Its token was revoked.
+    Revoked,
+}
+
+/// `w`'s state at `now_ms`, given the lease length.
+pub fn worker_state(w: &WorkerRow, now_ms: i64, lease_ms: u64) -> WorkerState {
+    if w.revoked {
+        WorkerState::Revoked
+    } else if w.unhealthy.is_some() {
+        WorkerState::Unhealthy
+    } else if now_ms.saturating_sub(w.last_seen_ms) > lease_ms as i64 {
+        WorkerState::Offline
+    } else {
+        WorkerState::Online
+    }
+}
+
+/// Open tasks per worker.
+pub fn load(open: &[TaskRow]) -> HashMap<&str, u32> {
+    let mut out = HashMap::new();
+    for t in open {
+        if let Some(w) = t.worker.as_deref() {
+            *out.entry(w).or_default() += 1;
+        }
+    }
+    out
+}
+
+/// The worker a C2 of a `size` sector goes to: online, holding the size's
+/// parameters, with a free slot, and not in `backoff` (a failed dispatch)
+/// until then; the least loaded first (by share of slots in use), then by
+/// name. None: no worker is free, and the task runs locally if the local
+/// limit allows.
+pub fn pick_worker<'a>(
+    workers: &'a [WorkerRow],
+    open: &[TaskRow],
+    size: SectorSize,
+    now_ms: i64,
+    lease_ms: u64,
+    backoff: &HashMap<String, i64>,
+) -> Option<&'a WorkerRow> {
+    let load = load(open);
+    workers
+        .iter()
+        .filter(|w| worker_state(w, now_ms, lease_ms) == WorkerState::Online)
+        .filter(|w| w.capabilities.proves(size))
+        .filter(|w| backoff.get(&w.name).is_none_or(|&until| now_ms >= until))
+        .filter(|w| load.get(w.name.as_str()).copied().unwrap_or(0) < w.capabilities.slots)
+        .min_by(|a, b| {
+            let share = |w: &WorkerRow| {
+                f64::from(load.get(w.name.as_str()).copied().unwrap_or(0)) / f64::from(w.capabilities.slots)
+            };
+            share(a).total_cmp(&share(b)).then_with(|| a.name.cmp(&b.name))
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{TaskKind, TaskState};
+    use crate::workers::protocol::{Capabilities, ParamFile, RemoteTask};
+
+    fn worker(name: &str, slots: u32, last_seen_ms: i64) -> WorkerRow {
+        WorkerRow {
+            name: name.into(),
+            instance: "i".into(),
+            url: "http://w".into(),
+            capabilities: Capabilities {
+                tasks: vec![RemoteTask::C2],
+                slots,
+                params: vec![ParamFile { sector_size: SectorSize::KiB2, file: "p".into() }],
+                ..Default::default()
+            },
+            registered_ms: 0,
+            last_seen_ms,
+            unhealthy: None,
+            revoked: false,
+        }
+    }
+
+    fn task(id: u64, worker: &str) -> TaskRow {
+        TaskRow {
+            id,
+            sector: id,
+            kind: TaskKind::Commit,
+            worker: Some(worker.into()),
+            state: TaskState::Running,
+            created_ms: 0,
+            updated_ms: 0,
+            lease_until_ms: Some(10_000),
+            error: None,
+            result_bytes: None,
+        }
+    }
+
+    fn pick(workers: &[WorkerRow], open: &[TaskRow], size: SectorSize) -> Option<String> {
+        pick_worker(workers, open, size, 1_000, 5_000, &HashMap::new()).map(|w| w.name.clone())
+    }
+
+    #[test]
+    fn the_least_loaded_free_worker_is_chosen() {
+        let ws = [worker("a", 1, 900), worker("b", 2, 900)];
+        assert_eq!(pick(&ws, &[], SectorSize::KiB2).as_deref(), Some("a"));
+        assert_eq!(pick(&ws, &[task(1, "a")], SectorSize::KiB2).as_deref(), Some("b"));
+        assert_eq!(pick(&ws, &[task(1, "b")], SectorSize::KiB2).as_deref(), Some("a"));
+        assert_eq!(pick(&ws, &[task(1, "a"), task(2, "b")], SectorSize::KiB2).as_deref(), Some("b"));
+        assert_eq!(pick(&ws, &[task(1, "a"), task(2, "b"), task(3, "b")], SectorSize::KiB2), None);
+    }
+
+    #[test]
+    fn offline_unhealthy_revoked_backed_off_or_unequipped_workers_get_nothing() {
+        let mut offline = worker("a", 1, -10_000);
+        assert_eq!(worker_state(&offline, 1_000, 5_000), WorkerState::Offline);
+        offline.last_seen_ms = 900;
+        let online = offline.clone();
+        assert_eq!(pick(std::slice::from_ref(&online), &[], SectorSize::GiB32), None, "no 32GiB parameters");
+
+        let mut sick = online.clone();
+        sick.unhealthy = Some("bad proof".into());
+        let mut revoked = online.clone();
+        revoked.revoked = true;
+        assert_eq!(worker_state(&sick, 1_000, 5_000), WorkerState::Unhealthy);
+        assert_eq!(worker_state(&revoked, 1_000, 5_000), WorkerState::Revoked);
+        assert_eq!(pick(&[sick, revoked], &[], SectorSize::KiB2), None);
+
+        let backoff = HashMap::from([("a".to_string(), 2_000)]);
+        assert!(pick_worker(std::slice::from_ref(&online), &[], SectorSize::KiB2, 1_000, 5_000, &backoff)
+            .is_none());
+        assert!(pick_worker(std::slice::from_ref(&online), &[], SectorSize::KiB2, 2_000, 5_000, &backoff)
+            .is_some());
+    }
+}

@@ -1,0 +1,94 @@
+//! The worker's calls to its daemon: register, heartbeat, report.
+
+use sealing::api::{ApiErrorBody, API_PREFIX};
+use sealing::workers::protocol::{
+    HeartbeatRequest, HeartbeatResponse, RegisterRequest, RegisterResponse, TaskFailure, DAEMON_WORKER_PATH,
+};
+use serde::de::DeserializeOwned;
+use std::time::Duration;
+
+/// A failed call to the daemon.
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    /// No answer (the daemon is down or restarting): try again later.
+    #[error("cannot reach the daemon: {0}")]
+    Unreachable(String),
+    /// The daemon answered with an error.
+    #[error("the daemon refused: {message} ({kind}, HTTP {status})")]
+    Refused {
+        /// HTTP status.
+        status: u16,
+        /// Error kind.
+        kind: String,
+        /// The daemon's message.
+        message: String,
+    },
+}
+
+/// A client of one daemon's worker endpoints.
+pub struct Link {
+    base: String,
+    token: String,
+    agent: ureq::Agent,
+}
+
+impl Link {
+    /// A link to the daemon at `miner` (`http://host:port`) with worker token `token`.
+    pub fn new(miner: &str, token: &str) -> Self {
+        Self {
+            base: format!("{}{API_PREFIX}{DAEMON_WORKER_PATH}", miner.trim_end_matches('/')),
+            token: token.trim().to_string(),
+            agent: ureq::AgentBuilder::new().timeout(Duration::from_secs(30)).build(),
+        }
+    }
+
+    fn call<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: Result<serde_json::Value, &[u8]>,
+    ) -> Result<T, LinkError> {
+        let request = self
+            .agent
+            .post(&format!("{}{path}", self.base))
+            .set("Authorization", &format!("Bearer {}", self.token));
+        let answer = match body {
+            Ok(json) => request.send_json(json),
+            Err(bytes) => request.set("Content-Type", "application/octet-stream").send_bytes(bytes),
+        };
+        match answer {
+            Ok(r) => r.into_json().map_err(|e| LinkError::Unreachable(format!("unreadable answer: {e}"))),
+            Err(ureq::Error::Status(status, r)) => {
+                let text = r.into_string().unwrap_or_default();
+                let body: ApiErrorBody = serde_json::from_str(&text)
+                    .unwrap_or(ApiErrorBody { kind: "unknown".into(), message: text });
+                Err(LinkError::Refused { status, kind: body.kind, message: body.message })
+            }
+            Err(e) => Err(LinkError::Unreachable(e.to_string())),
+        }
+    }
+
+    /// Registers (or registers again).
+    pub fn register(&self, req: &RegisterRequest) -> Result<RegisterResponse, LinkError> {
+        self.call("/register", Ok(serde_json::to_value(req).expect("serialises")))
+    }
+
+    /// Heartbeats with the tasks held.
+    pub fn heartbeat(&self, req: &HeartbeatRequest) -> Result<HeartbeatResponse, LinkError> {
+        self.call("/heartbeat", Ok(serde_json::to_value(req).expect("serialises")))
+    }
+
+    /// Delivers task `id`'s proof.
+    pub fn report_proof(&self, id: u64, proof: &[u8]) -> Result<(), LinkError> {
+        self.call::<serde_json::Value>(&format!("/tasks/{id}/result"), Err(proof)).map(drop)
+    }
+
+    /// Reports that task `id` failed.
+    pub fn report_failure(&self, id: u64, message: &str) -> Result<(), LinkError> {
+        let body = TaskFailure { message: message.to_string() };
+        self.call::<serde_json::Value>(
+            &format!("/tasks/{id}/failure"),
+            Ok(serde_json::to_value(body).expect("serialises")),
+        )
+        .map(drop)
+    }
+}

@@ -1,0 +1,61 @@
+//! What this machine offers: cores, memory, GPUs and Groth16 parameter files.
+
+use proofs::snark::params::PorepParams;
+use proofs::SectorSize;
+use sealing::workers::protocol::{Capabilities, ParamFile, RemoteTask};
+use std::path::Path;
+
+/// The capabilities a worker with `tasks` and `slots` reports, read from this machine.
+pub fn capabilities(tasks: &[RemoteTask], slots: u32, param_dir: &Path) -> Capabilities {
+    Capabilities {
+        tasks: tasks.to_vec(),
+        slots,
+        cores: std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
+        memory_bytes: memory_bytes().unwrap_or(0),
+        gpus: gpus(),
+        gpu_build: cfg!(feature = "gpu"),
+        params: params(param_dir),
+    }
+}
+
+/// Sector sizes whose PoRep parameters (`.params` and `.vk`) are in `dir`.
+pub fn params(dir: &Path) -> Vec<ParamFile> {
+    SectorSize::ALL
+        .into_iter()
+        .map(|size| PorepParams::new(dir, size))
+        .filter(PorepParams::exist)
+        .map(|p| ParamFile {
+            sector_size: p.sector_size(),
+            file: p.params_path().file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+        })
+        .collect()
+}
+
+fn memory_bytes() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let kib: u64 = info
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kib * 1024)
+}
+
+/// NVIDIA GPUs as `nvidia-smi` names them; none where it is absent.
+fn gpus() -> Vec<String> {
+    let out = std::process::Command::new("nvidia-smi")
+        .args(["--query-gpu=name,memory.total", "--format=csv,noheader"])
+        .output();
+    match out {
+        Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(String::from)
+            .collect(),
+        _ => Vec::new(),
+    }
+}

@@ -1,0 +1,314 @@
+//! The worker's state: its registration with the daemon, the tasks it holds,
+//! and the threads that prove them and deliver the results.
+
+use crate::link::{Link, LinkError};
+use proofs::seal::c1::C1Output;
+use proofs::snark::params::PorepParams;
+use sealing::pipeline::engine::{LocalEngine, ProofEngine};
+use sealing::pipeline::now_ms;
+use sealing::workers::protocol::{
+    Capabilities, HeartbeatRequest, RegisterRequest, WorkerInfo, WorkerTask, PROTOCOL_VERSION,
+};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tracing::{info, info_span, warn};
+
+/// Set to `corrupt-proof` to flip a bit of every proof before it is reported
+/// (fault injection for tests of the daemon's verification).
+pub const FAULT_ENV: &str = "KILN_WORKER_FAULT";
+
+/// Why a task was not taken.
+#[derive(Debug, thiserror::Error)]
+pub enum TaskRefused {
+    /// The body is not a valid C1 output.
+    #[error("{0}")]
+    Invalid(String),
+    /// This worker lacks what the task needs.
+    #[error("{0}")]
+    Precondition(String),
+    /// Every slot is taken.
+    #[error("all {0} slot(s) are busy")]
+    Busy(u32),
+    /// The task id is already held.
+    #[error("task {0} is already held by this worker")]
+    Duplicate(u64),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stage {
+    Proving,
+    Reporting,
+}
+
+struct Held {
+    sector: u64,
+    stage: Stage,
+    accepted_ms: i64,
+    cancelled: Arc<AtomicBool>,
+}
+
+/// Settings of a worker process.
+pub struct NodeConfig {
+    /// The daemon's API URL.
+    pub miner: String,
+    /// This worker's token.
+    pub token: String,
+    /// The URL the daemon reaches this worker at.
+    pub url: String,
+    /// Groth16 parameters.
+    pub param_dir: PathBuf,
+    /// What it offers.
+    pub capabilities: Capabilities,
+}
+
+/// A worker process.
+pub struct Node {
+    config: NodeConfig,
+    instance: String,
+    link: Link,
+    engine: LocalEngine,
+    tasks: Mutex<HashMap<u64, Held>>,
+    registered: AtomicBool,
+    corrupt_proofs: bool,
+}
+
+impl Node {
+    /// A worker with a fresh instance id.
+    pub fn new(config: NodeConfig) -> Self {
+        let engine = LocalEngine {
+            param_dir: config.param_dir.clone(),
+            parent_cache_dir: config.param_dir.clone(),
+            labeling: Default::default(),
+        };
+        let corrupt_proofs = std::env::var(FAULT_ENV).is_ok_and(|v| v == "corrupt-proof");
+        if corrupt_proofs {
+            warn!("fault injection: every proof will be corrupted before it is reported");
+        }
+        Self {
+            link: Link::new(&config.miner, &config.token),
+            instance: hex::encode(rand::random::<[u8; 8]>()),
+            engine,
+            config,
+            tasks: Mutex::new(HashMap::new()),
+            registered: AtomicBool::new(false),
+            corrupt_proofs,
+        }
+    }
+
+    fn held(&self) -> MutexGuard<'_, HashMap<u64, Held>> {
+        self.tasks.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// What `GET /v0/info` shows.
+    pub fn info(&self) -> WorkerInfo {
+        let mut tasks: Vec<WorkerTask> = self
+            .held()
+            .iter()
+            .map(|(&id, h)| WorkerTask {
+                id,
+                sector: h.sector,
+                state: match (h.stage, h.cancelled.load(Ordering::Relaxed)) {
+                    (_, true) => "cancelled",
+                    (Stage::Proving, false) => "proving",
+                    (Stage::Reporting, false) => "reporting",
+                }
+                .into(),
+                accepted_ms: h.accepted_ms,
+            })
+            .collect();
+        tasks.sort_by_key(|t| t.id);
+        WorkerInfo {
+            protocol: PROTOCOL_VERSION,
+            version: env!("CARGO_PKG_VERSION").into(),
+            instance: self.instance.clone(),
+            miner: self.config.miner.clone(),
+            registered: self.registered.load(Ordering::Relaxed),
+            capabilities: self.config.capabilities.clone(),
+            tasks,
+        }
+    }
+
+    /// Checks a C2 task and starts proving it on its own thread.
+    pub fn accept_c2(self: &Arc<Self>, id: u64, body: &[u8]) -> Result<(), TaskRefused> {
+        let c1 = C1Output::decode(body).map_err(|e| TaskRefused::Invalid(format!("C1 output: {e}")))?;
+        c1.validate().map_err(|e| TaskRefused::Invalid(format!("C1 output: {e}")))?;
+        let size = c1.identity.sector_size;
+        let params = PorepParams::new(&self.config.param_dir, size);
+        if !params.exist() {
+            return Err(TaskRefused::Precondition(format!(
+                "no {} parameters in {} (expected {})",
+                serde_json::to_value(size)
+                    .ok()
+                    .and_then(|v| v.as_str().map(String::from))
+                    .unwrap_or_default(),
+                self.config.param_dir.display(),
+                params.params_path().display()
+            )));
+        }
+        let cancelled = Arc::new(AtomicBool::new(false));
+        {
+            let mut held = self.held();
+            if held.contains_key(&id) {
+                return Err(TaskRefused::Duplicate(id));
+            }
+            let slots = self.config.capabilities.slots;
+            if held.values().filter(|h| h.stage == Stage::Proving).count() >= slots as usize {
+                return Err(TaskRefused::Busy(slots));
+            }
+            let entry = Held {
+                sector: c1.identity.sector_id,
+                stage: Stage::Proving,
+                accepted_ms: now_ms(),
+                cancelled: cancelled.clone(),
+            };
+            held.insert(id, entry);
+        }
+        let node = self.clone();
+        let body = body.to_vec();
+        let span = info_span!("task", id, sector = c1.identity.sector_id, kind = "c2");
+        std::thread::Builder::new()
+            .name(format!("c2-task-{id}"))
+            .spawn(move || {
+                let _g = span.enter();
+                node.prove_and_report(id, &body, &cancelled);
+            })
+            .map_err(|e| {
+                self.held().remove(&id);
+                TaskRefused::Precondition(format!("cannot start a task thread: {e}"))
+            })?;
+        Ok(())
+    }
+
+    fn prove_and_report(&self, id: u64, c1: &[u8], cancelled: &AtomicBool) {
+        info!("C2 started");
+        let result = self.engine.c2(c1).map(|mut proof| {
+            if self.corrupt_proofs {
+                let i = proof.len() / 2;
+                proof[i] ^= 0x01;
+            }
+            proof
+        });
+        match &result {
+            Ok(p) => info!(bytes = p.len(), "C2 finished"),
+            Err(e) => warn!(error = %e, "C2 failed"),
+        }
+        if let Some(h) = self.held().get_mut(&id) {
+            h.stage = Stage::Reporting;
+        }
+        // Deliver until the daemon takes it or says it is no longer wanted;
+        // the daemon may be restarting, and the heartbeat keeps the lease alive.
+        let mut wait = Duration::from_millis(200);
+        while !cancelled.load(Ordering::Relaxed) {
+            let sent = match &result {
+                Ok(proof) => self.link.report_proof(id, proof),
+                Err(e) => self.link.report_failure(id, &e.to_string()),
+            };
+            match sent {
+                Ok(()) => {
+                    info!("result delivered");
+                    break;
+                }
+                Err(LinkError::Unreachable(e)) => {
+                    warn!(error = %e, "cannot deliver the result yet; retrying");
+                    std::thread::sleep(wait);
+                    wait = (wait * 2).min(Duration::from_secs(5));
+                }
+                Err(e) => {
+                    warn!(error = %e, "the daemon does not want this result; dropped");
+                    break;
+                }
+            }
+        }
+        self.held().remove(&id);
+    }
+
+    /// Drops task `id`: its result will not be delivered (a running proof
+    /// cannot be interrupted, but its slot's result is thrown away).
+    pub fn cancel(&self, id: u64) -> bool {
+        match self.held().get(&id) {
+            Some(h) => {
+                h.cancelled.store(true, Ordering::Relaxed);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn register(&self) -> Result<u64, LinkError> {
+        let req = RegisterRequest {
+            protocol: PROTOCOL_VERSION,
+            instance: self.instance.clone(),
+            url: self.config.url.clone(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            capabilities: self.config.capabilities.clone(),
+        };
+        let r = self.link.register(&req)?;
+        info!(name = %r.name, daemon = %r.daemon_instance, heartbeat_ms = r.heartbeat_ms, "registered with the daemon");
+        self.registered.store(true, Ordering::Relaxed);
+        Ok(r.heartbeat_ms)
+    }
+
+    /// Registers, then heartbeats until `stop`; registers again when the daemon
+    /// forgets this worker or restarts.
+    pub fn run_link(&self, stop: &AtomicBool) {
+        let mut heartbeat = Duration::from_secs(2);
+        let mut daemon: Option<String> = None;
+        let mut last_problem = String::new();
+        while !stop.load(Ordering::Relaxed) {
+            if !self.registered.load(Ordering::Relaxed) {
+                match self.register() {
+                    Ok(ms) => {
+                        heartbeat = Duration::from_millis(ms.max(100));
+                        last_problem.clear();
+                    }
+                    Err(e) => {
+                        let text = e.to_string();
+                        if text != last_problem {
+                            warn!(error = %text, "cannot register; retrying");
+                            last_problem = text;
+                        }
+                        std::thread::sleep(Duration::from_secs(1));
+                        continue;
+                    }
+                }
+            }
+            let running: Vec<u64> = self.held().keys().copied().collect();
+            match self.link.heartbeat(&HeartbeatRequest { instance: self.instance.clone(), running }) {
+                Ok(r) => {
+                    last_problem.clear();
+                    for id in r.drop {
+                        if self.cancel(id) {
+                            warn!(task = id, "the daemon dropped this task; its result will be discarded");
+                        }
+                    }
+                    if daemon.as_ref().is_some_and(|d| *d != r.daemon_instance) {
+                        info!("the daemon restarted; registering again");
+                        self.registered.store(false, Ordering::Relaxed);
+                    }
+                    daemon = Some(r.daemon_instance);
+                }
+                Err(LinkError::Refused { kind, .. }) if kind == "not_registered" => {
+                    info!("the daemon does not know this worker; registering again");
+                    self.registered.store(false, Ordering::Relaxed);
+                    continue;
+                }
+                Err(e) => {
+                    let text = e.to_string();
+                    if text != last_problem {
+                        warn!(error = %text, "heartbeat failed; retrying");
+                        last_problem = text;
+                    }
+                }
+            }
+            std::thread::sleep(heartbeat);
+        }
+    }
+
+    /// The dispatch key the daemon must present.
+    pub fn dispatch_key(&self) -> String {
+        sealing::workers::protocol::dispatch_key(&self.config.token)
+    }
+}

@@ -1,0 +1,128 @@
+//! The worker's task API (axum): what the daemon calls, authenticated with the
+//! dispatch key derived from this worker's token.
+//!
+//! | method | path | body | answer |
+//! |---|---|---|---|
+//! | GET | `/v0/info` | | `WorkerInfo` |
+//! | POST | `/v0/tasks/{id}/c2` | binary C1 output | 202 `TaskAccepted` |
+//! | DELETE | `/v0/tasks/{id}` | | `{}` |
+
+use crate::node::{Node, TaskRefused};
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Path as UrlPath, Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use sealing::api::{ApiErrorBody, API_PREFIX};
+use sealing::workers::protocol::{same_secret, TaskAccepted, WorkerInfo, MAX_TASK_BYTES};
+use std::sync::Arc;
+
+struct Ctx {
+    node: Arc<Node>,
+    key: String,
+}
+
+struct Failure(StatusCode, &'static str, String);
+
+impl IntoResponse for Failure {
+    fn into_response(self) -> Response {
+        (self.0, Json(ApiErrorBody { kind: self.1.into(), message: self.2 })).into_response()
+    }
+}
+
+/// The worker's routes.
+pub fn router(node: Arc<Node>) -> Router {
+    let key = node.dispatch_key();
+    let ctx = Arc::new(Ctx { node, key });
+    let api = Router::new()
+        .route("/info", get(info))
+        .route("/tasks/:id/c2", post(take_c2))
+        .route("/tasks/:id", delete(cancel))
+        .layer(middleware::from_fn_with_state(ctx.clone(), authenticate))
+        .layer(DefaultBodyLimit::max(MAX_TASK_BYTES))
+        .with_state(ctx);
+    Router::new()
+        .nest(API_PREFIX, api)
+        .fallback(|| async { Failure(StatusCode::NOT_FOUND, "not_found", "no such endpoint".into()) })
+}
+
+async fn authenticate(State(ctx): State<Arc<Ctx>>, request: Request, next: Next) -> Response {
+    let given = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    match given {
+        Some(k) if same_secret(k.as_bytes(), ctx.key.as_bytes()) => next.run(request).await,
+        Some(_) => Failure(StatusCode::UNAUTHORIZED, "unauthenticated", "invalid dispatch key".into())
+            .into_response(),
+        None => Failure(
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+            "missing `Authorization: Bearer <dispatch key>` (derived from this worker's token)".into(),
+        )
+        .into_response(),
+    }
+}
+
+async fn info(State(ctx): State<Arc<Ctx>>) -> Json<WorkerInfo> {
+    Json(ctx.node.info())
+}
+
+fn task_id(raw: &str) -> Result<u64, Failure> {
+    raw.parse().map_err(|_| {
+        Failure(
+            StatusCode::BAD_REQUEST,
+            "invalid_argument",
+            format!("task id {raw:?} is not a non-negative integer"),
+        )
+    })
+}
+
+async fn take_c2(
+    State(ctx): State<Arc<Ctx>>,
+    UrlPath(id): UrlPath<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<TaskAccepted>), Failure> {
+    let id = task_id(&id)?;
+    let body = body.map_err(|e| {
+        let kind = if e.status() == StatusCode::PAYLOAD_TOO_LARGE { "too_large" } else { "invalid_argument" };
+        Failure(e.status(), kind, e.body_text())
+    })?;
+    let node = ctx.node.clone();
+    // Decoding and validating a large C1 output takes a while: off the async threads.
+    let accepted = tokio::task::spawn_blocking(move || node.accept_c2(id, &body))
+        .await
+        .map_err(|e| Failure(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
+    match accepted {
+        Ok(()) => {
+            tracing::info!(task = id, "C2 task accepted");
+            Ok((StatusCode::ACCEPTED, Json(TaskAccepted { id })))
+        }
+        Err(e) => {
+            let (status, kind) = match e {
+                TaskRefused::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid_argument"),
+                TaskRefused::Precondition(_) => (StatusCode::UNPROCESSABLE_ENTITY, "failed_precondition"),
+                TaskRefused::Busy(_) => (StatusCode::TOO_MANY_REQUESTS, "busy"),
+                TaskRefused::Duplicate(_) => (StatusCode::CONFLICT, "conflict"),
+            };
+            tracing::warn!(task = id, error = %e, "task refused");
+            Err(Failure(status, kind, e.to_string()))
+        }
+    }
+}
+
+async fn cancel(
+    State(ctx): State<Arc<Ctx>>,
+    UrlPath(id): UrlPath<String>,
+) -> Result<Json<serde_json::Value>, Failure> {
+    let id = task_id(&id)?;
+    if ctx.node.cancel(id) {
+        Ok(Json(serde_json::json!({})))
+    } else {
+        Err(Failure(StatusCode::NOT_FOUND, "not_found", format!("task {id} is not held by this worker")))
+    }
+}
