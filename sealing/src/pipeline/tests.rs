@@ -71,6 +71,15 @@ struct Rig {
 }
 
 fn rig(max_attempts: u32, chain_rejects: u32, packing_wait_ms: u64) -> Rig {
+    rig_with(max_attempts, chain_rejects, packing_wait_ms, |_| {})
+}
+
+fn rig_with(
+    max_attempts: u32,
+    chain_rejects: u32,
+    packing_wait_ms: u64,
+    tweak: impl FnOnce(&mut PipelineConfig),
+) -> Rig {
     let tmp = tempfile::tempdir().unwrap();
     let retry = RetryPolicy {
         max_attempts,
@@ -93,6 +102,8 @@ fn rig(max_attempts: u32, chain_rejects: u32, packing_wait_ms: u64) -> Rig {
         tick: Duration::from_millis(2),
         workers: crate::config::WorkersConfig::default(),
     };
+    let mut config = config;
+    tweak(&mut config);
     let engine = Arc::new(FakeEngine::default());
     let local = Box::new(FakeVerifier { reject_first: Arc::new(AtomicU32::new(0)) });
     let pipeline = Pipeline::new(ledger.clone(), engine.clone(), local, config.clone());
@@ -300,4 +311,181 @@ fn piece_copies_left_by_a_crash_are_cleaned_up() {
     std::fs::write(&orphan, b"copied, never recorded").unwrap();
     assert_eq!(remove_orphan_copies(&r.ledger, &r.config).unwrap(), 1);
     assert!(kept.exists() && !orphan.exists());
+}
+
+mod remote {
+    //! The scheduler's side of remote workers, with the test playing the worker.
+    use super::*;
+    use crate::store::{TaskKind, TaskRow, TaskState};
+    use crate::workers::dispatch::Dispatcher;
+    use crate::workers::protocol::{self as wire, Capabilities, ParamFile, RemoteTask};
+
+    const TOKEN: &str = "kiln-worker-test";
+
+    /// Takes every task and remembers it (or refuses all when `refuse`).
+    #[derive(Default)]
+    struct FakeDispatcher {
+        sent: Mutex<Vec<u64>>,
+        refuse: AtomicBool,
+    }
+
+    impl Dispatcher for FakeDispatcher {
+        fn send_c2(&self, _: &str, key: &str, task: u64, c1: &[u8]) -> Result<(), String> {
+            assert_eq!(key, wire::dispatch_key(TOKEN), "the daemon presents the worker's dispatch key");
+            assert!(!c1.is_empty());
+            if self.refuse.load(Ordering::SeqCst) {
+                return Err("connection refused".into());
+            }
+            self.sent.lock().unwrap().push(task);
+            Ok(())
+        }
+    }
+
+    fn remote_rig(lease_ms: u64, local_commits: usize) -> (Rig, Arc<FakeDispatcher>) {
+        let mut r = rig_with(3, 0, 60_000, |c| {
+            c.workers =
+                crate::config::WorkersConfig { heartbeat_ms: 10, lease_ms, dispatch_timeout_ms: 1_000 };
+            c.limits.commit = local_commits;
+        });
+        let dispatcher = Arc::new(FakeDispatcher::default());
+        r.pipeline = std::mem::replace(
+            &mut r.pipeline,
+            Pipeline::new(
+                r.ledger.clone(),
+                r.engine.clone(),
+                Box::new(FakeVerifier { reject_first: Arc::default() }),
+                r.config.clone(),
+            ),
+        )
+        .with_dispatcher(dispatcher.clone());
+        let caps = Capabilities {
+            tasks: vec![RemoteTask::C2],
+            slots: 1,
+            params: vec![ParamFile { sector_size: SectorSize::KiB2, file: "p.params".into() }],
+            ..Default::default()
+        };
+        let mut l = lock(&r.ledger);
+        l.store
+            .create_worker_token("w", &wire::token_hash(TOKEN), &wire::dispatch_key(TOKEN), now_ms())
+            .unwrap();
+        l.store.register_worker("w", "i", "http://w", &caps, now_ms()).unwrap();
+        drop(l);
+        (r, dispatcher)
+    }
+
+    impl Rig {
+        /// Ticks as the worker would act: heartbeats while `alive`, and
+        /// reports `proof` for each task it was sent.
+        fn drive_with_worker(
+            &mut self,
+            d: &FakeDispatcher,
+            n: u64,
+            state: SectorState,
+            alive: bool,
+            proof: &[u8],
+        ) {
+            let start = Instant::now();
+            let mut reported = Vec::new();
+            while self.state(n) != state {
+                assert!(start.elapsed() < Duration::from_secs(10), "sector {n} stuck in {}", self.state(n));
+                self.pipeline.tick();
+                if alive {
+                    let sent = d.sent.lock().unwrap().clone();
+                    let mut l = lock(&self.ledger);
+                    l.store.worker_heartbeat("w", "i", &sent, now_ms() + 60_000, now_ms()).unwrap();
+                    for id in sent {
+                        if !reported.contains(&id) {
+                            l.store.report_task(id, "w", Ok(proof), now_ms()).unwrap();
+                            reported.push(id);
+                        }
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        }
+
+        fn commit_tasks(&self, n: u64) -> Vec<TaskRow> {
+            let tasks = lock(&self.ledger).store.tasks(Some(n)).unwrap();
+            tasks.into_iter().filter(|t| t.kind == TaskKind::Commit).collect()
+        }
+    }
+
+    fn summary(tasks: &[TaskRow]) -> Vec<(Option<&str>, TaskState)> {
+        tasks.iter().map(|t| (t.worker.as_deref(), t.state)).collect()
+    }
+
+    #[test]
+    fn a_free_worker_gets_the_c2_and_its_verified_proof_is_accepted() {
+        let (mut r, d) = remote_rig(60_000, 1);
+        pledge(&r.ledger, &r.config, 1, now_ms()).unwrap();
+        r.drive_with_worker(&d, 1, SectorState::Proving, true, GOOD);
+        assert_eq!(r.engine.commits.load(Ordering::SeqCst), 0, "no C2 ran locally");
+        assert_eq!(summary(&r.commit_tasks(1)), [(Some("w"), TaskState::Done)]);
+        // The other tasks ran here and are recorded too.
+        let kinds: Vec<_> =
+            lock(&r.ledger).store.tasks(Some(1)).unwrap().iter().map(|t| (t.kind, t.state)).collect();
+        assert_eq!(
+            kinds,
+            [
+                (TaskKind::PreCommit, TaskState::Done),
+                (TaskKind::Commit, TaskState::Done),
+                (TaskKind::Finalize, TaskState::Done)
+            ]
+        );
+    }
+
+    #[test]
+    fn a_bad_remote_proof_is_rejected_the_worker_marked_unhealthy_and_c2_rerun_locally() {
+        let (mut r, d) = remote_rig(60_000, 1);
+        pledge(&r.ledger, &r.config, 1, now_ms()).unwrap();
+        r.drive_with_worker(&d, 1, SectorState::Proving, true, b"forged proof");
+        let tasks = r.commit_tasks(1);
+        assert_eq!(summary(&tasks), [(Some("w"), TaskState::Rejected), (None, TaskState::Done)]);
+        assert!(tasks[0].error.as_deref().unwrap().contains("does not verify"), "{:?}", tasks[0].error);
+        let w = &lock(&r.ledger).store.workers().unwrap()[0];
+        assert!(w.unhealthy.as_deref().unwrap().contains("does not verify"));
+        assert_eq!(r.engine.commits.load(Ordering::SeqCst), 1);
+        assert_eq!(std::fs::read(r.config.proof_path(1)).unwrap(), GOOD, "only the verified proof is kept");
+        assert_eq!(count(&r.messages(), false), 1, "the bad proof never reached the chain");
+    }
+
+    #[test]
+    fn a_silent_worker_loses_the_task_when_the_lease_lapses() {
+        let (mut r, d) = remote_rig(200, 1);
+        pledge(&r.ledger, &r.config, 1, now_ms()).unwrap();
+        r.drive_with_worker(&d, 1, SectorState::Proving, false, GOOD);
+        let tasks = r.commit_tasks(1);
+        assert_eq!(summary(&tasks), [(Some("w"), TaskState::Expired), (None, TaskState::Done)]);
+        assert!(tasks[0].error.as_deref().unwrap().contains("did not renew the lease"));
+    }
+
+    #[test]
+    fn a_worker_refusing_the_task_is_backed_off_and_with_no_local_slots_the_sector_waits() {
+        let (mut r, d) = remote_rig(60_000, 0);
+        d.refuse.store(true, Ordering::SeqCst);
+        pledge(&r.ledger, &r.config, 1, now_ms()).unwrap();
+        r.drive_to(1, SectorState::Committing);
+        for _ in 0..50 {
+            r.pipeline.tick();
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        // One refused dispatch, then the worker is backed off; commit = 0 runs nothing here.
+        assert_eq!(summary(&r.commit_tasks(1)), [(Some("w"), TaskState::Failed)]);
+        assert_eq!(r.state(1), SectorState::Committing);
+        assert_eq!(r.engine.commits.load(Ordering::SeqCst), 0);
+        // A failure the worker reports counts against the sector like a local one.
+        d.refuse.store(false, Ordering::SeqCst);
+        r.pipeline.backoff.clear();
+        let start = Instant::now();
+        while d.sent.lock().unwrap().is_empty() {
+            assert!(start.elapsed() < Duration::from_secs(10));
+            r.pipeline.tick();
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        let id = d.sent.lock().unwrap()[0];
+        lock(&r.ledger).store.report_task(id, "w", Err("out of GPU memory"), now_ms()).unwrap();
+        r.drive_to(1, SectorState::ComputeProofFailed);
+        let row = lock(&r.ledger).store.sector(1).unwrap().unwrap();
+        assert!(row.last_error.unwrap().contains("out of GPU memory"));
+    }
 }
