@@ -5,7 +5,7 @@
 mod common;
 
 use sealing::lifecycle::{RetryPolicy, SectorState};
-use sealing::store::Store;
+use sealing::store::{Store, TaskKind, TaskState};
 
 #[test]
 fn kiln_run_seals_a_pledged_sector_to_proving() {
@@ -37,6 +37,17 @@ fn kiln_run_seals_a_pledged_sector_to_proving() {
     // The database in DIR holds the sector, its full history and the chain.
     let store = Store::open(&dir.join("kiln.db"), RetryPolicy::default()).unwrap();
     assert_eq!(store.check_replay(1).unwrap().state, SectorState::Proving);
+    // With no worker registered, every task (C2 included) ran in the daemon.
+    let tasks: Vec<_> =
+        store.tasks(Some(1)).unwrap().into_iter().map(|t| (t.kind, t.worker, t.state)).collect();
+    assert_eq!(
+        tasks,
+        [
+            (TaskKind::PreCommit, None, TaskState::Done),
+            (TaskKind::Commit, None, TaskState::Done),
+            (TaskKind::Finalize, None, TaskState::Done)
+        ]
+    );
     assert!(!dir.join("api").exists(), "the daemon stopped");
     // Finalize removed the layers and kept the replica.
     let sector = dir.join("sectors/1");

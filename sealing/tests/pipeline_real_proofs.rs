@@ -87,6 +87,7 @@ fn data_sector_reaches_proving_after_the_chain_rejects_a_corrupted_proof() {
         prover_id,
         limits: Limits::default(),
         packing: PackingConfig { wait_ms: 0, keep_unsealed: true },
+        workers: Default::default(),
         retry,
         tick: Duration::from_millis(20),
     };

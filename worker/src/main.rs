@@ -9,7 +9,7 @@ mod server;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use node::{Node, NodeConfig};
-use sealing::workers::protocol::{dispatch_key, RemoteTask, WorkerInfo};
+use sealing::workers::protocol::{dispatch_key, RemoteTask, WorkerInfo, MAX_TASK_BYTES};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -76,6 +76,9 @@ struct RunArgs {
     /// URL the daemon reaches this worker at [default: http://<listen address>].
     #[arg(long)]
     advertise: Option<String>,
+    /// Largest task body accepted (bytes); a 64GiB sector's C1 output is about 30 MB.
+    #[arg(long, default_value_t = MAX_TASK_BYTES)]
+    max_task_bytes: usize,
     #[command(flatten)]
     offer: Offer,
 }
@@ -151,7 +154,7 @@ fn run(args: RunArgs) -> Result<()> {
     tracing::info!(%url, "worker listening");
     eprintln!("kiln-worker listening on {url}");
     runtime.block_on(async {
-        let app = server::router(node);
+        let app = server::router(node, args.max_task_bytes);
         let shutdown = async {
             let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
             tokio::select! {

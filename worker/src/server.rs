@@ -17,12 +17,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use sealing::api::{ApiErrorBody, API_PREFIX};
-use sealing::workers::protocol::{same_secret, TaskAccepted, WorkerInfo, MAX_TASK_BYTES};
+use sealing::workers::protocol::{same_secret, TaskAccepted, WorkerInfo};
 use std::sync::Arc;
 
 struct Ctx {
     node: Arc<Node>,
     key: String,
+    max_task_bytes: usize,
 }
 
 struct Failure(StatusCode, &'static str, String);
@@ -34,15 +35,16 @@ impl IntoResponse for Failure {
 }
 
 /// The worker's routes.
-pub fn router(node: Arc<Node>) -> Router {
+pub fn router(node: Arc<Node>, max_task_bytes: usize) -> Router {
     let key = node.dispatch_key();
-    let ctx = Arc::new(Ctx { node, key });
+    let ctx = Arc::new(Ctx { node, key, max_task_bytes });
     let api = Router::new()
         .route("/info", get(info))
         .route("/tasks/:id/c2", post(take_c2))
         .route("/tasks/:id", delete(cancel))
+        .layer(middleware::from_fn_with_state(ctx.clone(), refuse_announced_oversize))
         .layer(middleware::from_fn_with_state(ctx.clone(), authenticate))
-        .layer(DefaultBodyLimit::max(MAX_TASK_BYTES))
+        .layer(DefaultBodyLimit::max(max_task_bytes))
         .with_state(ctx);
     Router::new()
         .nest(API_PREFIX, api)
@@ -65,6 +67,26 @@ async fn authenticate(State(ctx): State<Arc<Ctx>>, request: Request, next: Next)
             "missing `Authorization: Bearer <dispatch key>` (derived from this worker's token)".into(),
         )
         .into_response(),
+    }
+}
+
+/// Answers 413 from the Content-Length header alone, so an oversized task is
+/// refused before hundreds of megabytes are read (the body limit still
+/// guards bodies sent without a length).
+async fn refuse_announced_oversize(State(ctx): State<Arc<Ctx>>, request: Request, next: Next) -> Response {
+    let announced = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    match announced {
+        Some(len) if len > ctx.max_task_bytes as u64 => Failure(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            format!("task body of {len} bytes exceeds this worker's limit of {} bytes", ctx.max_task_bytes),
+        )
+        .into_response(),
+        _ => next.run(request).await,
     }
 }
 
