@@ -638,12 +638,10 @@ impl Pipeline {
                     }
                 }
             }
-            TaskState::Running => {
-                if task.lease_until_ms.is_some_and(|until| now > until) {
-                    let why = format!("worker {worker} did not renew the lease; the task runs again");
-                    warn!(task = task.id, %worker, "lease expired");
-                    self.close_task(task.id, TaskState::Expired, Some(&why));
-                }
+            TaskState::Running if task.lease_until_ms.is_some_and(|until| now > until) => {
+                let why = format!("worker {worker} did not renew the lease; the task runs again");
+                warn!(task = task.id, %worker, "lease expired");
+                self.close_task(task.id, TaskState::Expired, Some(&why));
             }
             _ => {}
         }
