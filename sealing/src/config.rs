@@ -63,11 +63,16 @@ pub struct ApiConfig {
     /// Address to listen on (port 0 picks a free one; the address in use is
     /// written to `DATA_DIR/api`).
     pub listen: String,
+    /// Serve HTTPS with this PEM certificate chain (leaf first); needs `tls_key`.
+    /// The chain is copied to `DATA_DIR/api.crt` for local `kiln` commands to trust.
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of `tls_cert`.
+    pub tls_key: Option<PathBuf>,
 }
 
 impl Default for ApiConfig {
     fn default() -> Self {
-        Self { listen: "127.0.0.1:2345".into() }
+        Self { listen: "127.0.0.1:2345".into(), tls_cert: None, tls_key: None }
     }
 }
 
@@ -162,7 +167,7 @@ impl Default for ChainConfig {
 }
 
 /// Remote workers (`kiln-worker`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct WorkersConfig {
     /// How often workers heartbeat (ms); told to each worker when it registers.
@@ -172,11 +177,14 @@ pub struct WorkersConfig {
     pub lease_ms: u64,
     /// Longest wait for a worker to accept a task (ms).
     pub dispatch_timeout_ms: u64,
+    /// PEM certificates trusted, besides the public web roots, for workers
+    /// serving `https://` (their CA, or a self-signed worker's own certificate).
+    pub ca_cert: Option<PathBuf>,
 }
 
 impl Default for WorkersConfig {
     fn default() -> Self {
-        Self { heartbeat_ms: 5_000, lease_ms: 60_000, dispatch_timeout_ms: 120_000 }
+        Self { heartbeat_ms: 5_000, lease_ms: 60_000, dispatch_timeout_ms: 120_000, ca_cert: None }
     }
 }
 
@@ -212,6 +220,9 @@ impl Config {
         let l = &self.limits;
         if l.pre_commit == 0 || l.finalize == 0 {
             return Err("limits: pre_commit and finalize need at least 1 concurrent task".into());
+        }
+        if self.api.tls_cert.is_some() != self.api.tls_key.is_some() {
+            return Err("api: tls_cert and tls_key go together".into());
         }
         let w = &self.workers;
         if w.heartbeat_ms == 0 || w.lease_ms < 2 * w.heartbeat_ms {
@@ -301,6 +312,7 @@ mod tests {
             ("data_dir = \"/d\"\nsector_size = \"3KiB\"\nminer_id = 1\n", "3KiB"),
             (&format!("{base}[limits]\nfinalize = 0\n"), "at least 1 concurrent task"),
             (&format!("{base}[workers]\nheartbeat_ms = 5000\nlease_ms = 6000\n"), "lease_ms"),
+            (&format!("{base}[api]\ntls_cert = \"/etc/kiln/api.crt\"\n"), "tls_cert and tls_key"),
             (&format!("{base}[chain]\nseed_delay = 10\nprove_commit_window = 5\n"), "prove_commit_window"),
             ("data_dir = [", "kiln.toml"),
         ];

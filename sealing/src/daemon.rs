@@ -4,20 +4,22 @@
 //! ```text
 //! DATA_DIR/kiln.db      sectors, event logs, pieces, tasks, worker tokens and the embedded chain (SQLite)
 //! DATA_DIR/token        the API token (created once, mode 0600)
-//! DATA_DIR/api          the API address of the running daemon
+//! DATA_DIR/api          the API URL of the running daemon (http:// or https://)
+//! DATA_DIR/api.crt      with TLS on, the certificate chain the API serves (for local clients to trust)
 //! DATA_DIR/lock         held while a daemon runs, so two cannot share the directory
 //! DATA_DIR/sectors/N/   sector N's files
 //! DATA_DIR/pieces/      the daemon's copies of data pieces
 //! DATA_DIR/proofs/      proofs between C2 and their landed ProveCommit
 //! ```
 
-use crate::api::client::{API_FILE, TOKEN_FILE};
+use crate::api::client::{API_CERT_FILE, API_FILE, TOKEN_FILE};
 use crate::api::server::{router, ApiContext};
 use crate::chain::{EmbeddedChain, ProofsVerifier};
 use crate::config::Config;
 use crate::pipeline::engine::{LocalEngine, ProofEngine};
 use crate::pipeline::{now_ms, Ledger, Pipeline, PipelineConfig, SharedLedger};
 use crate::store::Store;
+use crate::workers::dispatch::HttpDispatcher;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::net::SocketAddr;
@@ -47,6 +49,9 @@ pub enum DaemonError {
     /// The chain.
     #[error(transparent)]
     Chain(#[from] crate::chain::ChainError),
+    /// The API's or the dispatcher's TLS files.
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
     /// The API listener.
     #[error("API listen address {addr}: {reason}")]
     Listen {
@@ -60,12 +65,14 @@ pub enum DaemonError {
 /// A running daemon.
 pub struct Daemon {
     addr: SocketAddr,
+    tls: bool,
     ledger: SharedLedger,
     stop: Arc<AtomicBool>,
     driver: Option<JoinHandle<()>>,
     runtime: Option<tokio::runtime::Runtime>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     api_path: PathBuf,
+    cert_path: PathBuf,
     _lock: File,
 }
 
@@ -108,6 +115,13 @@ impl Daemon {
     /// Starts a daemon whose tasks run on `engine`.
     pub fn start_with_engine(config: &Config, engine: Arc<dyn ProofEngine>) -> Result<Self, DaemonError> {
         config.check().map_err(DaemonError::Config)?;
+        let tls = match (&config.api.tls_cert, &config.api.tls_key) {
+            (Some(cert), Some(key)) => Some((cert, crate::tls::server_config(cert, key)?)),
+            _ => None,
+        };
+        let dispatch_timeout = std::time::Duration::from_millis(config.workers.dispatch_timeout_ms);
+        let dispatcher =
+            HttpDispatcher::new(crate::tls::agent(dispatch_timeout, config.workers.ca_cert.as_deref())?);
         let dir = &config.data_dir;
         std::fs::create_dir_all(dir).map_err(data_err(dir))?;
         let lock_path = dir.join("lock");
@@ -139,7 +153,8 @@ impl Daemon {
             DaemonError::DataDir { path: pipeline_config.pieces_dir(), reason: e.to_string() }
         })?;
         let local_check = Box::new(ProofsVerifier { param_dir: config.param_dir() });
-        let pipeline = Pipeline::new(ledger.clone(), engine, local_check, pipeline_config.clone());
+        let pipeline = Pipeline::new(ledger.clone(), engine, local_check, pipeline_config.clone())
+            .with_dispatcher(Arc::new(dispatcher));
         let ctx = Arc::new(ApiContext {
             ledger: ledger.clone(),
             config: pipeline_config,
@@ -161,17 +176,29 @@ impl Daemon {
         let addr = listener.local_addr().map_err(|e| listen_err(e.to_string()))?;
         let (shutdown, rx) = tokio::sync::oneshot::channel::<()>();
         let app = router(ctx);
+        let cert_path = dir.join(API_CERT_FILE);
+        let write = |path: &Path, bytes: &[u8]| {
+            proofs::durable::write_file(path, bytes)
+                .map_err(|e| DaemonError::DataDir { path: path.to_path_buf(), reason: e.to_string() })
+        };
+        match &tls {
+            Some((cert, _)) => write(&cert_path, crate::tls::certificate_pem(cert)?.as_bytes())?,
+            None => match std::fs::remove_file(&cert_path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(data_err(&cert_path)(e)),
+                _ => {}
+            },
+        }
+        let server_tls = tls.as_ref().map(|(_, c)| c.clone());
         runtime.spawn(async move {
-            let served = axum::serve(listener, app).with_graceful_shutdown(async {
+            let stopped = async {
                 let _ = rx.await;
-            });
-            if let Err(e) = served.await {
+            };
+            if let Err(e) = crate::tls::serve(listener, app, server_tls, stopped).await {
                 tracing::error!(error = %e, "API server stopped");
             }
         });
         let api_path = dir.join(API_FILE);
-        proofs::durable::write_file(&api_path, format!("http://{addr}\n").as_bytes())
-            .map_err(|e| DaemonError::DataDir { path: api_path.clone(), reason: e.to_string() })?;
+        write(&api_path, format!("{}://{addr}\n", crate::tls::scheme(tls.is_some())).as_bytes())?;
 
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
@@ -182,12 +209,14 @@ impl Daemon {
         tracing::info!(%addr, data_dir = %dir.display(), "daemon started");
         Ok(Self {
             addr,
+            tls: tls.is_some(),
             ledger,
             stop,
             driver: Some(driver),
             runtime: Some(runtime),
             shutdown: Some(shutdown),
             api_path,
+            cert_path,
             _lock: lock,
         })
     }
@@ -199,7 +228,7 @@ impl Daemon {
 
     /// The API's URL.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("{}://{}", crate::tls::scheme(self.tls), self.addr)
     }
 
     /// The ledger (for in-process callers).
@@ -245,6 +274,7 @@ impl Daemon {
         if let Some(rt) = self.runtime.take() {
             rt.shutdown_timeout(std::time::Duration::from_secs(2));
             let _ = std::fs::remove_file(self.api_path.as_path());
+            let _ = std::fs::remove_file(self.cert_path.as_path());
         }
     }
 }

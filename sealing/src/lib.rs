@@ -8,7 +8,7 @@
 //! chain ([`chain`]); the driver that walks sectors to Proving
 //! ([`pipeline`]), the daemon around it ([`daemon`], configured by [`config`])
 //! and its authenticated local API ([`api`]); remote workers and the scheduler
-//! that prefers them ([`workers`]).
+//! that prefers them ([`workers`]); optional TLS for both APIs ([`tls`]).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -24,4 +24,5 @@ pub mod memory;
 pub mod pipeline;
 pub mod progress;
 pub mod store;
+pub mod tls;
 pub mod workers;

@@ -5,7 +5,6 @@ use sealing::workers::protocol::{
     HeartbeatRequest, HeartbeatResponse, RegisterRequest, RegisterResponse, TaskFailure, DAEMON_WORKER_PATH,
 };
 use serde::de::DeserializeOwned;
-use std::time::Duration;
 
 /// A failed call to the daemon.
 #[derive(Debug, thiserror::Error)]
@@ -33,12 +32,13 @@ pub struct Link {
 }
 
 impl Link {
-    /// A link to the daemon at `miner` (`http://host:port`) with worker token `token`.
-    pub fn new(miner: &str, token: &str) -> Self {
+    /// A link to the daemon at `miner` (`http://host:port` or `https://`) with
+    /// worker token `token`, calling through `agent` (see [`sealing::tls::agent`]).
+    pub fn new(miner: &str, token: &str, agent: ureq::Agent) -> Self {
         Self {
             base: format!("{}{API_PREFIX}{DAEMON_WORKER_PATH}", miner.trim_end_matches('/')),
             token: token.trim().to_string(),
-            agent: ureq::AgentBuilder::new().timeout(Duration::from_secs(30)).build(),
+            agent,
         }
     }
 

@@ -13,6 +13,10 @@ use sealing::workers::protocol::{dispatch_key, RemoteTask, WorkerInfo, MAX_TASK_
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
+
+/// Longest wait for an answer from the daemon or a worker.
+const LINK_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Parser)]
 #[command(name = "kiln-worker", version, about = "Kiln's remote proving worker")]
@@ -64,18 +68,29 @@ impl Offer {
 
 #[derive(Args)]
 struct RunArgs {
-    /// The daemon's API URL (`http://host:port`, as in its `api` file).
+    /// The daemon's API URL (`http://host:port` or `https://host:port`, as in its `api` file).
     #[arg(long, env = "KILN_MINER")]
     miner: String,
+    /// PEM certificates to trust for an `https://` daemon besides the public
+    /// web roots (its CA, or its self-signed certificate: the daemon's `api.crt`).
+    #[arg(long)]
+    miner_ca: Option<PathBuf>,
     /// This worker's token (`kiln auth create-worker-token NAME`).
     #[arg(long, env = "KILN_WORKER_TOKEN", hide_env_values = true)]
     token: String,
     /// Address the task API listens on (port 0 picks a free one).
     #[arg(long, default_value = "127.0.0.1:3456")]
     listen: String,
-    /// URL the daemon reaches this worker at [default: http://<listen address>].
+    /// URL the daemon reaches this worker at [default: http(s)://<listen address>].
     #[arg(long)]
     advertise: Option<String>,
+    /// Serve the task API over HTTPS with this PEM certificate chain (leaf
+    /// first); the daemon must trust it (`[workers] ca_cert`).
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of `--tls-cert`.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
     /// Largest task body accepted (bytes); a 64GiB sector's C1 output is about 30 MB.
     #[arg(long, default_value_t = MAX_TASK_BYTES)]
     max_task_bytes: usize,
@@ -91,6 +106,9 @@ struct InfoArgs {
     /// That worker's token.
     #[arg(long, env = "KILN_WORKER_TOKEN", hide_env_values = true)]
     token: Option<String>,
+    /// PEM certificates to trust for an `https://` worker besides the public web roots.
+    #[arg(long, requires = "url")]
+    ca: Option<PathBuf>,
     /// Print JSON.
     #[arg(long)]
     json: bool,
@@ -125,6 +143,11 @@ fn run(args: RunArgs) -> Result<()> {
     if capabilities.params.is_empty() {
         tracing::warn!(dir = %param_dir.display(), "no PoRep parameters here: the daemon will send no C2 tasks");
     }
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(sealing::tls::server_config(cert, key)?),
+        _ => None,
+    };
+    let agent = sealing::tls::agent(LINK_TIMEOUT, args.miner_ca.as_deref())?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -139,15 +162,12 @@ fn run(args: RunArgs) -> Result<()> {
         None if addr.ip().is_unspecified() => {
             bail!("listening on {addr}: give --advertise with the URL the daemon should use")
         }
-        None => format!("http://{addr}"),
+        None => format!("{}://{addr}", sealing::tls::scheme(tls.is_some())),
     };
-    let node = Arc::new(Node::new(NodeConfig {
-        miner: args.miner,
-        token: args.token,
-        url: url.clone(),
-        param_dir,
-        capabilities,
-    }));
+    let node = Arc::new(Node::new(
+        NodeConfig { miner: args.miner, token: args.token, url: url.clone(), param_dir, capabilities },
+        agent,
+    ));
     let stop = Arc::new(AtomicBool::new(false));
     let (n, s) = (node.clone(), stop.clone());
     std::thread::Builder::new().name("kiln-worker-link".into()).spawn(move || n.run_link(&s))?;
@@ -162,7 +182,7 @@ fn run(args: RunArgs) -> Result<()> {
                 _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
             }
         };
-        axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+        sealing::tls::serve(listener, app, tls, shutdown).await
     })?;
     stop.store(true, Ordering::Relaxed);
     tracing::info!(
@@ -175,8 +195,9 @@ fn info(args: InfoArgs) -> Result<()> {
     let info = match (&args.url, &args.token) {
         (Some(url), Some(token)) => {
             let endpoint = format!("{}/v0/info", url.trim_end_matches('/'));
+            let agent = sealing::tls::agent(LINK_TIMEOUT, args.ca.as_deref())?;
             let answer =
-                ureq::get(&endpoint).set("Authorization", &format!("Bearer {}", dispatch_key(token))).call();
+                agent.get(&endpoint).set("Authorization", &format!("Bearer {}", dispatch_key(token))).call();
             match answer {
                 Ok(r) => {
                     r.into_json::<WorkerInfo>().with_context(|| format!("{endpoint}: unreadable answer"))?

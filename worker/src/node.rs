@@ -76,8 +76,8 @@ pub struct Node {
 }
 
 impl Node {
-    /// A worker with a fresh instance id.
-    pub fn new(config: NodeConfig) -> Self {
+    /// A worker with a fresh instance id, calling its daemon through `agent`.
+    pub fn new(config: NodeConfig, agent: ureq::Agent) -> Self {
         let engine = LocalEngine {
             param_dir: config.param_dir.clone(),
             parent_cache_dir: config.param_dir.clone(),
@@ -88,7 +88,7 @@ impl Node {
             warn!("fault injection: every proof will be corrupted before it is reported");
         }
         Self {
-            link: Link::new(&config.miner, &config.token),
+            link: Link::new(&config.miner, &config.token, agent),
             instance: hex::encode(rand::random::<[u8; 8]>()),
             engine,
             config,

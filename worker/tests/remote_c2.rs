@@ -1,7 +1,9 @@
 //! End to end on loopback: a daemon and two `kiln-worker` processes; four
 //! pledged 2KiB sectors reach Proving with every C2 proven on a worker (the
 //! daemon has no local C2 slot), and a daemon restart while C2 tasks are on
-//! the workers loses none and sends none twice. Four C2 runs.
+//! the workers loses none and sends none twice. The daemon and w1 serve
+//! HTTPS (self-signed certificates), w2 plain HTTP (as a client it trusts the
+//! daemon's certificate). Four C2 runs.
 
 mod common;
 
@@ -13,22 +15,23 @@ use std::time::Duration;
 #[test]
 fn two_workers_prove_four_sectors_through_a_daemon_restart() {
     let tmp = tempfile::tempdir().unwrap();
-    let config = config(tmp.path(), true, 0);
-    let miner = format!("http://{}", config.api.listen);
+    let mut config = config(tmp.path(), true, 0);
+    let (daemon_pem, w1_pem) = (self_signed(tmp.path(), "daemon"), self_signed(tmp.path(), "w1"));
+    config.api.tls_cert = Some(daemon_pem.cert.clone());
+    config.api.tls_key = Some(daemon_pem.key.clone());
+    config.workers.ca_cert = Some(w1_pem.cert.clone());
+    let miner = format!("https://{}", config.api.listen);
     let daemon = start_daemon(&config);
+    assert_eq!(daemon.url(), miner);
     let mut workers = Vec::new();
-    for name in ["w1", "w2"] {
+    let trust_daemon = vec!["--miner-ca".to_string(), daemon_pem.cert.display().to_string()];
+    for (name, tls) in [("w1", tls_args(&w1_pem, &daemon_pem.cert)), ("w2", trust_daemon)] {
         let token = worker_token(&config, name);
-        workers.push(spawn_worker(
-            &miner,
-            &token,
-            &param_dir(),
-            &tmp.path().join(format!("{name}.log")),
-            None,
-        ));
+        let log = tmp.path().join(format!("{name}.log"));
+        workers.push(spawn_worker_with(&miner, &token, &param_dir(), &log, None, &tls));
     }
-    wait_online(&config, "w1");
-    wait_online(&config, "w2");
+    assert!(wait_online(&config, "w1").starts_with("https://"));
+    assert!(wait_online(&config, "w2").starts_with("http://"));
     let sectors = client(&config).pledge(4).unwrap().sectors;
     assert_eq!(sectors, [1, 2, 3, 4]);
 

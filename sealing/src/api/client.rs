@@ -8,6 +8,8 @@ use std::time::Duration;
 
 /// Where a running daemon writes its API address, in its data directory.
 pub const API_FILE: &str = "api";
+/// With TLS on, the certificate chain the daemon serves, in its data directory.
+pub const API_CERT_FILE: &str = "api.crt";
 /// Where the daemon keeps its API token, in its data directory.
 pub const TOKEN_FILE: &str = "token";
 
@@ -30,6 +32,9 @@ pub enum ClientError {
         /// Why.
         reason: String,
     },
+    /// A certificate to trust cannot be used.
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
     /// The daemon answered with an error.
     #[error("{message} ({kind}, HTTP {status})")]
     Api {
@@ -42,6 +47,8 @@ pub enum ClientError {
     },
 }
 
+const CALL_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// A connection to one daemon.
 #[derive(Clone)]
 pub struct Client {
@@ -51,9 +58,18 @@ pub struct Client {
 }
 
 impl Client {
-    /// A client of the daemon at `url` (`http://host:port`).
+    /// A client of the daemon at `url` (`http://host:port`, or `https://`
+    /// with a certificate from a public CA).
     pub fn new(url: &str, token: &str) -> Self {
-        let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(60)).build();
+        Self::with_agent(url, token, ureq::AgentBuilder::new().timeout(CALL_TIMEOUT).build())
+    }
+
+    /// A client of the daemon at `url` that also trusts the PEM certificates in `ca`.
+    pub fn with_ca(url: &str, token: &str, ca: &Path) -> Result<Self, ClientError> {
+        Ok(Self::with_agent(url, token, crate::tls::agent(CALL_TIMEOUT, Some(ca))?))
+    }
+
+    fn with_agent(url: &str, token: &str, agent: ureq::Agent) -> Self {
         Self { url: url.trim_end_matches('/').to_string(), token: token.trim().to_string(), agent }
     }
 
@@ -72,7 +88,13 @@ impl Client {
                     }
                 })
         };
-        Ok(Self::new(&read(API_FILE)?, &read(TOKEN_FILE)?))
+        let (url, token) = (read(API_FILE)?, read(TOKEN_FILE)?);
+        let cert = repo.join(API_CERT_FILE);
+        if url.starts_with("https://") && cert.exists() {
+            Self::with_ca(&url, &token, &cert)
+        } else {
+            Ok(Self::new(&url, &token))
+        }
     }
 
     fn call<T: DeserializeOwned>(

@@ -76,7 +76,7 @@ pub fn run(args: RunArgs) -> Result<()> {
 
     let daemon = Daemon::start(&config)?;
     println!("kiln run: data directory {} (kept), API at {}", dir.display(), daemon.url());
-    let client = Client::new(&daemon.url(), std::fs::read_to_string(dir.join("token"))?.trim());
+    let client = Client::from_repo(&dir)?;
     let pledged = client.pledge(args.pledge)?.sectors;
     println!("pledged sector(s) {pledged:?}");
 

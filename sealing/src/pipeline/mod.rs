@@ -115,7 +115,7 @@ impl PipelineConfig {
             packing: c.packing,
             retry: c.retry.policy(),
             tick: Duration::from_millis(100),
-            workers: c.workers,
+            workers: c.workers.clone(),
         }
     }
 
@@ -210,7 +210,7 @@ impl Pipeline {
             ledger,
             engine,
             verifier,
-            dispatcher: Arc::new(HttpDispatcher::new(timeout)),
+            dispatcher: Arc::new(HttpDispatcher::with_timeout(timeout)),
             config,
             running: HashMap::new(),
             backoff: HashMap::new(),

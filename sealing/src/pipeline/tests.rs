@@ -343,8 +343,12 @@ mod remote {
 
     fn remote_rig(lease_ms: u64, local_commits: usize) -> (Rig, Arc<FakeDispatcher>) {
         let mut r = rig_with(3, 0, 60_000, |c| {
-            c.workers =
-                crate::config::WorkersConfig { heartbeat_ms: 10, lease_ms, dispatch_timeout_ms: 1_000 };
+            c.workers = crate::config::WorkersConfig {
+                heartbeat_ms: 10,
+                lease_ms,
+                dispatch_timeout_ms: 1_000,
+                ca_cert: None,
+            };
             c.limits.commit = local_commits;
         });
         let dispatcher = Arc::new(FakeDispatcher::default());

@@ -17,15 +17,15 @@ pub struct HttpDispatcher {
 }
 
 impl HttpDispatcher {
-    /// A dispatcher whose calls give up after `timeout`.
-    pub fn new(timeout: Duration) -> Self {
-        Self { agent: ureq::AgentBuilder::new().timeout(timeout).build() }
+    /// A dispatcher calling through `agent` (its timeout and TLS trust; see [`crate::tls::agent`]).
+    pub fn new(agent: ureq::Agent) -> Self {
+        Self { agent }
     }
-}
 
-impl Default for HttpDispatcher {
-    fn default() -> Self {
-        Self::new(Duration::from_secs(120))
+    /// A dispatcher whose calls give up after `timeout`, trusting the public
+    /// web roots for `https://` workers.
+    pub fn with_timeout(timeout: Duration) -> Self {
+        Self::new(ureq::AgentBuilder::new().timeout(timeout).build())
     }
 }
 

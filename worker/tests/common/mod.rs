@@ -41,7 +41,8 @@ pub fn config(root: &Path, real_params: bool, local_commits: usize) -> Config {
     c.retry.base_backoff_ms = 200;
     c.chain =
         ChainConfig { block_time_ms: 300, seed_delay: 2, prove_commit_window: 5_000, ..Default::default() };
-    c.workers = WorkersConfig { heartbeat_ms: 300, lease_ms: 3_000, dispatch_timeout_ms: 30_000 };
+    c.workers =
+        WorkersConfig { heartbeat_ms: 300, lease_ms: 3_000, dispatch_timeout_ms: 30_000, ca_cert: None };
     c
 }
 
@@ -49,8 +50,42 @@ pub fn client(config: &Config) -> Client {
     Client::from_repo(&config.data_dir).unwrap()
 }
 
+/// A self-signed certificate for 127.0.0.1 and localhost, and its key, as PEM files.
+pub struct Pem {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// Makes `DIR/NAME.crt` and `DIR/NAME.key`.
+pub fn self_signed(dir: &Path, name: &str) -> Pem {
+    let made = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()]).unwrap();
+    let pem = Pem { cert: dir.join(format!("{name}.crt")), key: dir.join(format!("{name}.key")) };
+    std::fs::write(&pem.cert, made.cert.pem()).unwrap();
+    std::fs::write(&pem.key, made.key_pair.serialize_pem()).unwrap();
+    pem
+}
+
+/// `kiln-worker run` arguments serving HTTPS with `own` and trusting `daemon`'s certificate.
+pub fn tls_args(own: &Pem, daemon: &Path) -> Vec<String> {
+    let arg = |p: &Path| p.display().to_string();
+    ["--tls-cert".into(), arg(&own.cert), "--tls-key".into(), arg(&own.key), "--miner-ca".into(), arg(daemon)]
+        .to_vec()
+}
+
 /// Starts `kiln-worker run` for the daemon at `miner`; its log goes to `log`.
 pub fn spawn_worker(miner: &str, token: &str, params: &Path, log: &Path, fault: Option<&str>) -> Child {
+    spawn_worker_with(miner, token, params, log, fault, &[])
+}
+
+/// [`spawn_worker`] with more arguments to `kiln-worker run`.
+pub fn spawn_worker_with(
+    miner: &str,
+    token: &str,
+    params: &Path,
+    log: &Path,
+    fault: Option<&str>,
+    extra: &[String],
+) -> Child {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_kiln-worker"));
     cmd.args([
         "run",
@@ -63,6 +98,7 @@ pub fn spawn_worker(miner: &str, token: &str, params: &Path, log: &Path, fault: 
         "--param-dir",
     ])
     .arg(params)
+    .args(extra)
     .env("KILN_WORKER_TOKEN", token)
     .env("RUST_LOG", "info")
     .env_remove("KILN_WORKER_FAULT")
