@@ -58,9 +58,7 @@ impl Link {
         match answer {
             Ok(r) => r.into_json().map_err(|e| LinkError::Unreachable(format!("unreadable answer: {e}"))),
             Err(ureq::Error::Status(status, r)) => {
-                let text = r.into_string().unwrap_or_default();
-                let body: ApiErrorBody = serde_json::from_str(&text)
-                    .unwrap_or(ApiErrorBody { kind: "unknown".into(), message: text });
+                let body = ApiErrorBody::from_answer(r);
                 Err(LinkError::Refused { status, kind: body.kind, message: body.message })
             }
             Err(e) => Err(LinkError::Unreachable(e.to_string())),

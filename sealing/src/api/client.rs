@@ -111,9 +111,7 @@ impl Client {
         match result {
             Ok(r) => r.into_json().map_err(|e| unreachable(format!("unreadable answer: {e}"))),
             Err(ureq::Error::Status(status, r)) => {
-                let text = r.into_string().unwrap_or_default();
-                let body: ApiErrorBody = serde_json::from_str(&text)
-                    .unwrap_or(ApiErrorBody { kind: "unknown".into(), message: text });
+                let body = ApiErrorBody::from_answer(r);
                 Err(ClientError::Api { status, kind: body.kind, message: body.message })
             }
             Err(e) => Err(unreachable(e.to_string())),

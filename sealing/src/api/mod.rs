@@ -47,6 +47,15 @@ pub struct ApiErrorBody {
     pub message: String,
 }
 
+impl ApiErrorBody {
+    /// The error in an error answer's body; a body that is not one (from a
+    /// proxy, say) becomes the message of kind `unknown`.
+    pub fn from_answer(answer: ureq::Response) -> Self {
+        let text = answer.into_string().unwrap_or_default();
+        serde_json::from_str(&text).unwrap_or(Self { kind: "unknown".into(), message: text })
+    }
+}
+
 /// One line of the sector list.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SectorListEntry {

@@ -55,9 +55,7 @@ impl Dispatcher for HttpDispatcher {
                 }
             }
             Err(ureq::Error::Status(status, r)) => {
-                let text = r.into_string().unwrap_or_default();
-                let body: ApiErrorBody = serde_json::from_str(&text)
-                    .unwrap_or(ApiErrorBody { kind: "unknown".into(), message: text });
+                let body = ApiErrorBody::from_answer(r);
                 Err(format!("{endpoint}: HTTP {status} {}: {}", body.kind, body.message))
             }
             Err(e) => Err(format!("{endpoint}: {e}")),
