@@ -340,7 +340,6 @@ impl EmbeddedChain {
                         ),
                     )));
                 }
-                let size = serde_json::to_value(sector_size).expect("size serialises");
                 self.conn
                     .execute(
                         "INSERT OR REPLACE INTO chain_precommits
@@ -348,7 +347,7 @@ impl EmbeddedChain {
                          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 0)",
                         params![
                             *sector as i64,
-                            size.as_str(),
+                            sector_size.name(),
                             comm_r.to_hex(),
                             comm_d.to_hex(),
                             *ticket_epoch as i64,

@@ -247,15 +247,6 @@ fn print_capabilities(c: &sealing::workers::protocol::Capabilities) {
         if c.gpus.is_empty() { "none".to_string() } else { c.gpus.join("; ") },
         if c.gpu_build { " (gpu build)" } else { " (CPU build: proving on the CPU)" }
     );
-    let params: Vec<String> = c
-        .params
-        .iter()
-        .map(|p| {
-            serde_json::to_value(p.sector_size)
-                .ok()
-                .and_then(|v| v.as_str().map(String::from))
-                .unwrap_or_default()
-        })
-        .collect();
+    let params: Vec<String> = c.params.iter().map(|p| p.sector_size.to_string()).collect();
     println!("params for   {}", if params.is_empty() { "none".into() } else { params.join(", ") });
 }

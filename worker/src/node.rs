@@ -80,7 +80,8 @@ impl Node {
     pub fn new(config: NodeConfig, agent: ureq::Agent) -> Self {
         let engine = LocalEngine {
             param_dir: config.param_dir.clone(),
-            parent_cache_dir: config.param_dir.clone(),
+            // C2 reads no parent cache; the default keeps the engine's paths honest.
+            parent_cache_dir: sealing::dirs::parent_cache_dir(),
             labeling: Default::default(),
         };
         let corrupt_proofs = std::env::var(FAULT_ENV).is_ok_and(|v| v == "corrupt-proof");
@@ -140,10 +141,7 @@ impl Node {
         if !params.exist() {
             return Err(TaskRefused::Precondition(format!(
                 "no {} parameters in {} (expected {})",
-                serde_json::to_value(size)
-                    .ok()
-                    .and_then(|v| v.as_str().map(String::from))
-                    .unwrap_or_default(),
+                size,
                 self.config.param_dir.display(),
                 params.params_path().display()
             )));

@@ -156,17 +156,13 @@ fn print_list(sectors: &[SectorListEntry]) {
         println!(
             "{:>6}  {:<8} {:<5} {:<20} {:>8}  {}",
             s.number,
-            size_name(s.sector_size),
+            s.sector_size.name(),
             if s.pledged { "cc" } else { "data" },
             s.lifecycle.state.name(),
             s.lifecycle.attempts,
             activity
         );
     }
-}
-
-pub fn size_name(size: proofs::SectorSize) -> String {
-    serde_json::to_value(size).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default()
 }
 
 pub fn time(ms: i64) -> String {
@@ -198,7 +194,7 @@ pub fn print_status(st: &SectorStatus, log: bool) {
     println!("sector        {}", s.number);
     println!(
         "size          {} ({})",
-        size_name(s.sector_size),
+        s.sector_size.name(),
         if s.pledged { "committed capacity" } else { "data" }
     );
     println!("state         {} (attempts {})", s.lifecycle.state, s.lifecycle.attempts);

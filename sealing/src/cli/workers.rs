@@ -115,7 +115,7 @@ fn print_workers(workers: &[WorkerView]) {
     for v in workers {
         let w = &v.worker;
         let c = &w.capabilities;
-        let sizes: Vec<String> = c.params.iter().map(|p| super::sectors::size_name(p.sector_size)).collect();
+        let sizes: Vec<String> = c.params.iter().map(|p| p.sector_size.to_string()).collect();
         let caps = format!(
             "{} slot(s), {} cores, {} GiB, {} GPU(s){}, params {}",
             c.slots,

@@ -87,11 +87,7 @@ pub fn add_piece(
         return Err(PackingError::TooLarge {
             path: source.to_path_buf(),
             len: meta.len(),
-            sector_size: serde_json::to_value(config.sector_size)
-                .expect("size serialises")
-                .as_str()
-                .unwrap_or("")
-                .into(),
+            sector_size: config.sector_size.to_string(),
             capacity: shape.unpadded_bytes(),
         });
     }

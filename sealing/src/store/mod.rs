@@ -225,11 +225,10 @@ fn insert_sector(
         params![number],
     )
     .map_err(sql_at(path, "advance the sector counter"))?;
-    let size = serde_json::to_value(sector_size).expect("size serialises");
     tx.execute(
         "INSERT INTO sectors (number, sector_size, pledged, state, attempts, created_ms, updated_ms)
          VALUES (?1, ?2, ?3, ?4, 0, ?5, ?5)",
-        params![number, size.as_str(), pledged, SectorState::Packing.name(), now_ms],
+        params![number, sector_size.name(), pledged, SectorState::Packing.name(), now_ms],
     )
     .map_err(sql_at(path, "insert the sector"))?;
     Ok(number as u64)
