@@ -25,7 +25,7 @@ use crate::chain::{Chain, ChainError, Message, RandomnessKind, SealVerifier};
 use crate::config::{Config, Limits, PackingConfig, WorkersConfig};
 use crate::faults::crash_point;
 use crate::lifecycle::{RetryPolicy, SectorEvent, SectorState};
-use crate::store::{SectorRow, Store, StoreError, TaskKind, TaskRow, TaskState};
+use crate::store::{SectorRow, Store, StoreError, TaskKind, TaskRow, TaskState, WorkerRow};
 use crate::workers::dispatch::{Dispatcher, HttpDispatcher};
 use crate::workers::scheduler;
 use engine::{EngineError, PreCommitOutput, PreCommitTask, ProofEngine};
@@ -193,6 +193,10 @@ pub struct Pipeline {
     done_rx: Receiver<(u64, TaskResult)>,
     progress: ProgressMap,
     last_error: HashMap<u64, String>,
+    /// Open tasks and workers as read by a scheduling pass that changed
+    /// nothing, so the sectors still waiting for a slot in this tick share
+    /// one read.
+    commit_view: Option<(Vec<TaskRow>, Vec<WorkerRow>)>,
 }
 
 impl Pipeline {
@@ -218,6 +222,7 @@ impl Pipeline {
             done_rx,
             progress: ProgressMap::default(),
             last_error: HashMap::new(),
+            commit_view: None,
         }
     }
 
@@ -251,6 +256,7 @@ impl Pipeline {
         while let Ok((number, result)) = self.done_rx.try_recv() {
             self.finish(number, result);
         }
+        self.commit_view = None;
         let rows = match lock(&self.ledger).store.active_sectors() {
             Ok(rows) => rows,
             Err(e) => {
@@ -583,9 +589,12 @@ impl Pipeline {
     /// local limit allows.
     fn schedule_commit(&mut self, row: &SectorRow, now: i64) -> Result<(), PipelineError> {
         let n = row.number;
-        let (open, workers) = {
-            let l = lock(&self.ledger);
-            (l.store.open_tasks()?, l.store.workers()?)
+        let (open, workers) = match self.commit_view.take() {
+            Some(view) => view,
+            None => {
+                let l = lock(&self.ledger);
+                (l.store.open_tasks()?, l.store.workers()?)
+            }
         };
         if let Some(task) = open.iter().find(|t| t.sector == n && t.kind == TaskKind::Commit) {
             return self.follow_remote(n, task, now);
@@ -598,6 +607,8 @@ impl Pipeline {
         }
         if self.count(TaskKind::Commit) < self.config.limits.commit {
             self.start_commit(row)?;
+        } else {
+            self.commit_view = Some((open, workers));
         }
         Ok(())
     }
