@@ -21,6 +21,11 @@ pub fn sync_dir(dir: &Path) -> Result<()> {
     File::open(dir).and_then(|d| d.sync_all()).map_err(Error::io("sync directory", dir))
 }
 
+/// Syncs a file's content and metadata to disk.
+pub fn sync_file(path: &Path) -> Result<()> {
+    File::open(path).and_then(|f| f.sync_all()).map_err(Error::io("sync", path))
+}
+
 /// Renames `from` over `to` and makes the rename durable.
 pub fn rename(from: &Path, to: &Path) -> Result<()> {
     fs::rename(from, to).map_err(Error::io("rename into place", to))?;

@@ -153,6 +153,17 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// The sectors of a PC1 batch are not all of one size (one graph, one parent cache).
+    #[error("a PC1 batch takes sectors of one size: sector {sector_id} is {found}, the batch is {expected}")]
+    MixedBatch {
+        /// The sector that does not fit.
+        sector_id: u64,
+        /// The batch's size.
+        expected: String,
+        /// That sector's size.
+        found: String,
+    },
+
     /// An I/O failure on a stream that has no path (a piece reader).
     #[error("{what}")]
     Stream {

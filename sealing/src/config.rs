@@ -88,11 +88,15 @@ pub struct Limits {
     pub commit: usize,
     /// Finalize.
     pub finalize: usize,
+    /// Sectors of one size labeled together in one pre-commit task (batch PC1: one
+    /// parent gathering and interleaved hashing for all; more sectors per hour, each
+    /// taking longer). 1 labels each sector alone.
+    pub pc1_batch: usize,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { pre_commit: 1, commit: 1, finalize: 2 }
+        Self { pre_commit: 1, commit: 1, finalize: 2, pc1_batch: 1 }
     }
 }
 
@@ -220,6 +224,9 @@ impl Config {
         let l = &self.limits;
         if l.pre_commit == 0 || l.finalize == 0 {
             return Err("limits: pre_commit and finalize need at least 1 concurrent task".into());
+        }
+        if l.pc1_batch == 0 {
+            return Err("limits: pc1_batch needs at least 1 sector".into());
         }
         if self.api.tls_cert.is_some() != self.api.tls_key.is_some() {
             return Err("api: tls_cert and tls_key go together".into());

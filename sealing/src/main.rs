@@ -25,6 +25,9 @@ enum Command {
     Seal(cli::seal::SealCommand),
     /// Recover original data from a sealed replica.
     Unseal(cli::seal::UnsealArgs),
+    /// Seal in a scratch directory and report seconds, peak memory and CPU use per
+    /// phase, and PC1 against this machine's SHA-256 bound.
+    Bench(cli::bench::BenchArgs),
     /// Groth16 parameters.
     #[command(subcommand)]
     Params(cli::params::ParamsCommand),
@@ -86,6 +89,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Piece(PieceCommand::Commp { file, json }) => piece_commp(file, json),
         Command::Seal(cmd) => cli::seal::run(cmd),
         Command::Unseal(args) => cli::seal::unseal(args),
+        Command::Bench(args) => cli::bench::bench(args),
         Command::Params(cmd) => cli::params::run(cmd),
         Command::Daemon(args) => cli::daemon::daemon(args),
         Command::Run(args) => cli::daemon::run(args),

@@ -104,6 +104,67 @@ pub fn build_tree(data: &[[u8; 32]], out: &mut [[u8; 32]]) -> Result<[u8; 32]> {
     Ok(out[out.len() - 1])
 }
 
+/// The offset (in nodes) of row `row` in a tree over `n` leaves, stored row by row
+/// from the leaves up as [`build_tree`] lays it out.
+fn row_start(n: usize, row: u32) -> usize {
+    if row == 0 {
+        0
+    } else {
+        2 * n - (n >> (row - 1))
+    }
+}
+
+/// Hashes each pair of `row` into `out` (half as long).
+fn hash_pairs(row: &[[u8; 32]], out: &mut [[u8; 32]]) {
+    for (node, pair) in out.iter_mut().zip(row.as_chunks::<2>().0) {
+        *node = sha254_pair(&pair[0], &pair[1]);
+    }
+}
+
+/// Builds the whole tree over `n` leaves (a power of two) as [`build_tree`] does, a
+/// chunk of `chunk` leaves (a power of two) at a time, chunks in parallel, holding
+/// only two chunks per thread: `read(first, leaves)` fills the leaves from `first`,
+/// `write(offset, nodes)` stores nodes at `offset` (in nodes) of the tree's layout.
+pub fn build_tree_chunked(
+    n: usize,
+    chunk: usize,
+    read: impl Fn(usize, &mut [[u8; 32]]) -> Result<()> + Sync,
+    write: impl Fn(usize, &[[u8; 32]]) -> Result<()> + Sync,
+) -> Result<[u8; 32]> {
+    if !n.is_power_of_two() || !chunk.is_power_of_two() {
+        return Err(Error::PieceSize(format!("a tree over {n} leaves in chunks of {chunk}")));
+    }
+    let chunk = chunk.min(n);
+    let chunk_rows = chunk.trailing_zeros();
+    let roots: Vec<[u8; 32]> = (0..n / chunk)
+        .into_par_iter()
+        .map(|k| {
+            let mut row = vec![[0u8; 32]; chunk];
+            let mut next = vec![[0u8; 32]; chunk / 2];
+            read(k * chunk, &mut row)?;
+            write(k * chunk, &row)?;
+            let mut width = chunk;
+            for r in 1..=chunk_rows {
+                width /= 2;
+                hash_pairs(&row[..2 * width], &mut next[..width]);
+                write(row_start(n, r) + k * width, &next[..width])?;
+                std::mem::swap(&mut row, &mut next);
+            }
+            Ok(row[0])
+        })
+        .collect::<Result<_>>()?;
+    let mut row = roots;
+    let mut r = chunk_rows;
+    while row.len() > 1 {
+        let mut next = vec![[0u8; 32]; row.len() / 2];
+        hash_pairs(&row, &mut next);
+        r += 1;
+        write(row_start(n, r), &next)?;
+        row = next;
+    }
+    Ok(row[0])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -117,6 +178,24 @@ mod tests {
         let full = build_tree(&leaves, &mut tree).unwrap();
         assert_eq!(s.finish().unwrap(), full);
         assert_eq!(root(&leaves), full);
+        for chunk in [1, 4, 64, 128] {
+            let chunked = std::sync::Mutex::new(vec![[0xffu8; 32]; tree_len(64)]);
+            let root = build_tree_chunked(
+                64,
+                chunk,
+                |first, out| {
+                    out.copy_from_slice(&leaves[first..first + out.len()]);
+                    Ok(())
+                },
+                |at, nodes| {
+                    chunked.lock().unwrap()[at..at + nodes.len()].copy_from_slice(nodes);
+                    Ok(())
+                },
+            )
+            .unwrap();
+            assert_eq!(root, full, "chunk {chunk}");
+            assert_eq!(chunked.into_inner().unwrap(), tree, "chunk {chunk}: every node written in place");
+        }
         let mut odd = StreamingRoot::new();
         leaves[..3].iter().for_each(|l| odd.push(*l));
         assert!(odd.finish().is_none());

@@ -1,4 +1,4 @@
-//! The memory-map fence: the only module that maps files.
+//! The memory-map fence: the only module that maps files (and anonymous memory).
 //!
 //! Layers, trees and replicas are far larger than memory for production
 //! sectors, so they are worked on through mappings. A mapping is only sound
@@ -38,7 +38,7 @@ pub struct ReadMap {
     path: PathBuf,
     map: Option<Mmap>,
     // Held for the lock; dropped after the mapping.
-    _file: File,
+    file: File,
 }
 
 impl ReadMap {
@@ -62,7 +62,7 @@ impl ReadMap {
             // mapping exists; see the module contract for other processes.
             Some(unsafe { Mmap::map(&file) }.map_err(Error::io("map", path))?)
         };
-        Ok(Self { path: path.to_path_buf(), map, _file: file })
+        Ok(Self { path: path.to_path_buf(), map, file })
     }
 
     /// The file's bytes.
@@ -78,6 +78,11 @@ impl ReadMap {
     /// The mapped file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The mapped file's metadata (of the open file, not of whatever the path names now).
+    pub fn metadata(&self) -> Result<std::fs::Metadata> {
+        self.file.metadata().map_err(Error::io("stat", &self.path))
     }
 
     /// Node `v` as a field element, or an error naming the file and the node
@@ -132,6 +137,11 @@ impl WriteMap {
         self.map.as_chunks_mut::<NODE>().0
     }
 
+    /// The file as 32-byte nodes, read-only.
+    pub fn nodes(&self) -> &[[u8; NODE]] {
+        self.map.as_chunks::<NODE>().0
+    }
+
     /// The file's bytes, read-only.
     pub fn bytes(&self) -> &[u8] {
         &self.map
@@ -146,5 +156,115 @@ impl WriteMap {
     /// The mapped file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+}
+
+/// Bytes of memory available to new allocations, from `/proc/meminfo` (Linux).
+pub fn available_memory() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    Some(line.split_whitespace().nth(1)?.parse::<u64>().ok()? * 1024)
+}
+
+/// Nodes in anonymous memory (zeroed, page-aligned), on transparent huge pages
+/// where the kernel offers them: a layer of a large sector read at random
+/// (parents) takes far fewer TLB misses on 2 MiB pages than on 4 KiB ones.
+pub struct NodeBuffer {
+    map: MmapMut,
+}
+
+impl NodeBuffer {
+    /// A zeroed buffer of `nodes` nodes.
+    pub fn new(nodes: u64) -> Result<Self> {
+        let len = usize::try_from(nodes * NODE as u64).map_err(|_| Error::Io {
+            op: "allocate",
+            path: PathBuf::from("(memory)"),
+            source: std::io::Error::new(
+                std::io::ErrorKind::OutOfMemory,
+                "buffer larger than the address space",
+            ),
+        })?;
+        let map = MmapMut::map_anon(len.max(1)).map_err(Error::io("allocate", "(memory)"))?;
+        #[cfg(target_os = "linux")]
+        {
+            // Only a hint: without huge pages the buffer works the same, slower.
+            let _ = map.advise(memmap2::Advice::HugePage);
+        }
+        Ok(Self { map })
+    }
+
+    /// The buffer as nodes.
+    pub fn nodes(&self) -> &[[u8; NODE]] {
+        self.map.as_chunks::<NODE>().0
+    }
+
+    /// The buffer as nodes, writable.
+    pub fn nodes_mut(&mut self) -> &mut [[u8; NODE]] {
+        self.map.as_chunks_mut::<NODE>().0
+    }
+}
+
+/// Faults in the pages of `[ptr, ptr + len)` writable ahead of the writes, in
+/// one call instead of one fault per page (Linux `MADV_POPULATE_WRITE`, 5.14+;
+/// elsewhere, or where refused, nothing: the writes then fault as usual).
+/// Contents are not changed.
+///
+/// # Safety
+/// The range is memory of this process that it may write (a live writable mapping
+/// or allocation); another thread may be writing other parts of it.
+pub unsafe fn prefault_for_write(ptr: *mut u8, len: usize) {
+    #[cfg(target_os = "linux")]
+    {
+        const PAGE: usize = 4096;
+        let start = ptr as usize;
+        let (first, last) = (start.next_multiple_of(PAGE), (start + len) / PAGE * PAGE);
+        if first < last {
+            // SAFETY: [first, last) lies inside the caller's writable range; the advice only
+            // populates page tables and never changes a byte, so it races with no writer.
+            unsafe { libc::madvise(first as *mut libc::c_void, last - first, libc::MADV_POPULATE_WRITE) };
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (ptr, len);
+}
+
+/// Starts writing parts of a file back to disk without waiting, so that the
+/// sync at the end finds little left to do. Use it on files written with
+/// `write`, not through a writable mapping: write-back of mapped pages makes
+/// the kernel write-protect them, one TLB shootdown (an interrupt of every
+/// other core running this process) per page.
+pub struct WriteBack<'a> {
+    path: &'a Path,
+    file: &'a File,
+}
+
+impl<'a> WriteBack<'a> {
+    /// Write-back of `file` (opened from `path`).
+    pub fn new(path: &'a Path, file: &'a File) -> Self {
+        Self { path, file }
+    }
+
+    /// Queues bytes `offset..offset + len` for write-back (Linux `sync_file_range`
+    /// with `SYNC_FILE_RANGE_WRITE`; elsewhere nothing, the final sync does it all).
+    /// Durability still comes only from [`WriteMap::sync`].
+    pub fn start(&self, offset: u64, len: u64) -> Result<()> {
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::fd::AsRawFd;
+            let (Ok(offset), Ok(len)) = (i64::try_from(offset), i64::try_from(len)) else {
+                return Ok(());
+            };
+            // SAFETY: a plain syscall on a file descriptor this value borrows (open for its
+            // lifetime); it reads no memory of ours.
+            let rc = unsafe {
+                libc::sync_file_range(self.file.as_raw_fd(), offset, len, libc::SYNC_FILE_RANGE_WRITE)
+            };
+            if rc != 0 {
+                return Err(Error::io("start write-back of", self.path)(std::io::Error::last_os_error()));
+            }
+        }
+        #[cfg(not(target_os = "linux"))]
+        let _ = (offset, len, self.file, self.path);
+        Ok(())
     }
 }

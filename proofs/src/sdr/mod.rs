@@ -2,12 +2,16 @@
 //!
 //! - [`graph`]: DRG and expander parents of a node.
 //! - [`parent_cache`]: those parents for every node, in a checked, mapped file.
-//! - [`label`]: the per-node kernel and the single-threaded reference labeler.
-//! - [`label_par`]: the multi-threaded labeler (identical bytes, faster).
-//! - [`layers`]: labeling all layers into files, resumable after a crash.
+//! - [`kernel`]: SHA-256 of label messages: SHA-NI (1 to 8 streams) or portable.
+//! - [`label`]: the single-threaded reference labeler.
+//! - [`label_par`]: the single-sector labeler: producers gather, one thread hashes.
+//! - [`label_batch`]: several sectors at once, interleaved SHA-256 streams on every core.
+//! - [`layers`]: labeling all layers of one sector or a batch into files, resumable.
 
 pub mod graph;
+pub mod kernel;
 pub mod label;
+pub mod label_batch;
 pub mod label_par;
 pub mod layers;
 pub mod parent_cache;

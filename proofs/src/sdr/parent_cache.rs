@@ -2,10 +2,16 @@
 //! graph, built once and memory-mapped (porep-sdr.md §6.3, params-table.md §3).
 //!
 //! The file name is the reference's (`v28-sdr-parent-<hash>.cache`), so caches
-//! are interchangeable with rust-fil-proofs'. The content is checked on every
-//! open: against the reference's published digest where one is known, else
-//! against the digest recorded when kiln built it. A truncated or corrupt cache
-//! is reported, rebuilt and never used.
+//! are interchangeable with rust-fil-proofs'. The content is checked against
+//! the reference's published digest where one is known, else against the
+//! digest recorded when kiln built it. Hashing the whole file on every open
+//! would cost ~0.5 s at 512MiB and ~30 s at 32GiB per sector, so the full
+//! check runs once and is *stamped*: a `.stamp` file beside the cache records
+//! the file's device, inode, size and modification time with the digest that
+//! was verified. An open whose file still matches its stamp only spot-checks
+//! [`SPOT_CHECKS`] randomly chosen nodes (and the first and last) against the
+//! graph itself; any other open hashes the whole file again and re-stamps it.
+//! A truncated or corrupt cache is reported, rebuilt and never used.
 
 use super::graph::Graph;
 use crate::durable;
@@ -13,10 +19,14 @@ use crate::error::{Error, Result};
 use crate::merkle::store::{ReadMap, WriteMap};
 use crate::shape::DEGREE;
 use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
+
+/// Nodes compared with the graph on an open that matched its stamp.
+pub const SPOT_CHECKS: usize = 256;
 
 /// Bytes per node in the cache.
 const NODE_BYTES: usize = DEGREE * 4;
@@ -97,6 +107,66 @@ pub fn known_digest(graph: &Graph) -> Option<&'static str> {
 pub struct ParentCache {
     map: ReadMap,
     num_nodes: u32,
+    check: Check,
+}
+
+/// How an open verified the cache.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Check {
+    /// The whole file was hashed and compared with the expected digest.
+    Full,
+    /// The file matched its stamp; sampled nodes were compared with the graph.
+    Stamped,
+}
+
+/// What was true of the cache file when its whole content was last verified.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Stamp {
+    version: u32,
+    device: u64,
+    inode: u64,
+    size: u64,
+    mtime_ns: i128,
+    sha256: String,
+}
+
+impl Stamp {
+    #[cfg(unix)]
+    fn of(meta: &std::fs::Metadata, sha256: &str) -> Option<Self> {
+        use std::os::unix::fs::MetadataExt;
+        Some(Self {
+            version: 1,
+            device: meta.dev(),
+            inode: meta.ino(),
+            size: meta.size(),
+            mtime_ns: meta.mtime() as i128 * 1_000_000_000 + meta.mtime_nsec() as i128,
+            sha256: sha256.to_string(),
+        })
+    }
+
+    #[cfg(not(unix))]
+    fn of(_meta: &std::fs::Metadata, _sha256: &str) -> Option<Self> {
+        None
+    }
+
+    fn path(cache: &Path) -> PathBuf {
+        let mut name = cache.file_name().unwrap_or_default().to_os_string();
+        name.push(".stamp");
+        cache.with_file_name(name)
+    }
+
+    fn read(cache: &Path) -> Option<Self> {
+        serde_json::from_slice(&std::fs::read(Self::path(cache)).ok()?).ok()
+    }
+
+    /// Records the stamp; a failure only means the next open hashes the file again.
+    fn write(&self, cache: &Path) {
+        let json = serde_json::to_vec(self).expect("stamp serialises");
+        if let Err(e) = durable::write_file(&Self::path(cache), &json) {
+            warn!(path = %cache.display(), "parent cache verified but not stamped: {e}");
+        }
+    }
 }
 
 impl ParentCache {
@@ -135,22 +205,62 @@ impl ParentCache {
         })
     }
 
-    /// Opens an existing cache and checks its length and digest.
+    /// Opens an existing cache and checks its length, then its content: sampled
+    /// nodes against the graph when the file matches its stamp, else its digest.
     pub fn open_verified(path: &Path, graph: &Graph) -> Result<Self> {
         let len = graph.num_nodes() as u64 * NODE_BYTES as u64;
         let map = ReadMap::open(path, Some(len))?;
-        let digest = sha256_hex(map.bytes());
-        match Self::expected_digest(path, graph) {
-            Some(expected) if expected == digest => Ok(Self { map, num_nodes: graph.num_nodes() }),
-            Some(expected) => Err(Error::Malformed {
-                path: path.to_path_buf(),
-                reason: format!("parent cache digest {digest} differs from the expected {expected}"),
-            }),
-            None => Err(Error::Malformed {
+        let Some(expected) = Self::expected_digest(path, graph) else {
+            return Err(Error::Malformed {
                 path: path.to_path_buf(),
                 reason: "parent cache has no recorded digest to check it against".into(),
-            }),
+            });
+        };
+        let now = map.metadata().ok().and_then(|m| Stamp::of(&m, &expected));
+        let mut cache = Self { map, num_nodes: graph.num_nodes(), check: Check::Full };
+        if now.is_some() && now == Stamp::read(path) {
+            cache.check = Check::Stamped;
+            if let Err(e) = cache.spot_check(graph) {
+                let _ = std::fs::remove_file(Stamp::path(path));
+                return Err(e);
+            }
+            debug!(path = %path.display(), "parent cache matches its stamp; {SPOT_CHECKS} nodes spot-checked");
+            return Ok(cache);
         }
+        let digest = sha256_hex(cache.map.bytes());
+        if digest != expected {
+            return Err(Error::Malformed {
+                path: path.to_path_buf(),
+                reason: format!("parent cache digest {digest} differs from the expected {expected}"),
+            });
+        }
+        if let Some(stamp) = now {
+            stamp.write(path);
+        }
+        Ok(cache)
+    }
+
+    /// Compares randomly chosen nodes (and the first and the last) with the graph.
+    fn spot_check(&self, graph: &Graph) -> Result<()> {
+        use rand::Rng;
+        let mut rng = rand::thread_rng();
+        let last = self.num_nodes - 1;
+        let mut want = [0u32; DEGREE];
+        for v in [0, last].into_iter().chain((0..SPOT_CHECKS).map(|_| rng.gen_range(0..=last))) {
+            graph.parents(v, &mut want);
+            if self.parents(v) != want {
+                return Err(Error::Malformed {
+                    path: self.path().to_path_buf(),
+                    reason: format!("parent cache node {v} differs from the graph (spot check)"),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// How this open verified the cache.
+    pub fn check(&self) -> Check {
+        self.check
     }
 
     fn build(path: &Path, graph: &Graph) -> Result<()> {
@@ -182,6 +292,7 @@ impl ParentCache {
             }
         }
         durable::write_file(&Self::digest_sidecar(path), digest.as_bytes())?;
+        let _ = std::fs::remove_file(Stamp::path(path));
         durable::rename(&tmp, path)
     }
 
@@ -266,6 +377,42 @@ mod tests {
         bytes[1000] ^= 1;
         std::fs::write(&path, &bytes).unwrap();
         assert!(matches!(ParentCache::open_verified(&path, &g), Err(Error::Malformed { .. })));
+        let cache = ParentCache::open_or_build(dir.path(), &g).unwrap();
+        assert_eq!(cache.digest(), "840057702eea7652cf97e04306c30fe57174714d90de156a25eddd6075c25b97");
+    }
+
+    /// The first open hashes the file and stamps it; later opens only spot-check;
+    /// a rewritten file (new mtime) is hashed again; a corrupt node under an intact
+    /// stamp is caught by the spot check (the first and last nodes are always checked).
+    #[test]
+    fn stamped_cache_is_spot_checked_and_rehashed_when_changed() {
+        let dir = tempfile::tempdir().unwrap();
+        let shape = SectorSize::KiB2.shape();
+        let g = Graph::new(shape.num_nodes, shape.porep_id);
+        let path = ParentCache::open_or_build(dir.path(), &g).unwrap().path().to_path_buf();
+        assert!(Stamp::path(&path).exists(), "stamped at build or first open");
+        let cache = ParentCache::open_verified(&path, &g).unwrap();
+        assert_eq!(cache.check(), Check::Stamped);
+        drop(cache);
+
+        // Rewritten with the same bytes: mtime moves, so the whole file is hashed again.
+        let bytes = std::fs::read(&path).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        std::fs::write(&path, &bytes).unwrap();
+        assert_eq!(ParentCache::open_verified(&path, &g).unwrap().check(), Check::Full);
+        assert_eq!(ParentCache::open_verified(&path, &g).unwrap().check(), Check::Stamped);
+
+        // The last node corrupted behind the stamp's back (mtime restored).
+        let mtime = std::fs::metadata(&path).unwrap().modified().unwrap();
+        let mut bad = bytes.clone();
+        let at = bad.len() - 4;
+        bad[at] ^= 1;
+        std::fs::write(&path, &bad).unwrap();
+        std::fs::File::options().write(true).open(&path).unwrap().set_modified(mtime).unwrap();
+        let err = ParentCache::open_verified(&path, &g).err().expect("spot check fails");
+        assert!(err.to_string().contains("spot check"), "{err}");
+        assert!(!Stamp::path(&path).exists(), "a failed spot check drops the stamp");
+        // open_or_build then rebuilds it.
         let cache = ParentCache::open_or_build(dir.path(), &g).unwrap();
         assert_eq!(cache.digest(), "840057702eea7652cf97e04306c30fe57174714d90de156a25eddd6075c25b97");
     }

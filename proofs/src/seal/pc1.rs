@@ -1,15 +1,16 @@
 //! PC1: stage the pieces, build tree_d (comm_d), derive the replica id, label
-//! every layer (porep-sdr.md §3, §4.3, §7, §9.3).
+//! every layer (porep-sdr.md §3, §4.3, §7, §9.3), for one sector or a batch of
+//! sectors of one size.
 
 use super::{staging, Pc1Output, SectorDir, SectorIdentity};
 use crate::durable;
 use crate::error::{Error, Result};
 use crate::ids::{Commitment, Randomness, ReplicaId};
 use crate::merkle::sha_tree;
-use crate::merkle::store::{ReadMap, WriteMap};
+use crate::merkle::store::WriteBack;
 use crate::sdr::graph::Graph;
 use crate::sdr::label_par::LabelingConfig;
-use crate::sdr::layers::{LabelingOutcome, Layers, Progress};
+use crate::sdr::layers::{generate_batch, LabelingOutcome, Layers, Progress};
 use crate::sdr::parent_cache::ParentCache;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
@@ -47,22 +48,48 @@ pub struct Pc1Report {
     pub staging: Duration,
     /// Seconds spent building tree_d.
     pub tree_d: Duration,
-    /// Seconds spent labeling.
+    /// Seconds spent labeling (the whole batch's, when labeled in a batch).
     pub labeling_time: Duration,
 }
 
 /// Builds tree_d over the staged data into the cache directory and returns comm_d.
+/// The data is read and the tree written a megabyte of leaves at a time, in
+/// parallel, with `pread`/`pwrite` (no mapping: nothing to fault in, nothing to
+/// write-protect for write-back). The file is written back in the background, not
+/// synced: PC1 syncs it (with [`sync_tree_d`]) before recording itself done, long
+/// after, so the wait is off the labeling path. A crash before that record re-runs
+/// PC1, which rebuilds tree_d.
 pub fn build_tree_d(unsealed: &Path, cache_dir: &Path, size_bytes: u64) -> Result<Commitment> {
-    let data = ReadMap::open(unsealed, Some(size_bytes))?;
-    let nodes = data.nodes();
+    use std::os::unix::fs::FileExt;
+    let data = std::fs::File::open(unsealed).map_err(Error::io("open", unsealed))?;
+    let found = data.metadata().map_err(Error::io("stat", unsealed))?.len();
+    if found != size_bytes {
+        return Err(Error::FileLength { path: unsealed.to_path_buf(), expected: size_bytes, found });
+    }
     let path = cache_dir.join(TREE_D_FILE);
     let tmp = durable::temp_path(&path);
-    let mut tree = WriteMap::create(&tmp, sha_tree::tree_len(nodes.len()) as u64 * 32)?;
-    let root = sha_tree::build_tree(nodes, tree.nodes_mut())?;
-    tree.sync()?;
+    let leaves = (size_bytes / 32) as usize;
+    let len = sha_tree::tree_len(leaves) as u64 * 32;
+    let tree = std::fs::File::create(&tmp).map_err(Error::io("create", &tmp))?;
+    tree.set_len(len).map_err(Error::io("resize", &tmp))?;
+    let root = sha_tree::build_tree_chunked(
+        leaves,
+        1 << 15,
+        |first, out| {
+            data.read_exact_at(out.as_flattened_mut(), first as u64 * 32).map_err(Error::io("read", unsealed))
+        },
+        |at, nodes| tree.write_all_at(nodes.as_flattened(), at as u64 * 32).map_err(Error::io("write", &tmp)),
+    )?;
+    WriteBack::new(&tmp, &tree).start(0, len)?;
     drop(tree);
-    durable::rename(&tmp, &path)?;
+    std::fs::rename(&tmp, &path).map_err(Error::io("rename into place", &path))?;
     Ok(Commitment(root))
+}
+
+/// Makes tree_d (written by [`build_tree_d`]) and its name durable.
+pub fn sync_tree_d(cache_dir: &Path) -> Result<()> {
+    durable::sync_file(&cache_dir.join(TREE_D_FILE))?;
+    durable::sync_dir(cache_dir)
 }
 
 /// Runs PC1 for the sector in `dir`. Safe to re-run after a crash: staged data is
@@ -73,8 +100,21 @@ pub fn run(
     cancel: &AtomicBool,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<Pc1Report> {
+    run_batch(&[(dir.clone(), req.clone())], cancel, progress)?.pop().expect("one result per sector")
+}
+
+/// A sector between data commitment and labeling.
+struct Prepared {
+    meta: super::SectorMeta,
+    output: Pc1Output,
+    pieces: Vec<staging::StagedPiece>,
+    staging: Duration,
+    tree_d: Duration,
+}
+
+/// Stages the pieces, builds tree_d and derives the replica id.
+fn prepare(dir: &SectorDir, req: &Pc1Request) -> Result<Prepared> {
     let shape = req.identity.sector_size.shape();
-    let _span = info_span!("pc1", sector_id = req.identity.sector_id).entered();
     // Reject unreadable or oversized pieces before the directory is touched.
     let plan = staging::plan(&req.pieces, &shape)?;
     let mut meta = dir.claim(&req.identity)?;
@@ -107,15 +147,71 @@ pub fn run(
         meta.pc2 = None;
         dir.write_meta(&meta)?;
     }
+    Ok(Prepared { meta, output, pieces, staging: staging_time, tree_d: tree_d_time })
+}
+
+/// Runs PC1 for several sectors of one size, labeling them together (one parent
+/// gathering per node for all, interleaved hashing: see [`crate::sdr::label_batch`]).
+/// The labeler tuning and parent-cache directory are the first request's. Each
+/// sector resumes on its own after a crash, as [`run`] does. A sector that fails
+/// (bad pieces, a damaged layer, a full disk) gets its error in its slot and the
+/// others go on; cancellation and a batch of mixed sizes fail the whole call.
+pub fn run_batch(
+    sectors: &[(SectorDir, Pc1Request)],
+    cancel: &AtomicBool,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<Vec<Result<Pc1Report>>> {
+    let Some((_, first)) = sectors.first() else { return Ok(vec![]) };
+    let size = first.identity.sector_size;
+    if let Some((_, odd)) = sectors.iter().find(|(_, r)| r.identity.sector_size != size) {
+        return Err(Error::MixedBatch {
+            sector_id: odd.identity.sector_id,
+            expected: size.to_string(),
+            found: odd.identity.sector_size.to_string(),
+        });
+    }
+    let shape = size.shape();
+    let mut prepared: Vec<Result<Prepared>> = sectors
+        .iter()
+        .map(|(dir, req)| {
+            let _span = info_span!("pc1", sector_id = req.identity.sector_id).entered();
+            prepare(dir, req)
+        })
+        .collect();
 
     let t = Instant::now();
     let graph = Graph::new(shape.num_nodes, shape.porep_id);
-    let parents = ParentCache::open_or_build(&req.parent_cache_dir, &graph)?;
-    let layers = Layers::new(&dir.cache_dir(), shape.num_nodes, shape.layers);
-    let labeling = layers.generate(&parents, &replica_id, &req.labeling, cancel, progress)?;
+    let parents = ParentCache::open_or_build(&first.parent_cache_dir, &graph)?;
+    let layers: Vec<Layers> =
+        sectors.iter().map(|(dir, _)| Layers::new(&dir.cache_dir(), shape.num_nodes, shape.layers)).collect();
+    let ready: Vec<usize> = (0..sectors.len()).filter(|&i| prepared[i].is_ok()).collect();
+    let members: Vec<(&Layers, ReplicaId)> = ready
+        .iter()
+        .map(|&i| (&layers[i], prepared[i].as_ref().map(|p| p.output.replica_id).expect("prepared")))
+        .collect();
+    let ids: Vec<u64> = ready.iter().map(|&i| sectors[i].1.identity.sector_id).collect();
+    let _span = info_span!("pc1_labeling", sectors = ?ids).entered();
+    let labeled = generate_batch(&parents, &members, &first.labeling, cancel, progress)?;
     let labeling_time = t.elapsed();
 
-    meta.pc1 = Some(output);
-    dir.write_meta(&meta)?;
-    Ok(Pc1Report { output, pieces, labeling, staging: staging_time, tree_d: tree_d_time, labeling_time })
+    let mut labeled = ready.into_iter().zip(labeled).collect::<std::collections::HashMap<_, _>>();
+    Ok(prepared
+        .drain(..)
+        .enumerate()
+        .map(|(i, prep)| {
+            let mut prep = prep?;
+            let labeling = labeled.remove(&i).expect("every prepared sector was labeled")?;
+            sync_tree_d(&sectors[i].0.cache_dir())?;
+            prep.meta.pc1 = Some(prep.output);
+            sectors[i].0.write_meta(&prep.meta)?;
+            Ok(Pc1Report {
+                output: prep.output,
+                pieces: prep.pieces,
+                labeling,
+                staging: prep.staging,
+                tree_d: prep.tree_d,
+                labeling_time,
+            })
+        })
+        .collect())
 }

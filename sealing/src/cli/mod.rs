@@ -1,5 +1,6 @@
 //! The `kiln` command's subcommands, one module per group.
 
+pub mod bench;
 pub mod daemon;
 pub mod params;
 pub mod seal;

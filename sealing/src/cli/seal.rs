@@ -20,6 +20,8 @@ use std::time::Instant;
 pub enum SealCommand {
     /// PC1 and PC2: stage pieces, label layers, build trees, encode the replica.
     PreCommit(PreCommitArgs),
+    /// PC1 for several sectors of one size labeled together (throughput), then PC2 for each.
+    Batch(BatchArgs),
     /// C1 and C2 for a pre-committed sector, then verify the proof.
     Commit(CommitArgs),
     /// C2 alone, from a C1 file (no sector files needed).
@@ -87,6 +89,41 @@ pub struct PreCommitArgs {
     /// Labeling threads prefetching parents; 0 uses the single-threaded reference labeler.
     #[arg(long)]
     producers: Option<usize>,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+pub struct BatchArgs {
+    /// Sector size, shared by every sector of the batch.
+    #[arg(long)]
+    sector_size: String,
+    /// Prover id as 64 hex characters.
+    #[arg(long, conflicts_with = "miner_id", required_unless_present = "miner_id")]
+    prover_id: Option<String>,
+    /// Miner actor id (f0N); the prover id is derived from it.
+    #[arg(long)]
+    miner_id: Option<u64>,
+    /// Sector numbers, comma-separated; sector N is sealed in DIR/N.
+    #[arg(long, value_delimiter = ',', required = true)]
+    sectors: Vec<u64>,
+    /// Seal ticket of every sector, as 64 hex characters.
+    #[arg(long)]
+    ticket: String,
+    /// A piece of one sector as N:FILE (repeat, in order); sectors without pieces are
+    /// committed capacity.
+    #[arg(long = "piece")]
+    pieces: Vec<String>,
+    /// Directory holding one directory per sector.
+    #[arg(long)]
+    dir: PathBuf,
+    /// Directory of SDR parent caches [default: $XDG_CACHE_HOME/kiln/parents].
+    #[arg(long)]
+    parent_cache: Option<PathBuf>,
+    /// Hashing threads for the batch [default: one per core].
+    #[arg(long)]
+    threads: Option<usize>,
     /// Print JSON.
     #[arg(long)]
     json: bool,
@@ -199,6 +236,7 @@ pub fn run(cmd: SealCommand) -> Result<()> {
             let out = pre_commit(&args, &mut phases)?;
             print_pre_commit(&out, args.json)
         }
+        SealCommand::Batch(args) => batch(args),
         SealCommand::Commit(args) => commit(args),
         SealCommand::C2(args) => c2(args),
         SealCommand::Verify(args) => verify(args),
@@ -318,6 +356,104 @@ fn pre_commit(args: &PreCommitArgs, phases: &mut Phases) -> Result<Value> {
         "layers_labeled": r1.labeling.labeled,
         "seconds": seconds,
     }))
+}
+
+/// The PC1 requests of a batch, one per sector, in `--sectors` order.
+fn batch_requests(args: &BatchArgs) -> Result<Vec<(SectorDir, pc1::Pc1Request)>> {
+    let sector_size = SectorSize::parse(&args.sector_size)?;
+    let prover_id = prover_id(&args.prover_id, args.miner_id)?;
+    let ticket = Randomness::from_hex(&args.ticket).context("--ticket")?;
+    let mut seen = std::collections::HashSet::new();
+    if let Some(dup) = args.sectors.iter().find(|id| !seen.insert(**id)) {
+        bail!("sector {dup} is given twice in --sectors");
+    }
+    let mut pieces: std::collections::HashMap<u64, Vec<PathBuf>> = Default::default();
+    for spec in &args.pieces {
+        let (id, file) = spec.split_once(':').with_context(|| format!("--piece {spec}: expected N:FILE"))?;
+        let id: u64 = id.parse().with_context(|| format!("--piece {spec}: {id} is not a sector number"))?;
+        if !args.sectors.contains(&id) {
+            bail!("--piece {spec}: sector {id} is not in --sectors");
+        }
+        pieces.entry(id).or_default().push(PathBuf::from(file));
+    }
+    let mut labeling = LabelingConfig::default();
+    if let Some(t) = args.threads {
+        if t == 0 {
+            bail!("--threads must be at least 1");
+        }
+        labeling.producers = t - 1;
+    }
+    let parent_cache_dir = args.parent_cache.clone().unwrap_or_else(sealing::dirs::parent_cache_dir);
+    Ok(args
+        .sectors
+        .iter()
+        .map(|&sector_id| {
+            let req = pc1::Pc1Request {
+                identity: SectorIdentity { sector_size, prover_id, sector_id },
+                ticket,
+                pieces: pieces.remove(&sector_id).unwrap_or_default(),
+                parent_cache_dir: parent_cache_dir.clone(),
+                labeling,
+            };
+            (SectorDir::new(args.dir.join(sector_id.to_string())), req)
+        })
+        .collect())
+}
+
+fn batch(args: BatchArgs) -> Result<()> {
+    let sectors = batch_requests(&args)?;
+    let cancel = AtomicBool::new(false);
+    let mut reporter = Reporter::new();
+    let mut phases = Phases::default();
+    let pc1 = phases.time("pc1", || Ok(pc1::run_batch(&sectors, &cancel, &mut |p| reporter.report(p))?))?;
+    let mut results = Vec::new();
+    let mut failed = 0;
+    for ((dir, req), r1) in sectors.iter().zip(pc1) {
+        let id = req.identity.sector_id;
+        let span = tracing::info_span!("sector", sector_id = id);
+        let _guard = span.enter();
+        let r2 = r1.map_err(anyhow::Error::from).and_then(|r1| {
+            let r2 = phases.time("pc2", || Ok(pc2::run(dir, &cancel, &mut |p| reporter.report(p))?))?;
+            Ok((r1, r2))
+        });
+        results.push(match r2 {
+            Ok((r1, r2)) => json!({
+                "sector_id": id,
+                "dir": dir.root(),
+                "comm_d": r1.output.comm_d,
+                "replica_id": r1.output.replica_id,
+                "comm_r": r2.output.comm_r,
+                "layers_reused": r1.labeling.reused,
+                "layers_labeled": r1.labeling.labeled,
+            }),
+            Err(e) => {
+                failed += 1;
+                json!({ "sector_id": id, "dir": dir.root(), "error": format!("{e:#}") })
+            }
+        });
+    }
+    reporter.finish();
+    let out = json!({ "sector_size": args.sector_size, "sectors": results, "phases": phases.json() });
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        for r in &results {
+            match r.get("error") {
+                Some(e) => println!("sector {:<6} FAILED: {}", r["sector_id"], e.as_str().unwrap_or("")),
+                None => println!(
+                    "sector {:<6} comm_d {} comm_r {}",
+                    r["sector_id"],
+                    r["comm_d"].as_str().unwrap_or(""),
+                    r["comm_r"].as_str().unwrap_or("")
+                ),
+            }
+        }
+        phases.print_table();
+    }
+    if failed > 0 {
+        bail!("{failed} of {} sectors failed", results.len());
+    }
+    Ok(())
 }
 
 fn print_pre_commit(out: &Value, json: bool) -> Result<()> {

@@ -8,7 +8,8 @@ use proofs::seal::{c1, finalize, pc1, pc2, SectorDir, SectorIdentity};
 use proofs::snark::params::PorepParams;
 use proofs::{Commitment, Randomness};
 use std::path::PathBuf;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 /// A failed seal phase.
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +42,18 @@ pub struct PreCommitOutput {
     pub comm_r: Commitment,
 }
 
+/// One sector of a pre-commit batch.
+#[derive(Clone, Debug)]
+pub struct BatchMember {
+    /// The sector's directory.
+    pub dir: SectorDir,
+    /// What pre-committing it needs.
+    pub task: PreCommitTask,
+    /// Set when this sector alone is cancelled (removed): it is dropped once the
+    /// batch's labeling ends, and the others go on.
+    pub cancel: Arc<AtomicBool>,
+}
+
 /// Runs the seal phases of one sector directory.
 pub trait ProofEngine: Send + Sync {
     /// PC1 then PC2. Must be safe to re-run on a directory a crash interrupted.
@@ -51,6 +64,25 @@ pub trait ProofEngine: Send + Sync {
         cancel: &AtomicBool,
         progress: &mut dyn FnMut(Progress),
     ) -> Result<PreCommitOutput, EngineError>;
+
+    /// PC1 for several sectors of one size together, then PC2 for each; `done` gets each
+    /// sector's outcome (by index) as soon as it is known. `cancel` stops the whole batch
+    /// (set when every member is cancelled). By default the sectors run one after another.
+    fn pre_commit_batch(
+        &self,
+        members: &[BatchMember],
+        cancel: &AtomicBool,
+        progress: &mut dyn FnMut(Progress),
+        done: &mut dyn FnMut(usize, Result<PreCommitOutput, EngineError>),
+    ) {
+        for (i, m) in members.iter().enumerate() {
+            if cancel.load(Ordering::Relaxed) || m.cancel.load(Ordering::Relaxed) {
+                done(i, Err(proofs::Error::Cancelled.into()));
+                continue;
+            }
+            done(i, self.pre_commit(&m.dir, &m.task, &m.cancel, progress));
+        }
+    }
 
     /// C1: the sector's vanilla proofs for `seed`, in the binary C1 form (what
     /// C2 needs, locally or on a remote worker).
@@ -74,6 +106,18 @@ pub struct LocalEngine {
     pub labeling: LabelingConfig,
 }
 
+impl LocalEngine {
+    fn pc1_request(&self, task: &PreCommitTask) -> pc1::Pc1Request {
+        pc1::Pc1Request {
+            identity: task.identity,
+            ticket: task.ticket,
+            pieces: task.pieces.clone(),
+            parent_cache_dir: self.parent_cache_dir.clone(),
+            labeling: self.labeling,
+        }
+    }
+}
+
 impl ProofEngine for LocalEngine {
     fn pre_commit(
         &self,
@@ -82,19 +126,53 @@ impl ProofEngine for LocalEngine {
         cancel: &AtomicBool,
         progress: &mut dyn FnMut(Progress),
     ) -> Result<PreCommitOutput, EngineError> {
-        let req = pc1::Pc1Request {
-            identity: task.identity,
-            ticket: task.ticket,
-            pieces: task.pieces.clone(),
-            parent_cache_dir: self.parent_cache_dir.clone(),
-            labeling: self.labeling,
-        };
-        let r1 = pc1::run(dir, &req, cancel, progress)?;
+        let r1 = pc1::run(dir, &self.pc1_request(task), cancel, progress)?;
         if !r1.labeling.reused.is_empty() {
             tracing::info!(kept = ?r1.labeling.reused, labeled = ?r1.labeling.labeled, "PC1 resumed: finished layers kept");
         }
         let r2 = pc2::run(dir, cancel, progress)?;
         Ok(PreCommitOutput { comm_d: r1.output.comm_d, comm_r: r2.output.comm_r })
+    }
+
+    fn pre_commit_batch(
+        &self,
+        members: &[BatchMember],
+        cancel: &AtomicBool,
+        progress: &mut dyn FnMut(Progress),
+        done: &mut dyn FnMut(usize, Result<PreCommitOutput, EngineError>),
+    ) {
+        let requests: Vec<(SectorDir, pc1::Pc1Request)> =
+            members.iter().map(|m| (m.dir.clone(), self.pc1_request(&m.task))).collect();
+        let labeled = match pc1::run_batch(&requests, cancel, progress) {
+            Ok(results) => results,
+            Err(e) => {
+                // The whole batch failed (cancelled, or its parent cache): every member says so.
+                let cancelled = matches!(e, proofs::Error::Cancelled);
+                let text = e.to_string();
+                for i in 0..members.len() {
+                    done(
+                        i,
+                        Err(if cancelled {
+                            proofs::Error::Cancelled.into()
+                        } else {
+                            EngineError::Other(text.clone())
+                        }),
+                    );
+                }
+                return;
+            }
+        };
+        for (i, (m, r1)) in members.iter().zip(labeled).enumerate() {
+            let _span = tracing::info_span!("sector", sector_id = m.task.identity.sector_id).entered();
+            let result = r1.map_err(EngineError::from).and_then(|r1| {
+                if m.cancel.load(Ordering::Relaxed) {
+                    return Err(proofs::Error::Cancelled.into());
+                }
+                let r2 = pc2::run(&m.dir, &m.cancel, progress)?;
+                Ok(PreCommitOutput { comm_d: r1.output.comm_d, comm_r: r2.output.comm_r })
+            });
+            done(i, result);
+        }
     }
 
     fn c1(&self, dir: &SectorDir, seed: &Randomness) -> Result<Vec<u8>, EngineError> {

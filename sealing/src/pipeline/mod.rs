@@ -28,7 +28,7 @@ use crate::lifecycle::{RetryPolicy, SectorEvent, SectorState};
 use crate::store::{SectorRow, Store, StoreError, TaskKind, TaskRow, TaskState, WorkerRow};
 use crate::workers::dispatch::{Dispatcher, HttpDispatcher};
 use crate::workers::scheduler;
-use engine::{EngineError, PreCommitOutput, PreCommitTask, ProofEngine};
+use engine::{BatchMember, EngineError, PreCommitOutput, PreCommitTask, ProofEngine};
 use proofs::pieces::place_pieces;
 use proofs::seal::{SectorDir, SectorIdentity};
 use proofs::snark::SealStatement;
@@ -177,6 +177,15 @@ struct Running {
     task: u64,
     /// The remote worker it was handed to.
     worker: Option<String>,
+    /// The pre-commit batch this sector is labeled in.
+    batch: Option<Arc<PreCommitBatch>>,
+}
+
+/// Sectors pre-committed together: their labeling stops only when every one
+/// of them is cancelled.
+struct PreCommitBatch {
+    members: Vec<u64>,
+    cancel: AtomicBool,
 }
 
 /// The driver.
@@ -197,6 +206,8 @@ pub struct Pipeline {
     /// nothing, so the sectors still waiting for a slot in this tick share
     /// one read.
     commit_view: Option<(Vec<TaskRow>, Vec<WorkerRow>)>,
+    /// Sectors of this tick with a ticket, waiting for PC1 (number, size, ticket).
+    pc1_ready: Vec<(u64, SectorSize, Randomness)>,
 }
 
 impl Pipeline {
@@ -223,6 +234,7 @@ impl Pipeline {
             progress: ProgressMap::default(),
             last_error: HashMap::new(),
             commit_view: None,
+            pc1_ready: Vec::new(),
         }
     }
 
@@ -248,6 +260,9 @@ impl Pipeline {
         }
         for r in self.running.values() {
             r.cancel.store(true, Ordering::Relaxed);
+            if let Some(b) = &r.batch {
+                b.cancel.store(true, Ordering::Relaxed);
+            }
         }
     }
 
@@ -264,6 +279,11 @@ impl Pipeline {
                 return;
             }
         };
+        self.pc1_ready = rows
+            .iter()
+            .filter(|r| r.lifecycle.state == SectorState::Unsealed && !self.running.contains_key(&r.number))
+            .filter_map(|r| ticket_of(r).ok().flatten().map(|(t, _)| (r.number, r.sector_size, t)))
+            .collect();
         for row in &rows {
             let span = info_span!("sector", number = row.number);
             let _g = span.enter();
@@ -304,12 +324,30 @@ impl Pipeline {
         self.running.values().filter(|r| r.kind == kind && r.worker.is_none()).count()
     }
 
+    /// Pre-commit tasks running: a batch of sectors is one task.
+    fn pre_commit_tasks(&self) -> usize {
+        let mut batches: Vec<*const PreCommitBatch> =
+            self.running.values().filter_map(|r| r.batch.as_ref().map(Arc::as_ptr)).collect();
+        batches.sort();
+        batches.dedup();
+        batches.len()
+    }
+
     fn step(&mut self, row: &SectorRow, now: i64) -> Result<(), PipelineError> {
         use SectorState as S;
         let n = row.number;
         if let Some(r) = self.running.get(&n) {
             if row.lifecycle.state == S::Removing {
                 r.cancel.store(true, Ordering::Relaxed);
+                if let Some(b) = &r.batch {
+                    let all = b
+                        .members
+                        .iter()
+                        .all(|m| self.running.get(m).is_none_or(|r| r.cancel.load(Ordering::Relaxed)));
+                    if all {
+                        b.cancel.store(true, Ordering::Relaxed);
+                    }
+                }
             }
             return Ok(());
         }
@@ -330,7 +368,7 @@ impl Pipeline {
                     self.apply(n, &SectorEvent::TicketDrawn { ticket: ticket.to_hex(), epoch })?;
                 }
                 Some((ticket, _)) => {
-                    if self.count(TaskKind::PreCommit) < self.config.limits.pre_commit {
+                    if self.pre_commit_tasks() < self.config.limits.pre_commit {
                         self.start_pre_commit(row, ticket)?;
                     }
                 }
@@ -551,36 +589,93 @@ impl Pipeline {
                 let _ = tx.send((number, result));
             })
             .expect("spawn a task thread");
-        self.running.insert(number, Running { kind, cancel, task, worker });
+        self.running.insert(number, Running { kind, cancel, task, worker, batch: None });
     }
 
+    /// Starts PC1+PC2 for `row` and, up to `limits.pc1_batch`, for other sectors of
+    /// its size that are ready in this tick: one task labeling them together, each
+    /// sector with its own task record and outcome.
     fn start_pre_commit(&mut self, row: &SectorRow, ticket: Randomness) -> Result<(), PipelineError> {
-        let n = row.number;
-        let pieces = lock(&self.ledger).store.pieces(n)?.into_iter().map(|p| p.path).collect();
-        let task = PreCommitTask { identity: self.identity(n, row.sector_size), ticket, pieces };
-        let dir = self.config.sector_dir(n);
+        let width = self.config.limits.pc1_batch.max(1);
+        let mut chosen = vec![(row.number, ticket)];
+        for &(n, size, t) in &self.pc1_ready {
+            if chosen.len() >= width {
+                break;
+            }
+            if n != row.number && size == row.sector_size && !self.running.contains_key(&n) {
+                chosen.push((n, t));
+            }
+        }
         std::fs::create_dir_all(self.config.data_dir.join("sectors")).map_err(|e| PipelineError::Sector {
-            number: n,
+            number: row.number,
             reason: format!("create the sectors directory: {e}"),
         })?;
+        let mut members = Vec::with_capacity(chosen.len());
+        let mut tasks = Vec::with_capacity(chosen.len());
+        for &(n, ticket) in &chosen {
+            let pieces = lock(&self.ledger).store.pieces(n)?.into_iter().map(|p| p.path).collect();
+            let task = PreCommitTask { identity: self.identity(n, row.sector_size), ticket, pieces };
+            tasks.push(self.record_task(n, TaskKind::PreCommit)?);
+            members.push(BatchMember {
+                dir: self.config.sector_dir(n),
+                task,
+                cancel: Arc::new(AtomicBool::new(false)),
+            });
+        }
+        let numbers: Vec<u64> = chosen.iter().map(|(n, _)| *n).collect();
+        let batch = Arc::new(PreCommitBatch { members: numbers.clone(), cancel: AtomicBool::new(false) });
+        for (m, &task) in members.iter().zip(&tasks) {
+            let n = m.task.identity.sector_id;
+            self.progress.lock().unwrap_or_else(|p| p.into_inner()).insert(
+                n,
+                TaskProgress {
+                    task: TaskKind::PreCommit.name().into(),
+                    phase: None,
+                    layer: None,
+                    done: 0,
+                    total: 0,
+                },
+            );
+            self.running.insert(
+                n,
+                Running {
+                    kind: TaskKind::PreCommit,
+                    cancel: m.cancel.clone(),
+                    task,
+                    worker: None,
+                    batch: Some(batch.clone()),
+                },
+            );
+        }
         let engine = self.engine.clone();
         let progress = self.progress.clone();
-        let id = self.record_task(n, TaskKind::PreCommit)?;
-        self.spawn(n, (TaskKind::PreCommit, id, None), move |cancel| {
-            let mut report = |p: proofs::sdr::layers::Progress| {
-                // Layer 1 is on disk and recorded once layer 2 is being labeled.
-                if p.phase == "labeling" && p.layer.is_some_and(|l| l >= 2) {
-                    crash_point("pc1:mid-labeling");
-                }
-                if let Some(t) = progress.lock().unwrap_or_else(|p| p.into_inner()).get_mut(&n) {
-                    t.phase = Some(p.phase.into());
-                    t.layer = p.layer;
-                    t.done = p.done;
-                    t.total = p.total;
-                }
-            };
-            TaskResult::PreCommit(engine.pre_commit(&dir, &task, cancel, &mut report))
-        });
+        let tx = self.done_tx.clone();
+        let span = info_span!("task", id = tasks[0], sectors = ?numbers, kind = TaskKind::PreCommit.name());
+        info!(parent: &span, tasks = ?tasks, "pre-commit task started");
+        std::thread::Builder::new()
+            .name(format!("pre-commit-{}", numbers[0]))
+            .spawn(move || {
+                let _g = span.enter();
+                let mut report = |p: proofs::sdr::layers::Progress| {
+                    // Layer 1 is on disk and recorded once layer 2 is being labeled.
+                    if p.phase == "labeling" && p.layer.is_some_and(|l| l >= 2) {
+                        crash_point("pc1:mid-labeling");
+                    }
+                    let mut map = progress.lock().unwrap_or_else(|p| p.into_inner());
+                    for n in &batch.members {
+                        if let Some(t) = map.get_mut(n) {
+                            t.phase = Some(p.phase.into());
+                            t.layer = p.layer;
+                            t.done = p.done;
+                            t.total = p.total;
+                        }
+                    }
+                };
+                engine.pre_commit_batch(&members, &batch.cancel, &mut report, &mut |i, result| {
+                    let _ = tx.send((members[i].task.identity.sector_id, TaskResult::PreCommit(result)));
+                });
+            })
+            .expect("spawn a task thread");
         Ok(())
     }
 
