@@ -136,6 +136,12 @@ pub fn build_tree_chunked(
     }
     let chunk = chunk.min(n);
     let chunk_rows = chunk.trailing_zeros();
+    // The node of each row over zero leaves: zero stretches (fillers, committed
+    // capacity) are written from these instead of hashed again.
+    let mut zero = vec![[0u8; 32]];
+    for r in 0..chunk_rows as usize {
+        zero.push(sha254_pair(&zero[r], &zero[r]));
+    }
     let roots: Vec<[u8; 32]> = (0..n / chunk)
         .into_par_iter()
         .map(|k| {
@@ -143,10 +149,15 @@ pub fn build_tree_chunked(
             let mut next = vec![[0u8; 32]; chunk / 2];
             read(k * chunk, &mut row)?;
             write(k * chunk, &row)?;
+            let zeros = row.iter().all(|node| *node == [0u8; 32]);
             let mut width = chunk;
             for r in 1..=chunk_rows {
                 width /= 2;
-                hash_pairs(&row[..2 * width], &mut next[..width]);
+                if zeros {
+                    next[..width].fill(zero[r as usize]);
+                } else {
+                    hash_pairs(&row[..2 * width], &mut next[..width]);
+                }
                 write(row_start(n, r) + k * width, &next[..width])?;
                 std::mem::swap(&mut row, &mut next);
             }
@@ -178,6 +189,29 @@ mod tests {
         let full = build_tree(&leaves, &mut tree).unwrap();
         assert_eq!(s.finish().unwrap(), full);
         assert_eq!(root(&leaves), full);
+        let mut mixed = leaves.clone();
+        mixed[16..48].fill([0u8; 32]);
+        let mut mixed_tree = vec![[0u8; 32]; tree_len(64)];
+        build_tree(&mixed, &mut mixed_tree).unwrap();
+        for (input, want) in [(&leaves, &tree), (&mixed, &mixed_tree)] {
+            for chunk in [1, 4, 16, 64, 128] {
+                let chunked = std::sync::Mutex::new(vec![[0xffu8; 32]; tree_len(64)]);
+                build_tree_chunked(
+                    64,
+                    chunk,
+                    |first, out| {
+                        out.copy_from_slice(&input[first..first + out.len()]);
+                        Ok(())
+                    },
+                    |at, nodes| {
+                        chunked.lock().unwrap()[at..at + nodes.len()].copy_from_slice(nodes);
+                        Ok(())
+                    },
+                )
+                .unwrap();
+                assert_eq!(&chunked.into_inner().unwrap(), want, "chunk {chunk}: every node in place");
+            }
+        }
         for chunk in [1, 4, 64, 128] {
             let chunked = std::sync::Mutex::new(vec![[0xffu8; 32]; tree_len(64)]);
             let root = build_tree_chunked(

@@ -94,6 +94,8 @@ pub fn label_layer_batch(
                 return Err(Error::Cancelled);
             }
             progress(done as u64);
+            // Every thread is about as far: keep a margin for the slowest.
+            cache.release_before(done.saturating_sub(2 * CHECK_INTERVAL) as u32);
             Ok(())
         };
         let mut result = label_group(cache, kernel, layer, first, &stop, &mut report);

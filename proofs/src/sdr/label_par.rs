@@ -470,6 +470,8 @@ pub fn label_layer_par(
                         return Err(Error::Cancelled);
                     }
                     progress((v + 1) as u64);
+                    // The producers are past these nodes.
+                    cache.release_before((v + 1 - CHECK_INTERVAL) as u32);
                 }
             }
             // SAFETY: every index is written.

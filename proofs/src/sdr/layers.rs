@@ -41,7 +41,7 @@ use std::sync::mpsc;
 use tracing::{debug, info, info_span, warn};
 
 /// Bytes of a layer written between two write-back requests.
-const WRITEBACK_CHUNK: u64 = 1 << 20;
+const WRITEBACK_CHUNK: u64 = 8 << 20;
 
 /// Name of the completion record in the cache directory.
 pub const RECORD_FILE: &str = "pc1-layers.json";

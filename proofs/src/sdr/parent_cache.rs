@@ -313,6 +313,13 @@ impl ParentCache {
         out
     }
 
+    /// Drops the parents of nodes below `node` from this process's resident set
+    /// (they stay cached by the kernel and are read again if needed): labelers read the
+    /// cache front to back once per layer.
+    pub fn release_before(&self, node: u32) {
+        self.map.release(0, node as usize * NODE_BYTES);
+    }
+
     /// SHA-256 of the cache file.
     pub fn digest(&self) -> String {
         sha256_hex(self.map.bytes())

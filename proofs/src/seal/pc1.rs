@@ -7,7 +7,6 @@ use crate::durable;
 use crate::error::{Error, Result};
 use crate::ids::{Commitment, Randomness, ReplicaId};
 use crate::merkle::sha_tree;
-use crate::merkle::store::WriteBack;
 use crate::sdr::graph::Graph;
 use crate::sdr::label_par::LabelingConfig;
 use crate::sdr::layers::{generate_batch, LabelingOutcome, Layers, Progress};
@@ -55,10 +54,10 @@ pub struct Pc1Report {
 /// Builds tree_d over the staged data into the cache directory and returns comm_d.
 /// The data is read and the tree written a megabyte of leaves at a time, in
 /// parallel, with `pread`/`pwrite` (no mapping: nothing to fault in, nothing to
-/// write-protect for write-back). The file is written back in the background, not
-/// synced: PC1 syncs it (with [`sync_tree_d`]) before recording itself done, long
-/// after, so the wait is off the labeling path. A crash before that record re-runs
-/// PC1, which rebuilds tree_d.
+/// write-protect for write-back). The file is not synced here: PC1 syncs it (with
+/// [`sync_tree_d`], on a thread of its own while the layers are labeled) before
+/// recording itself done. A crash before that record re-runs PC1, which rebuilds
+/// tree_d.
 pub fn build_tree_d(unsealed: &Path, cache_dir: &Path, size_bytes: u64) -> Result<Commitment> {
     use std::os::unix::fs::FileExt;
     let data = std::fs::File::open(unsealed).map_err(Error::io("open", unsealed))?;
@@ -80,7 +79,6 @@ pub fn build_tree_d(unsealed: &Path, cache_dir: &Path, size_bytes: u64) -> Resul
         },
         |at, nodes| tree.write_all_at(nodes.as_flattened(), at as u64 * 32).map_err(Error::io("write", &tmp)),
     )?;
-    WriteBack::new(&tmp, &tree).start(0, len)?;
     drop(tree);
     std::fs::rename(&tmp, &path).map_err(Error::io("rename into place", &path))?;
     Ok(Commitment(root))
@@ -179,6 +177,17 @@ pub fn run_batch(
         })
         .collect();
 
+    // tree_d reaches the disk while the layers are labeled (1 GiB at 512MiB: seconds of
+    // write-back that would otherwise come after the labeling).
+    let tree_d_synced: Vec<Option<std::thread::JoinHandle<Result<()>>>> = sectors
+        .iter()
+        .zip(&prepared)
+        .map(|((dir, _), p)| {
+            let cache_dir = dir.cache_dir();
+            p.is_ok().then(|| std::thread::spawn(move || sync_tree_d(&cache_dir)))
+        })
+        .collect();
+
     let t = Instant::now();
     let graph = Graph::new(shape.num_nodes, shape.porep_id);
     let parents = ParentCache::open_or_build(&first.parent_cache_dir, &graph)?;
@@ -191,17 +200,23 @@ pub fn run_batch(
         .collect();
     let ids: Vec<u64> = ready.iter().map(|&i| sectors[i].1.identity.sector_id).collect();
     let _span = info_span!("pc1_labeling", sectors = ?ids).entered();
-    let labeled = generate_batch(&parents, &members, &first.labeling, cancel, progress)?;
+    let labeled = generate_batch(&parents, &members, &first.labeling, cancel, progress);
+    let tree_d_synced: Vec<Option<Result<()>>> = tree_d_synced
+        .into_iter()
+        .map(|h| h.map(|h| h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))))
+        .collect();
+    let labeled = labeled?;
     let labeling_time = t.elapsed();
 
     let mut labeled = ready.into_iter().zip(labeled).collect::<std::collections::HashMap<_, _>>();
     Ok(prepared
         .drain(..)
+        .zip(tree_d_synced)
         .enumerate()
-        .map(|(i, prep)| {
+        .map(|(i, (prep, tree_d_synced))| {
             let mut prep = prep?;
             let labeling = labeled.remove(&i).expect("every prepared sector was labeled")?;
-            sync_tree_d(&sectors[i].0.cache_dir())?;
+            tree_d_synced.expect("every prepared sector syncs tree_d")?;
             prep.meta.pc1 = Some(prep.output);
             sectors[i].0.write_meta(&prep.meta)?;
             Ok(Pc1Report {

@@ -186,6 +186,8 @@ pub fn bench(args: BenchArgs) -> Result<()> {
     let labeling_seconds = pc1_reports[0].labeling_time.as_secs_f64();
     m.extra = json!({
         "sectors": args.batch,
+        "staging_seconds": pc1_reports.iter().map(|r| r.staging.as_secs_f64()).sum::<f64>(),
+        "tree_d_seconds": pc1_reports.iter().map(|r| r.tree_d.as_secs_f64()).sum::<f64>(),
         "labeling_seconds": labeling_seconds,
         "sha_bound_seconds_per_sector": bound_seconds,
         "percent_of_sha_bound": 100.0 * bound_seconds * args.batch as f64 / m.seconds,
