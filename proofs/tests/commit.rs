@@ -136,10 +136,28 @@ fn c1_refuses_a_corrupt_cache() {
 }
 
 fn unsealed(dir: &SectorDir, offset: u64, len: u64) -> Vec<u8> {
+    unsealed_with(dir, offset, len, None)
+}
+
+/// Unseals a range; with layers removed, regenerates them in the given scratch.
+fn unsealed_with(dir: &SectorDir, offset: u64, len: u64, scratch: Option<unseal::Scratch>) -> Vec<u8> {
     let out = dir.root().join(format!("unsealed-{offset}-{len}"));
     let cancel = AtomicBool::new(false);
-    unseal::unseal_range(dir, offset, len, &out, &common::parent_cache_dir(), &cancel, &mut |_| {}).unwrap();
+    let parents = common::parent_cache_dir();
+    let report =
+        unseal::unseal_range_with(dir, offset, len, &out, &parents, scratch, &cancel, &mut |_| {}).unwrap();
+    if scratch.is_some() {
+        assert_eq!(report.scratch, scratch, "regenerated in the scratch asked for");
+    }
     std::fs::read(out).unwrap()
+}
+
+/// No scratch file of an unsealing is left in the cache directory.
+fn no_scratch_left(dir: &SectorDir) {
+    for entry in std::fs::read_dir(dir.cache_dir()).unwrap() {
+        let name = entry.unwrap().file_name();
+        assert!(!name.to_string_lossy().starts_with("unseal-scratch"), "{name:?} left behind");
+    }
 }
 
 #[test]
@@ -159,10 +177,12 @@ fn unseal_2kib_full_and_partial_with_and_without_layers() {
     }
     assert!(dir.sealed_path().exists());
     assert!(finalize::finalize(&dir, false).unwrap().is_empty(), "finalize is idempotent");
-    // Layers gone: they are regenerated for unsealing, then removed again.
+    // Layers gone: they are regenerated for unsealing, in memory or in scratch files,
+    // and nothing of them is left.
     assert_eq!(unsealed(&dir, 0, 2032), data);
-    assert_eq!(unsealed(&dir, 1000, 500), data[1000..1500]);
-    assert!(!dir.cache_dir().join("unseal-layers").exists());
+    assert_eq!(unsealed_with(&dir, 1000, 500, Some(unseal::Scratch::Memory)), data[1000..1500]);
+    assert_eq!(unsealed_with(&dir, 1, 2000, Some(unseal::Scratch::Files)), data[1..2001]);
+    no_scratch_left(&dir);
 
     let cancel = AtomicBool::new(false);
     let out = tmp.path().join("x");
@@ -201,6 +221,14 @@ fn unseal_8mib_round_trip() {
     pc2::run(&dir, &cancel, &mut |_| {}).unwrap();
     assert_eq!(unsealed(&dir, 0, data.len() as u64), data);
     assert_eq!(unsealed(&dir, 4_000_001, 123_457), data[4_000_001..4_123_458]);
+    // After finalize the layers are regenerated, and the last one decoded while it is labeled.
+    finalize::finalize(&dir, true).unwrap();
+    assert_eq!(unsealed_with(&dir, 0, data.len() as u64, Some(unseal::Scratch::Memory)), data);
+    assert_eq!(
+        unsealed_with(&dir, 3_000_000, 1_000_000, Some(unseal::Scratch::Files)),
+        data[3_000_000..4_000_000]
+    );
+    no_scratch_left(&dir);
 }
 
 #[test]

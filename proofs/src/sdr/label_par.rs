@@ -287,11 +287,11 @@ impl Ring {
     /// Only the consumer calls this, after `is_ready(node)` returned true, and drops the
     /// references before publishing `node`.
     #[inline]
-    unsafe fn take(&self, node: u64) -> (&mut [[u8; 32]; DEGREE], &SlotMeta) {
+    unsafe fn take(&self, node: u64) -> (&[[u8; 32]; DEGREE], &SlotMeta) {
         let slot = self.slot(node);
         // SAFETY: the producer finished with the slot (ready, acquire) and cannot reuse it
         // until `node` is published (caller's contract).
-        unsafe { (&mut *slot.parents.get(), &*slot.meta.get()) }
+        unsafe { (&*slot.parents.get(), &*slot.meta.get()) }
     }
 
     fn prefetch(&self, node: u64) {
@@ -448,7 +448,8 @@ pub fn label_layer_par(
                 } else {
                     // SAFETY: this thread is the only consumer; the slot is ready and `v` is
                     // not yet published; the references end with this block.
-                    let (labels, meta) = unsafe { ring.take(v as u64) };
+                    let (gathered, meta) = unsafe { ring.take(v as u64) };
+                    let mut labels = *gathered;
                     let mut missing = meta.missing;
                     while missing != 0 {
                         let i = missing.trailing_zeros() as usize;
@@ -456,7 +457,7 @@ pub fn label_layer_par(
                         labels[i] = unsafe { current.own(meta.base[i] as usize) };
                         missing &= missing - 1;
                     }
-                    kernel.label(&meta.header, labels, layer)
+                    kernel.label(&meta.header, &labels, layer)
                 };
                 // SAFETY: the consumer is the only writer and writes 0, 1, 2, ... in order.
                 unsafe { current.write(v, label) };

@@ -186,6 +186,22 @@ pub fn unseal_range(
     cancel: &AtomicBool,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<UnsealReport> {
+    unseal_range_with(dir, offset, len, out, parent_cache_dir, None, cancel, progress)
+}
+
+/// [`unseal_range`] with the scratch for regenerated layers chosen by the caller
+/// (`None`: memory when two layers fit in half the available memory, else files).
+#[allow(clippy::too_many_arguments)]
+pub fn unseal_range_with(
+    dir: &SectorDir,
+    offset: u64,
+    len: u64,
+    out: &Path,
+    parent_cache_dir: &Path,
+    scratch: Option<Scratch>,
+    cancel: &AtomicBool,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<UnsealReport> {
     let meta = dir.open()?;
     let shape = meta.identity.sector_size.shape();
     let _span = info_span!("unseal", sector_id = meta.identity.sector_id).entered();
@@ -225,7 +241,8 @@ pub fn unseal_range(
         layers.open(shape.layers).and_then(|key| decoder.push(key.nodes())).map(|()| None)
     } else {
         let budget = available_memory().map_or(0, |m| m / 2);
-        let kind = if 2 * shape.size_bytes <= budget { Scratch::Memory } else { Scratch::Files };
+        let kind =
+            scratch.unwrap_or(if 2 * shape.size_bytes <= budget { Scratch::Memory } else { Scratch::Files });
         info!(?kind, "layers were removed; regenerating them to unseal");
         regenerate_and_decode(
             &shape,

@@ -1,7 +1,7 @@
 //! The driver against a fast double of the proof engine, with injected faults,
 //! and the real embedded chain (with a fake on-chain verifier).
 
-use super::engine::{EngineError, PreCommitOutput, PreCommitTask, ProofEngine};
+use super::engine::{BatchMember, EngineError, PreCommitOutput, PreCommitTask, ProofEngine};
 use super::packing::{add_piece, pledge, remove_orphan_copies, PackingError};
 use super::*;
 use crate::chain::{EmbeddedChain, EmbeddedChainConfig, Message, EXIT_ILLEGAL_ARGUMENT, EXIT_OK};
@@ -11,14 +11,29 @@ use std::time::Instant;
 
 const GOOD: &[u8] = b"good proof";
 
-/// Seals instantly; `fail_pre_commits` PC runs fail first.
+/// Seals instantly; `fail_pre_commits` PC runs fail first. Records the sectors of
+/// every pre-commit task (a batch, or one sector).
 #[derive(Default)]
 struct FakeEngine {
     fail_pre_commits: AtomicU32,
     commits: AtomicU32,
+    batches: Mutex<Vec<Vec<u64>>>,
 }
 
 impl ProofEngine for FakeEngine {
+    fn pre_commit_batch(
+        &self,
+        members: &[BatchMember],
+        _: &AtomicBool,
+        progress: &mut dyn FnMut(proofs::sdr::layers::Progress),
+        done: &mut dyn FnMut(usize, Result<PreCommitOutput, EngineError>),
+    ) {
+        self.batches.lock().unwrap().push(members.iter().map(|m| m.task.identity.sector_id).collect());
+        for (i, m) in members.iter().enumerate() {
+            done(i, self.pre_commit(&m.dir, &m.task, &m.cancel, progress));
+        }
+    }
+
     fn pre_commit(
         &self,
         dir: &SectorDir,
@@ -168,6 +183,46 @@ fn pledged_sectors_reach_proving_with_one_message_each() {
         lock(&r.ledger).store.check_replay(n).unwrap();
         assert_eq!(std::fs::read(r.config.proof_path(n)).unwrap(), GOOD);
     }
+}
+
+/// With `pc1_batch = 3` and one pre-commit task at a time, five pledged sectors are
+/// pre-committed as a batch of three then a batch of two; each sector has its own
+/// task record, and one member's failure is that sector's alone.
+#[test]
+fn sectors_ready_together_are_pre_committed_as_batches() {
+    let mut r = rig_with(3, 0, 60_000, |c| c.limits.pc1_batch = 3);
+    r.engine.fail_pre_commits.store(1, Ordering::SeqCst);
+    let sectors = pledge(&r.ledger, &r.config, 5, now_ms()).unwrap();
+    for &n in &sectors {
+        r.drive_to(n, SectorState::Proving);
+    }
+    let batches = r.engine.batches.lock().unwrap().clone();
+    assert_eq!(batches[..2], [vec![1, 2, 3], vec![4, 5]], "{batches:?}");
+    // Sector 1 failed in the first batch and was retried on its own.
+    assert_eq!(batches[2..], [vec![1]], "{batches:?}");
+    let events = r.event_names(1);
+    assert_eq!(events.iter().filter(|e| **e == "StepFailed").count(), 1, "{events:?}");
+    for &n in &sectors {
+        let tasks = lock(&r.ledger).store.tasks(Some(n)).unwrap();
+        let pre: Vec<TaskState> =
+            tasks.iter().filter(|t| t.kind == TaskKind::PreCommit).map(|t| t.state).collect();
+        let want = if n == 1 { vec![TaskState::Failed, TaskState::Done] } else { vec![TaskState::Done] };
+        assert_eq!(pre, want, "sector {n}");
+        assert!(r.event_names(n).iter().all(|e| *e != "StepFailed") || n == 1);
+    }
+    let messages = r.messages();
+    assert_eq!((count(&messages, true), count(&messages, false)), (5, 5));
+}
+
+/// The default (`pc1_batch = 1`) pre-commits each sector on its own.
+#[test]
+fn without_batching_each_sector_is_its_own_task() {
+    let mut r = rig(3, 0, 60_000);
+    let sectors = pledge(&r.ledger, &r.config, 3, now_ms()).unwrap();
+    for &n in &sectors {
+        r.drive_to(n, SectorState::Proving);
+    }
+    assert_eq!(*r.engine.batches.lock().unwrap(), [vec![1], vec![2], vec![3]]);
 }
 
 #[test]
