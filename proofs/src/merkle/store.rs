@@ -85,15 +85,11 @@ impl ReadMap {
     /// read; for a file read once front to back (the parent cache) the resident set
     /// then stays a window instead of growing to the whole file.
     pub fn release(&self, from: usize, to: usize) {
-        const PAGE: usize = 4096;
         let Some(map) = &self.map else { return };
-        let (first, last) = (from.next_multiple_of(PAGE), to.min(map.len()) / PAGE * PAGE);
-        if first < last {
-            // SAFETY: the mapping is shared and read-only, so MADV_DONTNEED only drops page
-            // table entries; the next access maps the file's (unchanged, locked) content again.
-            let _ = unsafe {
-                map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, first, last - first)
-            };
+        let (from, to) = (from.min(map.len()), to.min(map.len()));
+        if from < to {
+            // SAFETY: `from..to` lies in this value's shared, read-only mapping of its file.
+            unsafe { release_shared(map.as_ptr().add(from), to - from) };
         }
     }
 
@@ -164,6 +160,25 @@ impl WriteMap {
         &self.map
     }
 
+    /// Fills nodes `range` a window of `window` nodes at a time with
+    /// `fill(first_node, nodes)`, dropping each finished window from the resident set
+    /// (the file keeps it): a pass over a large file holds one window, not the file.
+    pub fn fill_windows(
+        &mut self,
+        range: std::ops::Range<usize>,
+        window: usize,
+        mut fill: impl FnMut(usize, &mut [[u8; NODE]]) -> Result<()>,
+    ) -> Result<()> {
+        let nodes = self.map.as_chunks_mut::<NODE>().0;
+        for start in range.clone().step_by(window.max(1)) {
+            let part = &mut nodes[start..(start + window.max(1)).min(range.end)];
+            fill(start, part)?;
+            // SAFETY: `part` lies in this value's shared mapping of its file.
+            unsafe { release_shared(part.as_ptr().cast(), std::mem::size_of_val(part)) };
+        }
+        Ok(())
+    }
+
     /// Writes the mapping back and syncs the file to disk.
     pub fn sync(&self) -> Result<()> {
         self.map.flush().map_err(Error::io("flush", &self.path))?;
@@ -215,6 +230,30 @@ impl NodeBuffer {
     pub fn nodes_mut(&mut self) -> &mut [[u8; NODE]] {
         self.map.as_chunks_mut::<NODE>().0
     }
+}
+
+/// Drops `[ptr, ptr + len)` (page-aligned inward) of a shared file mapping from
+/// this process's resident set (`MADV_DONTNEED`). Dirty pages keep their data: the
+/// kernel marks them dirty in the page cache before unmapping them, and a later
+/// access maps the file's content again.
+///
+/// # Safety
+/// The range lies inside a live `MAP_SHARED` mapping of a file, never in anonymous
+/// or private memory (there the advice would zero it).
+unsafe fn release_shared(ptr: *const u8, len: usize) {
+    #[cfg(target_os = "linux")]
+    {
+        const PAGE: usize = 4096;
+        let start = ptr as usize;
+        let (first, last) = (start.next_multiple_of(PAGE), (start + len) / PAGE * PAGE);
+        if first < last {
+            // SAFETY: inside a shared file mapping (caller's contract): the advice drops page
+            // table entries only; the file keeps every byte.
+            unsafe { libc::madvise(first as *mut libc::c_void, last - first, libc::MADV_DONTNEED) };
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (ptr, len);
 }
 
 /// Faults in the pages of `[ptr, ptr + len)` writable ahead of the writes, in

@@ -57,6 +57,11 @@ fn check_cancel(cancel: &AtomicBool) -> Result<()> {
     }
 }
 
+/// Nodes per window of the passes over whole layers (32 MiB a layer): what is
+/// behind the window is dropped from the resident set, so a 512MiB sector's
+/// PC2 never holds its layers, data and replica in memory at once.
+const WINDOW: usize = 1 << 20;
+
 /// Builds tree_c: leaf `v` is Poseidon over node `v`'s labels in all layers.
 pub fn build_tree_c(
     layers: &[ReadMap],
@@ -74,19 +79,27 @@ pub fn build_tree_c(
         let path = cache_dir.join(tree_file_name("tree-c", i, count));
         let tmp = durable::temp_path(&path);
         let mut file = WriteMap::create(&tmp, tree_len(leaves, arity) as u64 * 32)?;
-        let (leaf_row, upper) = file.nodes_mut().split_at_mut(leaves);
         let first = i * leaves;
-        leaf_row.par_chunks_mut(4096).enumerate().try_for_each(|(c, chunk)| -> Result<()> {
-            let mut column = [Fr::from(0u64); 11];
-            for (j, leaf) in chunk.iter_mut().enumerate() {
-                let v = first + c * 4096 + j;
-                for (l, layer) in layers.iter().enumerate() {
-                    column[l] = layer.fr(v, "label")?;
+        file.fill_windows(0..leaves, WINDOW, |start, window| {
+            window.par_chunks_mut(4096).enumerate().try_for_each(|(c, chunk)| -> Result<()> {
+                let mut column = [Fr::from(0u64); 11];
+                for (j, leaf) in chunk.iter_mut().enumerate() {
+                    let v = first + start + c * 4096 + j;
+                    for (l, layer) in layers.iter().enumerate() {
+                        column[l] = layer.fr(v, "label")?;
+                    }
+                    *leaf = fr_to_bytes(&hash(&column[..layers.len()]));
                 }
-                *leaf = fr_to_bytes(&hash(&column[..layers.len()]));
+                Ok(())
+            })?;
+            // Columns are read once: keep only a window of the layers resident.
+            let from = (first + start) * 32;
+            for layer in layers {
+                layer.release(from, from + window.len() * 32);
             }
             Ok(())
         })?;
+        let (leaf_row, upper) = file.nodes_mut().split_at_mut(leaves);
         roots.push(build_upper_rows(leaf_row, arity, upper)?);
         file.sync()?;
         drop(file);
@@ -101,15 +114,22 @@ pub fn encode(unsealed: &Path, key: &ReadMap, sealed: &Path, size_bytes: u64) ->
     let data = ReadMap::open(unsealed, Some(size_bytes))?;
     let tmp = durable::temp_path(sealed);
     let mut out = WriteMap::create(&tmp, size_bytes)?;
-    out.nodes_mut().par_chunks_mut(4096).enumerate().try_for_each(|(c, chunk)| -> Result<()> {
-        for (j, node) in chunk.iter_mut().enumerate() {
-            let v = c * 4096 + j;
-            let d = fr_from_bytes(&data.nodes()[v]).ok_or_else(|| Error::Malformed {
-                path: unsealed.to_path_buf(),
-                reason: format!("node {v} is not a field element (the staged data is not fr32-padded)"),
-            })?;
-            *node = fr_to_bytes(&(d + key.fr(v, "label")?));
-        }
+    let nodes = (size_bytes / 32) as usize;
+    out.fill_windows(0..nodes, WINDOW, |start, window| {
+        window.par_chunks_mut(4096).enumerate().try_for_each(|(c, chunk)| -> Result<()> {
+            for (j, node) in chunk.iter_mut().enumerate() {
+                let v = start + c * 4096 + j;
+                let d = fr_from_bytes(&data.nodes()[v]).ok_or_else(|| Error::Malformed {
+                    path: unsealed.to_path_buf(),
+                    reason: format!("node {v} is not a field element (the staged data is not fr32-padded)"),
+                })?;
+                *node = fr_to_bytes(&(d + key.fr(v, "label")?));
+            }
+            Ok(())
+        })?;
+        let from = start * 32;
+        data.release(from, from + window.len() * 32);
+        key.release(from, from + window.len() * 32);
         Ok(())
     })?;
     out.sync()?;
