@@ -18,8 +18,10 @@
 //! the *replica id* makes each replica unique to its sector and ticket.
 //!
 //! The crate is pure computation over files: no async runtime, no config files,
-//! no globals beyond lazily built constants. Only [`merkle::store`] and
-//! [`sdr::label_par`] contain `unsafe`.
+//! no globals beyond lazily built constants. `unsafe` is confined to
+//! [`merkle::store`] (mappings and memory advice), [`sdr::label_par`] (the
+//! labeler's shared slots), `sdr::kernel`'s SHA-NI intrinsics and one system
+//! call in [`seal::pc1`] (a thread's priority).
 
 #![deny(unsafe_code)]
 #![warn(missing_docs)]

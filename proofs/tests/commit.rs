@@ -197,6 +197,28 @@ fn unseal_2kib_full_and_partial_with_and_without_layers() {
     assert!(!out.exists());
 }
 
+/// Staged data that no longer matches its pieces (damaged between two runs) is
+/// caught by tree_d, which is built beside the labeling: PC1 fails naming both
+/// commitments and does not record itself done.
+#[test]
+fn pc1_refuses_staged_data_that_disagrees_with_its_pieces() {
+    let tmp = tempfile::tempdir().unwrap();
+    let v = common::vector("seal_2KiB_data.json");
+    let (dir, req) = common::vector_request(&v, tmp.path(), Default::default());
+    let cancel = AtomicBool::new(false);
+    pc1::run(&dir, &req, &cancel, &mut |_| {}).unwrap();
+    let mut staged = std::fs::read(dir.unsealed_path()).unwrap();
+    staged[300] ^= 0x01;
+    std::fs::write(dir.unsealed_path(), &staged).unwrap();
+    let mut meta = dir.read_meta().unwrap().unwrap();
+    meta.pc1 = None;
+    dir.write_meta(&meta).unwrap();
+    let err = pc1::run(&dir, &req, &cancel, &mut |_| {}).unwrap_err();
+    assert!(matches!(err, Error::CommDMismatch { .. }), "{err}");
+    assert!(err.to_string().contains(v["comm_d"].as_str().unwrap()), "{err}");
+    assert_eq!(dir.read_meta().unwrap().unwrap().pc1, None, "PC1 not recorded done");
+}
+
 #[test]
 fn unseal_8mib_round_trip() {
     let tmp = tempfile::tempdir().unwrap();

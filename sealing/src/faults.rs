@@ -22,11 +22,16 @@ pub const CRASH_POINTS: &[&str] = &[
     "finalize:done-unrecorded",
 ];
 
-/// Kills the process with SIGKILL if `point` is armed.
-pub fn crash_point(point: &str) {
+/// Whether `point` is the armed crash point.
+pub fn armed(point: &str) -> bool {
     static ARMED: OnceLock<Option<String>> = OnceLock::new();
     let armed = ARMED.get_or_init(|| std::env::var(CRASH_AT_ENV).ok().filter(|v| !v.is_empty()));
-    if armed.as_deref() != Some(point) {
+    armed.as_deref() == Some(point)
+}
+
+/// Kills the process with SIGKILL if `point` is armed.
+pub fn crash_point(point: &str) {
+    if !armed(point) {
         return;
     }
     tracing::warn!(point, "crash point reached: sending SIGKILL to this process");

@@ -125,3 +125,46 @@ fn sigkill_in_every_state_loses_nothing_and_sends_nothing_twice() {
     let _ = daemon.wait();
     assert_eq!(sector(&data).lifecycle.state, SectorState::Proving);
 }
+
+/// A PC1 batch of two sectors killed mid-layer (`limits.pc1_batch = 2`): after the
+/// restart both sectors resume in a batch again, each keeping its recorded layer 1,
+/// and both get through PC2 to their PreCommit. No C2.
+#[test]
+fn sigkill_during_a_pc1_batch_resumes_each_sector() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let config = daemon_config(&data, false, "[limits]\npc1_batch = 2\n");
+    let log = |run: &str| tmp.path().join(format!("{run}.log"));
+    let read_log = |run: &str| std::fs::read_to_string(log(run)).unwrap();
+
+    let daemon = start_daemon(&config, &data, Some("pc1:mid-labeling"), &log("crash"));
+    let out = client(&data, &["sectors", "pledge", "--count", "2"]);
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    wait_killed(daemon, "pc1:mid-labeling", &log("crash"));
+    assert!(read_log("crash").contains("sectors=[1, 2]"), "one batch: {}", read_log("crash"));
+    let store = || Store::open(&data.join("kiln.db"), RetryPolicy::default()).unwrap();
+    for n in [1, 2] {
+        assert_eq!(store().sector(n).unwrap().unwrap().lifecycle.state, SectorState::Unsealed);
+        let record = data.join(format!("sectors/{n}/cache/pc1-layers.json"));
+        let text = std::fs::read_to_string(&record).unwrap();
+        assert!(text.contains("\"layer\": 1") && !text.contains("\"layer\": 2"), "sector {n}: {text}");
+    }
+
+    let mut daemon = start_daemon(&config, &data, None, &log("resume"));
+    let start = Instant::now();
+    let past_pc = |n| !matches!(store().sector(n).unwrap().unwrap().lifecycle.state, SectorState::Unsealed);
+    while !(past_pc(1) && past_pc(2)) {
+        assert!(start.elapsed() < Duration::from_secs(120), "stuck: {}", read_log("resume"));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    daemon.kill().unwrap();
+    let _ = daemon.wait();
+    let resumed = read_log("resume");
+    assert!(resumed.contains("sectors=[1, 2]"), "resumed as one batch: {resumed}");
+    assert_eq!(resumed.matches("PC1 resumed").count(), 2, "{resumed}");
+    assert_eq!(resumed.matches("kept=[1]").count(), 2, "{resumed}");
+    for n in [1, 2] {
+        store().check_replay(n).unwrap();
+        assert!(store().sector(n).unwrap().unwrap().comm_r.is_some(), "sector {n} has its comm_r");
+    }
+}

@@ -125,9 +125,12 @@ fn hash_pairs(row: &[[u8; 32]], out: &mut [[u8; 32]]) {
 /// chunk of `chunk` leaves (a power of two) at a time, chunks in parallel, holding
 /// only two chunks per thread: `read(first, leaves)` fills the leaves from `first`,
 /// `write(offset, nodes)` stores nodes at `offset` (in nodes) of the tree's layout.
+/// With `zeroed_output` the output starts as zeros (a new sparse file), so chunks of
+/// zero leaves are not written again.
 pub fn build_tree_chunked(
     n: usize,
     chunk: usize,
+    zeroed_output: bool,
     read: impl Fn(usize, &mut [[u8; 32]]) -> Result<()> + Sync,
     write: impl Fn(usize, &[[u8; 32]]) -> Result<()> + Sync,
 ) -> Result<[u8; 32]> {
@@ -148,8 +151,10 @@ pub fn build_tree_chunked(
             let mut row = vec![[0u8; 32]; chunk];
             let mut next = vec![[0u8; 32]; chunk / 2];
             read(k * chunk, &mut row)?;
-            write(k * chunk, &row)?;
             let zeros = row.iter().all(|node| *node == [0u8; 32]);
+            if !(zeros && zeroed_output) {
+                write(k * chunk, &row)?;
+            }
             let mut width = chunk;
             for r in 1..=chunk_rows {
                 width /= 2;
@@ -199,6 +204,7 @@ mod tests {
                 build_tree_chunked(
                     64,
                     chunk,
+                    false,
                     |first, out| {
                         out.copy_from_slice(&input[first..first + out.len()]);
                         Ok(())
@@ -213,10 +219,12 @@ mod tests {
             }
         }
         for chunk in [1, 4, 64, 128] {
-            let chunked = std::sync::Mutex::new(vec![[0xffu8; 32]; tree_len(64)]);
+            // Starting from zeros, zero leaves may be skipped and the tree is still whole.
+            let chunked = std::sync::Mutex::new(vec![[0u8; 32]; tree_len(64)]);
             let root = build_tree_chunked(
                 64,
                 chunk,
+                true,
                 |first, out| {
                     out.copy_from_slice(&leaves[first..first + out.len()]);
                     Ok(())

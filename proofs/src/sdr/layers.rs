@@ -376,7 +376,9 @@ pub fn generate_batch(
         let syncer = scope.spawn(move || sync_layers(sectors, records, finished));
         let labeled = label_all(cache, &mut members, config, cancel, progress, &to_syncer);
         drop(to_syncer);
+        let waited = std::time::Instant::now();
         let synced = syncer.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        debug!(waited = ?waited.elapsed(), "last layers synced and recorded");
         labeled?;
         Ok(synced)
     })?;

@@ -45,7 +45,7 @@ pub struct Pc1Report {
     pub labeling: LabelingOutcome,
     /// Seconds spent staging pieces.
     pub staging: Duration,
-    /// Seconds spent building tree_d.
+    /// Seconds spent building and syncing tree_d (beside the labeling).
     pub tree_d: Duration,
     /// Seconds spent labeling (the whole batch's, when labeled in a batch).
     pub labeling_time: Duration,
@@ -71,9 +71,11 @@ pub fn build_tree_d(unsealed: &Path, cache_dir: &Path, size_bytes: u64) -> Resul
     let len = sha_tree::tree_len(leaves) as u64 * 32;
     let tree = std::fs::File::create(&tmp).map_err(Error::io("create", &tmp))?;
     tree.set_len(len).map_err(Error::io("resize", &tmp))?;
+    // A new file is all holes: zero leaves (fillers, committed capacity) stay holes.
     let root = sha_tree::build_tree_chunked(
         leaves,
         1 << 15,
+        true,
         |first, out| {
             data.read_exact_at(out.as_flattened_mut(), first as u64 * 32).map_err(Error::io("read", unsealed))
         },
@@ -107,10 +109,11 @@ struct Prepared {
     output: Pc1Output,
     pieces: Vec<staging::StagedPiece>,
     staging: Duration,
-    tree_d: Duration,
 }
 
-/// Stages the pieces, builds tree_d and derives the replica id.
+/// Stages the pieces and derives the replica id from comm_d as the pieces give it;
+/// tree_d, which must give the same comm_d from the staged data, is built while the
+/// layers are labeled ([`build_and_sync_tree_d`]).
 fn prepare(dir: &SectorDir, req: &Pc1Request) -> Result<Prepared> {
     let shape = req.identity.sector_size.shape();
     // Reject unreadable or oversized pieces before the directory is touched.
@@ -119,16 +122,9 @@ fn prepare(dir: &SectorDir, req: &Pc1Request) -> Result<Prepared> {
 
     let t = Instant::now();
     let pieces = staging::stage(dir, &mut meta, plan, &shape)?;
-    let comm_d_pieces = staging::comm_d(&pieces, &shape)?;
-    let staging_time = t.elapsed();
-
-    let t = Instant::now();
+    let comm_d = staging::comm_d(&pieces, &shape)?;
     durable::create_dir(&dir.cache_dir())?;
-    let comm_d = build_tree_d(&dir.unsealed_path(), &dir.cache_dir(), shape.size_bytes)?;
-    if comm_d != comm_d_pieces {
-        return Err(Error::CommDMismatch { from_data: comm_d.to_hex(), from_pieces: comm_d_pieces.to_hex() });
-    }
-    let tree_d_time = t.elapsed();
+    let staging_time = t.elapsed();
 
     let replica_id = ReplicaId::derive(
         &req.identity.prover_id,
@@ -145,7 +141,35 @@ fn prepare(dir: &SectorDir, req: &Pc1Request) -> Result<Prepared> {
         meta.pc2 = None;
         dir.write_meta(&meta)?;
     }
-    Ok(Prepared { meta, output, pieces, staging: staging_time, tree_d: tree_d_time })
+    Ok(Prepared { meta, output, pieces, staging: staging_time })
+}
+
+/// Builds tree_d, checks its root against comm_d from the pieces and syncs it; on a
+/// thread of its own beside the labeling, at a low priority so that the labeling
+/// threads keep their cores (it is I/O and a little hashing).
+fn build_and_sync_tree_d(dir: &SectorDir, size_bytes: u64, comm_d: Commitment) -> Result<Duration> {
+    lower_thread_priority();
+    let t = Instant::now();
+    let from_data = build_tree_d(&dir.unsealed_path(), &dir.cache_dir(), size_bytes)?;
+    if from_data != comm_d {
+        return Err(Error::CommDMismatch { from_data: from_data.to_hex(), from_pieces: comm_d.to_hex() });
+    }
+    sync_tree_d(&dir.cache_dir())?;
+    Ok(t.elapsed())
+}
+
+/// Lowers the calling thread's scheduling priority (nice 10; Linux, best effort).
+fn lower_thread_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        #[allow(unsafe_code)]
+        // SAFETY: gettid and setpriority only read their integer arguments; on Linux
+        // PRIO_PROCESS with a thread id sets that thread's nice value.
+        unsafe {
+            let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+            libc::setpriority(libc::PRIO_PROCESS, tid, 10);
+        }
+    }
 }
 
 /// Runs PC1 for several sectors of one size, labeling them together (one parent
@@ -177,14 +201,15 @@ pub fn run_batch(
         })
         .collect();
 
-    // tree_d reaches the disk while the layers are labeled (1 GiB at 512MiB: seconds of
-    // write-back that would otherwise come after the labeling).
-    let tree_d_synced: Vec<Option<std::thread::JoinHandle<Result<()>>>> = sectors
+    // tree_d is built and reaches the disk while the layers are labeled (1 GiB at
+    // 512MiB: most of a second of work and seconds of write-back that would otherwise
+    // come before and after the labeling).
+    let tree_d_built: Vec<Option<std::thread::JoinHandle<Result<Duration>>>> = sectors
         .iter()
         .zip(&prepared)
         .map(|((dir, _), p)| {
-            let cache_dir = dir.cache_dir();
-            p.is_ok().then(|| std::thread::spawn(move || sync_tree_d(&cache_dir)))
+            let (dir, comm_d) = (dir.clone(), p.as_ref().ok()?.output.comm_d);
+            Some(std::thread::spawn(move || build_and_sync_tree_d(&dir, shape.size_bytes, comm_d)))
         })
         .collect();
 
@@ -201,7 +226,7 @@ pub fn run_batch(
     let ids: Vec<u64> = ready.iter().map(|&i| sectors[i].1.identity.sector_id).collect();
     let _span = info_span!("pc1_labeling", sectors = ?ids).entered();
     let labeled = generate_batch(&parents, &members, &first.labeling, cancel, progress);
-    let tree_d_synced: Vec<Option<Result<()>>> = tree_d_synced
+    let tree_d_built: Vec<Option<Result<Duration>>> = tree_d_built
         .into_iter()
         .map(|h| h.map(|h| h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))))
         .collect();
@@ -211,12 +236,12 @@ pub fn run_batch(
     let mut labeled = ready.into_iter().zip(labeled).collect::<std::collections::HashMap<_, _>>();
     Ok(prepared
         .drain(..)
-        .zip(tree_d_synced)
+        .zip(tree_d_built)
         .enumerate()
-        .map(|(i, (prep, tree_d_synced))| {
+        .map(|(i, (prep, tree_d_built))| {
             let mut prep = prep?;
+            let tree_d = tree_d_built.expect("every prepared sector builds tree_d")?;
             let labeling = labeled.remove(&i).expect("every prepared sector was labeled")?;
-            tree_d_synced.expect("every prepared sector syncs tree_d")?;
             prep.meta.pc1 = Some(prep.output);
             sectors[i].0.write_meta(&prep.meta)?;
             Ok(Pc1Report {
@@ -224,7 +249,7 @@ pub fn run_batch(
                 pieces: prep.pieces,
                 labeling,
                 staging: prep.staging,
-                tree_d: prep.tree_d,
+                tree_d,
                 labeling_time,
             })
         })

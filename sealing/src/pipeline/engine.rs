@@ -165,6 +165,9 @@ impl ProofEngine for LocalEngine {
         for (i, (m, r1)) in members.iter().zip(labeled).enumerate() {
             let _span = tracing::info_span!("sector", sector_id = m.task.identity.sector_id).entered();
             let result = r1.map_err(EngineError::from).and_then(|r1| {
+                if !r1.labeling.reused.is_empty() {
+                    tracing::info!(kept = ?r1.labeling.reused, labeled = ?r1.labeling.labeled, "PC1 resumed: finished layers kept");
+                }
                 if m.cancel.load(Ordering::Relaxed) {
                     return Err(proofs::Error::Cancelled.into());
                 }

@@ -23,7 +23,7 @@ pub mod packing;
 
 use crate::chain::{Chain, ChainError, Message, RandomnessKind, SealVerifier};
 use crate::config::{Config, Limits, PackingConfig, WorkersConfig};
-use crate::faults::crash_point;
+use crate::faults::{self, crash_point};
 use crate::lifecycle::{RetryPolicy, SectorEvent, SectorState};
 use crate::store::{SectorRow, Store, StoreError, TaskKind, TaskRow, TaskState, WorkerRow};
 use crate::workers::dispatch::{Dispatcher, HttpDispatcher};
@@ -657,8 +657,16 @@ impl Pipeline {
             .spawn(move || {
                 let _g = span.enter();
                 let mut report = |p: proofs::sdr::layers::Progress| {
-                    // Layer 1 is on disk and recorded once layer 2 is being labeled.
-                    if p.phase == "labeling" && p.layer.is_some_and(|l| l >= 2) {
+                    if p.phase == "labeling"
+                        && p.layer.is_some_and(|l| l >= 2)
+                        && faults::armed("pc1:mid-labeling")
+                    {
+                        // Layers are synced and recorded in the background: crash once the
+                        // earlier ones are recorded, while this one is still being labeled.
+                        let layer = p.layer.unwrap_or(2);
+                        for m in &members {
+                            wait_for_recorded_layer(&m.dir, layer - 1);
+                        }
                         crash_point("pc1:mid-labeling");
                     }
                     let mut map = progress.lock().unwrap_or_else(|p| p.into_inner());
@@ -909,6 +917,19 @@ fn parse_hex<T>(
     let value =
         value.ok_or_else(|| PipelineError::Sector { number, reason: format!("no {what} recorded") })?;
     parse(value).map_err(|e| PipelineError::Sector { number, reason: format!("recorded {what}: {e}") })
+}
+
+/// Waits (up to a minute) until the sector's PC1 record lists `layer`: for the
+/// `pc1:mid-labeling` crash point only.
+fn wait_for_recorded_layer(dir: &SectorDir, layer: u32) {
+    let layers = proofs::sdr::layers::Layers::new(&dir.cache_dir(), 0, 0);
+    let start = std::time::Instant::now();
+    while start.elapsed() < Duration::from_secs(60) {
+        if layers.record().ok().flatten().is_some_and(|r| r.layers.iter().any(|l| l.layer == layer)) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
 }
 
 fn ticket_of(row: &SectorRow) -> Result<Option<(Randomness, u64)>, PipelineError> {
