@@ -222,7 +222,7 @@ enum Current {
 }
 
 impl Current {
-    fn create(path: PathBuf, num_nodes: u64, in_memory: bool) -> Result<Self> {
+    fn create(path: PathBuf, num_nodes: u64, in_memory: bool, huge_pages: bool) -> Result<Self> {
         if !in_memory {
             return Ok(Self::Mapped(WriteMap::create(&path, num_nodes * 32)?));
         }
@@ -246,7 +246,7 @@ impl Current {
             std::fs::TryLockError::Error(source) => Error::Io { op: "lock", path: path.clone(), source },
         })?;
         file.set_len(0).map_err(Error::io("truncate", &path))?;
-        Ok(Self::Memory { buffer: NodeBuffer::new(num_nodes)?, file, path })
+        Ok(Self::Memory { buffer: NodeBuffer::new(num_nodes, huge_pages)?, file, path })
     }
 
     /// The labels to fill, and what follows them as they are published.
@@ -429,7 +429,8 @@ fn label_all(
             let mut ids = Vec::with_capacity(chunk.len());
             let mut currents = Vec::with_capacity(chunk.len());
             for &i in chunk {
-                match Current::create(members[i].layers.path(layer), total, in_memory) {
+                // Batch threads read the layers at random themselves: huge pages save TLB misses.
+                match Current::create(members[i].layers.path(layer), total, in_memory, chunk.len() > 1) {
                     Ok(c) => {
                         ids.push(i);
                         currents.push(c);

@@ -149,7 +149,7 @@ enum ScratchLayer {
 impl ScratchLayer {
     fn new(kind: Scratch, nodes: u64, dir: &Path, name: &str) -> Result<Self> {
         match kind {
-            Scratch::Memory => Ok(Self::Memory(NodeBuffer::new(nodes)?)),
+            Scratch::Memory => Ok(Self::Memory(NodeBuffer::new(nodes, false)?)),
             Scratch::Files => {
                 let path: PathBuf = dir.join(name);
                 let map = WriteMap::create(&path, nodes * 32)?;
