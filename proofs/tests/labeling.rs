@@ -20,9 +20,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 fn configs() -> Vec<LabelingConfig> {
     vec![
         LabelingConfig::reference(),
-        LabelingConfig { producers: 3, lookahead: 64, backend: None, in_memory: None },
-        LabelingConfig { producers: 2, lookahead: 1, backend: Some(Backend::Portable), in_memory: None },
-        LabelingConfig { producers: 1, lookahead: 16, backend: None, in_memory: None },
+        LabelingConfig { producers: 3, lookahead: 64, ..LabelingConfig::default() },
+        LabelingConfig {
+            producers: 2,
+            lookahead: 1,
+            backend: Some(Backend::Portable),
+            ..LabelingConfig::default()
+        },
+        LabelingConfig { producers: 1, lookahead: 16, ..LabelingConfig::default() },
         LabelingConfig::default(),
     ]
 }
@@ -209,7 +214,7 @@ fn layer_files(layers: &Layers, n: u32) -> Vec<Vec<u8>> {
 fn file_modes() -> [LabelingConfig; 2] {
     [
         LabelingConfig { in_memory: Some(true), ..LabelingConfig::default() },
-        LabelingConfig { in_memory: Some(false), ..LabelingConfig::default() },
+        LabelingConfig { in_memory: Some(false), batch_threads: 1, ..LabelingConfig::default() },
     ]
 }
 

@@ -84,7 +84,7 @@ fn seal_2kib_cc_vector_reference_labeler() {
 fn seal_2kib_cc_vector_parallel_labeler() {
     check_seal_vector(
         "seal_2KiB_cc.json",
-        LabelingConfig { producers: 2, lookahead: 8, backend: None, in_memory: Some(false) },
+        LabelingConfig { producers: 2, lookahead: 8, in_memory: Some(false), ..LabelingConfig::default() },
     );
 }
 

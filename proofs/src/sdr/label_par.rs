@@ -47,8 +47,11 @@ use std::time::Duration;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LabelingConfig {
-    /// Producer threads gathering parents; 0 selects the single-threaded reference labeler.
+    /// Producer threads gathering parents for one sector's hashing thread; 0 selects the
+    /// single-threaded reference labeler.
     pub producers: usize,
+    /// Hashing threads of a batch of sectors; 0 means one per core.
+    pub batch_threads: usize,
     /// Nodes the producers may run ahead of the consumer.
     pub lookahead: usize,
     /// The SHA-256 backend: `None` picks the fastest this CPU runs.
@@ -64,6 +67,7 @@ impl Default for LabelingConfig {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         Self {
             producers: (cores.saturating_sub(1)).clamp(1, 4),
+            batch_threads: 0,
             lookahead: 512,
             backend: None,
             in_memory: None,
@@ -74,7 +78,21 @@ impl Default for LabelingConfig {
 impl LabelingConfig {
     /// The plain single-threaded reference labeler.
     pub fn reference() -> Self {
-        Self { producers: 0, lookahead: 1, backend: Some(Backend::Portable), in_memory: None }
+        Self {
+            producers: 0,
+            batch_threads: 1,
+            lookahead: 1,
+            backend: Some(Backend::Portable),
+            in_memory: None,
+        }
+    }
+
+    /// Hashing threads of a batch.
+    pub fn batch_threads(&self) -> usize {
+        match self.batch_threads {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        }
     }
 
     /// The kernel this configuration runs.

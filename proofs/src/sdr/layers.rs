@@ -41,7 +41,7 @@ use std::sync::mpsc;
 use tracing::{debug, info, info_span, warn};
 
 /// Bytes of a layer written between two write-back requests.
-const WRITEBACK_CHUNK: u64 = 8 << 20;
+const WRITEBACK_CHUNK: u64 = 1 << 20;
 
 /// Name of the completion record in the cache directory.
 pub const RECORD_FILE: &str = "pc1-layers.json";
@@ -403,7 +403,7 @@ fn label_all(
 ) -> Result<()> {
     let num_layers = members[0].layers.layers;
     let total = members[0].layers.num_nodes;
-    let threads = config.producers + 1;
+    let threads = config.batch_threads();
     for layer in 1..=num_layers {
         let _span = info_span!("layer", layer).entered();
         // Members that need this layer, with the previous one open.

@@ -161,6 +161,7 @@ pub fn bench(args: BenchArgs) -> Result<()> {
             bail!("--threads must be at least 1");
         }
         labeling.producers = t - 1;
+        labeling.batch_threads = t;
     }
     let prover_id = ProverId::from_actor_id(1000);
     let ticket = Randomness([7; 32]);

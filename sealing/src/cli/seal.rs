@@ -381,7 +381,7 @@ fn batch_requests(args: &BatchArgs) -> Result<Vec<(SectorDir, pc1::Pc1Request)>>
         if t == 0 {
             bail!("--threads must be at least 1");
         }
-        labeling.producers = t - 1;
+        labeling.batch_threads = t;
     }
     let parent_cache_dir = args.parent_cache.clone().unwrap_or_else(sealing::dirs::parent_cache_dir);
     Ok(args
