@@ -1,7 +1,10 @@
 //! C2 and verification: Groth16 proofs of the SDR circuit, one per partition,
 //! concatenated as the reference does (192 bytes each: A ‖ B ‖ C compressed).
 
+pub mod msm;
 pub mod params;
+pub mod prover;
+pub mod witness;
 
 use crate::circuit::{public_inputs, SdrCircuit};
 use crate::error::{Error, Result};
@@ -47,8 +50,7 @@ pub fn prove(c1: &C1Output, params: &MappedParameters<Bls12>) -> Result<Vec<u8>>
     c1.validate()?;
     let circuits =
         (0..c1.partitions.len()).map(|k| SdrCircuit::from_c1(c1, k)).collect::<Result<Vec<_>>>()?;
-    let proofs = groth16::create_random_proof_batch(circuits, params, &mut rand::thread_rng())
-        .map_err(|e| Error::Snark(format!("proving: {e}")))?;
+    let proofs = prover::prove(circuits, params, &mut rand::thread_rng())?;
     let mut out = Vec::with_capacity(proofs.len() * PROOF_BYTES);
     for p in &proofs {
         p.write(&mut out).expect("writing to a Vec cannot fail");

@@ -1,0 +1,147 @@
+//! Kiln's Groth16 prover: bellperson's synthesis order and parameter files,
+//! kiln's arithmetic for the multi-scalar multiplications.
+//!
+//! For the same circuit, parameters and randomness (r, s) it gives the same
+//! proof as `bellperson::groth16::create_proof_batch`: both compute the same
+//! group elements (tested byte for byte). Circuits are proved one at a time,
+//! so memory holds one witness, not one per partition.
+
+use super::msm::{msm, Terms};
+use super::witness::Witness;
+use crate::error::{Error, Result};
+use bellperson::domain::EvaluationDomain;
+use bellperson::groth16::{MappedParameters, Proof};
+use bellperson::Circuit;
+use blstrs::{Bls12, G1Projective, G2Projective, Scalar as Fr};
+use ec_gpu_gen::threadpool::Worker;
+use ff::Field;
+use group::{prime::PrimeCurveAffine, Curve};
+use rand_core::RngCore;
+use std::time::Instant;
+use tracing::{debug, info_span};
+
+/// Proves each circuit with fresh randomness.
+pub fn prove<C: Circuit<Fr>>(
+    circuits: Vec<C>,
+    params: &MappedParameters<Bls12>,
+    rng: &mut impl RngCore,
+) -> Result<Vec<Proof<Bls12>>> {
+    circuits
+        .into_iter()
+        .map(|c| {
+            let (r, s) = (Fr::random(&mut *rng), Fr::random(&mut *rng));
+            prove_one(c, params, r, s)
+        })
+        .collect()
+}
+
+/// Proves one circuit with the randomness `r`, `s`.
+pub fn prove_one<C: Circuit<Fr>>(
+    circuit: C,
+    params: &MappedParameters<Bls12>,
+    r: Fr,
+    s: Fr,
+) -> Result<Proof<Bls12>> {
+    let _span = info_span!("groth16").entered();
+    let vk = &params.vk;
+    if bool::from(vk.delta_g1.is_identity() | vk.delta_g2.is_identity()) {
+        return Err(Error::Snark("the parameters' delta is the identity (a subverted setup)".into()));
+    }
+    let t = Instant::now();
+    let mut w = Witness::synthesize(circuit).map_err(|e| Error::Snark(format!("synthesis: {e}")))?;
+    debug!(
+        constraints = w.a.len(),
+        inputs = w.inputs.len(),
+        aux = w.aux.len(),
+        secs = t.elapsed().as_secs_f64(),
+        "synthesised"
+    );
+
+    let t = Instant::now();
+    let h = quotient(std::mem::take(&mut w.a), std::mem::take(&mut w.b), std::mem::take(&mut w.c))?;
+    debug!(terms = h.len(), secs = t.elapsed().as_secs_f64(), "quotient");
+
+    let map = &params.params;
+    let t = Instant::now();
+    let mut h_terms = Terms::default();
+    for (i, v) in h.iter().enumerate() {
+        h_terms.push(i, v);
+    }
+    drop(h);
+    let g_h: G1Projective = msm(map, &params.h, &h_terms, "H")?;
+    drop(h_terms);
+    debug!(secs = t.elapsed().as_secs_f64(), "msm H");
+
+    let t = Instant::now();
+    let mut l_terms = Terms::default();
+    for (i, v) in w.aux.iter().enumerate() {
+        l_terms.push(i, v);
+    }
+    let g_l: G1Projective = msm(map, &params.l, &l_terms, "L")?;
+    debug!(ones = l_terms.counts().0, others = l_terms.counts().1, secs = t.elapsed().as_secs_f64(), "msm L");
+    drop(l_terms);
+
+    // A's bases: every input, then the aux variables that occur in some A.
+    let t = Instant::now();
+    let mut a_terms = Terms::default();
+    for (i, v) in w.inputs.iter().enumerate() {
+        a_terms.push(i, v);
+    }
+    let dense = w.aux.iter().zip(&w.a_aux_density).filter(|(_, &d)| d).map(|(v, _)| v);
+    for (rank, v) in dense.enumerate() {
+        a_terms.push(w.inputs.len() + rank, v);
+    }
+    let g_a_sum: G1Projective = msm(map, &params.a, &a_terms, "A")?;
+    drop(a_terms);
+    debug!(secs = t.elapsed().as_secs_f64(), "msm A");
+
+    // B's bases: the inputs, then the aux variables, that occur in some B.
+    let t = Instant::now();
+    let mut b_terms = Terms::default();
+    let dense_inputs = w.inputs.iter().zip(&w.b_input_density).filter(|(_, &d)| d).map(|(v, _)| v);
+    let mut rank = 0;
+    for v in dense_inputs {
+        b_terms.push(rank, v);
+        rank += 1;
+    }
+    let dense_aux = w.aux.iter().zip(&w.b_aux_density).filter(|(_, &d)| d).map(|(v, _)| v);
+    for v in dense_aux {
+        b_terms.push(rank, v);
+        rank += 1;
+    }
+    drop(w);
+    let g_b1_sum: G1Projective = msm(map, &params.b_g1, &b_terms, "B in G1")?;
+    debug!(secs = t.elapsed().as_secs_f64(), "msm B in G1");
+    let t = Instant::now();
+    let g_b2_sum: G2Projective = msm(map, &params.b_g2, &b_terms, "B in G2")?;
+    debug!(secs = t.elapsed().as_secs_f64(), "msm B in G2");
+
+    // A = α + ΣA + rδ, B = β + ΣB + sδ,
+    // C = ΣH + ΣL + s·ΣA + r·ΣB₁ + sα + rβ + rsδ.
+    let g_a = vk.alpha_g1.to_curve() + g_a_sum + vk.delta_g1 * r;
+    let g_b = vk.beta_g2.to_curve() + g_b2_sum + vk.delta_g2 * s;
+    let g_c =
+        g_h + g_l + g_a_sum * s + g_b1_sum * r + vk.alpha_g1 * s + vk.beta_g1 * r + vk.delta_g1 * (r * s);
+    Ok(Proof { a: g_a.to_affine(), b: g_b.to_affine(), c: g_c.to_affine() })
+}
+
+/// The coefficients of h(x) = (a(x)·b(x) − c(x)) / z(x), from the evaluations
+/// of a, b and c over the domain (bellperson's FFTs, on a coset to divide by z).
+fn quotient(a: Vec<Fr>, b: Vec<Fr>, c: Vec<Fr>) -> Result<Vec<Fr>> {
+    let worker = Worker::new();
+    let domain = |v| EvaluationDomain::from_coeffs(v).map_err(|e| Error::Snark(format!("domain: {e}")));
+    let (mut a, mut b, mut c) = (domain(a)?, domain(b)?, domain(c)?);
+    let fft_error = |e| Error::Snark(format!("fft: {e}"));
+    EvaluationDomain::ifft_many(&mut [&mut a, &mut b, &mut c], &worker, &mut None).map_err(fft_error)?;
+    EvaluationDomain::coset_fft_many(&mut [&mut a, &mut b, &mut c], &worker, &mut None).map_err(fft_error)?;
+    a.mul_assign(&worker, &b);
+    drop(b);
+    a.sub_assign(&worker, &c);
+    drop(c);
+    a.divide_by_z_on_coset(&worker);
+    a.icoset_fft(&worker, &mut None).map_err(fft_error)?;
+    let mut h = a.into_coeffs();
+    // deg h ≤ m − 2: the top coefficient is zero and has no base.
+    h.truncate(h.len() - 1);
+    Ok(h)
+}
