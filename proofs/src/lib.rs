@@ -20,8 +20,9 @@
 //! The crate is pure computation over files: no async runtime, no config files,
 //! no globals beyond lazily built constants. `unsafe` is confined to
 //! [`merkle::store`] (mappings and memory advice), [`sdr::label_par`] (the
-//! labeler's shared slots), `sdr::kernel`'s SHA-NI intrinsics and one system
-//! call in [`seal::pc1`] (a thread's priority).
+//! labeler's shared slots), `sdr::kernel`'s SHA-NI intrinsics, one system
+//! call in [`seal::pc1`] (a thread's priority) and [`snark::msm`] (blstrs'
+//! points handed to blst as the blst points they wrap).
 
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
@@ -38,6 +39,7 @@ pub mod sdr;
 pub mod seal;
 pub mod shape;
 pub mod snark;
+pub mod stamp;
 
 pub use error::{Error, Result};
 pub use ids::{Commitment, PorepId, ProverId, Randomness, ReplicaId};

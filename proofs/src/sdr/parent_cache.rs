@@ -18,8 +18,8 @@ use crate::durable;
 use crate::error::{Error, Result};
 use crate::merkle::store::{ReadMap, WriteMap};
 use crate::shape::DEGREE;
+use crate::stamp::Stamp;
 use rayon::prelude::*;
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -119,56 +119,6 @@ pub enum Check {
     Stamped,
 }
 
-/// What was true of the cache file when its whole content was last verified.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Stamp {
-    version: u32,
-    device: u64,
-    inode: u64,
-    size: u64,
-    mtime_ns: i128,
-    sha256: String,
-}
-
-impl Stamp {
-    #[cfg(unix)]
-    fn of(meta: &std::fs::Metadata, sha256: &str) -> Option<Self> {
-        use std::os::unix::fs::MetadataExt;
-        Some(Self {
-            version: 1,
-            device: meta.dev(),
-            inode: meta.ino(),
-            size: meta.size(),
-            mtime_ns: meta.mtime() as i128 * 1_000_000_000 + meta.mtime_nsec() as i128,
-            sha256: sha256.to_string(),
-        })
-    }
-
-    #[cfg(not(unix))]
-    fn of(_meta: &std::fs::Metadata, _sha256: &str) -> Option<Self> {
-        None
-    }
-
-    fn path(cache: &Path) -> PathBuf {
-        let mut name = cache.file_name().unwrap_or_default().to_os_string();
-        name.push(".stamp");
-        cache.with_file_name(name)
-    }
-
-    fn read(cache: &Path) -> Option<Self> {
-        serde_json::from_slice(&std::fs::read(Self::path(cache)).ok()?).ok()
-    }
-
-    /// Records the stamp; a failure only means the next open hashes the file again.
-    fn write(&self, cache: &Path) {
-        let json = serde_json::to_vec(self).expect("stamp serialises");
-        if let Err(e) = durable::write_file(&Self::path(cache), &json) {
-            warn!(path = %cache.display(), "parent cache verified but not stamped: {e}");
-        }
-    }
-}
-
 impl ParentCache {
     /// Opens the cache for `graph` in `dir`, building it first if it is missing,
     /// truncated or corrupt.
@@ -221,7 +171,7 @@ impl ParentCache {
         if now.is_some() && now == Stamp::read(path) {
             cache.check = Check::Stamped;
             if let Err(e) = cache.spot_check(graph) {
-                let _ = std::fs::remove_file(Stamp::path(path));
+                Stamp::remove(path);
                 return Err(e);
             }
             debug!(path = %path.display(), "parent cache matches its stamp; {SPOT_CHECKS} nodes spot-checked");
@@ -292,7 +242,7 @@ impl ParentCache {
             }
         }
         durable::write_file(&Self::digest_sidecar(path), digest.as_bytes())?;
-        let _ = std::fs::remove_file(Stamp::path(path));
+        Stamp::remove(path);
         durable::rename(&tmp, path)
     }
 

@@ -1,9 +1,11 @@
 //! C2 and verification: Groth16 proofs of the SDR circuit, one per partition,
 //! concatenated as the reference does (192 bytes each: A ‖ B ‖ C compressed).
 
+pub mod fft;
 pub mod msm;
 pub mod params;
 pub mod prover;
+pub mod setup;
 pub mod witness;
 
 use crate::circuit::{public_inputs, SdrCircuit};

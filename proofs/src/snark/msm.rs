@@ -5,15 +5,23 @@
 //! decompositions): a scalar 0 costs nothing, a scalar 1 costs one point
 //! addition, and only the rest go to Pippenger (blst's signed-digit,
 //! multi-threaded implementation), where each point costs ~⌈255/c⌉ bucket
-//! additions. Bases are read from the memory-mapped file only when used.
+//! additions (blst sums the ones with batched affine additions, a field
+//! inversion shared by many points). Bases are read from the memory-mapped
+//! file only when used.
+
+// The casts between blstrs' and blst's point types (see `Curve`).
+#![allow(unsafe_code)]
 
 use crate::error::{Error, Result};
+use blst::{
+    blst_p1, blst_p1_affine, blst_p1s_to_affine, blst_p2, blst_p2_affine, blst_p2s_to_affine, MultiPoint,
+};
 use blstrs::{G1Affine, G1Projective, G2Affine, G2Projective, Scalar as Fr};
 use ff::Field;
 use group::prime::PrimeCurveAffine;
 use group::Group;
 use rayon::prelude::*;
-use std::ops::{AddAssign, Range};
+use std::ops::Range;
 
 /// The terms of one query, by base index.
 #[derive(Debug, Default)]
@@ -48,19 +56,31 @@ impl Terms {
     }
 }
 
-/// A curve group whose bases the parameter file holds uncompressed.
-pub trait Curve: Group + AddAssign<Self::Affine> + Send + Sync {
+/// A curve group whose bases the parameter file holds uncompressed, with
+/// blst's multi-threaded batch addition and Pippenger.
+pub trait Curve: Group + Send + Sync {
     /// The affine form the file holds.
     type Affine: Copy + Send + Sync;
     /// Decodes an uncompressed base (blst checks it is on the curve; the file's
     /// digest vouches for the subgroup). `None`: not a point, or the identity,
     /// which a parameter file never holds.
     fn decode(bytes: &[u8]) -> Option<Self::Affine>;
-    /// Pippenger over projective points.
-    fn pippenger(points: &[Self], scalars: &[Fr]) -> Self;
-    /// The projective form of a base.
-    fn from_affine(a: Self::Affine) -> Self;
+    /// Σ points (batched affine additions); `points` is not empty.
+    fn sum_affine(points: &[Self::Affine]) -> Self;
+    /// Σ scalar · point, the scalars 32 little-endian bytes each; not empty.
+    fn pippenger(points: &[Self::Affine], scalars: &[u8]) -> Self;
+    /// The affine forms of `points` (one shared inversion), into `out` of the
+    /// same length.
+    fn batch_to_affine(points: &[Self], out: &mut [Self::Affine]);
 }
+
+// blstrs' points are `#[repr(transparent)]` wrappers of blst's (blstrs 0.7,
+// g1.rs and g2.rs), which is what makes the casts below sound; the sizes are
+// checked here as well.
+const _: () = assert!(std::mem::size_of::<G1Affine>() == std::mem::size_of::<blst_p1_affine>());
+const _: () = assert!(std::mem::size_of::<G1Projective>() == std::mem::size_of::<blst_p1>());
+const _: () = assert!(std::mem::size_of::<G2Affine>() == std::mem::size_of::<blst_p2_affine>());
+const _: () = assert!(std::mem::size_of::<G2Projective>() == std::mem::size_of::<blst_p2>());
 
 impl Curve for G1Projective {
     type Affine = G1Affine;
@@ -68,11 +88,28 @@ impl Curve for G1Projective {
         let p = Option::<G1Affine>::from(G1Affine::from_uncompressed_unchecked(bytes.try_into().ok()?))?;
         (!bool::from(p.is_identity())).then_some(p)
     }
-    fn pippenger(points: &[Self], scalars: &[Fr]) -> Self {
-        G1Projective::multi_exp(points, scalars)
+    fn sum_affine(points: &[G1Affine]) -> Self {
+        // SAFETY: G1Affine is repr(transparent) over blst_p1_affine: same
+        // layout, same length, borrowed for the same lifetime.
+        let points: &[blst_p1_affine] =
+            unsafe { std::slice::from_raw_parts(points.as_ptr().cast(), points.len()) };
+        // SAFETY: G1Projective is repr(transparent) over blst_p1, and blst
+        // returns a valid point.
+        unsafe { std::mem::transmute::<blst_p1, G1Projective>(points.add()) }
     }
-    fn from_affine(a: G1Affine) -> Self {
-        a.into()
+    fn pippenger(points: &[G1Affine], scalars: &[u8]) -> Self {
+        // SAFETY: as in `sum_affine`.
+        let points: &[blst_p1_affine] =
+            unsafe { std::slice::from_raw_parts(points.as_ptr().cast(), points.len()) };
+        // SAFETY: as in `sum_affine`.
+        unsafe { std::mem::transmute::<blst_p1, G1Projective>(points.mult(scalars, 255)) }
+    }
+    fn batch_to_affine(points: &[Self], out: &mut [G1Affine]) {
+        assert_eq!(points.len(), out.len());
+        let inputs: [*const blst_p1; 2] = [points.as_ptr().cast(), std::ptr::null()];
+        // SAFETY: both slices hold `len` points of the repr(transparent) blst
+        // types; a null second pointer tells blst the first is an array.
+        unsafe { blst_p1s_to_affine(out.as_mut_ptr().cast(), inputs.as_ptr(), points.len()) }
     }
 }
 
@@ -82,16 +119,29 @@ impl Curve for G2Projective {
         let p = Option::<G2Affine>::from(G2Affine::from_uncompressed_unchecked(bytes.try_into().ok()?))?;
         (!bool::from(p.is_identity())).then_some(p)
     }
-    fn pippenger(points: &[Self], scalars: &[Fr]) -> Self {
-        G2Projective::multi_exp(points, scalars)
+    fn sum_affine(points: &[G2Affine]) -> Self {
+        // SAFETY: G2Affine is repr(transparent) over blst_p2_affine: same
+        // layout, same length, borrowed for the same lifetime.
+        let points: &[blst_p2_affine] =
+            unsafe { std::slice::from_raw_parts(points.as_ptr().cast(), points.len()) };
+        // SAFETY: G2Projective is repr(transparent) over blst_p2, and blst
+        // returns a valid point.
+        unsafe { std::mem::transmute::<blst_p2, G2Projective>(points.add()) }
     }
-    fn from_affine(a: G2Affine) -> Self {
-        a.into()
+    fn pippenger(points: &[G2Affine], scalars: &[u8]) -> Self {
+        // SAFETY: as in `sum_affine`.
+        let points: &[blst_p2_affine] =
+            unsafe { std::slice::from_raw_parts(points.as_ptr().cast(), points.len()) };
+        // SAFETY: as in `sum_affine`.
+        unsafe { std::mem::transmute::<blst_p2, G2Projective>(points.mult(scalars, 255)) }
+    }
+    fn batch_to_affine(points: &[Self], out: &mut [G2Affine]) {
+        assert_eq!(points.len(), out.len());
+        let inputs: [*const blst_p2; 2] = [points.as_ptr().cast(), std::ptr::null()];
+        // SAFETY: as for G1.
+        unsafe { blst_p2s_to_affine(out.as_mut_ptr().cast(), inputs.as_ptr(), points.len()) }
     }
 }
-
-/// Bases summed per rayon task.
-const SUM_CHUNK: usize = 1 << 12;
 
 /// Σ scalar · base over `terms`, with the bases at `ranges` of `map`.
 /// `query` names the query in errors.
@@ -104,27 +154,26 @@ pub fn msm<G: Curve>(map: &[u8], ranges: &[Range<usize>], terms: &Terms, query: 
             )));
         }
     }
-    let read = |i: usize| {
-        map.get(ranges[i].clone()).and_then(G::decode).ok_or_else(|| {
-            Error::Snark(format!("parameter base {i} of query {query} is not a point of the curve"))
-        })
+    let gather = |indices: &[usize]| {
+        indices
+            .par_iter()
+            .map(|&i| {
+                map.get(ranges[i].clone()).and_then(G::decode).ok_or_else(|| {
+                    Error::Snark(format!("parameter base {i} of query {query} is not a point of the curve"))
+                })
+            })
+            .collect::<Result<Vec<_>>>()
     };
-    let ones = terms
-        .ones
-        .par_chunks(SUM_CHUNK)
-        .map(|chunk| {
-            let mut acc = G::identity();
-            for &i in chunk {
-                acc += read(i)?;
-            }
-            Ok(acc)
-        })
-        .try_reduce(G::identity, |a, b| Ok(a + b))?;
-    if terms.others.is_empty() {
-        return Ok(ones);
+    let mut acc = G::identity();
+    if !terms.ones.is_empty() {
+        acc += G::sum_affine(&gather(&terms.ones)?);
     }
-    let points = terms.others.par_iter().map(|&i| read(i).map(G::from_affine)).collect::<Result<Vec<G>>>()?;
-    Ok(ones + G::pippenger(&points, &terms.scalars))
+    if !terms.others.is_empty() {
+        let points = gather(&terms.others)?;
+        let scalars: Vec<u8> = terms.scalars.par_iter().flat_map_iter(|s| s.to_bytes_le()).collect();
+        acc += G::pippenger(&points, &scalars);
+    }
+    Ok(acc)
 }
 
 #[cfg(test)]

@@ -8,14 +8,17 @@
 //! (`parameters/parameters.json`); a local test setup records its own digests in
 //! `kiln-local-manifest.json` next to the files it generates.
 
+use super::setup;
 use crate::durable;
 use crate::error::{Error, Result};
 use crate::shape::{SectorShape, SectorSize};
+use crate::stamp::Stamp;
 use bellperson::groth16::{self, MappedParameters, Parameters, PreparedVerifyingKey, VerifyingKey};
 use blake2::{Blake2b512, Digest};
 use blstrs::Bls12;
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
+use rand_xorshift::XorShiftRng;
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use std::collections::{BTreeMap, HashSet};
@@ -35,6 +38,33 @@ pub const LOCAL_MANIFEST: &str = "kiln-local-manifest.json";
 /// Seed of kiln's shared test setup: anyone can recompute its toxic waste, which
 /// is what makes it reproducible for tests and devnets and insecure anywhere else.
 pub const TEST_SETUP_SEED: [u8; 32] = *b"kiln insecure test setup, v1 ...";
+
+/// The reference's test seed (storage-proofs-core `TEST_SEED`), with which its
+/// `paramcache` draws test parameters from an XorShift RNG.
+pub const REFERENCE_TEST_SEED: [u8; 16] =
+    [0x59, 0x62, 0xbe, 0x5d, 0x76, 0x3d, 0x31, 0x8d, 0x17, 0xdb, 0x37, 0x32, 0x54, 0x06, 0xbc, 0xe5];
+
+/// Where a test setup's randomness comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SetupSeed {
+    /// ChaCha20 seeded with these bytes: kiln's test setups.
+    ChaCha20([u8; 32]),
+    /// The reference's own test RNG and seed: the files equal the reference's
+    /// test parameters byte for byte when the circuits are the same.
+    Reference,
+}
+
+impl SetupSeed {
+    /// Kiln's shared test setup.
+    pub const KILN: SetupSeed = SetupSeed::ChaCha20(TEST_SETUP_SEED);
+
+    fn origin(&self) -> &'static str {
+        match self {
+            SetupSeed::ChaCha20(_) => "kiln test setup: INSECURE, for tests and devnets only",
+            SetupSeed::Reference => "test setup with the reference's TEST_SEED: INSECURE, for tests only",
+        }
+    }
+}
 
 /// One manifest entry.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -170,14 +200,33 @@ impl PorepParams {
         if CHECKED.lock().expect("checked set").get_or_insert_with(HashSet::new).contains(&key) {
             return Ok(());
         }
+        self.verify(path, &meta)?;
+        CHECKED.lock().expect("checked set").get_or_insert_with(HashSet::new).insert(key);
+        Ok(())
+    }
+
+    /// Compares the file's digest with its manifest entries: the stamped digest
+    /// when the file is unchanged since it was last hashed, else a fresh one
+    /// (~1 s per GB), stamped when it matches. Returns whether the stamp served.
+    fn verify(&self, path: &Path, meta: &std::fs::Metadata) -> Result<bool> {
         let entries = self.manifest_entries(path)?;
-        let found = file_digest(path)?;
+        let stamped = Stamp::digest_if_unchanged(path, meta);
+        let from_stamp = stamped.is_some();
+        let found = match stamped {
+            Some(digest) => digest,
+            None => file_digest(path)?,
+        };
         if !entries.iter().any(|e| e.digest == found) {
+            Stamp::remove(path);
             let expected = entries.iter().map(|e| e.digest.as_str()).collect::<Vec<_>>().join(" or ");
             return Err(Error::ParamsDigest { path: path.to_path_buf(), expected, found });
         }
-        CHECKED.lock().expect("checked set").get_or_insert_with(HashSet::new).insert(key);
-        Ok(())
+        if !from_stamp {
+            if let Some(stamp) = Stamp::of(meta, &found) {
+                stamp.write(path);
+            }
+        }
+        Ok(from_stamp)
     }
 
     /// The proving parameters, checked and memory-mapped.
@@ -203,7 +252,7 @@ impl PorepParams {
     /// the seed can forge proofs, so these parameters are never for production)
     /// and records its digests in the local manifest. Holds a lock so that
     /// concurrent callers generate once; returns without work if the files exist.
-    pub fn generate_test_setup(&self, seed: [u8; 32]) -> Result<()> {
+    pub fn generate_test_setup(&self, seed: SetupSeed) -> Result<()> {
         durable::create_dir(&self.dir)?;
         let lock_path = self.path("lock");
         let lock = File::create(&lock_path).map_err(Error::io("create", &lock_path))?;
@@ -214,9 +263,14 @@ impl PorepParams {
         let _span = info_span!("params_generate", size = %self.size).entered();
         info!(id = %self.id, "generating a Groth16 test setup (not for production)");
         let circuit = crate::circuit::SdrCircuit::blank(&self.size.shape());
-        let mut rng = ChaCha20Rng::from_seed(seed);
-        let params = groth16::generate_random_parameters::<Bls12, _, _>(circuit, &mut rng)
-            .map_err(|e| Error::Snark(format!("parameter generation: {e}")))?;
+        let params = match seed {
+            SetupSeed::ChaCha20(seed) => {
+                setup::generate_random_parameters(circuit, &mut ChaCha20Rng::from_seed(seed))?
+            }
+            SetupSeed::Reference => {
+                setup::generate_random_parameters(circuit, &mut XorShiftRng::from_seed(REFERENCE_TEST_SEED))?
+            }
+        };
 
         let write = |path: &Path, f: &dyn Fn(&mut BufWriter<File>) -> std::io::Result<()>| -> Result<()> {
             let tmp = durable::temp_path(path);
@@ -234,11 +288,15 @@ impl PorepParams {
         let mut manifest = read_local_manifest(&self.dir)?;
         for path in [self.params_path(), self.vk_path()] {
             let name = path.file_name().and_then(|n| n.to_str()).expect("utf-8 name").to_string();
+            let digest = file_digest(&path)?;
+            if let Some(stamp) = std::fs::metadata(&path).ok().and_then(|m| Stamp::of(&m, &digest)) {
+                stamp.write(&path);
+            }
             let entry = ManifestEntry {
                 sector_size: self.size.bytes(),
                 circuit: "PoRep".into(),
-                digest: file_digest(&path)?,
-                origin: Some("kiln test setup: INSECURE, for tests and devnets only".into()),
+                digest,
+                origin: Some(seed.origin().into()),
             };
             manifest.insert(name, entry);
         }
@@ -353,5 +411,33 @@ mod tests {
             "stacked-proof-of-replication-merkletree-poseidon_hasher-8-0-0-sha256_hasher-\
              032d3138d22506ec0082ed72b2dcba18df18477904e35bafee82b3793b06832f"
         );
+    }
+
+    /// A verified file is stamped; a later check trusts the stamp without
+    /// hashing; a rewritten file (new size and mtime) is hashed again and a
+    /// wrong digest is reported, its stale stamp dropped.
+    #[test]
+    fn a_verified_parameter_file_is_stamped_and_a_changed_one_rehashed() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = PorepParams::new(dir.path(), SectorSize::KiB2);
+        let path = p.params_path();
+        std::fs::write(&path, b"not really parameters").unwrap();
+        let entry = ManifestEntry {
+            sector_size: 2048,
+            circuit: "PoRep".into(),
+            digest: file_digest(&path).unwrap(),
+            origin: Some("test".into()),
+        };
+        let name = path.file_name().unwrap().to_str().unwrap().to_string();
+        let manifest: Manifest = [(name, entry)].into_iter().collect();
+        std::fs::write(dir.path().join(LOCAL_MANIFEST), serde_json::to_vec(&manifest).unwrap()).unwrap();
+        let meta = || std::fs::metadata(&path).unwrap();
+        assert!(!p.verify(&path, &meta()).unwrap(), "first check hashes");
+        assert!(Stamp::path(&path).exists());
+        assert!(p.verify(&path, &meta()).unwrap(), "second check uses the stamp");
+        std::fs::write(&path, b"not really parameters, changed").unwrap();
+        let err = p.verify(&path, &meta()).unwrap_err();
+        assert!(matches!(err, Error::ParamsDigest { .. }), "{err}");
+        assert!(!Stamp::path(&path).exists(), "the stale stamp is dropped");
     }
 }

@@ -6,14 +6,13 @@
 //! group elements (tested byte for byte). Circuits are proved one at a time,
 //! so memory holds one witness, not one per partition.
 
+use super::fft;
 use super::msm::{msm, Terms};
 use super::witness::Witness;
 use crate::error::{Error, Result};
-use bellperson::domain::EvaluationDomain;
 use bellperson::groth16::{MappedParameters, Proof};
 use bellperson::Circuit;
 use blstrs::{Bls12, G1Projective, G2Projective, Scalar as Fr};
-use ec_gpu_gen::threadpool::Worker;
 use ff::Field;
 use group::{prime::PrimeCurveAffine, Curve};
 use rand_core::RngCore;
@@ -58,7 +57,7 @@ pub fn prove_one<C: Circuit<Fr>>(
     );
 
     let t = Instant::now();
-    let h = quotient(std::mem::take(&mut w.a), std::mem::take(&mut w.b), std::mem::take(&mut w.c))?;
+    let h = fft::quotient(std::mem::take(&mut w.a), std::mem::take(&mut w.b), std::mem::take(&mut w.c))?;
     debug!(terms = h.len(), secs = t.elapsed().as_secs_f64(), "quotient");
 
     let map = &params.params;
@@ -123,25 +122,4 @@ pub fn prove_one<C: Circuit<Fr>>(
     let g_c =
         g_h + g_l + g_a_sum * s + g_b1_sum * r + vk.alpha_g1 * s + vk.beta_g1 * r + vk.delta_g1 * (r * s);
     Ok(Proof { a: g_a.to_affine(), b: g_b.to_affine(), c: g_c.to_affine() })
-}
-
-/// The coefficients of h(x) = (a(x)·b(x) − c(x)) / z(x), from the evaluations
-/// of a, b and c over the domain (bellperson's FFTs, on a coset to divide by z).
-fn quotient(a: Vec<Fr>, b: Vec<Fr>, c: Vec<Fr>) -> Result<Vec<Fr>> {
-    let worker = Worker::new();
-    let domain = |v| EvaluationDomain::from_coeffs(v).map_err(|e| Error::Snark(format!("domain: {e}")));
-    let (mut a, mut b, mut c) = (domain(a)?, domain(b)?, domain(c)?);
-    let fft_error = |e| Error::Snark(format!("fft: {e}"));
-    EvaluationDomain::ifft_many(&mut [&mut a, &mut b, &mut c], &worker, &mut None).map_err(fft_error)?;
-    EvaluationDomain::coset_fft_many(&mut [&mut a, &mut b, &mut c], &worker, &mut None).map_err(fft_error)?;
-    a.mul_assign(&worker, &b);
-    drop(b);
-    a.sub_assign(&worker, &c);
-    drop(c);
-    a.divide_by_z_on_coset(&worker);
-    a.icoset_fft(&worker, &mut None).map_err(fft_error)?;
-    let mut h = a.into_coeffs();
-    // deg h ≤ m − 2: the top coefficient is zero and has no base.
-    h.truncate(h.len() - 1);
-    Ok(h)
 }

@@ -2,7 +2,7 @@
 
 use anyhow::{bail, Context, Result};
 use clap::Subcommand;
-use proofs::snark::params::{verify_dir, PorepParams, TEST_SETUP_SEED};
+use proofs::snark::params::{verify_dir, PorepParams, SetupSeed};
 use proofs::SectorSize;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -15,8 +15,12 @@ pub enum ParamsCommand {
         #[arg(long)]
         sector_size: String,
         /// Seed of the setup's randomness (64 hex characters) [default: kiln's fixed test seed].
-        #[arg(long)]
+        #[arg(long, conflicts_with = "reference_seed")]
         seed: Option<String>,
+        /// Draw the setup as the reference draws its test parameters (its RNG and
+        /// TEST_SEED): the files then equal the reference's, byte for byte.
+        #[arg(long)]
+        reference_seed: bool,
         /// Parameter directory [default: $XDG_CACHE_HOME/kiln/params].
         #[arg(long)]
         param_dir: Option<PathBuf>,
@@ -37,14 +41,15 @@ pub enum ParamsCommand {
 
 pub fn run(cmd: ParamsCommand) -> Result<()> {
     match cmd {
-        ParamsCommand::Generate { sector_size, seed, param_dir } => {
+        ParamsCommand::Generate { sector_size, seed, reference_seed, param_dir } => {
             let size = SectorSize::parse(&sector_size)?;
             if matches!(size, SectorSize::GiB32 | SectorSize::GiB64) {
                 bail!("a {size} setup is far beyond one machine's means; install the published parameters instead");
             }
-            let seed = match seed {
-                Some(hex) => proofs::ids::parse_hex32(&hex, "seed")?,
-                None => TEST_SETUP_SEED,
+            let seed = match (seed, reference_seed) {
+                (_, true) => SetupSeed::Reference,
+                (Some(hex), false) => SetupSeed::ChaCha20(proofs::ids::parse_hex32(&hex, "seed")?),
+                (None, false) => SetupSeed::KILN,
             };
             let params = PorepParams::new(param_dir.unwrap_or_else(sealing::dirs::param_dir), size);
             eprintln!("WARNING: this is a TEST setup. Anyone who knows its seed can forge proofs; never use it on mainnet.");

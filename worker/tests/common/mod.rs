@@ -19,7 +19,7 @@ pub fn param_dir() -> PathBuf {
         .get_or_init(|| {
             let dir = sealing::dirs::param_dir();
             let params = proofs::snark::params::PorepParams::new(&dir, SectorSize::KiB2);
-            params.generate_test_setup(proofs::snark::params::TEST_SETUP_SEED).expect("2KiB test setup");
+            params.generate_test_setup(proofs::snark::params::SetupSeed::KILN).expect("2KiB test setup");
             dir
         })
         .clone()

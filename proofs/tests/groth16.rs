@@ -1,7 +1,8 @@
-//! Kiln's Groth16 prover against bellperson's: the same proof bytes for the
-//! same circuit, parameter file and randomness, on a small circuit that has
-//! what the SDR circuit has (bits, field elements, inputs used in B and not,
-//! variables absent from A or B); and clear errors for parameters of another
+//! Kiln's Groth16 setup and prover against bellperson's, on a small circuit
+//! that has what the SDR circuit has (bits, field elements, packed sums,
+//! inputs used in B and not, variables absent from A or B): the same
+//! parameter file for the same seeded RNG, the same proof bytes for the same
+//! parameters and randomness; and clear errors for parameters of another
 //! circuit.
 
 use bellperson::gadgets::boolean::{AllocatedBit, Boolean};
@@ -12,7 +13,7 @@ use bellperson::groth16::{self, MappedParameters, Parameters, Proof};
 use bellperson::{Circuit, ConstraintSystem, SynthesisError};
 use blstrs::{Bls12, Scalar as Fr};
 use ff::Field;
-use proofs::snark::prover;
+use proofs::snark::{prover, setup};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::path::Path;
@@ -86,6 +87,28 @@ fn bytes(p: &Proof<Bls12>) -> Vec<u8> {
     let mut out = Vec::new();
     p.write(&mut out).unwrap();
     out
+}
+
+fn file_bytes(p: &Parameters<Bls12>) -> Vec<u8> {
+    let mut out = Vec::new();
+    p.write(&mut out).unwrap();
+    out
+}
+
+#[test]
+fn kiln_setup_writes_bellpersons_file_for_the_same_seed() {
+    for (seed, words) in [(5u64, 6usize), (6, 1)] {
+        let blank = Mixed { x: None, words: vec![None; words] };
+        let theirs: Parameters<Bls12> =
+            groth16::generate_random_parameters(blank.clone(), &mut StdRng::seed_from_u64(seed)).unwrap();
+        let ours = setup::generate_random_parameters(blank, &mut StdRng::seed_from_u64(seed)).unwrap();
+        assert_eq!(file_bytes(&ours), file_bytes(&theirs), "seed {seed}");
+        let mut vk = Vec::new();
+        ours.vk.write(&mut vk).unwrap();
+        let mut their_vk = Vec::new();
+        theirs.vk.write(&mut their_vk).unwrap();
+        assert_eq!(vk, their_vk);
+    }
 }
 
 #[test]
