@@ -13,6 +13,7 @@ use bellperson::groth16::{self, MappedParameters, Parameters, Proof};
 use bellperson::{Circuit, ConstraintSystem, SynthesisError};
 use blstrs::{Bls12, Scalar as Fr};
 use ff::Field;
+use proofs::snark::key::ProvingKey;
 use proofs::snark::{prover, setup};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -75,12 +76,13 @@ fn public_inputs(c: &Mixed) -> Vec<Fr> {
     vec![x * x * x + x + Fr::from(5u64), Fr::from(7u64)]
 }
 
-fn mapped_setup(dir: &Path, name: &str, blank: Mixed, seed: u64) -> MappedParameters<Bls12> {
+/// A setup written to `dir/name`, opened by kiln and by bellperson.
+fn mapped_setup(dir: &Path, name: &str, blank: Mixed, seed: u64) -> (ProvingKey, MappedParameters<Bls12>) {
     let params: Parameters<Bls12> =
         groth16::generate_random_parameters(blank, &mut StdRng::seed_from_u64(seed)).unwrap();
     let path = dir.join(name);
     params.write(std::fs::File::create(&path).unwrap()).unwrap();
-    Parameters::build_mapped_parameters(path, false).unwrap()
+    (ProvingKey::open(&path).unwrap(), Parameters::build_mapped_parameters(path, false).unwrap())
 }
 
 fn bytes(p: &Proof<Bls12>) -> Vec<u8> {
@@ -115,7 +117,7 @@ fn kiln_setup_writes_bellpersons_file_for_the_same_seed() {
 fn kiln_proofs_equal_bellpersons_and_verify() {
     let dir = tempfile::tempdir().unwrap();
     let blank = Mixed { x: None, words: vec![None; 6] };
-    let params = mapped_setup(dir.path(), "mixed.params", blank, 1);
+    let (params, theirs_params) = mapped_setup(dir.path(), "mixed.params", blank, 1);
     let pvk = groth16::prepare_verifying_key(&params.vk);
     let mut rng = StdRng::seed_from_u64(2);
     for round in 0..3 {
@@ -125,7 +127,7 @@ fn kiln_proofs_equal_bellpersons_and_verify() {
             _ => (Fr::random(&mut rng), Fr::random(&mut rng)),
         };
         let ours = prover::prove_one(c.clone(), &params, r, s).unwrap();
-        let theirs = groth16::create_proof_batch(vec![c.clone()], &params, vec![r], vec![s]).unwrap();
+        let theirs = groth16::create_proof_batch(vec![c.clone()], &theirs_params, vec![r], vec![s]).unwrap();
         assert_eq!(bytes(&ours), bytes(&theirs[0]), "round {round}");
         assert!(groth16::verify_proof(&pvk, &ours, &public_inputs(&c)).unwrap());
         let mut wrong = public_inputs(&c);
@@ -142,8 +144,31 @@ fn kiln_proofs_equal_bellpersons_and_verify() {
 #[test]
 fn parameters_of_another_circuit_are_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let params = mapped_setup(dir.path(), "small.params", Mixed { x: None, words: vec![None; 2] }, 3);
+    let (params, _) = mapped_setup(dir.path(), "small.params", Mixed { x: None, words: vec![None; 2] }, 3);
     let mut rng = StdRng::seed_from_u64(4);
     let err = prover::prove_one(circuit(&mut rng, 8), &params, Fr::ONE, Fr::ONE).unwrap_err();
     assert!(err.to_string().contains("do not fit this circuit"), "{err}");
+}
+
+/// Truncated, padded or garbage files are errors naming what is wrong, not panics.
+#[test]
+fn malformed_parameter_files_are_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, theirs) = mapped_setup(dir.path(), "good.params", Mixed { x: None, words: vec![None; 1] }, 7);
+    let good = std::fs::read(dir.path().join("good.params")).unwrap();
+    drop(theirs);
+    let cases: [(&str, Vec<u8>, &str); 5] = [
+        ("empty", vec![], "truncated"),
+        ("vk cut", good[..500].to_vec(), "truncated"),
+        ("last query cut", good[..good.len() - 1].to_vec(), "query B in G2"),
+        ("extra bytes", [good.clone(), vec![0; 3]].concat(), "3 bytes follow"),
+        ("garbage vk", [vec![0xff; 1000], good[1000..].to_vec()].concat(), ""),
+    ];
+    for (what, bytes, says) in cases {
+        let path = dir.path().join(format!("{what}.params"));
+        std::fs::write(&path, bytes).unwrap();
+        let err = ProvingKey::open(&path).err().unwrap_or_else(|| panic!("{what} was accepted"));
+        let msg = err.to_string();
+        assert!(msg.contains(path.to_str().unwrap()) && msg.contains(says), "{what}: {msg}");
+    }
 }

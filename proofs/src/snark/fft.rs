@@ -5,11 +5,13 @@
 //! g·⟨ω⟩, one inverse on the coset), done with precomputed twiddles (one
 //! multiplication per butterfly where bellperson's serial FFT spends two),
 //! depth-first so that the lower levels run in cache, and without the
-//! bit-reversal passes in between: inverse transforms go natural → bit-reversed
+//! bit-reversal passes in between, with inlined field arithmetic
+//! ([`super::fr`]): inverse transforms go natural → bit-reversed
 //! (decimation in frequency), forward ones bit-reversed → natural (decimation in
 //! time), so only the final coefficients are permuted. The values are field
 //! elements, so the result is exactly bellperson's (tested against it).
 
+use super::fr::{limbs, limbs_mut, mont, Mont};
 use crate::error::{Error, Result};
 use blstrs::Scalar as Fr;
 use ff::{Field, PrimeField};
@@ -19,6 +21,9 @@ use rayon::prelude::*;
 const PARALLEL_FROM: usize = 1 << 14;
 /// Butterflies per rayon task.
 const CHUNK: usize = 1 << 12;
+/// Sizes from which two levels are done per pass: 2 MiB of scalars, the L2
+/// cache here; below, a subtree runs in cache.
+const FUSE_FROM: usize = 1 << 16;
 /// Low bits of an exponent served by the small table of powers.
 const POW_LOW_BITS: u32 = 11;
 
@@ -57,37 +62,74 @@ impl Domain {
         1 << self.log
     }
 
-    /// ω^(j·2^s) for the level of size m/2^s.
-    #[inline]
-    fn twiddle(&self, j: usize, s: u32) -> Fr {
-        self.twiddles[j << s]
-    }
-
-    /// ω^(−j·2^s) = −ω^(m/2 − j·2^s) for j ≥ 1, since ω^(m/2) = −1.
-    #[inline]
-    fn inverse_twiddle_neg(&self, j: usize, s: u32) -> Fr {
-        self.twiddles[self.twiddles.len() - (j << s)]
-    }
-
     /// Unscaled inverse DFT (ω⁻¹), natural order in, bit-reversed out.
     pub fn inverse_dif(&self, x: &mut [Fr]) {
         assert_eq!(x.len(), self.size());
-        self.dif(x, 0);
+        self.dif(limbs_mut(x), 0);
     }
 
-    fn dif(&self, x: &mut [Fr], s: u32) {
+    /// (a − b)·ω^(−(j·2^s)).
+    #[inline(always)]
+    fn diff_times_inverse_twiddle(&self, a: Mont, b: Mont, j: usize, s: u32) -> Mont {
+        // ω^(−k) = −ω^(m/2 − k) for k ≥ 1, since ω^(m/2) = −1.
+        if j == 0 {
+            a - b
+        } else {
+            (b - a) * limbs(&self.twiddles)[self.twiddles.len() - (j << s)]
+        }
+    }
+
+    /// b·ω^(j·2^s).
+    #[inline(always)]
+    fn times_twiddle(&self, b: Mont, j: usize, s: u32) -> Mont {
+        if j == 0 {
+            b
+        } else {
+            b * limbs(&self.twiddles)[j << s]
+        }
+    }
+
+    fn dif(&self, x: &mut [Mont], s: u32) {
         let n = x.len();
         if n < 2 {
             return;
         }
+        if n >= FUSE_FROM {
+            // Two levels in one pass over memory, then the four quarters.
+            let q = n / 4;
+            let (x01, x23) = x.split_at_mut(2 * q);
+            let (x0, x1) = x01.split_at_mut(q);
+            let (x2, x3) = x23.split_at_mut(q);
+            x0.par_chunks_mut(CHUNK)
+                .zip(x1.par_chunks_mut(CHUNK))
+                .zip(x2.par_chunks_mut(CHUNK))
+                .zip(x3.par_chunks_mut(CHUNK))
+                .enumerate()
+                .for_each(|(k, (((c0, c1), c2), c3))| {
+                    for (i, (((a0, a1), a2), a3)) in
+                        c0.iter_mut().zip(c1.iter_mut()).zip(c2.iter_mut()).zip(c3.iter_mut()).enumerate()
+                    {
+                        let j = k * CHUNK + i;
+                        let (y0, y2) = (*a0 + *a2, self.diff_times_inverse_twiddle(*a0, *a2, j, s));
+                        let (y1, y3) = (*a1 + *a3, self.diff_times_inverse_twiddle(*a1, *a3, j + q, s));
+                        *a0 = y0 + y1;
+                        *a1 = self.diff_times_inverse_twiddle(y0, y1, j, s + 1);
+                        *a2 = y2 + y3;
+                        *a3 = self.diff_times_inverse_twiddle(y2, y3, j, s + 1);
+                    }
+                });
+            rayon::join(
+                || rayon::join(|| self.dif(x0, s + 2), || self.dif(x1, s + 2)),
+                || rayon::join(|| self.dif(x2, s + 2), || self.dif(x3, s + 2)),
+            );
+            return;
+        }
         let (lo, hi) = x.split_at_mut(n / 2);
-        let butterflies = |offset: usize, lo: &mut [Fr], hi: &mut [Fr]| {
+        let butterflies = |offset: usize, lo: &mut [Mont], hi: &mut [Mont]| {
             for (j, (u, v)) in lo.iter_mut().zip(hi.iter_mut()).enumerate() {
-                let j = offset + j;
                 let (a, b) = (*u, *v);
                 *u = a + b;
-                // (a − b)·ω^(−j) = (b − a)·ω^(m/2 − j).
-                *v = if j == 0 { a - b } else { (b - a) * self.inverse_twiddle_neg(j, s) };
+                *v = self.diff_times_inverse_twiddle(a, b, offset + j, s);
             }
         };
         if n >= PARALLEL_FROM {
@@ -106,20 +148,53 @@ impl Domain {
     /// DFT (ω), bit-reversed order in, natural out.
     pub fn forward_dit(&self, x: &mut [Fr]) {
         assert_eq!(x.len(), self.size());
-        self.dit(x, 0);
+        self.dit(limbs_mut(x), 0);
     }
 
-    fn dit(&self, x: &mut [Fr], s: u32) {
+    fn dit(&self, x: &mut [Mont], s: u32) {
         let n = x.len();
         if n < 2 {
             return;
         }
+        if n >= FUSE_FROM {
+            // The four quarters, then two levels in one pass over memory.
+            let q = n / 4;
+            let (x01, x23) = x.split_at_mut(2 * q);
+            let (x0, x1) = x01.split_at_mut(q);
+            let (x2, x3) = x23.split_at_mut(q);
+            rayon::join(
+                || rayon::join(|| self.dit(x0, s + 2), || self.dit(x1, s + 2)),
+                || rayon::join(|| self.dit(x2, s + 2), || self.dit(x3, s + 2)),
+            );
+            x0.par_chunks_mut(CHUNK)
+                .zip(x1.par_chunks_mut(CHUNK))
+                .zip(x2.par_chunks_mut(CHUNK))
+                .zip(x3.par_chunks_mut(CHUNK))
+                .enumerate()
+                .for_each(|(k, (((c0, c1), c2), c3))| {
+                    for (i, (((a0, a1), a2), a3)) in
+                        c0.iter_mut().zip(c1.iter_mut()).zip(c2.iter_mut()).zip(c3.iter_mut()).enumerate()
+                    {
+                        let j = k * CHUNK + i;
+                        let t1 = self.times_twiddle(*a1, j, s + 1);
+                        let (y0, y1) = (*a0 + t1, *a0 - t1);
+                        let t3 = self.times_twiddle(*a3, j, s + 1);
+                        let (y2, y3) = (*a2 + t3, *a2 - t3);
+                        let t2 = self.times_twiddle(y2, j, s);
+                        let t3 = self.times_twiddle(y3, j + q, s);
+                        *a0 = y0 + t2;
+                        *a2 = y0 - t2;
+                        *a1 = y1 + t3;
+                        *a3 = y1 - t3;
+                    }
+                });
+            return;
+        }
         let (lo, hi) = x.split_at_mut(n / 2);
-        let butterflies = |offset: usize, lo: &mut [Fr], hi: &mut [Fr]| {
+        let butterflies = |offset: usize, lo: &mut [Mont], hi: &mut [Mont]| {
             for (j, (u, v)) in lo.iter_mut().zip(hi.iter_mut()).enumerate() {
-                let j = offset + j;
                 let a = *u;
-                let b = if j == 0 { *v } else { *v * self.twiddle(j, s) };
+                let b = self.times_twiddle(*v, offset + j, s);
                 *u = a + b;
                 *v = a - b;
             }
@@ -142,9 +217,9 @@ impl Domain {
     fn scale_bit_reversed(&self, x: &mut [Fr], base: Fr, factor: Fr) {
         let powers = Powers::new(base, factor, self.log);
         let log = self.log;
-        x.par_chunks_mut(CHUNK).enumerate().for_each(|(k, chunk)| {
+        limbs_mut(x).par_chunks_mut(CHUNK).enumerate().for_each(|(k, chunk)| {
             for (i, v) in chunk.iter_mut().enumerate() {
-                *v *= powers.get(bit_reverse(k * CHUNK + i, log));
+                *v = *v * powers.get(bit_reverse(k * CHUNK + i, log));
             }
         });
     }
@@ -168,9 +243,9 @@ impl Powers {
     }
 
     #[inline]
-    fn get(&self, e: usize) -> Fr {
+    fn get(&self, e: usize) -> Mont {
         let low_bits = self.low.len().trailing_zeros();
-        self.high[e >> low_bits] * self.low[e & (self.low.len() - 1)]
+        limbs(&self.high)[e >> low_bits] * limbs(&self.low)[e & (self.low.len() - 1)]
     }
 }
 
@@ -234,9 +309,12 @@ pub fn quotient(mut a: Vec<Fr>, mut b: Vec<Fr>, mut c: Vec<Fr>) -> Result<Vec<Fr
     }
     // z(x) = x^m − 1 is the constant g^m − 1 on the coset.
     let z_inv = (g.pow_vartime([m as u64]) - Fr::ONE).invert().expect("g is not an m-th root of unity");
-    a.par_iter_mut().zip(b.par_iter()).zip(c.par_iter()).for_each(|((a, b), c)| {
-        *a = (*a * b - c) * z_inv;
-    });
+    let z_inv = mont(z_inv);
+    limbs_mut(&mut a).par_iter_mut().zip(limbs(&b).par_iter()).zip(limbs(&c).par_iter()).for_each(
+        |((a, b), c)| {
+            *a = (*a * *b - *c) * z_inv;
+        },
+    );
     drop((b, c));
     domain.inverse_dif(&mut a);
     domain.scale_bit_reversed(&mut a, g.invert().expect("g is nonzero"), m_inv);
@@ -301,7 +379,8 @@ mod tests {
     fn quotient_equals_bellpersons() {
         let mut rng = StdRng::seed_from_u64(10);
         // Sizes below, at and across the parallel threshold; a power of two and not.
-        for len in [1usize, 2, 3, 100, 1024, 5000, PARALLEL_FROM * 2 + 7] {
+        // Up to two fused passes (FUSE_FROM · 8 → quarters → quarters).
+        for len in [1usize, 2, 3, 100, 1024, 5000, PARALLEL_FROM * 2 + 7, FUSE_FROM * 4 + 1] {
             let v = |rng: &mut StdRng| (0..len).map(|_| Fr::random(&mut *rng)).collect::<Vec<_>>();
             let (a, b) = (v(&mut rng), v(&mut rng));
             // c = a·b at the constraints makes h a polynomial, as in a proof;
@@ -320,7 +399,7 @@ mod tests {
         let base = Fr::from(3u64);
         let p = Powers::new(base, Fr::from(5u64), 14);
         for e in [0usize, 1, 2047, 2048, 2049, 16383] {
-            assert_eq!(p.get(e), Fr::from(5u64) * base.pow_vartime([e as u64]));
+            assert_eq!(p.get(e), mont(Fr::from(5u64) * base.pow_vartime([e as u64])));
         }
         assert_eq!(bit_reverse(1, 3), 4);
         assert_eq!(bit_reverse(6, 3), 3);

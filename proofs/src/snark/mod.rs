@@ -2,6 +2,8 @@
 //! concatenated as the reference does (192 bytes each: A ‖ B ‖ C compressed).
 
 pub mod fft;
+pub mod fr;
+pub mod key;
 pub mod msm;
 pub mod params;
 pub mod prover;
@@ -15,7 +17,7 @@ use crate::sdr::graph::Graph;
 use crate::seal::c1::C1Output;
 use crate::seal::challenges::partition_challenges;
 use crate::shape::{SectorSize, DEGREE};
-use bellperson::groth16::{self, MappedParameters, PreparedVerifyingKey, Proof};
+use bellperson::groth16::{self, PreparedVerifyingKey, Proof};
 use blstrs::{Bls12, Scalar as Fr};
 use serde::{Deserialize, Serialize};
 use tracing::{debug, info, info_span};
@@ -47,7 +49,7 @@ pub fn partition_inputs(
 
 /// C2: proves every partition of a C1 output. The output is validated first
 /// (a bad witness fails in a second, not after a minute of proving).
-pub fn prove(c1: &C1Output, params: &MappedParameters<Bls12>) -> Result<Vec<u8>> {
+pub fn prove(c1: &C1Output, params: &key::ProvingKey) -> Result<Vec<u8>> {
     let _span = info_span!("c2", sector_id = c1.identity.sector_id).entered();
     c1.validate()?;
     let circuits =

@@ -12,6 +12,7 @@
 // The casts between blstrs' and blst's point types (see `Curve`).
 #![allow(unsafe_code)]
 
+use super::key::Query;
 use crate::error::{Error, Result};
 use blst::{
     blst_p1, blst_p1_affine, blst_p1s_to_affine, blst_p2, blst_p2_affine, blst_p2s_to_affine, MultiPoint,
@@ -21,7 +22,6 @@ use ff::Field;
 use group::prime::PrimeCurveAffine;
 use group::Group;
 use rayon::prelude::*;
-use std::ops::Range;
 
 /// The terms of one query, by base index.
 #[derive(Debug, Default)]
@@ -143,14 +143,14 @@ impl Curve for G2Projective {
     }
 }
 
-/// Σ scalar · base over `terms`, with the bases at `ranges` of `map`.
-/// `query` names the query in errors.
-pub fn msm<G: Curve>(map: &[u8], ranges: &[Range<usize>], terms: &Terms, query: &str) -> Result<G> {
+/// Σ scalar · base over `terms`, with the bases of `query` in `file`.
+/// `name` names the query in errors.
+pub fn msm<G: Curve>(file: &[u8], query: &Query, terms: &Terms, name: &str) -> Result<G> {
     if let Some(max) = terms.max_index() {
-        if max >= ranges.len() {
+        if max >= query.len() {
             return Err(Error::Snark(format!(
-                "the parameters do not fit this circuit: query {query} has {} bases, the witness uses base {max}",
-                ranges.len()
+                "the parameters do not fit this circuit: query {name} has {} bases, the witness uses base {max}",
+                query.len()
             )));
         }
     }
@@ -158,8 +158,8 @@ pub fn msm<G: Curve>(map: &[u8], ranges: &[Range<usize>], terms: &Terms, query: 
         indices
             .par_iter()
             .map(|&i| {
-                map.get(ranges[i].clone()).and_then(G::decode).ok_or_else(|| {
-                    Error::Snark(format!("parameter base {i} of query {query} is not a point of the curve"))
+                G::decode(query.base(file, i)).ok_or_else(|| {
+                    Error::Snark(format!("parameter base {i} of query {name} is not a point of the curve"))
                 })
             })
             .collect::<Result<Vec<_>>>()

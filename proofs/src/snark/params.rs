@@ -8,12 +8,13 @@
 //! (`parameters/parameters.json`); a local test setup records its own digests in
 //! `kiln-local-manifest.json` next to the files it generates.
 
+use super::key::ProvingKey;
 use super::setup;
 use crate::durable;
 use crate::error::{Error, Result};
 use crate::shape::{SectorShape, SectorSize};
 use crate::stamp::Stamp;
-use bellperson::groth16::{self, MappedParameters, Parameters, PreparedVerifyingKey, VerifyingKey};
+use bellperson::groth16::{self, PreparedVerifyingKey, VerifyingKey};
 use blake2::{Blake2b512, Digest};
 use blstrs::Bls12;
 use rand_chacha::ChaCha20Rng;
@@ -230,12 +231,11 @@ impl PorepParams {
     }
 
     /// The proving parameters, checked and memory-mapped.
-    pub fn load_proving(&self) -> Result<MappedParameters<Bls12>> {
+    pub fn load_proving(&self) -> Result<ProvingKey> {
         let path = self.params_path();
         self.check(&path)?;
         let _span = info_span!("load_params", path = %path.display()).entered();
-        Parameters::<Bls12>::build_mapped_parameters(path.clone(), false)
-            .map_err(|e| Error::Params { path, reason: format!("cannot map the parameters: {e}") })
+        ProvingKey::open(&path)
     }
 
     /// The verifying key, checked and prepared.

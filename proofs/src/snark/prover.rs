@@ -1,16 +1,17 @@
 //! Kiln's Groth16 prover: bellperson's synthesis order and parameter files,
 //! kiln's arithmetic for the multi-scalar multiplications.
 //!
-//! For the same circuit, parameters and randomness (r, s) it gives the same
+//! For the same circuit, parameter file and randomness (r, s) it gives the same
 //! proof as `bellperson::groth16::create_proof_batch`: both compute the same
 //! group elements (tested byte for byte). Circuits are proved one at a time,
 //! so memory holds one witness, not one per partition.
 
 use super::fft;
+use super::key::ProvingKey;
 use super::msm::{msm, Terms};
 use super::witness::Witness;
 use crate::error::{Error, Result};
-use bellperson::groth16::{MappedParameters, Proof};
+use bellperson::groth16::Proof;
 use bellperson::Circuit;
 use blstrs::{Bls12, G1Projective, G2Projective, Scalar as Fr};
 use ff::Field;
@@ -22,7 +23,7 @@ use tracing::{debug, info_span};
 /// Proves each circuit with fresh randomness.
 pub fn prove<C: Circuit<Fr>>(
     circuits: Vec<C>,
-    params: &MappedParameters<Bls12>,
+    params: &ProvingKey,
     rng: &mut impl RngCore,
 ) -> Result<Vec<Proof<Bls12>>> {
     circuits
@@ -35,12 +36,7 @@ pub fn prove<C: Circuit<Fr>>(
 }
 
 /// Proves one circuit with the randomness `r`, `s`.
-pub fn prove_one<C: Circuit<Fr>>(
-    circuit: C,
-    params: &MappedParameters<Bls12>,
-    r: Fr,
-    s: Fr,
-) -> Result<Proof<Bls12>> {
+pub fn prove_one<C: Circuit<Fr>>(circuit: C, params: &ProvingKey, r: Fr, s: Fr) -> Result<Proof<Bls12>> {
     let _span = info_span!("groth16").entered();
     let vk = &params.vk;
     if bool::from(vk.delta_g1.is_identity() | vk.delta_g2.is_identity()) {
@@ -60,7 +56,7 @@ pub fn prove_one<C: Circuit<Fr>>(
     let h = fft::quotient(std::mem::take(&mut w.a), std::mem::take(&mut w.b), std::mem::take(&mut w.c))?;
     debug!(terms = h.len(), secs = t.elapsed().as_secs_f64(), "quotient");
 
-    let map = &params.params;
+    let map = params.bytes();
     let t = Instant::now();
     let mut h_terms = Terms::default();
     for (i, v) in h.iter().enumerate() {
