@@ -21,8 +21,9 @@
 //! no globals beyond lazily built constants. `unsafe` is confined to
 //! [`merkle::store`] (mappings and memory advice), [`sdr::label_par`] (the
 //! labeler's shared slots), `sdr::kernel`'s SHA-NI intrinsics, one system
-//! call in [`seal::pc1`] (a thread's priority) and [`snark::msm`] (blstrs'
-//! points handed to blst as the blst points they wrap).
+//! call in [`seal::pc1`] (a thread's priority), [`snark::msm`] (blstrs'
+//! points handed to blst as the blst points they wrap) and [`field`] (blstrs'
+//! scalars viewed as their Montgomery limbs).
 
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
@@ -30,6 +31,7 @@
 pub mod circuit;
 pub mod durable;
 pub mod error;
+pub mod field;
 pub mod fr32;
 pub mod ids;
 pub mod merkle;

@@ -6,13 +6,13 @@
 //! multiplication per butterfly where bellperson's serial FFT spends two),
 //! depth-first so that the lower levels run in cache, and without the
 //! bit-reversal passes in between, with inlined field arithmetic
-//! ([`super::fr`]): inverse transforms go natural → bit-reversed
+//! ([`crate::field`]): inverse transforms go natural → bit-reversed
 //! (decimation in frequency), forward ones bit-reversed → natural (decimation in
 //! time), so only the final coefficients are permuted. The values are field
 //! elements, so the result is exactly bellperson's (tested against it).
 
-use super::fr::{limbs, limbs_mut, mont, Mont};
 use crate::error::{Error, Result};
+use crate::field::{limbs, limbs_mut, mont, Mont};
 use blstrs::Scalar as Fr;
 use ff::{Field, PrimeField};
 use rayon::prelude::*;

@@ -2,7 +2,6 @@
 //! concatenated as the reference does (192 bytes each: A ‖ B ‖ C compressed).
 
 pub mod fft;
-pub mod fr;
 pub mod key;
 pub mod msm;
 pub mod params;
