@@ -71,6 +71,27 @@ fn mac(a: u64, b: u64, c: u64, carry: u64) -> (u64, u64) {
 }
 
 impl Mont {
+    /// The Montgomery limbs, least significant first.
+    pub fn to_limbs(self) -> [u64; 4] {
+        self.0
+    }
+
+    /// Montgomery limbs, if they hold a reduced value (below r).
+    pub fn from_limbs(l: [u64; 4]) -> Option<Mont> {
+        let (_, b) = sbb(l[0], MODULUS[0], 0);
+        let (_, b) = sbb(l[1], MODULUS[1], b);
+        let (_, b) = sbb(l[2], MODULUS[2], b);
+        let (_, b) = sbb(l[3], MODULUS[3], b);
+        (b == 1).then_some(Mont(l))
+    }
+
+    /// The scalar these limbs hold.
+    pub fn to_fr(self) -> Fr {
+        let mut out = [Fr::from(0u64)];
+        limbs_mut(&mut out)[0] = self;
+        out[0]
+    }
+
     /// x − r if x ≥ r (x < 2r).
     #[inline(always)]
     fn reduce_once(x: [u64; 4]) -> Mont {
@@ -207,6 +228,15 @@ mod tests {
                 assert_eq!(mont(*a) - mont(*b), mont(*a - b), "{a:?} − {b:?}");
             }
         }
+    }
+
+    #[test]
+    fn limbs_round_trip_and_unreduced_ones_are_refused() {
+        let x = mont(-Fr::ONE);
+        assert_eq!(Mont::from_limbs(x.to_limbs()), Some(x));
+        assert_eq!(x.to_fr(), -Fr::ONE);
+        assert_eq!(Mont::from_limbs(MODULUS), None);
+        assert_eq!(Mont::from_limbs([u64::MAX; 4]), None);
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! stored, only recomputed from the base roots.
 
 use crate::error::{Error, Result};
-use crate::poseidon::{fr_from_bytes, fr_to_bytes, hash};
+use crate::poseidon::{fr_from_bytes, fr_to_bytes, hash, hash_many};
 use crate::shape::TreeShape;
 use blstrs::Scalar as Fr;
 use rayon::prelude::*;
@@ -91,13 +91,17 @@ pub fn build_upper_rows(leaves: &[[u8; 32]], arity: usize, upper: &mut [[u8; 32]
         };
         let next = &mut rest[..width];
         next.par_chunks_mut(256).enumerate().try_for_each(|(c, chunk)| -> Result<()> {
-            let mut inputs = [Fr::from(0u64); 8];
-            for (i, node) in chunk.iter_mut().enumerate() {
-                let j = (c * 256 + i) * arity;
-                for k in 0..arity {
-                    inputs[k] = parse(&prev[j + k], row, j + k)?;
-                }
-                *node = fr_to_bytes(&hash(&inputs[..arity]));
+            let first = c * 256 * arity;
+            let children = &prev[first..first + chunk.len() * arity];
+            let inputs = children
+                .iter()
+                .enumerate()
+                .map(|(k, n)| parse(n, row, first + k))
+                .collect::<Result<Vec<Fr>>>()?;
+            let mut hashes = vec![Fr::from(0u64); chunk.len()];
+            hash_many(arity, &inputs, &mut hashes);
+            for (node, h) in chunk.iter_mut().zip(&hashes) {
+                *node = fr_to_bytes(h);
             }
             Ok(())
         })?;

@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::ids::Commitment;
 use crate::merkle::poseidon_tree::{self, build_upper_rows, compound_root, tree_len};
 use crate::merkle::store::{ReadMap, WriteMap};
-use crate::poseidon::{fr_from_bytes, fr_to_bytes, hash};
+use crate::poseidon::{fr_from_bytes, fr_to_bytes, hash, hash_many};
 use crate::sdr::layers::{Layers, Progress};
 use crate::shape::SectorShape;
 use blstrs::Scalar as Fr;
@@ -82,13 +82,17 @@ pub fn build_tree_c(
         let first = i * leaves;
         file.fill_windows(0..leaves, WINDOW, |start, window| {
             window.par_chunks_mut(4096).enumerate().try_for_each(|(c, chunk)| -> Result<()> {
-                let mut column = [Fr::from(0u64); 11];
-                for (j, leaf) in chunk.iter_mut().enumerate() {
+                let mut columns = vec![Fr::from(0u64); chunk.len() * layers.len()];
+                for (j, column) in columns.chunks_exact_mut(layers.len()).enumerate() {
                     let v = first + start + c * 4096 + j;
-                    for (l, layer) in layers.iter().enumerate() {
-                        column[l] = layer.fr(v, "label")?;
+                    for (label, layer) in column.iter_mut().zip(layers) {
+                        *label = layer.fr(v, "label")?;
                     }
-                    *leaf = fr_to_bytes(&hash(&column[..layers.len()]));
+                }
+                let mut hashes = vec![Fr::from(0u64); chunk.len()];
+                hash_many(layers.len(), &columns, &mut hashes);
+                for (leaf, h) in chunk.iter_mut().zip(&hashes) {
+                    *leaf = fr_to_bytes(h);
                 }
                 Ok(())
             })?;
