@@ -50,6 +50,8 @@ pub fn partition_inputs(
 /// (a bad witness fails in a second, not after a minute of proving).
 pub fn prove(c1: &C1Output, params: &key::ProvingKey) -> Result<Vec<u8>> {
     let _span = info_span!("c2", sector_id = c1.identity.sector_id).entered();
+    #[cfg(feature = "gpu")]
+    tracing::warn!("built with `gpu`, but kiln's prover has no GPU path: C2 runs on the CPU");
     c1.validate()?;
     let circuits =
         (0..c1.partitions.len()).map(|k| SdrCircuit::from_c1(c1, k)).collect::<Result<Vec<_>>>()?;
