@@ -1,14 +1,15 @@
-//! Stamps: what was true of a file (device, inode, size, modification time)
-//! when its whole content was last verified, and the digest it had then.
+//! Stamps: what was true of a file (device, inode, size, modification and
+//! change times) when its whole content was last verified, and the digest it
+//! had then.
 //!
 //! Hashing a large file on every open costs seconds to minutes (a 32GiB
 //! parent cache, a 1 GB parameter file); a file that still matches its stamp
-//! is trusted without being read. Any replacement, truncation, rewrite or
-//! `touch` changes the stamped facts and brings the full check back. A write
-//! that keeps them all (the modification time restored by hand, or bits
-//! rotting on disk) is left to the file's own cheaper checks: the parent cache
-//! spot-checks nodes against the graph, the prover checks every parameter
-//! point it decodes.
+//! is trusted without being read. Any replacement, truncation, rewrite,
+//! `touch` or `chmod` changes the stamped facts (the change time cannot be set
+//! back from user space) and brings the full check back. What keeps them all
+//! (bits rotting on disk, a raw write to the device) is left to the file's own
+//! cheaper checks: the parent cache spot-checks nodes against the graph, the
+//! prover checks that every parameter point it decodes is on the curve.
 
 use crate::durable;
 use serde::{Deserialize, Serialize};
@@ -16,7 +17,7 @@ use std::path::{Path, PathBuf};
 use tracing::warn;
 
 /// Format of the stamp file; a stamp of another version is ignored.
-const VERSION: u32 = 2;
+const VERSION: u32 = 3;
 
 /// The stamp of one file, kept beside it as `<name>.stamp` (JSON).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -27,6 +28,7 @@ pub struct Stamp {
     inode: u64,
     size: u64,
     mtime_ns: i128,
+    ctime_ns: i128,
     digest: String,
 }
 
@@ -42,6 +44,7 @@ impl Stamp {
             inode: meta.ino(),
             size: meta.size(),
             mtime_ns: meta.mtime() as i128 * 1_000_000_000 + meta.mtime_nsec() as i128,
+            ctime_ns: meta.ctime() as i128 * 1_000_000_000 + meta.ctime_nsec() as i128,
             digest: digest.to_string(),
         })
     }
@@ -50,6 +53,11 @@ impl Stamp {
     #[cfg(not(unix))]
     pub fn of(_meta: &std::fs::Metadata, _digest: &str) -> Option<Self> {
         None
+    }
+
+    /// The digest the file had when stamped.
+    pub fn digest(&self) -> &str {
+        &self.digest
     }
 
     /// Where the stamp of `file` is kept.
@@ -101,6 +109,13 @@ mod tests {
         std::fs::write(&file, b"content, longer").unwrap();
         let meta = std::fs::metadata(&file).unwrap();
         assert_eq!(Stamp::digest_if_unchanged(&file, &meta), None, "size and mtime changed");
+        Stamp::of(&meta, "d2").unwrap().write(&file);
+        assert_eq!(Stamp::digest_if_unchanged(&file, &meta).as_deref(), Some("d2"));
+        let mut perms = meta.permissions();
+        perms.set_readonly(true);
+        std::fs::set_permissions(&file, perms).unwrap();
+        let meta = std::fs::metadata(&file).unwrap();
+        assert_eq!(Stamp::digest_if_unchanged(&file, &meta), None, "chmod changed the change time");
         std::fs::write(Stamp::path(&file), b"{not json").unwrap();
         assert_eq!(Stamp::digest_if_unchanged(&file, &meta), None, "unreadable stamp");
         Stamp::remove(&file);

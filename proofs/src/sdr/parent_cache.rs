@@ -359,13 +359,22 @@ mod tests {
         assert_eq!(ParentCache::open_verified(&path, &g).unwrap().check(), Check::Full);
         assert_eq!(ParentCache::open_verified(&path, &g).unwrap().check(), Check::Stamped);
 
-        // The last node corrupted behind the stamp's back (mtime restored).
+        // The last node corrupted and the mtime restored: the change time still
+        // moved, so the stamp no longer matches and the full hash catches it.
+        let good = Stamp::read(&path).unwrap();
         let mtime = std::fs::metadata(&path).unwrap().modified().unwrap();
         let mut bad = bytes.clone();
         let at = bad.len() - 4;
         bad[at] ^= 1;
         std::fs::write(&path, &bad).unwrap();
         std::fs::File::options().write(true).open(&path).unwrap().set_modified(mtime).unwrap();
+        let err = ParentCache::open_verified(&path, &g).err().expect("full check fails");
+        assert!(err.to_string().contains("differs from the expected"), "{err}");
+
+        // Corruption the stamp cannot see (as bit rot would be), simulated by a
+        // stamp written for the corrupt file: the spot check catches it.
+        let digest = good.digest().to_string();
+        Stamp::of(&std::fs::metadata(&path).unwrap(), &digest).unwrap().write(&path);
         let err = ParentCache::open_verified(&path, &g).err().expect("spot check fails");
         assert!(err.to_string().contains("spot check"), "{err}");
         assert!(!Stamp::path(&path).exists(), "a failed spot check drops the stamp");

@@ -3,6 +3,9 @@
 //! proof uses them ([`super::msm`]), so opening costs nothing per point (no
 //! table of ~20 million ranges, as bellperson's `MappedParameters` builds), and
 //! a truncated or malformed file is an error naming the file, not a panic.
+//! (The file is held under a shared lock, which keeps kiln's own writers out;
+//! another process truncating it while it is mapped would fault the reader,
+//! as with any mapping.)
 //!
 //! Layout (bellperson's `Parameters::write`): the verifying key, then H, L,
 //! A, B in G1 and B in G2, each a big-endian u32 count and that many
@@ -77,7 +80,10 @@ impl ProvingKey {
             Ok(u32::from_be_bytes(raw.try_into().expect("4 bytes")) as usize)
         };
         let ic = count(VK_FIXED_BYTES - 4, "IC points")?;
-        let vk_len = VK_FIXED_BYTES + ic * G1_BYTES;
+        let vk_len = ic
+            .checked_mul(G1_BYTES)
+            .and_then(|b| b.checked_add(VK_FIXED_BYTES))
+            .ok_or_else(|| bad(format!("the verifying key declares {ic} IC points")))?;
         let vk_bytes = bytes
             .get(..vk_len)
             .ok_or_else(|| bad(format!("truncated: the verifying key needs {vk_len} bytes")))?;
@@ -111,5 +117,10 @@ impl ProvingKey {
     /// The mapped file.
     pub fn bytes(&self) -> &[u8] {
         self.map.bytes()
+    }
+
+    /// The mapped file's metadata.
+    pub fn metadata(&self) -> Result<std::fs::Metadata> {
+        self.map.metadata()
     }
 }

@@ -23,6 +23,10 @@ use group::prime::PrimeCurveAffine;
 use group::Group;
 use rayon::prelude::*;
 
+/// Bases per Pippenger call: 2^23 G1 bases decode to 768 MiB. Smaller
+/// circuits (2^22 bases up to 512MiB) run in one call.
+const PIPPENGER_SLICE: usize = 1 << 23;
+
 /// The terms of one query, by base index.
 #[derive(Debug, Default)]
 pub struct Terms {
@@ -61,9 +65,10 @@ impl Terms {
 pub trait Curve: Group + Send + Sync {
     /// The affine form the file holds.
     type Affine: Copy + Send + Sync;
-    /// Decodes an uncompressed base (blst checks it is on the curve; the file's
-    /// digest vouches for the subgroup). `None`: not a point, or the identity,
-    /// which a parameter file never holds.
+    /// Decodes an uncompressed base, checked to be on the curve (not for the
+    /// subgroup: that rests on the file's digest, checked when the file was
+    /// first used and stamped). `None`: not a point, or the identity, which a
+    /// parameter file never holds.
     fn decode(bytes: &[u8]) -> Option<Self::Affine>;
     /// Σ points (batched affine additions); `points` is not empty.
     fn sum_affine(points: &[Self::Affine]) -> Self;
@@ -168,9 +173,12 @@ pub fn msm<G: Curve>(file: &[u8], query: &Query, terms: &Terms, name: &str) -> R
     if !terms.ones.is_empty() {
         acc += G::sum_affine(&gather(&terms.ones)?);
     }
-    if !terms.others.is_empty() {
-        let points = gather(&terms.others)?;
-        let scalars: Vec<u8> = terms.scalars.par_iter().flat_map_iter(|s| s.to_bytes_le()).collect();
+    // In slices, so that a 32GiB circuit's H (2^27 bases) never holds all its
+    // decoded bases at once.
+    for (indices, scalars) in terms.others.chunks(PIPPENGER_SLICE).zip(terms.scalars.chunks(PIPPENGER_SLICE))
+    {
+        let points = gather(indices)?;
+        let scalars: Vec<u8> = scalars.par_iter().flat_map_iter(|s| s.to_bytes_le()).collect();
         acc += G::pippenger(&points, &scalars);
     }
     Ok(acc)

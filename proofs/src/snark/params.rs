@@ -106,6 +106,11 @@ pub fn porep_cache_id(shape: &SectorShape) -> String {
     )
 }
 
+/// The reference's digest of bytes: BLAKE2b-512, first 32 hex characters.
+pub fn bytes_digest(bytes: &[u8]) -> String {
+    hex::encode(Blake2b512::digest(bytes))[..32].to_string()
+}
+
 /// The reference's digest of a file: BLAKE2b-512, first 32 hex characters.
 pub fn file_digest(path: &Path) -> Result<String> {
     let mut file = BufReader::with_capacity(1 << 20, File::open(path).map_err(Error::io("open", path))?);
@@ -129,8 +134,24 @@ pub struct PorepParams {
     id: String,
 }
 
-/// Files already checked in this process: (path, length, modification time).
-static CHECKED: Mutex<Option<HashSet<(PathBuf, u64, std::time::SystemTime)>>> = Mutex::new(None);
+/// Files already checked in this process: (path, device, inode, length,
+/// modification time).
+#[allow(clippy::type_complexity)]
+static CHECKED: Mutex<Option<HashSet<(PathBuf, u64, u64, u64, std::time::SystemTime)>>> = Mutex::new(None);
+
+/// The file's device and inode (zeros where the platform has none).
+fn file_identity(meta: &std::fs::Metadata) -> (u64, u64) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        (meta.dev(), meta.ino())
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = meta;
+        (0, 0)
+    }
+}
 
 impl PorepParams {
     /// The files for `size` in `dir` (nothing is read yet).
@@ -190,18 +211,37 @@ impl PorepParams {
 
     /// Checks `path` against its manifest digest, once per process per file version.
     pub fn check(&self, path: &Path) -> Result<()> {
-        let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
+        let meta = self.metadata(path)?;
+        self.check_file(path, &meta, || file_digest(path))
+    }
+
+    /// `path`'s metadata, a missing file named as such.
+    fn metadata(&self, path: &Path) -> Result<std::fs::Metadata> {
+        std::fs::metadata(path).map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => Error::Params {
                 path: path.to_path_buf(),
                 reason: format!("missing; run `kiln params generate --sector-size {}`", self.size),
             },
             _ => Error::io("stat", path)(e),
-        })?;
-        let key = (path.to_path_buf(), meta.len(), meta.modified().map_err(Error::io("stat", path))?);
+        })
+    }
+
+    /// Checks the file opened from `path`, whose metadata is `meta` (taken from
+    /// the open file, so that what is checked is what is used); `digest`
+    /// hashes its content when no stamp vouches for it.
+    fn check_file(
+        &self,
+        path: &Path,
+        meta: &std::fs::Metadata,
+        digest: impl FnOnce() -> Result<String>,
+    ) -> Result<()> {
+        let (device, inode) = file_identity(meta);
+        let modified = meta.modified().map_err(Error::io("stat", path))?;
+        let key = (path.to_path_buf(), device, inode, meta.len(), modified);
         if CHECKED.lock().expect("checked set").get_or_insert_with(HashSet::new).contains(&key) {
             return Ok(());
         }
-        self.verify(path, &meta)?;
+        self.verify(path, meta, digest)?;
         CHECKED.lock().expect("checked set").get_or_insert_with(HashSet::new).insert(key);
         Ok(())
     }
@@ -209,13 +249,18 @@ impl PorepParams {
     /// Compares the file's digest with its manifest entries: the stamped digest
     /// when the file is unchanged since it was last hashed, else a fresh one
     /// (~1 s per GB), stamped when it matches. Returns whether the stamp served.
-    fn verify(&self, path: &Path, meta: &std::fs::Metadata) -> Result<bool> {
+    fn verify(
+        &self,
+        path: &Path,
+        meta: &std::fs::Metadata,
+        digest: impl FnOnce() -> Result<String>,
+    ) -> Result<bool> {
         let entries = self.manifest_entries(path)?;
         let stamped = Stamp::digest_if_unchanged(path, meta);
         let from_stamp = stamped.is_some();
         let found = match stamped {
             Some(digest) => digest,
-            None => file_digest(path)?,
+            None => digest()?,
         };
         if !entries.iter().any(|e| e.digest == found) {
             Stamp::remove(path);
@@ -230,20 +275,27 @@ impl PorepParams {
         Ok(from_stamp)
     }
 
-    /// The proving parameters, checked and memory-mapped.
+    /// The proving parameters, memory-mapped, then checked (the mapped file
+    /// itself: its stamp, else the digest of the mapped bytes).
     pub fn load_proving(&self) -> Result<ProvingKey> {
         let path = self.params_path();
-        self.check(&path)?;
+        self.metadata(&path)?;
         let _span = info_span!("load_params", path = %path.display()).entered();
-        ProvingKey::open(&path)
+        let key = ProvingKey::open(&path)?;
+        self.check_file(&path, &key.metadata()?, || Ok(bytes_digest(key.bytes())))?;
+        Ok(key)
     }
 
-    /// The verifying key, checked and prepared.
+    /// The verifying key, read, checked (the bytes read) and prepared.
     pub fn load_verifying_key(&self) -> Result<PreparedVerifyingKey<Bls12>> {
         let path = self.vk_path();
-        self.check(&path)?;
-        let file = File::open(&path).map_err(Error::io("open", &path))?;
-        let vk = VerifyingKey::<Bls12>::read(BufReader::new(file))
+        self.metadata(&path)?;
+        let mut file = File::open(&path).map_err(Error::io("open", &path))?;
+        let meta = file.metadata().map_err(Error::io("stat", &path))?;
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes).map_err(Error::io("read", &path))?;
+        self.check_file(&path, &meta, || Ok(bytes_digest(&bytes)))?;
+        let vk = VerifyingKey::<Bls12>::read(&bytes[..])
             .map_err(|e| Error::Params { path: path.clone(), reason: format!("not a verifying key: {e}") })?;
         Ok(groth16::prepare_verifying_key(&vk))
     }
@@ -432,11 +484,15 @@ mod tests {
         let manifest: Manifest = [(name, entry)].into_iter().collect();
         std::fs::write(dir.path().join(LOCAL_MANIFEST), serde_json::to_vec(&manifest).unwrap()).unwrap();
         let meta = || std::fs::metadata(&path).unwrap();
-        assert!(!p.verify(&path, &meta()).unwrap(), "first check hashes");
+        let digest = || file_digest(&path);
+        assert!(!p.verify(&path, &meta(), digest).unwrap(), "first check hashes");
         assert!(Stamp::path(&path).exists());
-        assert!(p.verify(&path, &meta()).unwrap(), "second check uses the stamp");
+        assert!(
+            p.verify(&path, &meta(), || panic!("the stamp serves")).unwrap(),
+            "second check uses the stamp"
+        );
         std::fs::write(&path, b"not really parameters, changed").unwrap();
-        let err = p.verify(&path, &meta()).unwrap_err();
+        let err = p.verify(&path, &meta(), digest).unwrap_err();
         assert!(matches!(err, Error::ParamsDigest { .. }), "{err}");
         assert!(!Stamp::path(&path).exists(), "the stale stamp is dropped");
     }

@@ -20,19 +20,40 @@ use rand_core::RngCore;
 use std::time::Instant;
 use tracing::{debug, info_span};
 
-/// Proves each circuit with fresh randomness.
+/// Proves each circuit with fresh randomness, drawn as bellperson's
+/// `create_random_proof_batch` draws it (every r, then every s).
 pub fn prove<C: Circuit<Fr>>(
     circuits: Vec<C>,
     params: &ProvingKey,
     rng: &mut impl RngCore,
 ) -> Result<Vec<Proof<Bls12>>> {
-    circuits
-        .into_iter()
-        .map(|c| {
-            let (r, s) = (Fr::random(&mut *rng), Fr::random(&mut *rng));
-            prove_one(c, params, r, s)
-        })
-        .collect()
+    let r: Vec<Fr> = circuits.iter().map(|_| Fr::random(&mut *rng)).collect();
+    let s: Vec<Fr> = circuits.iter().map(|_| Fr::random(&mut *rng)).collect();
+    circuits.into_iter().zip(r.into_iter().zip(s)).map(|(c, (r, s))| prove_one(c, params, r, s)).collect()
+}
+
+/// Refuses a parameter file whose queries do not have the lengths this
+/// witness needs (a file of another circuit would give proofs that never
+/// verify).
+fn check_fit(params: &ProvingKey, w: &Witness, h_len: usize) -> Result<()> {
+    let count = |d: &[bool]| d.iter().filter(|&&x| x).count();
+    let b = count(&w.b_input_density) + count(&w.b_aux_density);
+    let want = [
+        ("IC", params.vk.ic.len(), w.inputs.len()),
+        ("H", params.h.len(), h_len),
+        ("L", params.l.len(), w.aux.len()),
+        ("A", params.a.len(), w.inputs.len() + count(&w.a_aux_density)),
+        ("B in G1", params.b_g1.len(), b),
+        ("B in G2", params.b_g2.len(), b),
+    ];
+    for (query, has, needs) in want {
+        if has != needs {
+            return Err(Error::Snark(format!(
+                "the parameters do not fit this circuit: query {query} has {has} bases, the witness needs {needs}"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Proves one circuit with the randomness `r`, `s`.
@@ -52,6 +73,8 @@ pub fn prove_one<C: Circuit<Fr>>(circuit: C, params: &ProvingKey, r: Fr, s: Fr) 
         "synthesised"
     );
 
+    // h has m − 1 coefficients, m the domain size (a power of two).
+    check_fit(params, &w, w.a.len().max(1).next_power_of_two() - 1)?;
     let t = Instant::now();
     let h = fft::quotient(std::mem::take(&mut w.a), std::mem::take(&mut w.b), std::mem::take(&mut w.c))?;
     debug!(terms = h.len(), secs = t.elapsed().as_secs_f64(), "quotient");
