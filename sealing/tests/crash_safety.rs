@@ -81,7 +81,7 @@ fn sigkill_in_every_state_loses_nothing_and_sends_nothing_twice() {
     // Killed from outside in the middle of C2.
     let mut daemon = start_daemon(&config, &data, None, &log("c2"));
     let start = Instant::now();
-    while !read_log("c2").contains("synthesis time") {
+    while !read_log("c2").contains("circuit synthesised") {
         assert!(start.elapsed() < Duration::from_secs(300), "C2 never started: {}", read_log("c2"));
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -102,7 +102,7 @@ fn sigkill_in_every_state_loses_nothing_and_sends_nothing_twice() {
     // The proof written before the crash was reused, not recomputed.
     let after_proof = read_log("provecommit:sent-unrecorded");
     assert!(after_proof.contains("reusing the proof"), "{after_proof}");
-    assert!(!after_proof.contains("synthesis time"), "C2 ran again");
+    assert!(!after_proof.contains("circuit synthesised"), "C2 ran again");
     assert!(read_log("finalize:done-unrecorded").contains("adopting the message"));
 
     // A last start, left alone, reaches Proving.

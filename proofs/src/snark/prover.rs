@@ -18,7 +18,7 @@ use ff::Field;
 use group::{prime::PrimeCurveAffine, Curve};
 use rand_core::RngCore;
 use std::time::Instant;
-use tracing::{debug, info_span};
+use tracing::{debug, info, info_span};
 
 /// Proves each circuit with fresh randomness, drawn as bellperson's
 /// `create_random_proof_batch` draws it (every r, then every s).
@@ -65,12 +65,12 @@ pub fn prove_one<C: Circuit<Fr>>(circuit: C, params: &ProvingKey, r: Fr, s: Fr) 
     }
     let t = Instant::now();
     let mut w = Witness::synthesize(circuit).map_err(|e| Error::Snark(format!("synthesis: {e}")))?;
-    debug!(
+    info!(
         constraints = w.a.len(),
         inputs = w.inputs.len(),
         aux = w.aux.len(),
         secs = t.elapsed().as_secs_f64(),
-        "synthesised"
+        "circuit synthesised"
     );
 
     // h has m − 1 coefficients, m the domain size (a power of two).
