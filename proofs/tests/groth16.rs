@@ -172,3 +172,22 @@ fn malformed_parameter_files_are_refused_by_name() {
         assert!(msg.contains(path.to_str().unwrap()) && msg.contains(says), "{what}: {msg}");
     }
 }
+
+/// A base corrupted inside a query (bit rot behind a matching stamp) is an
+/// error naming the query and the base, not a wrong proof or a panic.
+#[test]
+fn a_corrupt_base_is_reported_by_query_and_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let (key, _) = mapped_setup(dir.path(), "good.params", Mixed { x: None, words: vec![None; 1] }, 8);
+    // The first base of H starts right after the verifying key and H's count.
+    let vk_len = 3 * 96 + 3 * 192 + 4 + key.vk.ic.len() * 96;
+    drop(key);
+    let mut bytes = std::fs::read(dir.path().join("good.params")).unwrap();
+    bytes[vk_len + 4 + 50] ^= 0x10;
+    let path = dir.path().join("corrupt.params");
+    std::fs::write(&path, bytes).unwrap();
+    let key = ProvingKey::open(&path).unwrap();
+    let mut rng = StdRng::seed_from_u64(9);
+    let err = prover::prove_one(circuit(&mut rng, 1), &key, Fr::ONE, Fr::ONE).unwrap_err();
+    assert!(err.to_string().contains("base 0 of query H is not a point of the curve"), "{err}");
+}
