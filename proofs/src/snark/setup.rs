@@ -72,7 +72,8 @@ pub fn generate_random_parameters<C: Circuit<Fr> + Clone>(
     let synthesis = |e: SynthesisError| Error::Snark(format!("parameter generation: {e}"));
 
     let started = Instant::now();
-    let mut count = Counter::default();
+    // First pass: counts only (no Lagrange values, no slots to sum into).
+    let mut count = Qap::new(Vec::new(), 0, 0);
     count.alloc_input(|| "one", || Ok(Fr::ONE)).map_err(synthesis)?;
     circuit.clone().synthesize(&mut count).map_err(synthesis)?;
     // One `input · 0 = 0` constraint per input, as the prover adds them.
@@ -212,58 +213,9 @@ fn digit(bytes: &[u8; 32], start: usize) -> usize {
     ((u64::from_le_bytes(word) >> (start % 8)) as usize) & ((1 << WINDOW) - 1)
 }
 
-/// Counts what a circuit allocates and enforces.
-#[derive(Default)]
-struct Counter {
-    inputs: usize,
-    aux: usize,
-    constraints: usize,
-}
-
-impl ConstraintSystem<Fr> for Counter {
-    type Root = Self;
-    fn alloc<F, A, AR>(&mut self, _: A, _: F) -> Result<Variable, SynthesisError>
-    where
-        F: FnOnce() -> Result<Fr, SynthesisError>,
-        A: FnOnce() -> AR,
-        AR: Into<String>,
-    {
-        self.aux += 1;
-        Ok(Variable::new_unchecked(Index::Aux(self.aux - 1)))
-    }
-    fn alloc_input<F, A, AR>(&mut self, _: A, _: F) -> Result<Variable, SynthesisError>
-    where
-        F: FnOnce() -> Result<Fr, SynthesisError>,
-        A: FnOnce() -> AR,
-        AR: Into<String>,
-    {
-        self.inputs += 1;
-        Ok(Variable::new_unchecked(Index::Input(self.inputs - 1)))
-    }
-    fn enforce<A, AR, LA, LB, LC>(&mut self, _: A, _: LA, _: LB, _: LC)
-    where
-        A: FnOnce() -> AR,
-        AR: Into<String>,
-        LA: FnOnce(LinearCombination<Fr>) -> LinearCombination<Fr>,
-        LB: FnOnce(LinearCombination<Fr>) -> LinearCombination<Fr>,
-        LC: FnOnce(LinearCombination<Fr>) -> LinearCombination<Fr>,
-    {
-        self.constraints += 1;
-    }
-    fn push_namespace<NR, N>(&mut self, _: N)
-    where
-        NR: Into<String>,
-        N: FnOnce() -> NR,
-    {
-    }
-    fn pop_namespace(&mut self) {}
-    fn get_root(&mut self) -> &mut Self::Root {
-        self
-    }
-}
-
 /// u(τ), v(τ), w(τ) of every variable (inputs first, then aux), summed as
-/// the constraints arrive: u_j(τ) = Σ_i A_ij · L_i(τ).
+/// the constraints arrive: u_j(τ) = Σ_i A_ij · L_i(τ). Built empty, it only
+/// counts inputs, aux variables and constraints.
 struct Qap {
     lagrange: Vec<Fr>,
     at: Vec<Fr>,
@@ -334,6 +286,11 @@ impl ConstraintSystem<Fr> for Qap {
         LB: FnOnce(LinearCombination<Fr>) -> LinearCombination<Fr>,
         LC: FnOnce(LinearCombination<Fr>) -> LinearCombination<Fr>,
     {
+        if self.lagrange.is_empty() {
+            // Counting pass: the linear combinations are not even built.
+            self.constraints += 1;
+            return;
+        }
         let weight = self.lagrange.get(self.constraints).copied().unwrap_or(Fr::ZERO);
         accumulate(&a(LinearCombination::zero()), weight, self.total_inputs, &mut self.at);
         accumulate(&b(LinearCombination::zero()), weight, self.total_inputs, &mut self.bt);
