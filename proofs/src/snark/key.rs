@@ -119,6 +119,12 @@ impl ProvingKey {
         self.map.bytes()
     }
 
+    /// Drops bytes `from..to` of the mapping from the resident set (they are
+    /// read back from the file if used again).
+    pub fn release(&self, from: usize, to: usize) {
+        self.map.release(from, to);
+    }
+
     /// The mapped file's metadata.
     pub fn metadata(&self) -> Result<std::fs::Metadata> {
         self.map.metadata()
