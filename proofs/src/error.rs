@@ -175,7 +175,80 @@ pub enum Error {
     },
 }
 
+/// How a failure should be handled by whoever runs the work: the same
+/// classification for every crate's errors, so the driver treats a corrupt
+/// parameter file differently from an I/O blip.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Disposition {
+    /// May pass when tried again (an I/O blip, an unreachable worker): retried with backoff.
+    #[default]
+    Temporary,
+    /// A fault of the sector itself (its data or replica is wrong): retrying cannot mend it.
+    Permanent,
+    /// A fault of this node, not of the sector (a corrupt parameter file, a full
+    /// disk): no sector is charged for it; the kind of work waits until it is fixed.
+    Node,
+    /// A broken invariant (a bug): stop rather than act on it.
+    Critical,
+}
+
+impl Disposition {
+    /// The name as written in event logs.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Temporary => "temporary",
+            Self::Permanent => "permanent",
+            Self::Node => "node",
+            Self::Critical => "critical",
+        }
+    }
+}
+
+impl std::fmt::Display for Disposition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The disposition of an I/O error: a full or read-only disk is the node's
+/// fault, anything else may pass.
+pub fn io_disposition(e: &std::io::Error) -> Disposition {
+    use std::io::ErrorKind as K;
+    match e.kind() {
+        K::StorageFull | K::QuotaExceeded | K::ReadOnlyFilesystem | K::PermissionDenied => Disposition::Node,
+        _ => Disposition::Temporary,
+    }
+}
+
 impl Error {
+    /// How a driver should handle this failure.
+    pub fn disposition(&self) -> Disposition {
+        match self {
+            // The sector's own inputs or replica are wrong.
+            Self::SectorSize(_)
+            | Self::PieceSize(_)
+            | Self::PiecesTooLarge { .. }
+            | Self::InvalidHex { .. }
+            | Self::NotInField { .. }
+            | Self::LayerCorrupt { .. }
+            | Self::ForeignSector { .. }
+            | Self::CommDMismatch { .. }
+            | Self::InvalidProof(_) => Disposition::Permanent,
+            // Shared files of the node.
+            Self::Params { .. } | Self::ParamsDigest { .. } => Disposition::Node,
+            // A batch is formed by the caller: a mixed one is its bug.
+            Self::MixedBatch { .. } => Disposition::Critical,
+            Self::Io { source, .. } | Self::Stream { source, .. } => io_disposition(source),
+            Self::FileLength { .. }
+            | Self::Malformed { .. }
+            | Self::MissingInput { .. }
+            | Self::C1Format(_)
+            | Self::Snark(_)
+            | Self::Cancelled => Disposition::Temporary,
+        }
+    }
+
     /// Wraps an I/O error with the action and the file it concerned.
     pub fn io(op: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Error {
         let path = path.into();

@@ -8,12 +8,16 @@
 //! are checked by an on-chain verifier. Time is passed in (milliseconds since
 //! the epoch) so that tests control it.
 
+use crate::clock::Clock;
 use proofs::snark::SealStatement;
 use proofs::{Commitment, ProverId, Randomness, SectorSize};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+
+pub use wire::chain::{Message, MessageId, PreCommitOnChain, Receipt};
 
 /// Exit code of a message that was executed successfully.
 pub const EXIT_OK: i64 = 0;
@@ -46,6 +50,9 @@ pub enum ChainError {
         /// What is wrong.
         reason: String,
     },
+    /// A message that cannot be encoded.
+    #[error("cannot encode a message: {0}")]
+    Message(String),
     /// A message id the chain never saw.
     #[error("unknown message {0}")]
     UnknownMessage(u64),
@@ -68,71 +75,11 @@ pub enum RandomnessKind {
     Seed,
 }
 
-/// A message the pipeline sends.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "method")]
-pub enum Message {
-    /// Commit to a replica before proving it.
-    PreCommit {
-        /// The sector.
-        sector: u64,
-        /// Its size.
-        sector_size: SectorSize,
-        /// The replica commitment.
-        comm_r: Commitment,
-        /// The data commitment.
-        comm_d: Commitment,
-        /// The epoch the ticket was drawn at.
-        ticket_epoch: u64,
-    },
-    /// Prove the pre-committed replica.
-    ProveCommit {
-        /// The sector.
-        sector: u64,
-        /// The Groth16 proof bytes.
-        #[serde(with = "hex_bytes")]
-        proof: Vec<u8>,
-    },
-}
-
-mod hex_bytes {
-    use serde::{Deserialize, Deserializer, Serializer};
-    pub fn serialize<S: Serializer>(b: &[u8], s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&hex::encode(b))
-    }
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
-        hex::decode(String::deserialize(d)?).map_err(serde::de::Error::custom)
-    }
-}
-
-/// The outcome of an executed message.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Receipt {
-    /// The epoch it was executed in.
-    pub epoch: u64,
-    /// [`EXIT_OK`] or an error code.
-    pub exit_code: i64,
-    /// Why it failed, for non-zero exit codes.
-    pub error: Option<String>,
-}
-
-/// A sector's PreCommit as the chain holds it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PreCommitOnChain {
-    /// The epoch it landed in.
-    pub epoch: u64,
-    /// The epoch whose randomness is the seed (available from the next epoch on).
-    pub seed_epoch: u64,
-    /// The last epoch a ProveCommit may land in.
-    pub expiry: u64,
-    /// Whether the sector has been proven.
-    pub proven: bool,
-}
-
-/// Checks PoRep proofs on chain.
-pub trait SealVerifier: Send {
-    /// Whether `proof` proves `statement`; `Err` for a verifier that cannot run.
-    fn verify(&self, statement: &SealStatement, proof: &[u8]) -> Result<bool, String>;
+/// Checks PoRep proofs (on chain, and in the driver before a proof is sent).
+pub trait SealVerifier: Send + Sync {
+    /// Whether `proof` proves `statement`; `Err` for a verifier that cannot run
+    /// (its disposition tells whether the node is at fault, e.g. a corrupt key).
+    fn verify(&self, statement: &SealStatement, proof: &[u8]) -> Result<bool, proofs::Error>;
 }
 
 /// The real verifier: Groth16 verification with the parameter directory's keys.
@@ -142,32 +89,35 @@ pub struct ProofsVerifier {
 }
 
 impl SealVerifier for ProofsVerifier {
-    fn verify(&self, statement: &SealStatement, proof: &[u8]) -> Result<bool, String> {
+    fn verify(&self, statement: &SealStatement, proof: &[u8]) -> Result<bool, proofs::Error> {
         let params = proofs::snark::params::PorepParams::new(&self.param_dir, statement.sector_size);
-        let vk = params.seal_verifying_key().map_err(|e| e.to_string())?;
-        proofs::snark::verify_seal(statement, proof, &vk).map_err(|e| e.to_string())
+        let vk = params.seal_verifying_key()?;
+        proofs::snark::verify_seal(statement, proof, &vk)
     }
 }
 
-/// What the pipeline needs from a chain.
-pub trait Chain: Send {
-    /// The current epoch (executing any messages due).
-    fn head(&mut self, now_ms: i64) -> Result<u64, ChainError>;
+/// What the pipeline needs from a chain. Shared by the driver and the API
+/// (`&self`, `Sync`); an implementation must not hold a lock that readers
+/// wait on while it does slow work such as verifying a proof.
+pub trait Chain: Send + Sync {
+    /// The current epoch (executing any messages due, unless another caller is).
+    fn head(&self, now_ms: i64) -> Result<u64, ChainError>;
     /// Randomness of `kind` at `epoch` (at most the head).
-    fn randomness(&mut self, kind: RandomnessKind, epoch: u64, now_ms: i64)
-        -> Result<Randomness, ChainError>;
+    fn randomness(&self, kind: RandomnessKind, epoch: u64, now_ms: i64) -> Result<Randomness, ChainError>;
     /// Sends a message; it is executed in the next epoch.
-    fn send(&mut self, message: &Message, now_ms: i64) -> Result<u64, ChainError>;
+    fn send(&self, message: &Message, now_ms: i64) -> Result<MessageId, ChainError>;
     /// The receipt of message `id`, once executed.
-    fn receipt(&mut self, id: u64, now_ms: i64) -> Result<Option<Receipt>, ChainError>;
+    fn receipt(&self, id: MessageId, now_ms: i64) -> Result<Option<Receipt>, ChainError>;
     /// The PreCommit of `sector`, if one is live or proven.
-    fn precommit(&mut self, sector: u64, now_ms: i64) -> Result<Option<PreCommitOnChain>, ChainError>;
+    fn precommit(&self, sector: u64, now_ms: i64) -> Result<Option<PreCommitOnChain>, ChainError>;
     /// The newest message identical to `message` that is pending or succeeded,
     /// so a sender that crashed before recording a send can adopt it instead
     /// of sending a duplicate.
-    fn find_message(&mut self, message: &Message, now_ms: i64) -> Result<Option<u64>, ChainError>;
+    fn find_message(&self, message: &Message, now_ms: i64) -> Result<Option<MessageId>, ChainError>;
     /// Every message sent, oldest first, with its receipt once executed.
-    fn messages(&mut self, now_ms: i64) -> Result<Vec<(u64, Message, Option<Receipt>)>, ChainError>;
+    fn messages(&self, now_ms: i64) -> Result<Vec<(MessageId, Message, Option<Receipt>)>, ChainError>;
+    /// How many messages were sent and how many of them are executed (without reading them).
+    fn message_counts(&self, now_ms: i64) -> Result<(u64, u64), ChainError>;
 }
 
 /// Settings of the embedded chain.
@@ -225,8 +175,13 @@ CREATE TABLE IF NOT EXISTS chain_precommits (
 ";
 
 /// kiln's devnet chain, persisted in SQLite.
+///
+/// Two locks: `conn` is held only for single statements, so readers (the API,
+/// the driver) never wait behind a proof verification; `executing` makes one
+/// caller at a time execute due messages, verifying proofs without `conn`.
 pub struct EmbeddedChain {
-    conn: Connection,
+    conn: Mutex<Connection>,
+    executing: Mutex<()>,
     path: PathBuf,
     config: EmbeddedChainConfig,
     genesis_ms: i64,
@@ -235,13 +190,13 @@ pub struct EmbeddedChain {
 }
 
 impl EmbeddedChain {
-    /// Opens the chain in the database at `path`, starting it at `now_ms` with a
-    /// fresh random beacon if it has no genesis yet.
+    /// Opens the chain in the database at `path`, starting it at the clock's
+    /// now with a fresh random beacon if it has no genesis yet.
     pub fn open(
         path: &Path,
         config: EmbeddedChainConfig,
         verifier: Box<dyn SealVerifier>,
-        now_ms: i64,
+        clock: &dyn Clock,
     ) -> Result<Self, ChainError> {
         let sql = |op| {
             let path = path.to_path_buf();
@@ -254,7 +209,7 @@ impl EmbeddedChain {
         let fresh: [u8; 32] = rand::random();
         conn.execute(
             "INSERT OR IGNORE INTO chain_meta (id, genesis_ms, beacon) VALUES (1, ?1, ?2)",
-            params![now_ms, fresh.as_slice()],
+            params![clock.now_ms(), fresh.as_slice()],
         )
         .map_err(sql("write genesis"))?;
         let (genesis_ms, beacon): (i64, Vec<u8>) = conn
@@ -266,7 +221,22 @@ impl EmbeddedChain {
             path: path.to_path_buf(),
             reason: format!("beacon of {} bytes, expected 32", b.len()),
         })?;
-        Ok(Self { conn, path: path.to_path_buf(), config, genesis_ms, beacon, verifier })
+        Ok(Self {
+            conn: Mutex::new(conn),
+            executing: Mutex::new(()),
+            path: path.to_path_buf(),
+            config,
+            genesis_ms,
+            beacon,
+            verifier,
+        })
+    }
+
+    /// The connection, for one statement or a short read; a panic elsewhere
+    /// leaves SQLite consistent (every write is one statement), so a poisoned
+    /// lock is used as is.
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn sql(&self, op: &'static str) -> impl FnOnce(rusqlite::Error) -> ChainError + '_ {
@@ -292,12 +262,16 @@ impl EmbeddedChain {
         Randomness(out)
     }
 
-    /// Executes every message sent before the head's epoch, in order.
-    fn execute_due(&mut self, head: u64) -> Result<(), ChainError> {
+    /// Executes every message sent before the head's epoch, in order, unless
+    /// another caller is doing so (it will finish them; this one reads on).
+    fn execute_due(&self, head: u64) -> Result<(), ChainError> {
+        let Ok(_executing) = self.executing.try_lock() else {
+            return Ok(());
+        };
         let due: Vec<(i64, i64, String)> = {
-            let mut stmt = self
-                .conn
-                .prepare("SELECT id, sent_epoch, body FROM chain_messages WHERE exec_epoch IS NULL AND sent_epoch < ?1 ORDER BY id")
+            let conn = self.conn();
+            let mut stmt = conn
+                .prepare_cached("SELECT id, sent_epoch, body FROM chain_messages WHERE exec_epoch IS NULL AND sent_epoch < ?1 ORDER BY id")
                 .map_err(self.sql("prepare"))?;
             let rows = stmt
                 .query_map(params![head as i64], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
@@ -314,7 +288,7 @@ impl EmbeddedChain {
                 Ok(()) => (EXIT_OK, None),
                 Err((code, why)) => (code, Some(why)),
             };
-            self.conn
+            self.conn()
                 .execute(
                     "UPDATE chain_messages SET exec_epoch = ?2, exit_code = ?3, error = ?4 WHERE id = ?1",
                     params![id, epoch as i64, code, error],
@@ -324,8 +298,8 @@ impl EmbeddedChain {
         Ok(())
     }
 
-    fn execute(&mut self, message: &Message, epoch: u64) -> Result<Result<(), (i64, String)>, ChainError> {
-        let live = self.precommit_at(message_sector(message), epoch)?;
+    fn execute(&self, message: &Message, epoch: u64) -> Result<Result<(), (i64, String)>, ChainError> {
+        let live = self.precommit_at(message.sector(), epoch)?;
         Ok(match message {
             Message::PreCommit { sector, sector_size, comm_r, comm_d, ticket_epoch } => {
                 if live.is_some() {
@@ -340,7 +314,7 @@ impl EmbeddedChain {
                         ),
                     )));
                 }
-                self.conn
+                self.conn()
                     .execute(
                         "INSERT OR REPLACE INTO chain_precommits
                          (sector, sector_size, comm_r, comm_d, ticket_epoch, epoch, seed_epoch, expiry, proven)
@@ -384,9 +358,10 @@ impl EmbeddedChain {
                     comm_d: stored.comm_d,
                     comm_r: stored.comm_r,
                 };
+                // The slow part: no connection lock is held here.
                 match self.verifier.verify(&statement, proof) {
                     Ok(true) => {
-                        self.conn
+                        self.conn()
                             .execute(
                                 "UPDATE chain_precommits SET proven = 1 WHERE sector = ?1",
                                 params![*sector as i64],
@@ -413,7 +388,7 @@ impl EmbeddedChain {
         epoch: u64,
     ) -> Result<Option<(PreCommitOnChain, StoredPreCommit)>, ChainError> {
         let row = self
-            .conn
+            .conn()
             .query_row(
                 "SELECT sector_size, comm_r, comm_d, ticket_epoch, epoch, seed_epoch, expiry, proven
                  FROM chain_precommits WHERE sector = ?1",
@@ -466,25 +441,14 @@ struct StoredPreCommit {
     ticket_epoch: u64,
 }
 
-fn message_sector(m: &Message) -> u64 {
-    match m {
-        Message::PreCommit { sector, .. } | Message::ProveCommit { sector, .. } => *sector,
-    }
-}
-
 impl Chain for EmbeddedChain {
-    fn head(&mut self, now_ms: i64) -> Result<u64, ChainError> {
+    fn head(&self, now_ms: i64) -> Result<u64, ChainError> {
         let head = self.epoch_at(now_ms);
         self.execute_due(head)?;
         Ok(head)
     }
 
-    fn randomness(
-        &mut self,
-        kind: RandomnessKind,
-        epoch: u64,
-        now_ms: i64,
-    ) -> Result<Randomness, ChainError> {
+    fn randomness(&self, kind: RandomnessKind, epoch: u64, now_ms: i64) -> Result<Randomness, ChainError> {
         let head = self.head(now_ms)?;
         if epoch > head {
             return Err(ChainError::FutureEpoch { asked: epoch, head });
@@ -492,31 +456,31 @@ impl Chain for EmbeddedChain {
         Ok(self.derive(kind, epoch))
     }
 
-    fn send(&mut self, message: &Message, now_ms: i64) -> Result<u64, ChainError> {
+    fn send(&self, message: &Message, now_ms: i64) -> Result<MessageId, ChainError> {
         let head = self.head(now_ms)?;
-        let body = serde_json::to_string(message).expect("message serialises");
-        self.conn
-            .execute(
-                "INSERT INTO chain_messages (sent_epoch, body) VALUES (?1, ?2)",
-                params![head as i64, body],
-            )
-            .map_err(self.sql("send a message"))?;
-        Ok(self.conn.last_insert_rowid() as u64)
+        let body = message_body(message)?;
+        let conn = self.conn();
+        conn.execute(
+            "INSERT INTO chain_messages (sent_epoch, body) VALUES (?1, ?2)",
+            params![head as i64, body],
+        )
+        .map_err(self.sql("send a message"))?;
+        Ok(MessageId(conn.last_insert_rowid() as u64))
     }
 
-    fn receipt(&mut self, id: u64, now_ms: i64) -> Result<Option<Receipt>, ChainError> {
+    fn receipt(&self, id: MessageId, now_ms: i64) -> Result<Option<Receipt>, ChainError> {
         self.head(now_ms)?;
         let row: Option<(Option<i64>, Option<i64>, Option<String>)> = self
-            .conn
+            .conn()
             .query_row(
                 "SELECT exec_epoch, exit_code, error FROM chain_messages WHERE id = ?1",
-                params![id as i64],
+                params![id.0 as i64],
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
             )
             .optional()
             .map_err(self.sql("read a receipt"))?;
         match row {
-            None => Err(ChainError::UnknownMessage(id)),
+            None => Err(ChainError::UnknownMessage(id.0)),
             Some((Some(epoch), Some(exit_code), error)) => {
                 Ok(Some(Receipt { epoch: epoch as u64, exit_code, error }))
             }
@@ -524,15 +488,15 @@ impl Chain for EmbeddedChain {
         }
     }
 
-    fn precommit(&mut self, sector: u64, now_ms: i64) -> Result<Option<PreCommitOnChain>, ChainError> {
+    fn precommit(&self, sector: u64, now_ms: i64) -> Result<Option<PreCommitOnChain>, ChainError> {
         let head = self.head(now_ms)?;
         Ok(self.precommit_at(sector, head)?.map(|(pc, _)| pc))
     }
 
-    fn find_message(&mut self, message: &Message, now_ms: i64) -> Result<Option<u64>, ChainError> {
+    fn find_message(&self, message: &Message, now_ms: i64) -> Result<Option<MessageId>, ChainError> {
         self.head(now_ms)?;
-        let body = serde_json::to_string(message).expect("message serialises");
-        self.conn
+        let body = message_body(message)?;
+        self.conn()
             .query_row(
                 "SELECT id FROM chain_messages WHERE body = ?1 AND (exit_code IS NULL OR exit_code = 0)
                  ORDER BY id DESC LIMIT 1",
@@ -540,18 +504,20 @@ impl Chain for EmbeddedChain {
                 |r| r.get::<_, i64>(0),
             )
             .optional()
-            .map(|id| id.map(|id| id as u64))
+            .map(|id| id.map(|id| MessageId(id as u64)))
             .map_err(self.sql("look up a message"))
     }
 
-    fn messages(&mut self, now_ms: i64) -> Result<Vec<(u64, Message, Option<Receipt>)>, ChainError> {
+    fn messages(&self, now_ms: i64) -> Result<Vec<(MessageId, Message, Option<Receipt>)>, ChainError> {
         self.head(now_ms)?;
         // id, body, execution epoch, exit code, error
         type Row = (i64, String, Option<i64>, Option<i64>, Option<String>);
         let rows: Vec<Row> = {
-            let mut stmt = self
-                .conn
-                .prepare("SELECT id, body, exec_epoch, exit_code, error FROM chain_messages ORDER BY id")
+            let conn = self.conn();
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT id, body, exec_epoch, exit_code, error FROM chain_messages ORDER BY id",
+                )
                 .map_err(self.sql("prepare"))?;
             let rows = stmt
                 .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
@@ -568,10 +534,23 @@ impl Chain for EmbeddedChain {
                     (Some(epoch), Some(exit_code)) => Some(Receipt { epoch: epoch as u64, exit_code, error }),
                     _ => None,
                 };
-                Ok((id as u64, message, receipt))
+                Ok((MessageId(id as u64), message, receipt))
             })
             .collect()
     }
+
+    fn message_counts(&self, now_ms: i64) -> Result<(u64, u64), ChainError> {
+        self.head(now_ms)?;
+        self.conn()
+            .query_row("SELECT COUNT(*), COUNT(exec_epoch) FROM chain_messages", [], |r| {
+                Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64))
+            })
+            .map_err(self.sql("count messages"))
+    }
+}
+
+fn message_body(message: &Message) -> Result<String, ChainError> {
+    serde_json::to_string(message).map_err(|e| ChainError::Message(e.to_string()))
 }
 
 #[cfg(test)]
@@ -581,7 +560,7 @@ mod tests {
     /// Accepts exactly the proof `b"good"`.
     struct FakeVerifier;
     impl SealVerifier for FakeVerifier {
-        fn verify(&self, _: &SealStatement, proof: &[u8]) -> Result<bool, String> {
+        fn verify(&self, _: &SealStatement, proof: &[u8]) -> Result<bool, proofs::Error> {
             Ok(proof == b"good")
         }
     }
@@ -589,8 +568,14 @@ mod tests {
     const BLOCK: i64 = 1_000;
 
     fn chain(dir: &Path) -> EmbeddedChain {
-        EmbeddedChain::open(&dir.join("kiln.db"), EmbeddedChainConfig::default(), Box::new(FakeVerifier), 0)
-            .unwrap()
+        let genesis = crate::clock::ManualClock::new(0);
+        EmbeddedChain::open(
+            &dir.join("kiln.db"),
+            EmbeddedChainConfig::default(),
+            Box::new(FakeVerifier),
+            &genesis,
+        )
+        .unwrap()
     }
 
     fn precommit(sector: u64, ticket_epoch: u64) -> Message {
@@ -610,7 +595,7 @@ mod tests {
     #[test]
     fn epochs_follow_the_clock_and_randomness_is_per_epoch_and_kind() {
         let tmp = tempfile::tempdir().unwrap();
-        let mut c = chain(tmp.path());
+        let c = chain(tmp.path());
         assert_eq!(c.head(0).unwrap(), 0);
         assert_eq!(c.head(5 * BLOCK + 999).unwrap(), 5);
         let t3 = c.randomness(RandomnessKind::Ticket, 3, 5 * BLOCK).unwrap();
@@ -623,14 +608,14 @@ mod tests {
         ));
         // The beacon survives a restart: the same randomness afterwards.
         drop(c);
-        let mut c = chain(tmp.path());
+        let c = chain(tmp.path());
         assert_eq!(c.randomness(RandomnessKind::Ticket, 3, 9 * BLOCK).unwrap(), t3);
     }
 
     #[test]
     fn precommit_then_provecommit_with_seed_delay_and_verifier() {
         let tmp = tempfile::tempdir().unwrap();
-        let mut c = chain(tmp.path());
+        let c = chain(tmp.path());
         let now = 10 * BLOCK;
         let pc = c.send(&precommit(1, 9), now).unwrap();
         assert_eq!(c.receipt(pc, now).unwrap(), None, "executed in the next epoch");
@@ -659,15 +644,15 @@ mod tests {
         assert_eq!(c.receipt(again, 17 * BLOCK).unwrap().unwrap().exit_code, EXIT_FORBIDDEN);
         // Receipts survive a restart.
         drop(c);
-        let mut c = chain(tmp.path());
+        let c = chain(tmp.path());
         assert_eq!(c.receipt(good, 17 * BLOCK).unwrap().unwrap().exit_code, EXIT_OK);
-        assert!(matches!(c.receipt(999, 17 * BLOCK), Err(ChainError::UnknownMessage(999))));
+        assert!(matches!(c.receipt(MessageId(999), 17 * BLOCK), Err(ChainError::UnknownMessage(999))));
     }
 
     #[test]
     fn stale_tickets_and_expired_precommits_are_refused() {
         let tmp = tempfile::tempdir().unwrap();
-        let mut c = chain(tmp.path());
+        let c = chain(tmp.path());
         let config = EmbeddedChainConfig::default();
         let now = (config.max_ticket_age as i64 + 50) * BLOCK;
         let stale = c.send(&precommit(2, 1), now).unwrap();

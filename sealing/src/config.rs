@@ -110,6 +110,10 @@ pub struct RetryConfig {
     pub base_backoff_ms: u64,
     /// Longest wait (ms).
     pub max_backoff_ms: u64,
+    /// While a kind of task is paused by a fault of the node (a corrupt
+    /// parameter file, a full disk), one task of it is tried this often (ms)
+    /// to see whether the operator fixed it.
+    pub node_fault_probe_ms: u64,
 }
 
 impl Default for RetryConfig {
@@ -119,6 +123,7 @@ impl Default for RetryConfig {
             max_attempts: p.max_attempts,
             base_backoff_ms: p.base_backoff.as_millis() as u64,
             max_backoff_ms: p.max_backoff.as_millis() as u64,
+            node_fault_probe_ms: 60_000,
         }
     }
 }

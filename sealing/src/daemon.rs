@@ -14,10 +14,12 @@
 
 use crate::api::client::{API_CERT_FILE, API_FILE, TOKEN_FILE};
 use crate::api::server::{router, ApiContext};
-use crate::chain::{EmbeddedChain, ProofsVerifier};
+use crate::chain::{EmbeddedChain, ProofsVerifier, SealVerifier};
+use crate::clock::SharedClock;
 use crate::config::Config;
+use crate::ledger::{Ledger, SharedLedger};
 use crate::pipeline::engine::{LocalEngine, ProofEngine};
-use crate::pipeline::{now_ms, Ledger, Pipeline, PipelineConfig, SharedLedger};
+use crate::pipeline::{DriverStopped, Pipeline, PipelineConfig};
 use crate::store::Store;
 use crate::workers::dispatch::HttpDispatcher;
 use std::fs::{File, OpenOptions};
@@ -26,7 +28,7 @@ use std::net::SocketAddr;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 
 /// A daemon that cannot start.
@@ -51,7 +53,7 @@ pub enum DaemonError {
     Chain(#[from] crate::chain::ChainError),
     /// The API's or the dispatcher's TLS files.
     #[error(transparent)]
-    Tls(#[from] crate::tls::TlsError),
+    Tls(#[from] wire::tls::TlsError),
     /// The API listener.
     #[error("API listen address {addr}: {reason}")]
     Listen {
@@ -60,6 +62,45 @@ pub enum DaemonError {
         /// Why it failed.
         reason: String,
     },
+    /// The driver stopped on a critical failure or a panic: sealing cannot go on
+    /// in this process (restarting is safe; every step resumes from the database).
+    #[error("{0}")]
+    DriverStopped(String),
+}
+
+/// What a daemon is built from besides its configuration (tests substitute doubles).
+pub struct Parts {
+    /// Runs the seal phases.
+    pub engine: Arc<dyn ProofEngine>,
+    /// Checks proofs: the chain's and the driver's (before a proof is sent).
+    pub verifier: Arc<dyn SealVerifier>,
+    /// Tells time to the driver, the API and the chain.
+    pub clock: SharedClock,
+}
+
+impl Parts {
+    /// The proof core on this machine, the parameter files' verifying keys and
+    /// the system clock.
+    pub fn local(config: &Config) -> Self {
+        Self {
+            engine: Arc::new(LocalEngine {
+                param_dir: config.param_dir(),
+                parent_cache_dir: config.parent_cache_dir(),
+                labeling: Default::default(),
+            }),
+            verifier: Arc::new(ProofsVerifier { param_dir: config.param_dir() }),
+            clock: crate::clock::system(),
+        }
+    }
+}
+
+/// A verifier shared by the chain and the driver.
+struct SharedVerifier(Arc<dyn SealVerifier>);
+
+impl SealVerifier for SharedVerifier {
+    fn verify(&self, s: &proofs::snark::SealStatement, proof: &[u8]) -> Result<bool, proofs::Error> {
+        self.0.verify(s, proof)
+    }
 }
 
 /// A running daemon.
@@ -69,6 +110,8 @@ pub struct Daemon {
     ledger: SharedLedger,
     stop: Arc<AtomicBool>,
     driver: Option<JoinHandle<()>>,
+    /// Fires when the driver thread ends on its own (a critical failure or a panic).
+    driver_ended: Option<tokio::sync::oneshot::Receiver<String>>,
     runtime: Option<tokio::runtime::Runtime>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     api_path: PathBuf,
@@ -104,24 +147,20 @@ fn load_or_create_token(data_dir: &Path) -> Result<String, DaemonError> {
 impl Daemon {
     /// Starts a daemon with the proof core on this machine and the embedded chain.
     pub fn start(config: &Config) -> Result<Self, DaemonError> {
-        let engine = LocalEngine {
-            param_dir: config.param_dir(),
-            parent_cache_dir: config.parent_cache_dir(),
-            labeling: Default::default(),
-        };
-        Self::start_with_engine(config, Arc::new(engine))
+        Self::start_with(config, Parts::local(config))
     }
 
-    /// Starts a daemon whose tasks run on `engine`.
-    pub fn start_with_engine(config: &Config, engine: Arc<dyn ProofEngine>) -> Result<Self, DaemonError> {
+    /// Starts a daemon built from `parts`.
+    pub fn start_with(config: &Config, parts: Parts) -> Result<Self, DaemonError> {
+        let Parts { engine, verifier, clock } = parts;
         config.check().map_err(DaemonError::Config)?;
         let tls = match (&config.api.tls_cert, &config.api.tls_key) {
-            (Some(cert), Some(key)) => Some((cert, crate::tls::server_config(cert, key)?)),
+            (Some(cert), Some(key)) => Some((cert, wire::tls::server_config(cert, key)?)),
             _ => None,
         };
         let dispatch_timeout = std::time::Duration::from_millis(config.workers.dispatch_timeout_ms);
         let dispatcher =
-            HttpDispatcher::new(crate::tls::agent(dispatch_timeout, config.workers.ca_cert.as_deref())?);
+            HttpDispatcher::new(wire::tls::agent(dispatch_timeout, config.workers.ca_cert.as_deref())?);
         let dir = &config.data_dir;
         std::fs::create_dir_all(dir).map_err(data_err(dir))?;
         let lock_path = dir.join("lock");
@@ -141,24 +180,25 @@ impl Daemon {
         let pipeline_config = PipelineConfig::from_config(config);
         let db = pipeline_config.database_path();
         let store = Store::open(&db, config.retry.policy())?;
-        let verifier = Box::new(ProofsVerifier { param_dir: config.param_dir() });
-        let chain = EmbeddedChain::open(&db, config.embedded_chain(), verifier, now_ms())?;
-        let ledger: SharedLedger = Arc::new(Mutex::new(Ledger { store, chain: Box::new(chain) }));
+        let chain_verifier = Box::new(SharedVerifier(verifier.clone()));
+        let chain = EmbeddedChain::open(&db, config.embedded_chain(), chain_verifier, clock.as_ref())?;
+        let ledger: SharedLedger = Ledger::new(store, Box::new(chain), clock);
 
         // Local tasks died with the last process; remote ones get a lease's
         // time for their worker to heartbeat again.
-        let lease_until = now_ms() + config.workers.lease_ms as i64;
-        crate::pipeline::lock(&ledger).store.recover_tasks(lease_until, now_ms())?;
+        let now = ledger.now_ms();
+        let lease_until = now.saturating_add(config.workers.lease_ms as i64);
+        ledger.store().recover_tasks(lease_until, now)?;
         crate::pipeline::packing::remove_orphan_copies(&ledger, &pipeline_config).map_err(|e| {
             DaemonError::DataDir { path: pipeline_config.pieces_dir(), reason: e.to_string() }
         })?;
-        let local_check = Box::new(ProofsVerifier { param_dir: config.param_dir() });
-        let pipeline = Pipeline::new(ledger.clone(), engine, local_check, pipeline_config.clone())
+        let pipeline = Pipeline::new(ledger.clone(), engine, verifier, pipeline_config.clone())
             .with_dispatcher(Arc::new(dispatcher));
         let ctx = Arc::new(ApiContext {
             ledger: ledger.clone(),
             config: pipeline_config,
             progress: pipeline.progress(),
+            paused: pipeline.paused(),
             token,
             instance: hex::encode(rand::random::<[u8; 8]>()),
         });
@@ -182,7 +222,7 @@ impl Daemon {
                 .map_err(|e| DaemonError::DataDir { path: path.to_path_buf(), reason: e.to_string() })
         };
         match &tls {
-            Some((cert, _)) => write(&cert_path, crate::tls::certificate_pem(cert)?.as_bytes())?,
+            Some((cert, _)) => write(&cert_path, wire::tls::certificate_pem(cert)?.as_bytes())?,
             None => match std::fs::remove_file(&cert_path) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(data_err(&cert_path)(e)),
                 _ => {}
@@ -193,19 +233,30 @@ impl Daemon {
             let stopped = async {
                 let _ = rx.await;
             };
-            if let Err(e) = crate::tls::serve(listener, app, server_tls, stopped).await {
+            if let Err(e) = wire::tls::serve(listener, app, server_tls, stopped).await {
                 tracing::error!(error = %e, "API server stopped");
             }
         });
         let api_path = dir.join(API_FILE);
-        write(&api_path, format!("{}://{addr}\n", crate::tls::scheme(tls.is_some())).as_bytes())?;
+        write(&api_path, format!("{}://{addr}\n", wire::tls::scheme(tls.is_some())).as_bytes())?;
 
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
+        let (ended, driver_ended) = tokio::sync::oneshot::channel::<String>();
         let driver = std::thread::Builder::new()
             .name("kiln-driver".into())
-            .spawn(move || pipeline.run(&flag))
-            .map_err(data_err(dir))?;
+            .spawn(move || {
+                // Supervision: whatever ends the driver but a stop request is reported.
+                let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| pipeline.run(&flag)));
+                let reason = match outcome {
+                    Ok(Ok(())) => return,
+                    Ok(Err(DriverStopped(reason))) => reason,
+                    Err(panic) => format!("the driver panicked: {}", panic_text(panic.as_ref())),
+                };
+                tracing::error!(%reason, "the driver stopped; the daemon exits (restarting it resumes every sector)");
+                let _ = ended.send(reason);
+            })
+            .map_err(|e| DaemonError::DriverStopped(format!("cannot start the driver thread: {e}")))?;
         tracing::info!(%addr, data_dir = %dir.display(), "daemon started");
         Ok(Self {
             addr,
@@ -213,6 +264,7 @@ impl Daemon {
             ledger,
             stop,
             driver: Some(driver),
+            driver_ended: Some(driver_ended),
             runtime: Some(runtime),
             shutdown: Some(shutdown),
             api_path,
@@ -228,7 +280,7 @@ impl Daemon {
 
     /// The API's URL.
     pub fn url(&self) -> String {
-        format!("{}://{}", crate::tls::scheme(self.tls), self.addr)
+        format!("{}://{}", wire::tls::scheme(self.tls), self.addr)
     }
 
     /// The ledger (for in-process callers).
@@ -236,10 +288,22 @@ impl Daemon {
         &self.ledger
     }
 
-    /// Blocks until SIGINT or SIGTERM.
-    pub fn wait_for_signal(&self) {
-        let Some(rt) = &self.runtime else { return };
-        rt.block_on(async {
+    /// Blocks until SIGINT or SIGTERM (`Ok`), or until the driver stops on its
+    /// own (`Err`: the daemon should exit non-zero so a supervisor restarts it).
+    pub fn wait(&mut self) -> Result<(), DaemonError> {
+        let Some(rt) = &self.runtime else { return Ok(()) };
+        let ended = self.driver_ended.take();
+        let outcome = rt.block_on(async {
+            let driver = async {
+                match ended {
+                    Some(rx) => match rx.await {
+                        Ok(reason) => reason,
+                        // The driver ended on a stop request.
+                        Err(_) => std::future::pending().await,
+                    },
+                    None => std::future::pending().await,
+                }
+            };
             let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
             let term = async {
                 match term.as_mut() {
@@ -250,11 +314,18 @@ impl Daemon {
                 }
             };
             tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term => {}
+                _ = tokio::signal::ctrl_c() => Ok(()),
+                _ = term => Ok(()),
+                reason = driver => Err(reason),
             }
         });
-        tracing::info!("signal received; stopping");
+        match outcome {
+            Ok(()) => {
+                tracing::info!("signal received; stopping");
+                Ok(())
+            }
+            Err(reason) => Err(DaemonError::DriverStopped(reason)),
+        }
     }
 
     /// Stops the driver and the API. Tasks still running are abandoned; their
@@ -277,6 +348,14 @@ impl Daemon {
             let _ = std::fs::remove_file(self.cert_path.as_path());
         }
     }
+}
+
+fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".into())
 }
 
 impl Drop for Daemon {

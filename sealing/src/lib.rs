@@ -8,21 +8,23 @@
 //! chain ([`chain`]); the driver that walks sectors to Proving
 //! ([`pipeline`]), the daemon around it ([`daemon`], configured by [`config`])
 //! and its authenticated local API ([`api`]); remote workers and the scheduler
-//! that prefers them ([`workers`]); optional TLS for both APIs ([`tls`]).
+//! that prefers them ([`workers`]). What crosses a process boundary (API
+//! views, the worker protocol, TLS) is the `wire` crate's.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod api;
 pub mod chain;
+pub mod clock;
 pub mod config;
 pub mod daemon;
 pub mod dirs;
-pub mod faults;
+pub mod failpoints;
+pub mod ledger;
 pub mod lifecycle;
 pub mod memory;
 pub mod pipeline;
 pub mod progress;
 pub mod store;
-pub mod tls;
 pub mod workers;

@@ -9,104 +9,40 @@
 //! the retry policy's cap is reached. When to retry (the backoff) is the
 //! driver's business; [`RetryPolicy::backoff`] only computes it.
 
+use proofs::{Commitment, Randomness};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
+use wire::chain::MessageId;
 
-/// Where a sector is in its life.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum SectorState {
-    /// Accepting pieces (or about to be pledged).
-    Packing,
-    /// Pieces settled; PC1 and PC2 run.
-    Unsealed,
-    /// Pre-committed on disk; the PreCommit message is being sent and awaited.
-    PreCommitting,
-    /// The PreCommit landed; waiting for the interactive seed.
-    PreCommitted,
-    /// C1 and C2 run.
-    Committing,
-    /// The ProveCommit message is being sent and awaited.
-    CommitWait,
-    /// The chain accepted the proof; sealing-only files are removed.
-    FinalizeSector,
-    /// Sealed and proven: the sector counts toward power.
-    Proving,
-    /// PC1 or PC2 failed.
-    SealPreCommitFailed,
-    /// Sending or landing the PreCommit failed.
-    PreCommitFailed,
-    /// C1 or C2 failed.
-    ComputeProofFailed,
-    /// Sending the ProveCommit failed or the chain rejected the proof.
-    CommitFailed,
-    /// Finalize failed.
-    FinalizeFailed,
-    /// Gave up after too many failures (terminal).
-    Failed,
-    /// Being removed.
-    Removing,
-    /// Removed (terminal).
-    Removed,
+pub use proofs::Disposition;
+
+pub use wire::api::SectorState;
+
+/// The failure state of a working state, if it can fail.
+fn failure_of(state: SectorState) -> Option<SectorState> {
+    use SectorState as S;
+    Some(match state {
+        S::Unsealed => S::SealPreCommitFailed,
+        S::PreCommitting => S::PreCommitFailed,
+        S::Committing => S::ComputeProofFailed,
+        S::CommitWait => S::CommitFailed,
+        S::FinalizeSector => S::FinalizeFailed,
+        _ => return None,
+    })
 }
 
-impl SectorState {
-    /// States nothing leaves.
-    pub fn is_terminal(self) -> bool {
-        matches!(self, Self::Failed | Self::Removed)
-    }
-
-    /// The failure state of a working state, if it can fail.
-    fn failure(self) -> Option<Self> {
-        Some(match self {
-            Self::Unsealed => Self::SealPreCommitFailed,
-            Self::PreCommitting => Self::PreCommitFailed,
-            Self::Committing => Self::ComputeProofFailed,
-            Self::CommitWait => Self::CommitFailed,
-            Self::FinalizeSector => Self::FinalizeFailed,
-            _ => return None,
-        })
-    }
-
-    /// The working state a failure state retries.
-    fn retried(self) -> Option<Self> {
-        Some(match self {
-            Self::SealPreCommitFailed => Self::Unsealed,
-            Self::PreCommitFailed => Self::PreCommitting,
-            Self::ComputeProofFailed => Self::Committing,
-            // A rejected or lost ProveCommit needs a new proof, not a resend.
-            Self::CommitFailed => Self::Committing,
-            Self::FinalizeFailed => Self::FinalizeSector,
-            _ => return None,
-        })
-    }
-
-    /// The name as shown to operators.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Packing => "Packing",
-            Self::Unsealed => "Unsealed",
-            Self::PreCommitting => "PreCommitting",
-            Self::PreCommitted => "PreCommitted",
-            Self::Committing => "Committing",
-            Self::CommitWait => "CommitWait",
-            Self::FinalizeSector => "FinalizeSector",
-            Self::Proving => "Proving",
-            Self::SealPreCommitFailed => "SealPreCommitFailed",
-            Self::PreCommitFailed => "PreCommitFailed",
-            Self::ComputeProofFailed => "ComputeProofFailed",
-            Self::CommitFailed => "CommitFailed",
-            Self::FinalizeFailed => "FinalizeFailed",
-            Self::Failed => "Failed",
-            Self::Removing => "Removing",
-            Self::Removed => "Removed",
-        }
-    }
-}
-
-impl std::fmt::Display for SectorState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
+/// The working state a failure state retries.
+fn retried_of(state: SectorState) -> Option<SectorState> {
+    use SectorState as S;
+    Some(match state {
+        S::SealPreCommitFailed => S::Unsealed,
+        S::PreCommitFailed => S::PreCommitting,
+        S::ComputeProofFailed => S::Committing,
+        // A rejected or lost ProveCommit needs a new proof, not a resend.
+        S::CommitFailed => S::Committing,
+        S::FinalizeFailed => S::FinalizeSector,
+        _ => return None,
+    })
 }
 
 /// Something that happened to a sector. Data the pipeline records alongside
@@ -118,22 +54,22 @@ pub enum SectorEvent {
     StartSealing,
     /// The seal ticket was drawn (recorded before PC1 so a restart labels with the same one).
     TicketDrawn {
-        /// The ticket (hex).
-        ticket: String,
+        /// The ticket.
+        ticket: Randomness,
         /// Its epoch.
         epoch: u64,
     },
     /// PC1 and PC2 finished.
     PreCommitted2 {
-        /// comm_d (hex).
-        comm_d: String,
-        /// comm_r (hex).
-        comm_r: String,
+        /// comm_d.
+        comm_d: Commitment,
+        /// comm_r.
+        comm_r: Commitment,
     },
     /// The PreCommit message was sent (recorded so a restart does not send it again).
     PreCommitSent {
         /// The message id.
-        message: String,
+        message: MessageId,
     },
     /// The PreCommit landed on chain.
     PreCommitLanded {
@@ -142,8 +78,8 @@ pub enum SectorEvent {
     },
     /// The interactive seed is available.
     SeedReady {
-        /// The seed (hex).
-        seed: String,
+        /// The seed.
+        seed: Randomness,
         /// Its epoch.
         epoch: u64,
     },
@@ -152,7 +88,7 @@ pub enum SectorEvent {
     /// The ProveCommit message was sent.
     CommitSent {
         /// The message id.
-        message: String,
+        message: MessageId,
     },
     /// The chain accepted the proof.
     CommitLanded {
@@ -172,6 +108,10 @@ pub enum SectorEvent {
     StepFailed {
         /// What went wrong.
         error: String,
+        /// How it is handled: a permanent failure ends the sector at once.
+        /// (Logs written before dispositions existed read as temporary.)
+        #[serde(default)]
+        disposition: Disposition,
     },
     /// Retry the failed step (the driver fires this after the backoff).
     Retry,
@@ -285,16 +225,17 @@ impl Lifecycle {
 
             // The chain refusing the proof is a failure of the commit step.
             (S::CommitWait, E::CommitRejected { .. }) | (_, E::StepFailed { .. }) => {
-                let failure = self.state.failure().ok_or_else(reject)?;
+                let failure = failure_of(self.state).ok_or_else(reject)?;
                 let attempts = self.attempts.saturating_add(1);
-                if attempts >= policy.max_attempts.max(1) {
+                let permanent = matches!(event, E::StepFailed { disposition: Disposition::Permanent, .. });
+                if permanent || attempts >= policy.max_attempts.max(1) {
                     Ok(Self { state: S::Failed, attempts })
                 } else {
                     Ok(Self { state: failure, attempts })
                 }
             }
             (failed, E::Retry) => {
-                let retried = failed.retried().ok_or_else(reject)?;
+                let retried = retried_of(failed).ok_or_else(reject)?;
                 Ok(Self { state: retried, attempts: self.attempts })
             }
             // Between PreCommit and a landed ProveCommit, an expired PreCommit
@@ -333,7 +274,7 @@ mod tests {
     }
 
     fn failed(msg: &str) -> E {
-        E::StepFailed { error: msg.into() }
+        E::StepFailed { error: msg.into(), disposition: Disposition::Temporary }
     }
 
     /// The happy path, event by event.
@@ -341,13 +282,13 @@ mod tests {
     fn happy_path_reaches_proving() {
         let log = [
             E::StartSealing,
-            E::TicketDrawn { ticket: "t".into(), epoch: 3 },
-            E::PreCommitted2 { comm_d: "d".into(), comm_r: "r".into() },
-            E::PreCommitSent { message: "m1".into() },
+            E::TicketDrawn { ticket: Randomness([1; 32]), epoch: 3 },
+            E::PreCommitted2 { comm_d: Commitment([2; 32]), comm_r: Commitment([3; 32]) },
+            E::PreCommitSent { message: MessageId(1) },
             E::PreCommitLanded { epoch: 10 },
-            E::SeedReady { seed: "s".into(), epoch: 20 },
+            E::SeedReady { seed: Randomness([4; 32]), epoch: 20 },
             E::ProofReady,
-            E::CommitSent { message: "m2".into() },
+            E::CommitSent { message: MessageId(2) },
             E::CommitLanded { epoch: 21 },
             E::Finalized,
         ];
@@ -409,6 +350,43 @@ mod tests {
     }
 
     #[test]
+    fn a_permanent_failure_ends_the_sector_at_once() {
+        let p = policy(5);
+        let e =
+            E::StepFailed { error: "replica does not verify".into(), disposition: Disposition::Permanent };
+        for working in [S::Unsealed, S::PreCommitting, S::Committing, S::CommitWait, S::FinalizeSector] {
+            assert_eq!(at(working, 0).apply(&e, &p).unwrap(), at(S::Failed, 1), "{working}");
+        }
+    }
+
+    /// A log as the code before typed records wrote it (hex strings, decimal
+    /// message ids, failures without a disposition) still loads and replays.
+    #[test]
+    fn event_logs_written_before_typed_records_still_load() {
+        let hex = |b: u8| hex::encode([b; 32]);
+        let log = [
+            r#"{"event":"StartSealing"}"#.to_string(),
+            format!(r#"{{"event":"TicketDrawn","ticket":"{}","epoch":3}}"#, hex(1)),
+            format!(r#"{{"event":"PreCommitted2","comm_d":"{}","comm_r":"{}"}}"#, hex(2), hex(3)),
+            r#"{"event":"PreCommitSent","message":"7"}"#.to_string(),
+            r#"{"event":"StepFailed","error":"chain unreachable"}"#.to_string(),
+            r#"{"event":"Retry"}"#.to_string(),
+            r#"{"event":"PreCommitSent","message":"8"}"#.to_string(),
+            r#"{"event":"PreCommitLanded","epoch":10}"#.to_string(),
+            format!(r#"{{"event":"SeedReady","seed":"{}","epoch":12}}"#, hex(4)),
+        ];
+        let events: Vec<E> = log.iter().map(|j| serde_json::from_str(j).unwrap()).collect();
+        assert_eq!(events[1], E::TicketDrawn { ticket: Randomness([1; 32]), epoch: 3 });
+        assert_eq!(events[3], E::PreCommitSent { message: MessageId(7) });
+        assert_eq!(events[4], failed("chain unreachable"));
+        assert_eq!(Lifecycle::replay(&events, &policy(5)).unwrap(), at(S::Committing, 0));
+        // Written again, the same fields stay readable text.
+        let again = serde_json::to_string(&events[2]).unwrap();
+        assert!(again.contains(&hex(2)) && again.contains(&hex(3)), "{again}");
+        assert_eq!(serde_json::to_string(&events[3]).unwrap(), log[3]);
+    }
+
+    #[test]
     fn chain_rejection_is_a_commit_failure_and_recomputes_the_proof() {
         let p = policy(5);
         let l = at(S::CommitWait, 0).apply(&E::CommitRejected { reason: "bad proof".into() }, &p).unwrap();
@@ -459,18 +437,19 @@ mod tests {
     fn any_event() -> impl Strategy<Value = E> {
         prop_oneof![
             Just(E::StartSealing),
-            (0u64..100).prop_map(|epoch| E::TicketDrawn { ticket: "t".into(), epoch }),
-            Just(E::PreCommitted2 { comm_d: "d".into(), comm_r: "r".into() }),
-            Just(E::PreCommitSent { message: "m".into() }),
+            (0u64..100).prop_map(|epoch| E::TicketDrawn { ticket: Randomness([1; 32]), epoch }),
+            Just(E::PreCommitted2 { comm_d: Commitment([2; 32]), comm_r: Commitment([3; 32]) }),
+            Just(E::PreCommitSent { message: MessageId(1) }),
             (0u64..100).prop_map(|epoch| E::PreCommitLanded { epoch }),
-            (0u64..100).prop_map(|epoch| E::SeedReady { seed: "s".into(), epoch }),
+            (0u64..100).prop_map(|epoch| E::SeedReady { seed: Randomness([4; 32]), epoch }),
             Just(E::ProofReady),
-            Just(E::CommitSent { message: "m".into() }),
+            Just(E::CommitSent { message: MessageId(2) }),
             (0u64..100).prop_map(|epoch| E::CommitLanded { epoch }),
             Just(E::CommitRejected { reason: "r".into() }),
             Just(E::PreCommitExpired),
             Just(E::Finalized),
             Just(failed("e")),
+            Just(E::StepFailed { error: "p".into(), disposition: Disposition::Permanent }),
             Just(E::Retry),
             Just(E::Remove),
             Just(E::RemoveDone),

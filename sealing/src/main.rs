@@ -67,6 +67,9 @@ enum PieceCommand {
 
 fn main() {
     init_tracing();
+    // Test builds only: points armed by the `FAILPOINTS` variable of a test harness.
+    #[cfg(feature = "failpoints")]
+    let _failpoints = sealing::failpoints::from_env();
     if let Err(e) = run(Cli::parse()) {
         eprintln!("error: {e:#}");
         std::process::exit(1);

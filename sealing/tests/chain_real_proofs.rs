@@ -21,7 +21,8 @@ fn chain_verifies_a_real_seal_and_rejects_a_corrupted_proof() {
     let prover_id = ProverId::from_actor_id(1000);
     let config = EmbeddedChainConfig { prover_id, ..Default::default() };
     let verifier = Box::new(ProofsVerifier { param_dir: common::param_dir() });
-    let mut chain = EmbeddedChain::open(&tmp.path().join("kiln.db"), config, verifier, 0).unwrap();
+    let genesis = sealing::clock::ManualClock::new(0);
+    let chain = EmbeddedChain::open(&tmp.path().join("kiln.db"), config, verifier, &genesis).unwrap();
 
     // Seal with a ticket from the chain.
     let ticket_epoch = chain.head(5 * SECOND).unwrap() - 1;

@@ -5,11 +5,14 @@
 //! is restarted on the same data directory. The sector must reach Proving with
 //! exactly one PreCommit and one ProveCommit on the chain, PC1 must keep the
 //! layer finished before its crash, and a proof finished before a crash must
-//! be reused. One full C2 run, plus one cut short.
+//! be reused. The driver is also made to panic once (the daemon must exit
+//! non-zero and a restart go on) and a task thread once (the task is retried).
+//! Crash points are fail points (`sealing::failpoints`), armed through
+//! `FAILPOINTS` in test builds only. One full C2 run, plus one cut short.
 
 mod common;
 
-use common::{client, daemon_config, start_daemon};
+use common::{client, crash_at, daemon_config, start_daemon};
 use sealing::api::client::Client;
 use sealing::chain::Message;
 use sealing::lifecycle::{RetryPolicy, SectorState};
@@ -50,15 +53,28 @@ fn wait_killed(mut daemon: Child, point: &str, log: &Path) {
 fn sigkill_in_every_state_loses_nothing_and_sends_nothing_twice() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    let config = daemon_config(&data, true, "[chain]\nblock_time_ms = 500\nseed_delay = 2\n");
+    let config = daemon_config(
+        &data,
+        true,
+        "[chain]\nblock_time_ms = 500\nseed_delay = 2\n[retry]\nbase_backoff_ms = 200\n",
+    );
     let log = |run: &str| tmp.path().join(format!("{run}.log"));
     let read_log = |run: &str| std::fs::read_to_string(log(run)).unwrap();
 
     // Killed before the pledged sector starts sealing.
-    let daemon = start_daemon(&config, &data, Some("packing:before-start"), &log("packing"));
+    let daemon = start_daemon(&config, &data, Some(&crash_at("packing:before-start")), &log("packing"));
     let out = client(&data, &["sectors", "pledge", "--count", "1"]);
     assert!(out.status.success(), "{}", common::stderr(&out));
     wait_killed(daemon, "packing", &log("packing"));
+    assert_eq!(sector(&data).lifecycle.state, SectorState::Packing);
+
+    // A panic in the driver stops the daemon with a non-zero exit and a clear
+    // line (a supervisor restarts it); nothing is lost.
+    let mut daemon = start_daemon(&config, &data, Some("driver:tick=panic"), &log("driver-panic"));
+    let status = daemon.wait().unwrap();
+    let text = read_log("driver-panic");
+    assert_eq!(status.code(), Some(1), "{status}: {text}");
+    assert!(text.contains("the driver stopped") && text.contains("panicked"), "{text}");
     assert_eq!(sector(&data).lifecycle.state, SectorState::Packing);
 
     let steps = [
@@ -67,7 +83,7 @@ fn sigkill_in_every_state_loses_nothing_and_sends_nothing_twice() {
         ("precommitted:waiting-seed", SectorState::PreCommitted),
     ];
     for (point, state) in steps {
-        let daemon = start_daemon(&config, &data, Some(point), &log(point));
+        let daemon = start_daemon(&config, &data, Some(&crash_at(point)), &log(point));
         wait_killed(daemon, point, &log(point));
         assert_eq!(sector(&data).lifecycle.state, state, "after {point}");
     }
@@ -75,7 +91,7 @@ fn sigkill_in_every_state_loses_nothing_and_sends_nothing_twice() {
     assert!(read_log("precommit:sent-unrecorded").contains("PC1 resumed"));
     assert!(read_log("precommit:sent-unrecorded").contains("kept=[1]"));
     // The PreCommit sent before the last crash but never recorded is adopted.
-    assert_eq!(sector(&data).precommit_message.as_deref(), Some("1"));
+    assert_eq!(sector(&data).precommit_message, Some(sealing::chain::MessageId(1)));
     assert!(read_log("precommitted:waiting-seed").contains("adopting the message"));
 
     // Killed from outside in the middle of C2.
@@ -95,7 +111,7 @@ fn sigkill_in_every_state_loses_nothing_and_sends_nothing_twice() {
         ("finalize:done-unrecorded", SectorState::FinalizeSector),
     ];
     for (point, state) in steps {
-        let daemon = start_daemon(&config, &data, Some(point), &log(point));
+        let daemon = start_daemon(&config, &data, Some(&crash_at(point)), &log(point));
         wait_killed(daemon, point, &log(point));
         assert_eq!(sector(&data).lifecycle.state, state, "after {point}");
     }
@@ -105,8 +121,9 @@ fn sigkill_in_every_state_loses_nothing_and_sends_nothing_twice() {
     assert!(!after_proof.contains("circuit synthesised"), "C2 ran again");
     assert!(read_log("finalize:done-unrecorded").contains("adopting the message"));
 
-    // A last start, left alone, reaches Proving.
-    let mut daemon = start_daemon(&config, &data, None, &log("final"));
+    // A last start reaches Proving, although its first task thread (finalize) panics:
+    // the task fails, is retried, and the daemon goes on.
+    let mut daemon = start_daemon(&config, &data, Some("task:run=1*panic"), &log("final"));
     let api = Client::from_repo(&data).unwrap();
     let start = Instant::now();
     while api.sector(1).unwrap().sector.lifecycle.state != SectorState::Proving {
@@ -121,6 +138,10 @@ fn sigkill_in_every_state_loses_nothing_and_sends_nothing_twice() {
     assert_eq!((precommits, proves), (1, 1), "{messages:?}");
     assert!(messages.iter().all(|m| m.receipt.as_ref().is_some_and(|r| r.exit_code == 0)));
     assert_eq!(api.sectors().unwrap().len(), 1);
+    let events: Vec<String> = status.events.iter().map(|e| e.name().to_string()).collect();
+    let failed = status.events.iter().find(|e| e.name() == "StepFailed").expect("the panicked task failed");
+    assert!(failed.field("error").unwrap().contains("panicked"), "{events:?}");
+    assert_eq!(failed.state, SectorState::FinalizeFailed);
     daemon.kill().unwrap();
     let _ = daemon.wait();
     assert_eq!(sector(&data).lifecycle.state, SectorState::Proving);
@@ -137,7 +158,7 @@ fn sigkill_during_a_pc1_batch_resumes_each_sector() {
     let log = |run: &str| tmp.path().join(format!("{run}.log"));
     let read_log = |run: &str| std::fs::read_to_string(log(run)).unwrap();
 
-    let daemon = start_daemon(&config, &data, Some("pc1:mid-labeling"), &log("crash"));
+    let daemon = start_daemon(&config, &data, Some(&crash_at("pc1:mid-labeling")), &log("crash"));
     let out = client(&data, &["sectors", "pledge", "--count", "2"]);
     assert!(out.status.success(), "{}", common::stderr(&out));
     wait_killed(daemon, "pc1:mid-labeling", &log("crash"));

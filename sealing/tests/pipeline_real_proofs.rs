@@ -8,36 +8,37 @@ mod common;
 
 use proofs::pieces::{comm_d_from_pieces, PieceInfo};
 use proofs::seal::unseal::unseal_range;
-use proofs::{Commitment, ProverId, Randomness, SectorSize};
+use proofs::{ProverId, Randomness, SectorSize};
 use sealing::chain::{
-    Chain, ChainError, EmbeddedChain, EmbeddedChainConfig, Message, PreCommitOnChain, ProofsVerifier,
-    RandomnessKind, Receipt, EXIT_ILLEGAL_ARGUMENT, EXIT_OK,
+    Chain, ChainError, EmbeddedChain, EmbeddedChainConfig, Message, MessageId, PreCommitOnChain,
+    ProofsVerifier, RandomnessKind, Receipt, EXIT_ILLEGAL_ARGUMENT, EXIT_OK,
 };
+use sealing::clock::{Clock, SystemClock};
 use sealing::config::{Limits, PackingConfig};
+use sealing::ledger::Ledger;
 use sealing::lifecycle::{RetryPolicy, SectorState};
 use sealing::pipeline::engine::LocalEngine;
-use sealing::pipeline::{lock, now_ms, packing, Ledger, Pipeline, PipelineConfig};
-use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Mutex};
+use sealing::pipeline::{packing, Pipeline, PipelineConfig};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The embedded chain, with the first ProveCommit's proof corrupted in transit.
 struct CorruptFirstProof {
     inner: EmbeddedChain,
-    corrupted: bool,
+    corrupted: AtomicBool,
 }
 
 impl Chain for CorruptFirstProof {
-    fn head(&mut self, now: i64) -> Result<u64, ChainError> {
+    fn head(&self, now: i64) -> Result<u64, ChainError> {
         self.inner.head(now)
     }
-    fn randomness(&mut self, kind: RandomnessKind, epoch: u64, now: i64) -> Result<Randomness, ChainError> {
+    fn randomness(&self, kind: RandomnessKind, epoch: u64, now: i64) -> Result<Randomness, ChainError> {
         self.inner.randomness(kind, epoch, now)
     }
-    fn send(&mut self, message: &Message, now: i64) -> Result<u64, ChainError> {
+    fn send(&self, message: &Message, now: i64) -> Result<MessageId, ChainError> {
         match message {
-            Message::ProveCommit { sector, proof } if !self.corrupted => {
-                self.corrupted = true;
+            Message::ProveCommit { sector, proof } if !self.corrupted.swap(true, Ordering::SeqCst) => {
                 let mut proof = proof.clone();
                 proof[10] ^= 0x01;
                 self.inner.send(&Message::ProveCommit { sector: *sector, proof }, now)
@@ -45,18 +46,25 @@ impl Chain for CorruptFirstProof {
             m => self.inner.send(m, now),
         }
     }
-    fn receipt(&mut self, id: u64, now: i64) -> Result<Option<Receipt>, ChainError> {
+    fn receipt(&self, id: MessageId, now: i64) -> Result<Option<Receipt>, ChainError> {
         self.inner.receipt(id, now)
     }
-    fn precommit(&mut self, sector: u64, now: i64) -> Result<Option<PreCommitOnChain>, ChainError> {
+    fn precommit(&self, sector: u64, now: i64) -> Result<Option<PreCommitOnChain>, ChainError> {
         self.inner.precommit(sector, now)
     }
-    fn find_message(&mut self, message: &Message, now: i64) -> Result<Option<u64>, ChainError> {
+    fn find_message(&self, message: &Message, now: i64) -> Result<Option<MessageId>, ChainError> {
         self.inner.find_message(message, now)
     }
-    fn messages(&mut self, now: i64) -> Result<Vec<(u64, Message, Option<Receipt>)>, ChainError> {
+    fn messages(&self, now: i64) -> Result<Vec<(MessageId, Message, Option<Receipt>)>, ChainError> {
         self.inner.messages(now)
     }
+    fn message_counts(&self, now: i64) -> Result<(u64, u64), ChainError> {
+        self.inner.message_counts(now)
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemClock.now_ms()
 }
 
 #[test]
@@ -78,9 +86,9 @@ fn data_sector_reaches_proving_after_the_chain_rejects_a_corrupted_proof() {
         ..Default::default()
     };
     let verifier = Box::new(ProofsVerifier { param_dir: params.clone() });
-    let inner = EmbeddedChain::open(&db, chain_config, verifier, now_ms()).unwrap();
-    let chain = CorruptFirstProof { inner, corrupted: false };
-    let ledger = Arc::new(Mutex::new(Ledger { store, chain: Box::new(chain) }));
+    let inner = EmbeddedChain::open(&db, chain_config, verifier, &SystemClock).unwrap();
+    let chain = CorruptFirstProof { inner, corrupted: AtomicBool::new(false) };
+    let ledger = Ledger::new(store, Box::new(chain), sealing::clock::system());
     let config = PipelineConfig {
         data_dir: tmp.path().join("data"),
         sector_size: SectorSize::KiB2,
@@ -89,6 +97,7 @@ fn data_sector_reaches_proving_after_the_chain_rejects_a_corrupted_proof() {
         packing: PackingConfig { wait_ms: 0, keep_unsealed: true },
         workers: Default::default(),
         retry,
+        node_fault_probe: Duration::from_secs(60),
         tick: Duration::from_millis(20),
     };
     let parents = tmp.path().join("parents");
@@ -97,7 +106,7 @@ fn data_sector_reaches_proving_after_the_chain_rejects_a_corrupted_proof() {
         parent_cache_dir: parents.clone(),
         labeling: Default::default(),
     };
-    let local_check = Box::new(ProofsVerifier { param_dir: params });
+    let local_check = Arc::new(ProofsVerifier { param_dir: params });
     let pipeline = Pipeline::new(ledger.clone(), Arc::new(engine), local_check, config.clone());
 
     let data = common::pattern(1500);
@@ -110,21 +119,20 @@ fn data_sector_reaches_proving_after_the_chain_rejects_a_corrupted_proof() {
     let flag = stop.clone();
     let driver = std::thread::spawn(move || pipeline.run(&flag));
     let start = Instant::now();
-    let state = || lock(&ledger).store.sector(1).unwrap().unwrap().lifecycle.state;
+    let state = || ledger.store().sector(1).unwrap().unwrap().lifecycle.state;
     while state() != SectorState::Proving {
         assert!(!state().is_terminal(), "sector 1 ended {}", state());
         assert!(start.elapsed() < Duration::from_secs(900), "stuck in {}", state());
         std::thread::sleep(Duration::from_millis(200));
     }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    driver.join().unwrap();
+    driver.join().unwrap().unwrap();
 
-    let mut l = lock(&ledger);
-    let names: Vec<&str> = l.store.events(1).unwrap().iter().map(|e| e.event.name()).collect();
+    let names: Vec<&str> = ledger.store().events(1).unwrap().iter().map(|e| e.event.name()).collect();
     let rejected = names.iter().position(|n| *n == "CommitRejected").expect("the chain rejected a proof");
     assert_eq!(names[rejected + 1..].iter().filter(|n| **n == "ProofReady").count(), 1, "{names:?}");
     assert!(!names.contains(&"PreCommitExpired"), "{names:?}");
-    let messages = l.chain.messages(now_ms()).unwrap();
+    let messages = ledger.chain().messages(now_ms()).unwrap();
     let codes = |precommit: bool| -> Vec<i64> {
         messages
             .iter()
@@ -134,13 +142,13 @@ fn data_sector_reaches_proving_after_the_chain_rejects_a_corrupted_proof() {
     };
     assert_eq!(codes(true), [EXIT_OK]);
     assert_eq!(codes(false), [EXIT_ILLEGAL_ARGUMENT, EXIT_OK]);
-    assert!(l.chain.precommit(1, now_ms()).unwrap().unwrap().proven);
+    assert!(ledger.chain().precommit(1, now_ms()).unwrap().unwrap().proven);
 
     // comm_d is the piece's, and the replica unseals to the piece.
-    let row = l.store.sector(1).unwrap().unwrap();
-    let comm_p = Commitment::from_hex(&added.comm_p).unwrap();
-    let expected = comm_d_from_pieces(&[PieceInfo { comm_p, padded_size: 2048 }], 2048).unwrap();
-    assert_eq!(row.comm_d.as_deref(), Some(expected.to_hex().as_str()));
+    let row = ledger.store().sector(1).unwrap().unwrap();
+    let expected =
+        comm_d_from_pieces(&[PieceInfo { comm_p: added.comm_p, padded_size: 2048 }], 2048).unwrap();
+    assert_eq!(row.comm_d, Some(expected));
     let out = tmp.path().join("unsealed.bin");
     let dir = config.sector_dir(1);
     unseal_range(&dir, 0, 1500, &out, &parents, &AtomicBool::new(false), &mut |_| {}).unwrap();

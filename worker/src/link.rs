@@ -1,10 +1,11 @@
 //! The worker's calls to its daemon: register, heartbeat, report.
 
-use sealing::api::{ApiErrorBody, API_PREFIX};
-use sealing::workers::protocol::{
+use serde::de::DeserializeOwned;
+use wire::api::API_PREFIX;
+use wire::error::{ApiErrorBody, ErrorKind};
+use wire::worker::{
     HeartbeatRequest, HeartbeatResponse, RegisterRequest, RegisterResponse, TaskFailure, DAEMON_WORKER_PATH,
 };
-use serde::de::DeserializeOwned;
 
 /// A failed call to the daemon.
 #[derive(Debug, thiserror::Error)]
@@ -18,7 +19,7 @@ pub enum LinkError {
         /// HTTP status.
         status: u16,
         /// Error kind.
-        kind: String,
+        kind: ErrorKind,
         /// The daemon's message.
         message: String,
     },
@@ -33,7 +34,7 @@ pub struct Link {
 
 impl Link {
     /// A link to the daemon at `miner` (`http://host:port` or `https://`) with
-    /// worker token `token`, calling through `agent` (see [`sealing::tls::agent`]).
+    /// worker token `token`, calling through `agent` (see [`wire::tls::agent`]).
     pub fn new(miner: &str, token: &str, agent: ureq::Agent) -> Self {
         Self {
             base: format!("{}{API_PREFIX}{DAEMON_WORKER_PATH}", miner.trim_end_matches('/')),

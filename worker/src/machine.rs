@@ -2,8 +2,8 @@
 
 use proofs::snark::params::PorepParams;
 use proofs::SectorSize;
-use sealing::workers::protocol::{Capabilities, ParamFile, RemoteTask};
 use std::path::Path;
+use wire::worker::{Capabilities, ParamFile, RemoteTask};
 
 /// The capabilities a worker with `tasks` and `slots` reports, read from this machine.
 pub fn capabilities(tasks: &[RemoteTask], slots: u32, param_dir: &Path) -> Capabilities {

@@ -1,22 +1,15 @@
 //! `kiln-worker`: runs tasks (C2 today) for a kiln daemon on another machine,
-//! typically a GPU box. See `docs/protocol.md`.
+//! typically a GPU box. See `docs/protocol.md`. The worker itself is the
+//! library ([`worker::serve`]); this file parses flags, installs the log
+//! subscriber, binds the listener and prints.
 
-mod link;
-mod machine;
-mod node;
-mod server;
+#![forbid(unsafe_code)]
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
-use node::{Node, NodeConfig};
-use sealing::workers::protocol::{dispatch_key, RemoteTask, WorkerInfo, MAX_TASK_BYTES};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
-
-/// Longest wait for an answer from the daemon or a worker.
-const LINK_TIMEOUT: Duration = Duration::from_secs(30);
+use wire::worker::{Capabilities, RemoteTask, MAX_TASK_BYTES};
+use worker::{machine, TlsFiles, WorkerConfig};
 
 #[derive(Parser)]
 #[command(name = "kiln-worker", version, about = "Kiln's remote proving worker")]
@@ -62,7 +55,7 @@ impl Offer {
         Ok(out)
     }
     fn param_dir(&self) -> PathBuf {
-        self.param_dir.clone().unwrap_or_else(sealing::dirs::param_dir)
+        self.param_dir.clone().unwrap_or_else(worker::default_param_dir)
     }
 }
 
@@ -137,77 +130,53 @@ fn main() -> std::process::ExitCode {
 }
 
 fn run(args: RunArgs) -> Result<()> {
-    let tasks = args.offer.tasks()?;
-    let param_dir = args.offer.param_dir();
-    let capabilities = machine::capabilities(&tasks, args.offer.slots, &param_dir);
-    if capabilities.params.is_empty() {
-        tracing::warn!(dir = %param_dir.display(), "no PoRep parameters here: the daemon will send no C2 tasks");
-    }
-    let tls = match (&args.tls_cert, &args.tls_key) {
-        (Some(cert), Some(key)) => Some(sealing::tls::server_config(cert, key)?),
-        _ => None,
+    let config = WorkerConfig {
+        tasks: args.offer.tasks()?,
+        slots: args.offer.slots,
+        param_dir: args.offer.param_dir(),
+        miner_ca: args.miner_ca,
+        advertise: args.advertise,
+        tls: match (args.tls_cert, args.tls_key) {
+            (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
+            _ => None,
+        },
+        max_task_bytes: args.max_task_bytes,
+        ..WorkerConfig::new(args.miner, args.token)
     };
-    let agent = sealing::tls::agent(LINK_TIMEOUT, args.miner_ca.as_deref())?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .thread_name("kiln-worker-api")
         .build()?;
-    let listener = runtime
-        .block_on(tokio::net::TcpListener::bind(&args.listen))
-        .with_context(|| format!("listen on {}", args.listen))?;
-    let addr = listener.local_addr()?;
-    let url = match args.advertise {
-        Some(u) => u,
-        None if addr.ip().is_unspecified() => {
-            bail!("listening on {addr}: give --advertise with the URL the daemon should use")
-        }
-        None => format!("{}://{addr}", sealing::tls::scheme(tls.is_some())),
-    };
-    let node = Arc::new(Node::new(
-        NodeConfig { miner: args.miner, token: args.token, url: url.clone(), param_dir, capabilities },
-        agent,
-    ));
-    let stop = Arc::new(AtomicBool::new(false));
-    let (n, s) = (node.clone(), stop.clone());
-    std::thread::Builder::new().name("kiln-worker-link".into()).spawn(move || n.run_link(&s))?;
-    tracing::info!(%url, "worker listening");
-    eprintln!("kiln-worker listening on {url}");
     runtime.block_on(async {
-        let app = server::router(node, args.max_task_bytes);
-        let shutdown = async {
-            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+        let listener = tokio::net::TcpListener::bind(&args.listen)
+            .await
+            .with_context(|| format!("listen on {}", args.listen))?;
+        worker::serve(listener, config, stop_signal()).await?;
+        Ok(())
+    })
+}
+
+/// Completes on SIGINT or SIGTERM.
+async fn stop_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    let term = async {
+        match term.as_mut() {
+            Some(t) => {
+                t.recv().await;
             }
-        };
-        sealing::tls::serve(listener, app, tls, shutdown).await
-    })?;
-    stop.store(true, Ordering::Relaxed);
-    tracing::info!(
-        "stopped; tasks still proving are abandoned (the daemon re-runs them when their lease ends)"
-    );
-    Ok(())
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
 }
 
 fn info(args: InfoArgs) -> Result<()> {
     let info = match (&args.url, &args.token) {
-        (Some(url), Some(token)) => {
-            let endpoint = format!("{}/v0/info", url.trim_end_matches('/'));
-            let agent = sealing::tls::agent(LINK_TIMEOUT, args.ca.as_deref())?;
-            let answer =
-                agent.get(&endpoint).set("Authorization", &format!("Bearer {}", dispatch_key(token))).call();
-            match answer {
-                Ok(r) => {
-                    r.into_json::<WorkerInfo>().with_context(|| format!("{endpoint}: unreadable answer"))?
-                }
-                Err(ureq::Error::Status(status, r)) => {
-                    bail!("{endpoint}: HTTP {status}: {}", r.into_string().unwrap_or_default())
-                }
-                Err(e) => bail!("{endpoint}: {e}"),
-            }
-        }
+        (Some(url), Some(token)) => worker::fetch_info(url, token, args.ca.as_deref())?,
         _ => {
             let tasks = args.offer.tasks()?;
             let caps = machine::capabilities(&tasks, args.offer.slots, &args.offer.param_dir());
@@ -237,7 +206,7 @@ fn info(args: InfoArgs) -> Result<()> {
     Ok(())
 }
 
-fn print_capabilities(c: &sealing::workers::protocol::Capabilities) {
+fn print_capabilities(c: &Capabilities) {
     let tasks: Vec<String> = c.tasks.iter().map(|t| format!("{t:?}").to_lowercase()).collect();
     println!("tasks        {} ({} slot(s))", tasks.join(","), c.slots);
     println!("cores        {}", c.cores);

@@ -1,24 +1,26 @@
 //! The worker's state: its registration with the daemon, the tasks it holds,
 //! and the threads that prove them and deliver the results.
+//!
+//! A task's C1 output is decoded once, and validated, when it is accepted (a
+//! bad one is refused with 400 before it takes a slot). The decoded output
+//! goes to the task's thread, which loads the parameters and proves it with
+//! [`proofs::snark::prove`] (which checks it again, as it does for every
+//! caller, before proving).
 
 use crate::link::{Link, LinkError};
 use proofs::seal::c1::C1Output;
 use proofs::snark::params::PorepParams;
-use sealing::pipeline::engine::{LocalEngine, ProofEngine};
-use sealing::pipeline::now_ms;
-use sealing::workers::protocol::{
-    Capabilities, HeartbeatRequest, RegisterRequest, WorkerInfo, WorkerTask, PROTOCOL_VERSION,
-};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
-use tracing::{info, info_span, warn};
-
-/// Set to `corrupt-proof` to flip a bit of every proof before it is reported
-/// (fault injection for tests of the daemon's verification).
-pub const FAULT_ENV: &str = "KILN_WORKER_FAULT";
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tracing::{info, info_span, warn, Span};
+use wire::error::ErrorKind;
+use wire::worker::{
+    Capabilities, HeartbeatRequest, RegisterRequest, WorkerInfo, WorkerTask, PROTOCOL_VERSION,
+};
 
 /// Why a task was not taken.
 #[derive(Debug, thiserror::Error)]
@@ -64,38 +66,33 @@ pub struct NodeConfig {
     pub capabilities: Capabilities,
 }
 
-/// A worker process.
+/// A running worker.
 pub struct Node {
     config: NodeConfig,
     instance: String,
     link: Link,
-    engine: LocalEngine,
     tasks: Mutex<HashMap<u64, Held>>,
     registered: AtomicBool,
-    corrupt_proofs: bool,
+    /// The worker's span: parent of every task's span.
+    span: Span,
+}
+
+/// Milliseconds since the Unix epoch.
+fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
 impl Node {
-    /// A worker with a fresh instance id, calling its daemon through `agent`.
-    pub fn new(config: NodeConfig, agent: ureq::Agent) -> Self {
-        let engine = LocalEngine {
-            param_dir: config.param_dir.clone(),
-            // C2 reads no parent cache; the default keeps the engine's paths honest.
-            parent_cache_dir: sealing::dirs::parent_cache_dir(),
-            labeling: Default::default(),
-        };
-        let corrupt_proofs = std::env::var(FAULT_ENV).is_ok_and(|v| v == "corrupt-proof");
-        if corrupt_proofs {
-            warn!("fault injection: every proof will be corrupted before it is reported");
-        }
+    /// A worker with a fresh instance id, calling its daemon through `agent`;
+    /// its tasks' spans are children of `span`.
+    pub fn new(config: NodeConfig, agent: ureq::Agent, span: Span) -> Self {
         Self {
             link: Link::new(&config.miner, &config.token, agent),
             instance: hex::encode(rand::random::<[u8; 8]>()),
-            engine,
             config,
             tasks: Mutex::new(HashMap::new()),
             registered: AtomicBool::new(false),
-            corrupt_proofs,
+            span,
         }
     }
 
@@ -165,14 +162,11 @@ impl Node {
             held.insert(id, entry);
         }
         let node = self.clone();
-        let body = body.to_vec();
-        let span = info_span!("task", id, sector = c1.identity.sector_id, kind = "c2");
+        let sector_id = c1.identity.sector_id;
+        let span = info_span!(parent: &self.span, "task", task_id = id, kind = "c2", sector_id);
         std::thread::Builder::new()
             .name(format!("c2-task-{id}"))
-            .spawn(move || {
-                let _g = span.enter();
-                node.prove_and_report(id, &body, &cancelled);
-            })
+            .spawn(move || span.in_scope(|| node.prove_and_report(id, &c1, &cancelled)))
             .map_err(|e| {
                 self.held().remove(&id);
                 TaskRefused::Precondition(format!("cannot start a task thread: {e}"))
@@ -180,13 +174,16 @@ impl Node {
         Ok(())
     }
 
-    fn prove_and_report(&self, id: u64, c1: &[u8], cancelled: &AtomicBool) {
+    /// C2 of an accepted (decoded and validated) C1 output.
+    fn prove(&self, c1: &C1Output) -> Result<Vec<u8>, proofs::Error> {
+        let proving = PorepParams::new(&self.config.param_dir, c1.identity.sector_size).load_proving()?;
+        proofs::snark::prove(c1, &proving)
+    }
+
+    fn prove_and_report(&self, id: u64, c1: &C1Output, cancelled: &AtomicBool) {
         info!("C2 started");
-        let result = self.engine.c2(c1).map(|mut proof| {
-            if self.corrupt_proofs {
-                let i = proof.len() / 2;
-                proof[i] ^= 0x01;
-            }
+        let result = self.prove(c1).map(|mut proof| {
+            crate::failpoints::corrupt_proof(&mut proof);
             proof
         });
         match &result {
@@ -249,13 +246,23 @@ impl Node {
         Ok(r.heartbeat_ms)
     }
 
-    /// Registers, then heartbeats until `stop`; registers again when the daemon
-    /// forgets this worker or restarts.
-    pub fn run_link(&self, stop: &AtomicBool) {
+    /// Marks every task held as cancelled: no result is delivered after this
+    /// (one being delivered now may still arrive).
+    pub fn abandon_all(&self) {
+        for h in self.held().values() {
+            h.cancelled.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// Registers, then heartbeats until `stop` receives or its sender is
+    /// dropped; registers again when the daemon forgets this worker or restarts.
+    pub fn run_link(&self, stop: &Receiver<()>) {
+        // Waits `d`; true when the link should stop.
+        let stopped = |d: Duration| !matches!(stop.recv_timeout(d), Err(RecvTimeoutError::Timeout));
         let mut heartbeat = Duration::from_secs(2);
         let mut daemon: Option<String> = None;
         let mut last_problem = String::new();
-        while !stop.load(Ordering::Relaxed) {
+        loop {
             if !self.registered.load(Ordering::Relaxed) {
                 match self.register() {
                     Ok(ms) => {
@@ -268,7 +275,9 @@ impl Node {
                             warn!(error = %text, "cannot register; retrying");
                             last_problem = text;
                         }
-                        std::thread::sleep(Duration::from_secs(1));
+                        if stopped(Duration::from_secs(1)) {
+                            return;
+                        }
                         continue;
                     }
                 }
@@ -288,7 +297,7 @@ impl Node {
                     }
                     daemon = Some(r.daemon_instance);
                 }
-                Err(LinkError::Refused { kind, .. }) if kind == "not_registered" => {
+                Err(LinkError::Refused { kind: ErrorKind::NotRegistered, .. }) => {
                     info!("the daemon does not know this worker; registering again");
                     self.registered.store(false, Ordering::Relaxed);
                     continue;
@@ -301,12 +310,14 @@ impl Node {
                     }
                 }
             }
-            std::thread::sleep(heartbeat);
+            if stopped(heartbeat) {
+                return;
+            }
         }
     }
 
     /// The dispatch key the daemon must present.
     pub fn dispatch_key(&self) -> String {
-        sealing::workers::protocol::dispatch_key(&self.config.token)
+        wire::worker::dispatch_key(&self.config.token)
     }
 }

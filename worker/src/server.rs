@@ -16,9 +16,10 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
-use sealing::api::{ApiErrorBody, API_PREFIX};
-use sealing::workers::protocol::{same_secret, TaskAccepted, WorkerInfo};
 use std::sync::Arc;
+use wire::api::API_PREFIX;
+use wire::error::{ApiErrorBody, ErrorKind};
+use wire::worker::{same_secret, TaskAccepted, WorkerInfo};
 
 struct Ctx {
     node: Arc<Node>,
@@ -26,11 +27,11 @@ struct Ctx {
     max_task_bytes: usize,
 }
 
-struct Failure(StatusCode, &'static str, String);
+struct Failure(StatusCode, ErrorKind, String);
 
 impl IntoResponse for Failure {
     fn into_response(self) -> Response {
-        (self.0, Json(ApiErrorBody { kind: self.1.into(), message: self.2 })).into_response()
+        (self.0, Json(ApiErrorBody { kind: self.1, message: self.2 })).into_response()
     }
 }
 
@@ -48,7 +49,7 @@ pub fn router(node: Arc<Node>, max_task_bytes: usize) -> Router {
         .with_state(ctx);
     Router::new()
         .nest(API_PREFIX, api)
-        .fallback(|| async { Failure(StatusCode::NOT_FOUND, "not_found", "no such endpoint".into()) })
+        .fallback(|| async { Failure(StatusCode::NOT_FOUND, ErrorKind::NotFound, "no such endpoint".into()) })
 }
 
 async fn authenticate(State(ctx): State<Arc<Ctx>>, request: Request, next: Next) -> Response {
@@ -59,11 +60,13 @@ async fn authenticate(State(ctx): State<Arc<Ctx>>, request: Request, next: Next)
         .and_then(|v| v.strip_prefix("Bearer "));
     match given {
         Some(k) if same_secret(k.as_bytes(), ctx.key.as_bytes()) => next.run(request).await,
-        Some(_) => Failure(StatusCode::UNAUTHORIZED, "unauthenticated", "invalid dispatch key".into())
-            .into_response(),
+        Some(_) => {
+            Failure(StatusCode::UNAUTHORIZED, ErrorKind::Unauthenticated, "invalid dispatch key".into())
+                .into_response()
+        }
         None => Failure(
             StatusCode::UNAUTHORIZED,
-            "unauthenticated",
+            ErrorKind::Unauthenticated,
             "missing `Authorization: Bearer <dispatch key>` (derived from this worker's token)".into(),
         )
         .into_response(),
@@ -82,7 +85,7 @@ async fn refuse_announced_oversize(State(ctx): State<Arc<Ctx>>, request: Request
     match announced {
         Some(len) if len > ctx.max_task_bytes as u64 => Failure(
             StatusCode::PAYLOAD_TOO_LARGE,
-            "too_large",
+            ErrorKind::TooLarge,
             format!("task body of {len} bytes exceeds this worker's limit of {} bytes", ctx.max_task_bytes),
         )
         .into_response(),
@@ -98,7 +101,7 @@ fn task_id(raw: &str) -> Result<u64, Failure> {
     raw.parse().map_err(|_| {
         Failure(
             StatusCode::BAD_REQUEST,
-            "invalid_argument",
+            ErrorKind::InvalidArgument,
             format!("task id {raw:?} is not a non-negative integer"),
         )
     })
@@ -111,14 +114,18 @@ async fn take_c2(
 ) -> Result<(StatusCode, Json<TaskAccepted>), Failure> {
     let id = task_id(&id)?;
     let body = body.map_err(|e| {
-        let kind = if e.status() == StatusCode::PAYLOAD_TOO_LARGE { "too_large" } else { "invalid_argument" };
+        let kind = if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ErrorKind::TooLarge
+        } else {
+            ErrorKind::InvalidArgument
+        };
         Failure(e.status(), kind, e.body_text())
     })?;
     let node = ctx.node.clone();
     // Decoding and validating a large C1 output takes a while: off the async threads.
     let accepted = tokio::task::spawn_blocking(move || node.accept_c2(id, &body))
         .await
-        .map_err(|e| Failure(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
+        .map_err(|e| Failure(StatusCode::INTERNAL_SERVER_ERROR, ErrorKind::Internal, e.to_string()))?;
     match accepted {
         Ok(()) => {
             tracing::info!(task = id, "C2 task accepted");
@@ -126,10 +133,12 @@ async fn take_c2(
         }
         Err(e) => {
             let (status, kind) = match e {
-                TaskRefused::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid_argument"),
-                TaskRefused::Precondition(_) => (StatusCode::UNPROCESSABLE_ENTITY, "failed_precondition"),
-                TaskRefused::Busy(_) => (StatusCode::TOO_MANY_REQUESTS, "busy"),
-                TaskRefused::Duplicate(_) => (StatusCode::CONFLICT, "conflict"),
+                TaskRefused::Invalid(_) => (StatusCode::BAD_REQUEST, ErrorKind::InvalidArgument),
+                TaskRefused::Precondition(_) => {
+                    (StatusCode::UNPROCESSABLE_ENTITY, ErrorKind::FailedPrecondition)
+                }
+                TaskRefused::Busy(_) => (StatusCode::TOO_MANY_REQUESTS, ErrorKind::Busy),
+                TaskRefused::Duplicate(_) => (StatusCode::CONFLICT, ErrorKind::Conflict),
             };
             tracing::warn!(task = id, error = %e, "task refused");
             Err(Failure(status, kind, e.to_string()))
@@ -145,6 +154,10 @@ async fn cancel(
     if ctx.node.cancel(id) {
         Ok(Json(serde_json::json!({})))
     } else {
-        Err(Failure(StatusCode::NOT_FOUND, "not_found", format!("task {id} is not held by this worker")))
+        Err(Failure(
+            StatusCode::NOT_FOUND,
+            ErrorKind::NotFound,
+            format!("task {id} is not held by this worker"),
+        ))
     }
 }

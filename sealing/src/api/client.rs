@@ -1,9 +1,8 @@
 //! A blocking client of the daemon's API (what the `kiln` CLI uses).
 
 use super::*;
-use crate::pipeline::packing::AddedPiece;
 use serde::de::DeserializeOwned;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// Where a running daemon writes its API address, in its data directory.
@@ -34,14 +33,14 @@ pub enum ClientError {
     },
     /// A certificate to trust cannot be used.
     #[error(transparent)]
-    Tls(#[from] crate::tls::TlsError),
+    Tls(#[from] wire::tls::TlsError),
     /// The daemon answered with an error.
     #[error("{message} ({kind}, HTTP {status})")]
     Api {
         /// The HTTP status.
         status: u16,
         /// The error kind.
-        kind: String,
+        kind: ErrorKind,
         /// The daemon's message.
         message: String,
     },
@@ -66,7 +65,7 @@ impl Client {
 
     /// A client of the daemon at `url` that also trusts the PEM certificates in `ca`.
     pub fn with_ca(url: &str, token: &str, ca: &Path) -> Result<Self, ClientError> {
-        Ok(Self::with_agent(url, token, crate::tls::agent(CALL_TIMEOUT, Some(ca))?))
+        Ok(Self::with_agent(url, token, wire::tls::agent(CALL_TIMEOUT, Some(ca))?))
     }
 
     fn with_agent(url: &str, token: &str, agent: ureq::Agent) -> Self {
@@ -126,6 +125,10 @@ impl Client {
         self.call(self.agent.post(&format!("{}{API_PREFIX}{path}", self.url)), Some(body))
     }
 
+    /// The daemon's own state (paused task kinds).
+    pub fn status(&self) -> Result<DaemonStatus, ClientError> {
+        self.get("/status")
+    }
     /// Every sector.
     pub fn sectors(&self) -> Result<Vec<SectorListEntry>, ClientError> {
         self.get("/sectors")
@@ -144,7 +147,7 @@ impl Client {
         self.post("/sectors/add-piece", serde_json::to_value(req).expect("serialises"))
     }
     /// Asks for a sector's removal.
-    pub fn remove(&self, number: u64) -> Result<crate::store::SectorRow, ClientError> {
+    pub fn remove(&self, number: u64) -> Result<SectorView, ClientError> {
         self.post(&format!("/sectors/{number}/remove"), serde_json::json!({}))
     }
     /// The chain's head.
@@ -160,7 +163,7 @@ impl Client {
         self.get("/workers")
     }
     /// Every task, or one sector's.
-    pub fn tasks(&self, sector: Option<u64>) -> Result<Vec<crate::store::TaskRow>, ClientError> {
+    pub fn tasks(&self, sector: Option<u64>) -> Result<Vec<TaskView>, ClientError> {
         match sector {
             Some(n) => self.get(&format!("/tasks?sector={n}")),
             None => self.get("/tasks"),
@@ -176,7 +179,7 @@ impl Client {
         self.post(&format!("/auth/worker-tokens/{name}/revoke"), serde_json::json!({}))
     }
     /// Every worker token (names and dates; never the secrets).
-    pub fn worker_tokens(&self) -> Result<Vec<crate::store::TokenRow>, ClientError> {
+    pub fn worker_tokens(&self) -> Result<Vec<TokenView>, ClientError> {
         self.get("/auth/worker-tokens")
     }
 }

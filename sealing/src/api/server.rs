@@ -1,11 +1,12 @@
 //! The API's HTTP server (axum).
 
+use super::views::{self, worker_view};
 use super::*;
+use crate::ledger::SharedLedger;
 use crate::lifecycle::SectorEvent;
 use crate::pipeline::packing::{self, PackingError};
-use crate::pipeline::{lock, now_ms, PipelineConfig, ProgressMap, SharedLedger};
-use crate::store::{StoreError, TaskRow, TokenRow};
-use crate::workers::protocol::{self as wire, PROTOCOL_VERSION};
+use crate::pipeline::{PauseMap, PipelineConfig, ProgressMap};
+use crate::store::{StoreError, TokenRow};
 use crate::workers::scheduler::worker_state;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, JsonRejection};
@@ -16,6 +17,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use std::sync::Arc;
+use wire::worker::{self as protocol, PROTOCOL_VERSION};
 
 /// What the handlers share.
 pub struct ApiContext {
@@ -25,6 +27,8 @@ pub struct ApiContext {
     pub config: PipelineConfig,
     /// Running tasks' progress.
     pub progress: ProgressMap,
+    /// Task kinds paused by a node fault.
+    pub paused: PauseMap,
     /// The daemon's own bearer token.
     pub token: String,
     /// This daemon process's random id (workers re-register when it changes).
@@ -39,11 +43,11 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, kind: &str, message: impl Into<String>) -> Self {
-        Self { status, body: ApiErrorBody { kind: kind.into(), message: message.into() } }
+    fn new(status: StatusCode, kind: ErrorKind, message: impl Into<String>) -> Self {
+        Self { status, body: ApiErrorBody { kind, message: message.into() } }
     }
     fn invalid(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "invalid_argument", message)
+        Self::new(StatusCode::BAD_REQUEST, ErrorKind::InvalidArgument, message)
     }
 }
 
@@ -57,19 +61,19 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::UnknownSector(_) | StoreError::UnknownWorker(_) => {
-                Self::new(StatusCode::NOT_FOUND, "not_found", e.to_string())
+                Self::new(StatusCode::NOT_FOUND, ErrorKind::NotFound, e.to_string())
             }
             StoreError::Transition { .. } | StoreError::NotPacking { .. } | StoreError::Conflict(_) => {
-                Self::new(StatusCode::CONFLICT, "conflict", e.to_string())
+                Self::new(StatusCode::CONFLICT, ErrorKind::Conflict, e.to_string())
             }
-            _ => Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()),
+            _ => Self::new(StatusCode::INTERNAL_SERVER_ERROR, ErrorKind::Internal, e.to_string()),
         }
     }
 }
 
 impl From<crate::chain::ChainError> for ApiError {
     fn from(e: crate::chain::ChainError) -> Self {
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, ErrorKind::Internal, e.to_string())
     }
 }
 
@@ -84,14 +88,22 @@ impl From<PackingError> for ApiError {
 
 impl From<JsonRejection> for ApiError {
     fn from(e: JsonRejection) -> Self {
-        let kind = if e.status() == StatusCode::PAYLOAD_TOO_LARGE { "too_large" } else { "invalid_argument" };
+        let kind = if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ErrorKind::TooLarge
+        } else {
+            ErrorKind::InvalidArgument
+        };
         Self::new(e.status(), kind, e.body_text())
     }
 }
 
 impl From<BytesRejection> for ApiError {
     fn from(e: BytesRejection) -> Self {
-        let kind = if e.status() == StatusCode::PAYLOAD_TOO_LARGE { "too_large" } else { "invalid_argument" };
+        let kind = if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ErrorKind::TooLarge
+        } else {
+            ErrorKind::InvalidArgument
+        };
         Self::new(e.status(), kind, e.body_text())
     }
 }
@@ -103,6 +115,7 @@ type ApiResult<T> = Result<Json<T>, ApiError>;
 /// (`/v0/worker/*`) behind worker tokens.
 pub fn router(ctx: Arc<ApiContext>) -> Router {
     let operator = Router::new()
+        .route("/status", get(status))
         .route("/sectors", get(list_sectors))
         .route("/sectors/pledge", post(pledge))
         .route("/sectors/add-piece", post(add_piece))
@@ -118,16 +131,19 @@ pub fn router(ctx: Arc<ApiContext>) -> Router {
     let workers = Router::new()
         .route("/register", post(register))
         .route("/heartbeat", post(heartbeat))
-        .route("/tasks/:id/result", post(report_result).layer(DefaultBodyLimit::max(wire::MAX_RESULT_BYTES)))
+        .route(
+            "/tasks/:id/result",
+            post(report_result).layer(DefaultBodyLimit::max(protocol::MAX_RESULT_BYTES)),
+        )
         .route("/tasks/:id/failure", post(report_failure))
         .layer(middleware::from_fn_with_state(ctx.clone(), require_worker));
     let api = operator
-        .nest(wire::DAEMON_WORKER_PATH, workers)
+        .nest(protocol::DAEMON_WORKER_PATH, workers)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(ctx);
-    Router::new()
-        .nest(API_PREFIX, api)
-        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such API endpoint") })
+    Router::new().nest(API_PREFIX, api).fallback(|| async {
+        ApiError::new(StatusCode::NOT_FOUND, ErrorKind::NotFound, "no such API endpoint")
+    })
 }
 
 /// Who is calling.
@@ -141,7 +157,7 @@ enum Caller {
 struct WorkerName(String);
 
 fn unauthenticated(message: impl Into<String>) -> ApiError {
-    ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", message)
+    ApiError::new(StatusCode::UNAUTHORIZED, ErrorKind::Unauthenticated, message)
 }
 
 fn bearer(request: &Request) -> Option<String> {
@@ -157,11 +173,11 @@ async fn identify(ctx: &Arc<ApiContext>, given: Option<String>) -> Result<Caller
                  workers use the token from `kiln auth create-worker-token`)",
         )
     })?;
-    if wire::same_secret(given.as_bytes(), ctx.token.as_bytes()) {
+    if protocol::same_secret(given.as_bytes(), ctx.token.as_bytes()) {
         return Ok(Caller::Operator);
     }
-    let hash = wire::token_hash(&given);
-    let owner = blocking(ctx.clone(), move |ctx| Ok(lock(&ctx.ledger).store.token_owner(&hash)?)).await?.0;
+    let hash = protocol::token_hash(&given);
+    let owner = blocking(ctx.clone(), move |ctx| Ok(ctx.ledger.store().token_owner(&hash)?)).await?.0;
     match owner {
         Some(TokenRow { name, revoked_ms: None, .. }) => Ok(Caller::Worker(name)),
         Some(TokenRow { name, .. }) => {
@@ -176,7 +192,7 @@ async fn require_operator(State(ctx): Ctx, request: Request, next: Next) -> Resp
         Ok(Caller::Operator) => next.run(request).await,
         Ok(Caller::Worker(name)) => ApiError::new(
             StatusCode::FORBIDDEN,
-            "forbidden",
+            ErrorKind::Forbidden,
             format!("worker token ({name}) may only register, heartbeat and report tasks"),
         )
         .into_response(),
@@ -192,7 +208,7 @@ async fn require_worker(State(ctx): Ctx, mut request: Request, next: Next) -> Re
         }
         Ok(Caller::Operator) => ApiError::new(
             StatusCode::FORBIDDEN,
-            "forbidden",
+            ErrorKind::Forbidden,
             "worker endpoints take a worker token (kiln auth create-worker-token NAME), not the daemon's",
         )
         .into_response(),
@@ -207,7 +223,7 @@ async fn blocking<T: Send + 'static>(
 ) -> ApiResult<T> {
     tokio::task::spawn_blocking(move || f(&ctx))
         .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, ErrorKind::Internal, e.to_string()))?
         .map(Json)
 }
 
@@ -215,16 +231,26 @@ fn sector_number(raw: &str) -> Result<u64, ApiError> {
     raw.parse().map_err(|_| ApiError::invalid(format!("sector number {raw:?} is not a non-negative integer")))
 }
 
-fn progress_of(ctx: &ApiContext, number: u64) -> Option<crate::pipeline::TaskProgress> {
+fn progress_of(ctx: &ApiContext, number: u64) -> Option<TaskProgress> {
     ctx.progress.lock().unwrap_or_else(|p| p.into_inner()).get(&number).cloned()
+}
+
+async fn status(State(ctx): Ctx) -> ApiResult<DaemonStatus> {
+    let mut paused: Vec<PausedTasks> =
+        ctx.paused.lock().unwrap_or_else(|p| p.into_inner()).values().cloned().collect();
+    paused.sort_by_key(|p| p.kind.name());
+    Ok(Json(DaemonStatus { instance: ctx.instance.clone(), paused }))
 }
 
 async fn list_sectors(State(ctx): Ctx) -> ApiResult<Vec<SectorListEntry>> {
     blocking(ctx, |ctx| {
-        let rows = lock(&ctx.ledger).store.sectors()?;
+        let rows = ctx.ledger.store().sectors()?;
         Ok(rows
             .into_iter()
-            .map(|sector| SectorListEntry { progress: progress_of(ctx, sector.number), sector })
+            .map(|sector| SectorListEntry {
+                progress: progress_of(ctx, sector.number),
+                sector: sector.into(),
+            })
             .collect())
     })
     .await
@@ -233,26 +259,26 @@ async fn list_sectors(State(ctx): Ctx) -> ApiResult<Vec<SectorListEntry>> {
 async fn sector_status(State(ctx): Ctx, UrlPath(number): UrlPath<String>) -> ApiResult<SectorStatus> {
     let number = sector_number(&number)?;
     blocking(ctx, move |ctx| {
-        let mut l = lock(&ctx.ledger);
-        let sector = l.store.sector(number)?.ok_or(StoreError::UnknownSector(number))?;
-        let pieces = l.store.pieces(number)?;
-        let events = l.store.events(number)?;
-        let tasks = l.store.tasks(Some(number))?;
-        let now = now_ms();
-        let on_chain = l.chain.precommit(number, now)?;
-        let commit_receipt = match sector.commit_message.as_deref().map(str::parse::<u64>) {
-            Some(Ok(id)) => l.chain.receipt(id, now)?,
-            _ => None,
+        let (sector, pieces, events, tasks) = {
+            let store = ctx.ledger.store();
+            let sector = store.sector(number)?.ok_or(StoreError::UnknownSector(number))?;
+            (sector, store.pieces(number)?, store.events(number)?, store.tasks(Some(number))?)
         };
-        drop(l);
+        let now = ctx.ledger.now_ms();
+        let chain = ctx.ledger.chain();
+        let on_chain = chain.precommit(number, now)?;
+        let commit_receipt = match sector.commit_message {
+            Some(id) => chain.receipt(id, now)?,
+            None => None,
+        };
         Ok(SectorStatus {
             progress: progress_of(ctx, number),
-            sector,
-            pieces,
-            events,
+            sector: sector.into(),
+            pieces: views::all(pieces),
+            events: views::all(events),
             on_chain,
             commit_receipt,
-            tasks,
+            tasks: views::all(tasks),
         })
     })
     .await
@@ -267,7 +293,7 @@ async fn pledge(
         return Err(ApiError::invalid(format!("count {} is not between 1 and 1000", req.count)));
     }
     blocking(ctx, move |ctx| {
-        let sectors = packing::pledge(&ctx.ledger, &ctx.config, req.count, now_ms())?;
+        let sectors = packing::pledge(&ctx.ledger, &ctx.config, req.count, ctx.ledger.now_ms())?;
         tracing::info!(?sectors, "pledged");
         Ok(PledgeResponse { sectors })
     })
@@ -279,35 +305,35 @@ async fn add_piece(
     body: Result<Json<AddPieceRequest>, JsonRejection>,
 ) -> ApiResult<packing::AddedPiece> {
     let Json(req) = body?;
-    blocking(ctx, move |ctx| Ok(packing::add_piece(&ctx.ledger, &ctx.config, &req.path, now_ms())?)).await
+    blocking(ctx, move |ctx| {
+        Ok(packing::add_piece(&ctx.ledger, &ctx.config, &req.path, ctx.ledger.now_ms())?)
+    })
+    .await
 }
 
-async fn remove_sector(
-    State(ctx): Ctx,
-    UrlPath(number): UrlPath<String>,
-) -> ApiResult<crate::store::SectorRow> {
+async fn remove_sector(State(ctx): Ctx, UrlPath(number): UrlPath<String>) -> ApiResult<SectorView> {
     let number = sector_number(&number)?;
-    blocking(ctx, move |ctx| Ok(lock(&ctx.ledger).store.apply(number, &SectorEvent::Remove, now_ms())?)).await
+    blocking(ctx, move |ctx| {
+        let now = ctx.ledger.now_ms();
+        Ok(ctx.ledger.store().apply(number, &SectorEvent::Remove, now)?.into())
+    })
+    .await
 }
 
 async fn chain_head(State(ctx): Ctx) -> ApiResult<ChainHead> {
     blocking(ctx, |ctx| {
-        let mut l = lock(&ctx.ledger);
-        let now = now_ms();
-        let epoch = l.chain.head(now)?;
-        let messages = l.chain.messages(now)?;
-        Ok(ChainHead {
-            epoch,
-            messages: messages.len() as u64,
-            executed: messages.iter().filter(|m| m.2.is_some()).count() as u64,
-        })
+        let now = ctx.ledger.now_ms();
+        let chain = ctx.ledger.chain();
+        let epoch = chain.head(now)?;
+        let (messages, executed) = chain.message_counts(now)?;
+        Ok(ChainHead { epoch, messages, executed })
     })
     .await
 }
 
 async fn chain_messages(State(ctx): Ctx) -> ApiResult<Vec<ChainMessage>> {
     blocking(ctx, |ctx| {
-        let messages = lock(&ctx.ledger).chain.messages(now_ms())?;
+        let messages = ctx.ledger.chain().messages(ctx.ledger.now_ms())?;
         Ok(messages.into_iter().map(|(id, message, receipt)| ChainMessage { id, message, receipt }).collect())
     })
     .await
@@ -315,20 +341,18 @@ async fn chain_messages(State(ctx): Ctx) -> ApiResult<Vec<ChainMessage>> {
 
 async fn list_workers(State(ctx): Ctx) -> ApiResult<Vec<WorkerView>> {
     blocking(ctx, |ctx| {
-        let l = lock(&ctx.ledger);
-        let (workers, open) = (l.store.workers()?, l.store.open_tasks()?);
-        drop(l);
-        let now = now_ms();
+        let (workers, open) = {
+            let store = ctx.ledger.store();
+            (store.workers()?, store.open_tasks()?)
+        };
+        let now = ctx.ledger.now_ms();
         Ok(workers
             .into_iter()
-            .map(|worker| WorkerView {
-                state: worker_state(&worker, now, ctx.config.workers.lease_ms),
-                tasks: open
-                    .iter()
-                    .filter(|t| t.worker.as_ref() == Some(&worker.name))
-                    .map(|t| t.id)
-                    .collect(),
-                worker,
+            .map(|worker| {
+                let state = worker_state(&worker, now, ctx.config.workers.lease_ms);
+                let tasks =
+                    open.iter().filter(|t| t.worker.as_ref() == Some(&worker.name)).map(|t| t.id).collect();
+                worker_view(worker, state, tasks)
             })
             .collect())
     })
@@ -344,13 +368,13 @@ struct TaskQuery {
 async fn list_tasks(
     State(ctx): Ctx,
     query: Result<Query<TaskQuery>, axum::extract::rejection::QueryRejection>,
-) -> ApiResult<Vec<TaskRow>> {
+) -> ApiResult<Vec<TaskView>> {
     let Query(q) = query.map_err(|e| ApiError::invalid(e.body_text()))?;
-    blocking(ctx, move |ctx| Ok(lock(&ctx.ledger).store.tasks(q.sector)?)).await
+    blocking(ctx, move |ctx| Ok(views::all(ctx.ledger.store().tasks(q.sector)?))).await
 }
 
-async fn list_tokens(State(ctx): Ctx) -> ApiResult<Vec<TokenRow>> {
-    blocking(ctx, |ctx| Ok(lock(&ctx.ledger).store.worker_tokens()?)).await
+async fn list_tokens(State(ctx): Ctx) -> ApiResult<Vec<TokenView>> {
+    blocking(ctx, |ctx| Ok(views::all(ctx.ledger.store().worker_tokens()?))).await
 }
 
 async fn create_token(
@@ -358,14 +382,15 @@ async fn create_token(
     body: Result<Json<CreateWorkerToken>, JsonRejection>,
 ) -> ApiResult<WorkerToken> {
     let Json(req) = body?;
-    wire::check_worker_name(&req.name).map_err(ApiError::invalid)?;
+    protocol::check_worker_name(&req.name).map_err(ApiError::invalid)?;
     blocking(ctx, move |ctx| {
-        let token = wire::new_worker_token();
-        lock(&ctx.ledger).store.create_worker_token(
+        let token = protocol::new_worker_token();
+        let now = ctx.ledger.now_ms();
+        ctx.ledger.store().create_worker_token(
             &req.name,
-            &wire::token_hash(&token),
-            &wire::dispatch_key(&token),
-            now_ms(),
+            &protocol::token_hash(&token),
+            &protocol::dispatch_key(&token),
+            now,
         )?;
         tracing::info!(worker = %req.name, "worker token created");
         Ok(WorkerToken { name: req.name, token })
@@ -375,7 +400,8 @@ async fn create_token(
 
 async fn revoke_token(State(ctx): Ctx, UrlPath(name): UrlPath<String>) -> ApiResult<Revoked> {
     blocking(ctx, move |ctx| {
-        let expired_tasks = lock(&ctx.ledger).store.revoke_worker_token(&name, now_ms())?;
+        let now = ctx.ledger.now_ms();
+        let expired_tasks = ctx.ledger.store().revoke_worker_token(&name, now)?;
         tracing::warn!(worker = %name, ?expired_tasks, "worker token revoked");
         Ok(Revoked { name, expired_tasks })
     })
@@ -385,13 +411,13 @@ async fn revoke_token(State(ctx): Ctx, UrlPath(name): UrlPath<String>) -> ApiRes
 async fn register(
     State(ctx): Ctx,
     Extension(WorkerName(name)): Extension<WorkerName>,
-    body: Result<Json<wire::RegisterRequest>, JsonRejection>,
-) -> ApiResult<wire::RegisterResponse> {
+    body: Result<Json<protocol::RegisterRequest>, JsonRejection>,
+) -> ApiResult<protocol::RegisterResponse> {
     let Json(req) = body?;
     if req.protocol != PROTOCOL_VERSION {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
-            "invalid_argument",
+            ErrorKind::InvalidArgument,
             format!("worker speaks protocol {}, this daemon speaks {PROTOCOL_VERSION}", req.protocol),
         ));
     }
@@ -405,15 +431,11 @@ async fn register(
         return Err(ApiError::invalid("capabilities.slots must be at least 1"));
     }
     blocking(ctx, move |ctx| {
-        let expired = lock(&ctx.ledger).store.register_worker(
-            &name,
-            &req.instance,
-            &req.url,
-            &req.capabilities,
-            now_ms(),
-        )?;
+        let now = ctx.ledger.now_ms();
+        let expired =
+            ctx.ledger.store().register_worker(&name, &req.instance, &req.url, &req.capabilities, now)?;
         tracing::info!(worker = %name, url = %req.url, version = %req.version, ?expired, "worker registered");
-        Ok(wire::RegisterResponse {
+        Ok(protocol::RegisterResponse {
             name,
             daemon_instance: ctx.instance.clone(),
             heartbeat_ms: ctx.config.workers.heartbeat_ms,
@@ -426,17 +448,17 @@ async fn register(
 async fn heartbeat(
     State(ctx): Ctx,
     Extension(WorkerName(name)): Extension<WorkerName>,
-    body: Result<Json<wire::HeartbeatRequest>, JsonRejection>,
-) -> ApiResult<wire::HeartbeatResponse> {
+    body: Result<Json<protocol::HeartbeatRequest>, JsonRejection>,
+) -> ApiResult<protocol::HeartbeatResponse> {
     let Json(req) = body?;
     blocking(ctx, move |ctx| {
-        let now = now_ms();
+        let now = ctx.ledger.now_ms();
         let lease = now + ctx.config.workers.lease_ms as i64;
-        match lock(&ctx.ledger).store.worker_heartbeat(&name, &req.instance, &req.running, lease, now) {
-            Ok(drop) => Ok(wire::HeartbeatResponse { daemon_instance: ctx.instance.clone(), drop }),
+        match ctx.ledger.store().worker_heartbeat(&name, &req.instance, &req.running, lease, now) {
+            Ok(drop) => Ok(protocol::HeartbeatResponse { daemon_instance: ctx.instance.clone(), drop }),
             Err(StoreError::UnknownWorker(_)) => Err(ApiError::new(
                 StatusCode::NOT_FOUND,
-                "not_registered",
+                ErrorKind::NotRegistered,
                 format!("worker {name:?} instance {:?} is not registered; register first", req.instance),
             )),
             Err(e) => Err(e.into()),
@@ -465,7 +487,8 @@ async fn report_result(
         )));
     }
     blocking(ctx, move |ctx| {
-        lock(&ctx.ledger).store.report_task(id, &name, Ok(&proof), now_ms())?;
+        let now = ctx.ledger.now_ms();
+        ctx.ledger.store().report_task(id, &name, Ok(&proof), now)?;
         tracing::info!(task = id, worker = %name, bytes = proof.len(), "proof reported");
         Ok(serde_json::json!({}))
     })
@@ -476,13 +499,14 @@ async fn report_failure(
     State(ctx): Ctx,
     Extension(WorkerName(name)): Extension<WorkerName>,
     UrlPath(id): UrlPath<String>,
-    body: Result<Json<wire::TaskFailure>, JsonRejection>,
+    body: Result<Json<protocol::TaskFailure>, JsonRejection>,
 ) -> ApiResult<serde_json::Value> {
     let id = task_id(&id)?;
     let Json(failure) = body?;
     blocking(ctx, move |ctx| {
         let message: String = failure.message.chars().take(4096).collect();
-        lock(&ctx.ledger).store.report_task(id, &name, Err(&message), now_ms())?;
+        let now = ctx.ledger.now_ms();
+        ctx.ledger.store().report_task(id, &name, Err(&message), now)?;
         tracing::warn!(task = id, worker = %name, %message, "worker reported a failed task");
         Ok(serde_json::json!({}))
     })

@@ -43,10 +43,12 @@ pub struct RunArgs {
 
 pub fn daemon(args: DaemonArgs) -> Result<()> {
     let config = Config::load(&args.config)?;
-    let daemon = Daemon::start(&config)?;
+    let mut daemon = Daemon::start(&config)?;
     println!("kiln daemon: API at {} (data directory {})", daemon.url(), config.data_dir.display());
-    daemon.wait_for_signal();
+    let outcome = daemon.wait();
     daemon.stop();
+    // A stopped driver exits non-zero, so a supervisor (systemd) restarts the daemon.
+    outcome.context("kiln daemon stopped")?;
     Ok(())
 }
 

@@ -3,8 +3,8 @@
 use anyhow::Result;
 use clap::{Args, Subcommand};
 use sealing::api::client::Client;
+use sealing::api::TaskProgress;
 use sealing::api::{SectorListEntry, SectorStatus};
-use sealing::pipeline::TaskProgress;
 use std::path::PathBuf;
 
 /// Which daemon to talk to.
@@ -190,7 +190,9 @@ pub fn time(ms: i64) -> String {
 /// Prints a sector's status (and its log).
 pub fn print_status(st: &SectorStatus, log: bool) {
     let s = &st.sector;
-    let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+    fn opt<T: std::fmt::Display>(v: &Option<T>) -> String {
+        v.as_ref().map_or_else(|| "-".into(), T::to_string)
+    }
     println!("sector        {}", s.number);
     println!(
         "size          {} ({})",
@@ -238,12 +240,13 @@ pub fn print_status(st: &SectorStatus, log: bool) {
     if log {
         println!("events:");
         for e in &st.events {
-            let detail = match &e.event {
-                sealing::lifecycle::SectorEvent::StepFailed { error } => format!("  error: {error}"),
-                sealing::lifecycle::SectorEvent::CommitRejected { reason } => format!("  rejected: {reason}"),
+            let detail = match (e.field("error"), e.field("disposition"), e.field("reason")) {
+                (Some(error), Some(disposition), _) => format!("  error ({disposition}): {error}"),
+                (Some(error), None, _) => format!("  error: {error}"),
+                (_, _, Some(reason)) => format!("  rejected: {reason}"),
                 _ => String::new(),
             };
-            println!("  {:>3} {}  {:<16} -> {}{detail}", e.seq, time(e.at_ms), e.event.name(), e.state);
+            println!("  {:>3} {}  {:<16} -> {}{detail}", e.seq, time(e.at_ms), e.name(), e.state);
         }
     }
 }

@@ -5,8 +5,8 @@ use super::sectors::{time, RepoArgs};
 use anyhow::Result;
 use clap::Subcommand;
 use sealing::api::client::Client;
+use sealing::api::TaskView;
 use sealing::api::WorkerView;
-use sealing::store::TaskRow;
 
 #[derive(Subcommand)]
 pub enum WorkersCommand {
@@ -113,7 +113,7 @@ fn print_workers(workers: &[WorkerView]) {
         "worker", "state", "tasks", "last heartbeat", "capabilities"
     );
     for v in workers {
-        let w = &v.worker;
+        let w = v;
         let c = &w.capabilities;
         let sizes: Vec<String> = c.params.iter().map(|p| p.sector_size.to_string()).collect();
         let caps = format!(
@@ -146,7 +146,7 @@ fn print_workers(workers: &[WorkerView]) {
 }
 
 /// Prints task rows, one per line.
-pub fn print_tasks(tasks: &[TaskRow]) {
+pub fn print_tasks(tasks: &[TaskView]) {
     println!(
         "{:>6} {:>6}  {:<10} {:<12} {:<11} {:<23}  error",
         "task", "sector", "kind", "where", "state", "started"

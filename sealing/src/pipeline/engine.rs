@@ -1,12 +1,12 @@
 //! The proof engine: the seal phases as the pipeline sees them, behind a
 //! trait so the driver can be tested with a fast double. C1 and C2 are apart
-//! so that C2 can run on a remote worker (`kiln-worker` uses [`LocalEngine::c2`]).
+//! so that C2 can run on a remote worker (which calls the proof core itself).
 
 use proofs::sdr::label_par::LabelingConfig;
 use proofs::sdr::layers::Progress;
 use proofs::seal::{c1, finalize, pc1, pc2, SectorDir, SectorIdentity};
 use proofs::snark::params::PorepParams;
-use proofs::{Commitment, Randomness};
+use proofs::{Commitment, Disposition, Randomness};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -17,9 +17,30 @@ pub enum EngineError {
     /// The proof core failed.
     #[error(transparent)]
     Proofs(#[from] proofs::Error),
-    /// Any other failure (remote workers, test doubles).
-    #[error("{0}")]
-    Other(String),
+    /// A failure known by its text and disposition (one shared by a batch, a
+    /// panicked task, a test double).
+    #[error("{message}")]
+    Failed {
+        /// What went wrong.
+        message: String,
+        /// How the driver handles it.
+        disposition: Disposition,
+    },
+}
+
+impl EngineError {
+    /// A failure with this text and disposition.
+    pub fn failed(message: impl Into<String>, disposition: Disposition) -> Self {
+        Self::Failed { message: message.into(), disposition }
+    }
+
+    /// How the driver handles it (see [`Disposition`]).
+    pub fn disposition(&self) -> Disposition {
+        match self {
+            Self::Proofs(e) => e.disposition(),
+            Self::Failed { disposition, .. } => *disposition,
+        }
+    }
 }
 
 /// What pre-committing a sector needs.
@@ -148,14 +169,14 @@ impl ProofEngine for LocalEngine {
             Err(e) => {
                 // The whole batch failed (cancelled, or its parent cache): every member says so.
                 let cancelled = matches!(e, proofs::Error::Cancelled);
-                let text = e.to_string();
+                let (text, disposition) = (e.to_string(), e.disposition());
                 for i in 0..members.len() {
                     done(
                         i,
                         Err(if cancelled {
                             proofs::Error::Cancelled.into()
                         } else {
-                            EngineError::Other(text.clone())
+                            EngineError::failed(text.clone(), disposition)
                         }),
                     );
                 }

@@ -2,14 +2,15 @@
 //! pieces into open sectors with lotus's placement rules (each piece aligned
 //! to its own size, zero fillers before it and after the last).
 
-use super::{lock, PipelineConfig, SharedLedger};
+use super::PipelineConfig;
+use crate::ledger::SharedLedger;
 use crate::lifecycle::SectorState;
 use crate::store::{NewPiece, PieceTarget, StoreError};
 use proofs::pieces::{commit_piece, place_pieces, unpadded_piece_size};
-use serde::{Deserialize, Serialize};
 use std::fs::File;
 use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
+pub use wire::api::AddedPiece;
 
 /// A piece that cannot be added.
 #[derive(Debug, thiserror::Error)]
@@ -39,21 +40,6 @@ pub enum PackingError {
     Store(#[from] StoreError),
 }
 
-/// Where an added piece went.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AddedPiece {
-    /// The sector it was packed into.
-    pub sector: u64,
-    /// Its position among the sector's pieces.
-    pub index: u64,
-    /// The piece commitment.
-    pub comm_p: String,
-    /// Padded piece size.
-    pub padded_size: u64,
-    /// Bytes in the file.
-    pub raw_len: u64,
-}
-
 /// Creates `count` committed-capacity sectors; the driver seals them at once.
 pub fn pledge(
     ledger: &SharedLedger,
@@ -61,8 +47,8 @@ pub fn pledge(
     count: u32,
     now_ms: i64,
 ) -> Result<Vec<u64>, StoreError> {
-    let mut l = lock(ledger);
-    (0..count).map(|_| l.store.create_sector(config.sector_size, true, now_ms)).collect()
+    let mut store = ledger.store();
+    (0..count).map(|_| store.create_sector(config.sector_size, true, now_ms)).collect()
 }
 
 /// Copies `source` into the data directory and packs it into the oldest open
@@ -108,11 +94,10 @@ pub fn add_piece(
             info.1
         )));
     }
-    let comm_p = info.0.comm_p.to_hex();
+    let comm_p = info.0.comm_p;
 
-    let mut l = lock(ledger);
-    let open: Vec<u64> = l
-        .store
+    let mut store = ledger.store();
+    let open: Vec<u64> = store
         .sectors()?
         .into_iter()
         .filter(|r| {
@@ -122,15 +107,15 @@ pub fn add_piece(
         .collect();
     let mut target = PieceTarget::NewSector(config.sector_size);
     for n in open {
-        let mut sizes: Vec<u64> = l.store.pieces(n)?.iter().map(|p| p.padded_size).collect();
+        let mut sizes: Vec<u64> = store.pieces(n)?.iter().map(|p| p.padded_size).collect();
         sizes.push(padded);
         if place_pieces(&sizes, config.sector_size.bytes()).is_ok() {
             target = PieceTarget::Sector(n);
             break;
         }
     }
-    let piece = NewPiece { path: &copy, raw_len: meta.len(), padded_size: padded, comm_p: &comm_p };
-    match l.store.add_piece(target, &piece, now_ms) {
+    let piece = NewPiece { path: &copy, raw_len: meta.len(), padded_size: padded, comm_p };
+    match store.add_piece(target, &piece, now_ms) {
         Ok((sector, row)) => {
             tracing::info!(sector, index = row.index, %comm_p, "piece added");
             Ok(AddedPiece { sector, index: row.index, comm_p, padded_size: padded, raw_len: meta.len() })
@@ -153,10 +138,10 @@ pub fn remove_orphan_copies(ledger: &SharedLedger, config: &PipelineConfig) -> R
         Err(e) => return Err(PackingError::Piece { path: dir, reason: e.to_string() }),
     };
     let recorded: std::collections::HashSet<PathBuf> = {
-        let l = lock(ledger);
+        let store = ledger.store();
         let mut set = std::collections::HashSet::new();
-        for row in l.store.sectors()? {
-            set.extend(l.store.pieces(row.number)?.into_iter().map(|p| p.path));
+        for row in store.sectors()? {
+            set.extend(store.pieces(row.number)?.into_iter().map(|p| p.path));
         }
         set
     };

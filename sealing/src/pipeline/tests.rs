@@ -1,24 +1,41 @@
 //! The driver against a fast double of the proof engine, with injected faults,
-//! and the real embedded chain (with a fake on-chain verifier).
+//! and the real embedded chain (with a fake on-chain verifier). Time is a
+//! manual clock: a test advances it when the driver waits, and never sleeps.
 
 use super::engine::{BatchMember, EngineError, PreCommitOutput, PreCommitTask, ProofEngine};
 use super::packing::{add_piece, pledge, remove_orphan_copies, PackingError};
+use super::steps::precommit_message;
 use super::*;
-use crate::chain::{EmbeddedChain, EmbeddedChainConfig, Message, EXIT_ILLEGAL_ARGUMENT, EXIT_OK};
+use crate::chain::{
+    EmbeddedChain, EmbeddedChainConfig, Message, MessageId, RandomnessKind, Receipt, EXIT_ILLEGAL_ARGUMENT,
+    EXIT_OK,
+};
+use crate::clock::{Clock, ManualClock};
 use crate::config::{Limits, PackingConfig};
+use crate::ledger::Ledger;
+use crate::lifecycle::SectorState;
+use crate::store::{Store, TaskKind, TaskState};
+use proofs::seal::SectorDir;
+use proofs::snark::SealStatement;
+use proofs::{Commitment, Randomness};
 use std::sync::atomic::AtomicU32;
-use std::time::Instant;
 
 const GOOD: &[u8] = b"good proof";
 
 /// Seals instantly; `fail_pre_commits` PC runs fail first. Records the sectors of
-/// every pre-commit task (a batch, or one sector).
+/// every pre-commit task (a batch, or one sector). C2 reads `params` (when set)
+/// as a parameter file: anything but [`GOOD_PARAMS`] is a corrupt file. C1 fails
+/// once per `c1_failures` entry, with that error, first.
 #[derive(Default)]
 struct FakeEngine {
     fail_pre_commits: AtomicU32,
     commits: AtomicU32,
     batches: Mutex<Vec<Vec<u64>>>,
+    params: Mutex<Option<PathBuf>>,
+    c1_failures: Mutex<Vec<proofs::Error>>,
 }
+
+const GOOD_PARAMS: &[u8] = b"good parameters";
 
 impl ProofEngine for FakeEngine {
     fn pre_commit_batch(
@@ -43,7 +60,7 @@ impl ProofEngine for FakeEngine {
     ) -> Result<PreCommitOutput, EngineError> {
         if self.fail_pre_commits.load(Ordering::SeqCst) > 0 {
             self.fail_pre_commits.fetch_sub(1, Ordering::SeqCst);
-            return Err(EngineError::Other("injected PC failure".into()));
+            return Err(EngineError::failed("injected PC failure", Disposition::Temporary));
         }
         std::fs::create_dir_all(dir.root()).unwrap();
         std::fs::write(dir.root().join("replica"), b"r").unwrap();
@@ -51,9 +68,23 @@ impl ProofEngine for FakeEngine {
         Ok(PreCommitOutput { comm_d: Commitment([n; 32]), comm_r: Commitment([n + 100; 32]) })
     }
     fn c1(&self, _: &SectorDir, seed: &Randomness) -> Result<Vec<u8>, EngineError> {
+        if let Some(e) = self.c1_failures.lock().unwrap().pop() {
+            return Err(e.into());
+        }
         Ok(seed.0.to_vec())
     }
     fn c2(&self, _: &[u8]) -> Result<Vec<u8>, EngineError> {
+        if let Some(path) = self.params.lock().unwrap().clone() {
+            let bytes = std::fs::read(&path).map_err(proofs::Error::io("read", &path))?;
+            if bytes != GOOD_PARAMS {
+                return Err(proofs::Error::ParamsDigest {
+                    path,
+                    expected: hex::encode(GOOD_PARAMS),
+                    found: hex::encode(&bytes),
+                }
+                .into());
+            }
+        }
         self.commits.fetch_add(1, Ordering::SeqCst);
         Ok(GOOD.to_vec())
     }
@@ -68,7 +99,7 @@ struct FakeVerifier {
 }
 
 impl SealVerifier for FakeVerifier {
-    fn verify(&self, _: &SealStatement, proof: &[u8]) -> Result<bool, String> {
+    fn verify(&self, _: &SealStatement, proof: &[u8]) -> Result<bool, proofs::Error> {
         if self.reject_first.load(Ordering::SeqCst) > 0 {
             self.reject_first.fetch_sub(1, Ordering::SeqCst);
             return Ok(false);
@@ -78,12 +109,20 @@ impl SealVerifier for FakeVerifier {
 }
 
 struct Rig {
+    // Serialises tests that arm fail points (they are process-wide) and clears them after.
+    _failpoints: fail::FailScenario<'static>,
     _tmp: tempfile::TempDir,
     ledger: SharedLedger,
+    clock: Arc<ManualClock>,
     pipeline: Pipeline,
     engine: Arc<FakeEngine>,
     config: PipelineConfig,
 }
+
+/// The manual clock's start: any fixed time.
+const START_MS: i64 = 1_700_000_000_000;
+/// How far the clock moves when the driver waits for time to pass.
+const STEP_MS: i64 = 5;
 
 fn rig(max_attempts: u32, chain_rejects: u32, packing_wait_ms: u64) -> Rig {
     rig_with(max_attempts, chain_rejects, packing_wait_ms, |_| {})
@@ -95,7 +134,9 @@ fn rig_with(
     packing_wait_ms: u64,
     tweak: impl FnOnce(&mut PipelineConfig),
 ) -> Rig {
+    let failpoints = fail::FailScenario::setup();
     let tmp = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(START_MS));
     let retry = RetryPolicy {
         max_attempts,
         base_backoff: Duration::from_millis(5),
@@ -105,8 +146,8 @@ fn rig_with(
     let store = Store::open(&db, retry).unwrap();
     let chain_config = EmbeddedChainConfig { block_time_ms: 20, seed_delay: 1, ..Default::default() };
     let verifier = Box::new(FakeVerifier { reject_first: Arc::new(AtomicU32::new(chain_rejects)) });
-    let chain = EmbeddedChain::open(&db, chain_config, verifier, now_ms()).unwrap();
-    let ledger = Arc::new(Mutex::new(Ledger { store, chain: Box::new(chain) }));
+    let chain = EmbeddedChain::open(&db, chain_config, verifier, clock.as_ref()).unwrap();
+    let ledger = Ledger::new(store, Box::new(chain), clock.clone());
     let config = PipelineConfig {
         data_dir: tmp.path().to_path_buf(),
         sector_size: SectorSize::KiB2,
@@ -114,49 +155,74 @@ fn rig_with(
         limits: Limits::default(),
         packing: PackingConfig { wait_ms: packing_wait_ms, keep_unsealed: true },
         retry,
+        node_fault_probe: Duration::from_millis(1_000),
         tick: Duration::from_millis(2),
         workers: crate::config::WorkersConfig::default(),
     };
     let mut config = config;
     tweak(&mut config);
     let engine = Arc::new(FakeEngine::default());
-    let local = Box::new(FakeVerifier { reject_first: Arc::new(AtomicU32::new(0)) });
+    let local = Arc::new(FakeVerifier { reject_first: Arc::new(AtomicU32::new(0)) });
     let pipeline = Pipeline::new(ledger.clone(), engine.clone(), local, config.clone());
-    Rig { _tmp: tmp, ledger, pipeline, engine, config }
+    Rig { _failpoints: failpoints, _tmp: tmp, ledger, clock, pipeline, engine, config }
 }
 
 impl Rig {
     fn state(&self, n: u64) -> SectorState {
-        lock(&self.ledger).store.sector(n).unwrap().unwrap().lifecycle.state
+        self.ledger.store().sector(n).unwrap().unwrap().lifecycle.state
     }
 
-    /// Ticks until sector `n` is in `state` (panics after 10 s).
-    fn drive_to(&mut self, n: u64, state: SectorState) {
-        let start = Instant::now();
-        while self.state(n) != state {
-            assert!(start.elapsed() < Duration::from_secs(10), "sector {n} stuck in {}", self.state(n));
-            self.pipeline.tick();
-            std::thread::sleep(Duration::from_millis(2));
+    fn now(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    /// One driver pass; then, if a task runs, waits for it to finish (work, not
+    /// time), else moves the clock on a step.
+    fn turn(&mut self) {
+        self.pipeline.tick();
+        if self.pipeline.busy() {
+            self.pipeline.await_task(Duration::from_secs(5));
+        } else {
+            self.clock.advance(STEP_MS);
         }
     }
 
-    fn messages(&self) -> Vec<(u64, Message, Option<crate::chain::Receipt>)> {
-        lock(&self.ledger).chain.messages(now_ms()).unwrap()
+    /// Turns until sector `n` is in `state` (panics after 20,000 turns).
+    fn drive_to(&mut self, n: u64, state: SectorState) {
+        for _ in 0..20_000 {
+            if self.state(n) == state {
+                return;
+            }
+            self.turn();
+        }
+        panic!("sector {n} stuck in {}", self.state(n));
+    }
+
+    /// Turns until the manual clock has moved `ms` on.
+    fn pass(&mut self, ms: i64) {
+        let until = self.now() + ms;
+        while self.now() < until {
+            self.turn();
+        }
+    }
+
+    fn messages(&self) -> Vec<(MessageId, Message, Option<Receipt>)> {
+        self.ledger.chain().messages(self.now()).unwrap()
     }
 
     fn event_names(&self, n: u64) -> Vec<&'static str> {
-        lock(&self.ledger).store.events(n).unwrap().iter().map(|e| e.event.name()).collect()
+        self.ledger.store().events(n).unwrap().iter().map(|e| e.event.name()).collect()
     }
 }
 
-fn count(messages: &[(u64, Message, Option<crate::chain::Receipt>)], precommit: bool) -> usize {
+fn count(messages: &[(MessageId, Message, Option<Receipt>)], precommit: bool) -> usize {
     messages.iter().filter(|m| matches!(m.1, Message::PreCommit { .. }) == precommit).count()
 }
 
 #[test]
 fn pledged_sectors_reach_proving_with_one_message_each() {
     let mut r = rig(3, 0, 60_000);
-    let sectors = pledge(&r.ledger, &r.config, 2, now_ms()).unwrap();
+    let sectors = pledge(&r.ledger, &r.config, 2, r.now()).unwrap();
     assert_eq!(sectors, [1, 2]);
     for n in sectors {
         r.drive_to(n, SectorState::Proving);
@@ -180,7 +246,7 @@ fn pledged_sectors_reach_proving_with_one_message_each() {
     assert_eq!((count(&messages, true), count(&messages, false)), (2, 2));
     assert!(messages.iter().all(|m| m.2.as_ref().unwrap().exit_code == EXIT_OK));
     for n in [1, 2] {
-        lock(&r.ledger).store.check_replay(n).unwrap();
+        r.ledger.store().check_replay(n).unwrap();
         assert_eq!(std::fs::read(r.config.proof_path(n)).unwrap(), GOOD);
     }
 }
@@ -192,7 +258,7 @@ fn pledged_sectors_reach_proving_with_one_message_each() {
 fn sectors_ready_together_are_pre_committed_as_batches() {
     let mut r = rig_with(3, 0, 60_000, |c| c.limits.pc1_batch = 3);
     r.engine.fail_pre_commits.store(1, Ordering::SeqCst);
-    let sectors = pledge(&r.ledger, &r.config, 5, now_ms()).unwrap();
+    let sectors = pledge(&r.ledger, &r.config, 5, r.now()).unwrap();
     for &n in &sectors {
         r.drive_to(n, SectorState::Proving);
     }
@@ -203,7 +269,7 @@ fn sectors_ready_together_are_pre_committed_as_batches() {
     let events = r.event_names(1);
     assert_eq!(events.iter().filter(|e| **e == "StepFailed").count(), 1, "{events:?}");
     for &n in &sectors {
-        let tasks = lock(&r.ledger).store.tasks(Some(n)).unwrap();
+        let tasks = r.ledger.store().tasks(Some(n)).unwrap();
         let pre: Vec<TaskState> =
             tasks.iter().filter(|t| t.kind == TaskKind::PreCommit).map(|t| t.state).collect();
         let want = if n == 1 { vec![TaskState::Failed, TaskState::Done] } else { vec![TaskState::Done] };
@@ -218,7 +284,7 @@ fn sectors_ready_together_are_pre_committed_as_batches() {
 #[test]
 fn without_batching_each_sector_is_its_own_task() {
     let mut r = rig(3, 0, 60_000);
-    let sectors = pledge(&r.ledger, &r.config, 3, now_ms()).unwrap();
+    let sectors = pledge(&r.ledger, &r.config, 3, r.now()).unwrap();
     for &n in &sectors {
         r.drive_to(n, SectorState::Proving);
     }
@@ -230,21 +296,21 @@ fn data_sectors_fill_with_lotus_placement_and_seal_when_full() {
     let mut r = rig(3, 0, 60_000);
     let piece = r.config.data_dir.join("piece.bin");
     std::fs::write(&piece, vec![7u8; 1000]).unwrap();
-    let a = add_piece(&r.ledger, &r.config, &piece, now_ms()).unwrap();
+    let a = add_piece(&r.ledger, &r.config, &piece, r.now()).unwrap();
     assert_eq!((a.sector, a.index, a.padded_size), (1, 0, 1024));
     // Room left and the wait not over: still packing.
     for _ in 0..5 {
         r.pipeline.tick();
     }
     assert_eq!(r.state(1), SectorState::Packing);
-    let b = add_piece(&r.ledger, &r.config, &piece, now_ms()).unwrap();
+    let b = add_piece(&r.ledger, &r.config, &piece, r.now()).unwrap();
     assert_eq!((b.sector, b.index), (1, 1));
     // Full now: sealing starts without waiting; the next piece opens sector 2.
     r.drive_to(1, SectorState::Proving);
-    let c = add_piece(&r.ledger, &r.config, &piece, now_ms()).unwrap();
+    let c = add_piece(&r.ledger, &r.config, &piece, r.now()).unwrap();
     assert_eq!((c.sector, c.index), (2, 0));
     assert_eq!(a.comm_p, c.comm_p);
-    assert_eq!(lock(&r.ledger).store.pieces(1).unwrap().len(), 2);
+    assert_eq!(r.ledger.store().pieces(1).unwrap().len(), 2);
 }
 
 #[test]
@@ -252,7 +318,7 @@ fn a_partly_filled_sector_seals_after_the_wait() {
     let mut r = rig(3, 0, 50);
     let piece = r.config.data_dir.join("small.bin");
     std::fs::write(&piece, b"hello").unwrap();
-    let a = add_piece(&r.ledger, &r.config, &piece, now_ms()).unwrap();
+    let a = add_piece(&r.ledger, &r.config, &piece, r.now()).unwrap();
     assert_eq!(a.padded_size, 128);
     r.drive_to(a.sector, SectorState::Proving);
 }
@@ -262,18 +328,18 @@ fn bad_pieces_are_refused_and_record_nothing() {
     let r = rig(3, 0, 60_000);
     let big = r.config.data_dir.join("big.bin");
     std::fs::write(&big, vec![1u8; 2033]).unwrap();
-    let e = add_piece(&r.ledger, &r.config, &big, now_ms()).unwrap_err();
+    let e = add_piece(&r.ledger, &r.config, &big, r.now()).unwrap_err();
     assert!(matches!(e, PackingError::TooLarge { len: 2033, capacity: 2032, .. }), "{e}");
     assert!(e.to_string().contains("big.bin") && e.to_string().contains("2KiB"), "{e}");
     let empty = r.config.data_dir.join("empty.bin");
     std::fs::write(&empty, b"").unwrap();
-    assert!(add_piece(&r.ledger, &r.config, &empty, now_ms()).unwrap_err().to_string().contains("empty"));
+    assert!(add_piece(&r.ledger, &r.config, &empty, r.now()).unwrap_err().to_string().contains("empty"));
     let missing = r.config.data_dir.join("missing.bin");
-    assert!(add_piece(&r.ledger, &r.config, &missing, now_ms())
+    assert!(add_piece(&r.ledger, &r.config, &missing, r.now())
         .unwrap_err()
         .to_string()
         .contains("missing.bin"));
-    assert!(lock(&r.ledger).store.sectors().unwrap().is_empty());
+    assert!(r.ledger.store().sectors().unwrap().is_empty());
     let copies = std::fs::read_dir(r.config.pieces_dir()).map(|d| d.count()).unwrap_or(0);
     assert_eq!(copies, 0);
 }
@@ -282,18 +348,19 @@ fn bad_pieces_are_refused_and_record_nothing() {
 fn failed_pre_commits_retry_with_backoff_then_fail_at_the_cap() {
     let mut r = rig(3, 0, 60_000);
     r.engine.fail_pre_commits.store(2, Ordering::SeqCst);
-    pledge(&r.ledger, &r.config, 1, now_ms()).unwrap();
+    pledge(&r.ledger, &r.config, 1, r.now()).unwrap();
     r.drive_to(1, SectorState::Proving);
     let events = r.event_names(1);
     assert_eq!(events.iter().filter(|e| **e == "StepFailed").count(), 2);
     assert_eq!(events.iter().filter(|e| **e == "Retry").count(), 2);
-    assert_eq!(lock(&r.ledger).store.check_replay(1).unwrap().attempts, 0);
+    assert_eq!(r.ledger.store().check_replay(1).unwrap().attempts, 0);
+    drop(r); // one rig at a time: a rig holds the fail-point scenario lock
 
     let mut r = rig(3, 0, 60_000);
     r.engine.fail_pre_commits.store(10, Ordering::SeqCst);
-    pledge(&r.ledger, &r.config, 1, now_ms()).unwrap();
+    pledge(&r.ledger, &r.config, 1, r.now()).unwrap();
     r.drive_to(1, SectorState::Failed);
-    let row = lock(&r.ledger).store.sector(1).unwrap().unwrap();
+    let row = r.ledger.store().sector(1).unwrap().unwrap();
     assert_eq!(row.lifecycle.attempts, 3);
     assert_eq!(row.last_error.as_deref(), Some("injected PC failure"));
     assert!(r.messages().is_empty());
@@ -302,7 +369,7 @@ fn failed_pre_commits_retry_with_backoff_then_fail_at_the_cap() {
 #[test]
 fn a_proof_the_chain_rejects_is_recomputed_and_lands() {
     let mut r = rig(3, 1, 60_000);
-    pledge(&r.ledger, &r.config, 1, now_ms()).unwrap();
+    pledge(&r.ledger, &r.config, 1, r.now()).unwrap();
     r.drive_to(1, SectorState::Proving);
     assert_eq!(r.engine.commits.load(Ordering::SeqCst), 2);
     let events = r.event_names(1);
@@ -316,28 +383,26 @@ fn a_proof_the_chain_rejects_is_recomputed_and_lands() {
 #[test]
 fn a_message_sent_before_a_crash_is_adopted_not_resent() {
     let mut r = rig(3, 0, 60_000);
-    pledge(&r.ledger, &r.config, 1, now_ms()).unwrap();
+    pledge(&r.ledger, &r.config, 1, r.now()).unwrap();
     // What a daemon does up to sending the PreCommit, then "crashes" before
     // recording the send: the message is on chain, the store does not know.
     {
-        let mut l = lock(&r.ledger);
-        let now = now_ms();
-        let epoch = l.chain.head(now).unwrap();
-        let ticket = l.chain.randomness(RandomnessKind::Ticket, epoch, now).unwrap();
-        l.store.apply(1, &SectorEvent::StartSealing, now).unwrap();
-        l.store.apply(1, &SectorEvent::TicketDrawn { ticket: ticket.to_hex(), epoch }, now).unwrap();
-        let (d, c) = (Commitment([1; 32]), Commitment([101; 32]));
-        l.store
-            .apply(1, &SectorEvent::PreCommitted2 { comm_d: d.to_hex(), comm_r: c.to_hex() }, now)
-            .unwrap();
-        let row = l.store.sector(1).unwrap().unwrap();
-        l.chain.send(&precommit_message(&row).unwrap(), now).unwrap();
+        let (chain, mut store) = (r.ledger.chain(), r.ledger.store());
+        let now = r.now();
+        let epoch = chain.head(now).unwrap();
+        let ticket = chain.randomness(RandomnessKind::Ticket, epoch, now).unwrap();
+        store.apply(1, &SectorEvent::StartSealing, now).unwrap();
+        store.apply(1, &SectorEvent::TicketDrawn { ticket, epoch }, now).unwrap();
+        let (comm_d, comm_r) = (Commitment([1; 32]), Commitment([101; 32]));
+        store.apply(1, &SectorEvent::PreCommitted2 { comm_d, comm_r }, now).unwrap();
+        let row = store.sector(1).unwrap().unwrap();
+        chain.send(&precommit_message(&row).unwrap(), now).unwrap();
     }
     r.drive_to(1, SectorState::Proving);
     let messages = r.messages();
     assert_eq!((count(&messages, true), count(&messages, false)), (1, 1));
-    let row = lock(&r.ledger).store.sector(1).unwrap().unwrap();
-    assert_eq!(row.precommit_message.as_deref(), Some(messages[0].0.to_string().as_str()));
+    let row = r.ledger.store().sector(1).unwrap().unwrap();
+    assert_eq!(row.precommit_message, Some(messages[0].0));
 }
 
 #[test]
@@ -345,14 +410,14 @@ fn removal_deletes_files_and_keeps_the_number_retired() {
     let mut r = rig(3, 0, 60_000);
     let piece = r.config.data_dir.join("piece.bin");
     std::fs::write(&piece, vec![7u8; 300]).unwrap();
-    let a = add_piece(&r.ledger, &r.config, &piece, now_ms()).unwrap();
-    let copy = lock(&r.ledger).store.pieces(a.sector).unwrap()[0].path.clone();
+    let a = add_piece(&r.ledger, &r.config, &piece, r.now()).unwrap();
+    let copy = r.ledger.store().pieces(a.sector).unwrap()[0].path.clone();
     assert!(copy.exists());
-    lock(&r.ledger).store.apply(a.sector, &SectorEvent::Remove, now_ms()).unwrap();
+    r.ledger.store().apply(a.sector, &SectorEvent::Remove, r.now()).unwrap();
     r.drive_to(a.sector, SectorState::Removed);
     assert!(!copy.exists());
     assert!(piece.exists(), "the operator's own file is never touched");
-    assert_eq!(pledge(&r.ledger, &r.config, 1, now_ms()).unwrap(), [2]);
+    assert_eq!(pledge(&r.ledger, &r.config, 1, r.now()).unwrap(), [2]);
 }
 
 #[test]
@@ -360,8 +425,8 @@ fn piece_copies_left_by_a_crash_are_cleaned_up() {
     let r = rig(3, 0, 60_000);
     let piece = r.config.data_dir.join("piece.bin");
     std::fs::write(&piece, vec![7u8; 300]).unwrap();
-    let a = add_piece(&r.ledger, &r.config, &piece, now_ms()).unwrap();
-    let kept = lock(&r.ledger).store.pieces(a.sector).unwrap()[0].path.clone();
+    let a = add_piece(&r.ledger, &r.config, &piece, r.now()).unwrap();
+    let kept = r.ledger.store().pieces(a.sector).unwrap()[0].path.clone();
     let orphan = r.config.pieces_dir().join("0123.piece");
     std::fs::write(&orphan, b"copied, never recorded").unwrap();
     assert_eq!(remove_orphan_copies(&r.ledger, &r.config).unwrap(), 1);
@@ -372,8 +437,8 @@ mod remote {
     //! The scheduler's side of remote workers, with the test playing the worker.
     use super::*;
     use crate::store::{TaskKind, TaskRow, TaskState};
-    use crate::workers::dispatch::Dispatcher;
-    use crate::workers::protocol::{self as wire, Capabilities, ParamFile, RemoteTask};
+    use crate::workers::dispatch::{DispatchError, Dispatcher};
+    use wire::worker::{self as protocol, Capabilities, ParamFile, RemoteTask};
 
     const TOKEN: &str = "kiln-worker-test";
 
@@ -385,11 +450,14 @@ mod remote {
     }
 
     impl Dispatcher for FakeDispatcher {
-        fn send_c2(&self, _: &str, key: &str, task: u64, c1: &[u8]) -> Result<(), String> {
-            assert_eq!(key, wire::dispatch_key(TOKEN), "the daemon presents the worker's dispatch key");
+        fn send_c2(&self, url: &str, key: &str, task: u64, c1: &[u8]) -> Result<(), DispatchError> {
+            assert_eq!(key, protocol::dispatch_key(TOKEN), "the daemon presents the worker's dispatch key");
             assert!(!c1.is_empty());
             if self.refuse.load(Ordering::SeqCst) {
-                return Err("connection refused".into());
+                return Err(DispatchError::Unreachable {
+                    endpoint: url.into(),
+                    reason: "connection refused".into(),
+                });
             }
             self.sent.lock().unwrap().push(task);
             Ok(())
@@ -412,7 +480,7 @@ mod remote {
             Pipeline::new(
                 r.ledger.clone(),
                 r.engine.clone(),
-                Box::new(FakeVerifier { reject_first: Arc::default() }),
+                Arc::new(FakeVerifier { reject_first: Arc::default() }),
                 r.config.clone(),
             ),
         )
@@ -423,12 +491,13 @@ mod remote {
             params: vec![ParamFile { sector_size: SectorSize::KiB2, file: "p.params".into() }],
             ..Default::default()
         };
-        let mut l = lock(&r.ledger);
-        l.store
-            .create_worker_token("w", &wire::token_hash(TOKEN), &wire::dispatch_key(TOKEN), now_ms())
+        let now = r.now();
+        let mut store = r.ledger.store();
+        store
+            .create_worker_token("w", &protocol::token_hash(TOKEN), &protocol::dispatch_key(TOKEN), now)
             .unwrap();
-        l.store.register_worker("w", "i", "http://w", &caps, now_ms()).unwrap();
-        drop(l);
+        store.register_worker("w", "i", "http://w", &caps, now).unwrap();
+        drop(store);
         (r, dispatcher)
     }
 
@@ -443,28 +512,30 @@ mod remote {
             alive: bool,
             proof: &[u8],
         ) {
-            let start = Instant::now();
             let mut reported = Vec::new();
-            while self.state(n) != state {
-                assert!(start.elapsed() < Duration::from_secs(10), "sector {n} stuck in {}", self.state(n));
-                self.pipeline.tick();
+            for _ in 0..20_000 {
+                if self.state(n) == state {
+                    return;
+                }
+                self.turn();
                 if alive {
                     let sent = d.sent.lock().unwrap().clone();
-                    let mut l = lock(&self.ledger);
-                    l.store.worker_heartbeat("w", "i", &sent, now_ms() + 60_000, now_ms()).unwrap();
+                    let now = self.now();
+                    let mut store = self.ledger.store();
+                    store.worker_heartbeat("w", "i", &sent, now + 60_000, now).unwrap();
                     for id in sent {
                         if !reported.contains(&id) {
-                            l.store.report_task(id, "w", Ok(proof), now_ms()).unwrap();
+                            store.report_task(id, "w", Ok(proof), now).unwrap();
                             reported.push(id);
                         }
                     }
                 }
-                std::thread::sleep(Duration::from_millis(2));
             }
+            panic!("sector {n} stuck in {}", self.state(n));
         }
 
         fn commit_tasks(&self, n: u64) -> Vec<TaskRow> {
-            let tasks = lock(&self.ledger).store.tasks(Some(n)).unwrap();
+            let tasks = self.ledger.store().tasks(Some(n)).unwrap();
             tasks.into_iter().filter(|t| t.kind == TaskKind::Commit).collect()
         }
     }
@@ -476,13 +547,13 @@ mod remote {
     #[test]
     fn a_free_worker_gets_the_c2_and_its_verified_proof_is_accepted() {
         let (mut r, d) = remote_rig(60_000, 1);
-        pledge(&r.ledger, &r.config, 1, now_ms()).unwrap();
+        pledge(&r.ledger, &r.config, 1, r.now()).unwrap();
         r.drive_with_worker(&d, 1, SectorState::Proving, true, GOOD);
         assert_eq!(r.engine.commits.load(Ordering::SeqCst), 0, "no C2 ran locally");
         assert_eq!(summary(&r.commit_tasks(1)), [(Some("w"), TaskState::Done)]);
         // The other tasks ran here and are recorded too.
         let kinds: Vec<_> =
-            lock(&r.ledger).store.tasks(Some(1)).unwrap().iter().map(|t| (t.kind, t.state)).collect();
+            r.ledger.store().tasks(Some(1)).unwrap().iter().map(|t| (t.kind, t.state)).collect();
         assert_eq!(
             kinds,
             [
@@ -496,12 +567,12 @@ mod remote {
     #[test]
     fn a_bad_remote_proof_is_rejected_the_worker_marked_unhealthy_and_c2_rerun_locally() {
         let (mut r, d) = remote_rig(60_000, 1);
-        pledge(&r.ledger, &r.config, 1, now_ms()).unwrap();
+        pledge(&r.ledger, &r.config, 1, r.now()).unwrap();
         r.drive_with_worker(&d, 1, SectorState::Proving, true, b"forged proof");
         let tasks = r.commit_tasks(1);
         assert_eq!(summary(&tasks), [(Some("w"), TaskState::Rejected), (None, TaskState::Done)]);
         assert!(tasks[0].error.as_deref().unwrap().contains("does not verify"), "{:?}", tasks[0].error);
-        let w = &lock(&r.ledger).store.workers().unwrap()[0];
+        let w = &r.ledger.store().workers().unwrap()[0];
         assert!(w.unhealthy.as_deref().unwrap().contains("does not verify"));
         assert_eq!(r.engine.commits.load(Ordering::SeqCst), 1);
         assert_eq!(std::fs::read(r.config.proof_path(1)).unwrap(), GOOD, "only the verified proof is kept");
@@ -511,7 +582,7 @@ mod remote {
     #[test]
     fn a_silent_worker_loses_the_task_when_the_lease_lapses() {
         let (mut r, d) = remote_rig(200, 1);
-        pledge(&r.ledger, &r.config, 1, now_ms()).unwrap();
+        pledge(&r.ledger, &r.config, 1, r.now()).unwrap();
         r.drive_with_worker(&d, 1, SectorState::Proving, false, GOOD);
         let tasks = r.commit_tasks(1);
         assert_eq!(summary(&tasks), [(Some("w"), TaskState::Expired), (None, TaskState::Done)]);
@@ -522,12 +593,9 @@ mod remote {
     fn a_worker_refusing_the_task_is_backed_off_and_with_no_local_slots_the_sector_waits() {
         let (mut r, d) = remote_rig(60_000, 0);
         d.refuse.store(true, Ordering::SeqCst);
-        pledge(&r.ledger, &r.config, 1, now_ms()).unwrap();
+        pledge(&r.ledger, &r.config, 1, r.now()).unwrap();
         r.drive_to(1, SectorState::Committing);
-        for _ in 0..50 {
-            r.pipeline.tick();
-            std::thread::sleep(Duration::from_millis(2));
-        }
+        r.pass(250);
         // One refused dispatch, then the worker is backed off; commit = 0 runs nothing here.
         assert_eq!(summary(&r.commit_tasks(1)), [(Some("w"), TaskState::Failed)]);
         assert_eq!(r.state(1), SectorState::Committing);
@@ -535,16 +603,16 @@ mod remote {
         // A failure the worker reports counts against the sector like a local one.
         d.refuse.store(false, Ordering::SeqCst);
         r.pipeline.backoff.clear();
-        let start = Instant::now();
-        while d.sent.lock().unwrap().is_empty() {
-            assert!(start.elapsed() < Duration::from_secs(10));
-            r.pipeline.tick();
-            std::thread::sleep(Duration::from_millis(2));
+        for _ in 0..1_000 {
+            if !d.sent.lock().unwrap().is_empty() {
+                break;
+            }
+            r.turn();
         }
         let id = d.sent.lock().unwrap()[0];
-        lock(&r.ledger).store.report_task(id, "w", Err("out of GPU memory"), now_ms()).unwrap();
+        r.ledger.store().report_task(id, "w", Err("out of GPU memory"), r.now()).unwrap();
         r.drive_to(1, SectorState::ComputeProofFailed);
-        let row = lock(&r.ledger).store.sector(1).unwrap().unwrap();
+        let row = r.ledger.store().sector(1).unwrap().unwrap();
         assert!(row.last_error.unwrap().contains("out of GPU memory"));
     }
 }

@@ -9,10 +9,11 @@
 //! store free of clocks and its tests deterministic.
 
 use crate::lifecycle::{Lifecycle, RetryPolicy, SectorEvent, SectorState, TransitionError};
-use proofs::SectorSize;
+use proofs::{Commitment, Randomness, SectorSize};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
+use wire::chain::MessageId;
 
 mod tasks;
 
@@ -125,22 +126,22 @@ pub struct SectorRow {
     pub pledged: bool,
     /// Its lifecycle position.
     pub lifecycle: Lifecycle,
-    /// The seal ticket once drawn (hex).
-    pub ticket: Option<String>,
+    /// The seal ticket once drawn.
+    pub ticket: Option<Randomness>,
     /// The ticket's epoch.
     pub ticket_epoch: Option<u64>,
-    /// comm_d once pre-committed (hex).
-    pub comm_d: Option<String>,
-    /// comm_r once pre-committed (hex).
-    pub comm_r: Option<String>,
-    /// The interactive seed once known (hex).
-    pub seed: Option<String>,
+    /// comm_d once pre-committed.
+    pub comm_d: Option<Commitment>,
+    /// comm_r once pre-committed.
+    pub comm_r: Option<Commitment>,
+    /// The interactive seed once known.
+    pub seed: Option<Randomness>,
     /// The seed's epoch.
     pub seed_epoch: Option<u64>,
     /// The PreCommit message id once sent.
-    pub precommit_message: Option<String>,
+    pub precommit_message: Option<MessageId>,
     /// The ProveCommit message id once sent.
-    pub commit_message: Option<String>,
+    pub commit_message: Option<MessageId>,
     /// The last failure.
     pub last_error: Option<String>,
     /// Creation time (ms since the epoch).
@@ -173,8 +174,8 @@ pub struct PieceRow {
     pub raw_len: u64,
     /// Padded piece size.
     pub padded_size: u64,
-    /// The piece commitment (hex).
-    pub comm_p: String,
+    /// The piece commitment.
+    pub comm_p: Commitment,
     /// When it was added (ms since the epoch).
     pub added_ms: i64,
 }
@@ -197,8 +198,8 @@ pub struct NewPiece<'a> {
     pub raw_len: u64,
     /// Padded piece size.
     pub padded_size: u64,
-    /// Piece commitment (hex).
-    pub comm_p: &'a str,
+    /// Piece commitment.
+    pub comm_p: Commitment,
 }
 
 fn sql_at(path: &Path, op: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError {
@@ -351,20 +352,20 @@ impl Store {
         let null = &rusqlite::types::Null;
         match event {
             SectorEvent::TicketDrawn { ticket, epoch } => {
-                field("ticket", ticket)?;
+                field("ticket", &ticket.to_hex())?;
                 field("ticket_epoch", &(*epoch as i64))?;
             }
             SectorEvent::PreCommitted2 { comm_d, comm_r } => {
-                field("comm_d", comm_d)?;
-                field("comm_r", comm_r)?;
+                field("comm_d", &comm_d.to_hex())?;
+                field("comm_r", &comm_r.to_hex())?;
             }
-            SectorEvent::PreCommitSent { message } => field("precommit_message", message)?,
+            SectorEvent::PreCommitSent { message } => field("precommit_message", &message.to_string())?,
             SectorEvent::SeedReady { seed, epoch } => {
-                field("seed", seed)?;
+                field("seed", &seed.to_hex())?;
                 field("seed_epoch", &(*epoch as i64))?;
             }
-            SectorEvent::CommitSent { message } => field("commit_message", message)?,
-            SectorEvent::StepFailed { error } => {
+            SectorEvent::CommitSent { message } => field("commit_message", &message.to_string())?,
+            SectorEvent::StepFailed { error, .. } => {
                 field("last_error", error)?;
                 // A failed send is retried with a new message, never by
                 // waiting on the failed one again.
@@ -407,18 +408,32 @@ impl Store {
                     .ok_or_else(|| self.corrupt(format!("sector {number}: unknown state {state:?}")))?,
                 attempts: r.get("attempts").map_err(get)?,
             },
-            ticket: r.get("ticket").map_err(get)?,
+            ticket: self.typed(number, r, "ticket", Randomness::from_hex)?,
             ticket_epoch: r.get::<_, Option<i64>>("ticket_epoch").map_err(get)?.map(|e| e as u64),
-            comm_d: r.get("comm_d").map_err(get)?,
-            comm_r: r.get("comm_r").map_err(get)?,
-            seed: r.get("seed").map_err(get)?,
+            comm_d: self.typed(number, r, "comm_d", Commitment::from_hex)?,
+            comm_r: self.typed(number, r, "comm_r", Commitment::from_hex)?,
+            seed: self.typed(number, r, "seed", Randomness::from_hex)?,
             seed_epoch: r.get::<_, Option<i64>>("seed_epoch").map_err(get)?.map(|e| e as u64),
-            precommit_message: r.get("precommit_message").map_err(get)?,
-            commit_message: r.get("commit_message").map_err(get)?,
+            precommit_message: self.typed(number, r, "precommit_message", |s| s.parse::<MessageId>())?,
+            commit_message: self.typed(number, r, "commit_message", |s| s.parse::<MessageId>())?,
             last_error: r.get("last_error").map_err(get)?,
             created_ms: r.get("created_ms").map_err(get)?,
             updated_ms: r.get("updated_ms").map_err(get)?,
         })
+    }
+
+    /// A text column of sector `number` parsed into its type; a value that does not parse is corruption.
+    fn typed<T, E: std::fmt::Display>(
+        &self,
+        number: i64,
+        r: &rusqlite::Row<'_>,
+        column: &str,
+        parse: impl FnOnce(&str) -> Result<T, E>,
+    ) -> Result<Option<T>, StoreError> {
+        let text: Option<String> =
+            r.get(column).map_err(|e| self.corrupt(format!("unreadable sector row: {e}")))?;
+        text.map(|t| parse(&t).map_err(|e| self.corrupt(format!("sector {number}: {column}: {e}"))))
+            .transpose()
     }
 
     /// Sector `number`, if it exists.
@@ -524,7 +539,7 @@ impl Store {
                 file,
                 piece.raw_len as i64,
                 piece.padded_size as i64,
-                piece.comm_p,
+                piece.comm_p.to_hex(),
                 now_ms
             ],
         )
@@ -535,7 +550,7 @@ impl Store {
             path: piece.path.to_path_buf(),
             raw_len: piece.raw_len,
             padded_size: piece.padded_size,
-            comm_p: piece.comm_p.to_string(),
+            comm_p: piece.comm_p,
             added_ms: now_ms,
         };
         Ok((number, row))
@@ -551,17 +566,28 @@ impl Store {
             .map_err(self.sql("prepare"))?;
         let rows = stmt
             .query_map(params![number as i64], |r| {
-                Ok(PieceRow {
+                let comm_p: String = r.get(4)?;
+                let row = PieceRow {
                     index: r.get::<_, i64>(0)? as u64,
                     path: PathBuf::from(r.get::<_, String>(1)?),
                     raw_len: r.get::<_, i64>(2)? as u64,
                     padded_size: r.get::<_, i64>(3)? as u64,
-                    comm_p: r.get(4)?,
+                    comm_p: Commitment::default(),
                     added_ms: r.get(5)?,
-                })
+                };
+                Ok((row, comm_p))
             })
             .map_err(self.sql("read pieces"))?;
-        rows.collect::<Result<_, _>>().map_err(self.sql("read pieces"))
+        let rows: Vec<(PieceRow, String)> =
+            rows.collect::<Result<_, _>>().map_err(self.sql("read pieces"))?;
+        rows.into_iter()
+            .map(|(mut row, comm_p)| {
+                row.comm_p = Commitment::from_hex(&comm_p).map_err(|e| {
+                    self.corrupt(format!("sector {number}: piece {}: comm_p: {e}", row.index))
+                })?;
+                Ok(row)
+            })
+            .collect()
     }
 
     /// Replays sector `number`'s log and checks it gives the stored state.
@@ -596,14 +622,19 @@ mod tests {
             let mut s = store(tmp.path());
             let n = s.create_sector(SectorSize::KiB2, true, 1_000).unwrap();
             s.apply(n, &E::StartSealing, 1_001).unwrap();
-            s.apply(n, &E::PreCommitted2 { comm_d: "dd".into(), comm_r: "rr".into() }, 1_002).unwrap();
-            s.apply(n, &E::PreCommitSent { message: "m1".into() }, 1_003).unwrap();
+            s.apply(
+                n,
+                &E::PreCommitted2 { comm_d: Commitment([0xdd; 32]), comm_r: Commitment([0xee; 32]) },
+                1_002,
+            )
+            .unwrap();
+            s.apply(n, &E::PreCommitSent { message: MessageId(1) }, 1_003).unwrap();
             n
         };
         let mut s = store(tmp.path());
         let row = s.sector(n).unwrap().unwrap();
         assert_eq!(row.lifecycle.state, SectorState::PreCommitting);
-        assert_eq!((row.comm_d.as_deref(), row.precommit_message.as_deref()), (Some("dd"), Some("m1")));
+        assert_eq!((row.comm_d, row.precommit_message), (Some(Commitment([0xdd; 32])), Some(MessageId(1))));
         assert_eq!(row.updated_ms, 1_003);
         let log = s.events(n).unwrap();
         assert_eq!(log.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 2, 3]);
@@ -617,9 +648,26 @@ mod tests {
         assert_eq!(s.sector(n).unwrap().unwrap().updated_ms, 1_003);
 
         // Failures count, record the error, and give up at the cap.
-        s.apply(n, &E::StepFailed { error: "chain down".into() }, 2_001).unwrap();
+        s.apply(
+            n,
+            &E::StepFailed {
+                error: "chain down".into(),
+                disposition: crate::lifecycle::Disposition::Temporary,
+            },
+            2_001,
+        )
+        .unwrap();
         s.apply(n, &E::Retry, 2_002).unwrap();
-        let row = s.apply(n, &E::StepFailed { error: "still down".into() }, 2_003).unwrap();
+        let row = s
+            .apply(
+                n,
+                &E::StepFailed {
+                    error: "still down".into(),
+                    disposition: crate::lifecycle::Disposition::Temporary,
+                },
+                2_003,
+            )
+            .unwrap();
         assert_eq!(row.lifecycle, Lifecycle { state: SectorState::Failed, attempts: 2 });
         assert_eq!(row.last_error.as_deref(), Some("still down"));
         assert_eq!(s.check_replay(n).unwrap().state, SectorState::Failed);

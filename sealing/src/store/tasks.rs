@@ -7,9 +7,9 @@
 //! ([`Store::recover_tasks`]).
 
 use super::{sql_at, Store, StoreError};
-use crate::workers::protocol::Capabilities;
 use rusqlite::{params, OptionalExtension, Row, TransactionBehavior};
 use serde::{Deserialize, Serialize};
+use wire::worker::Capabilities;
 
 pub(super) const SCHEMA: &str = "
 CREATE TABLE worker_tokens (
@@ -43,79 +43,7 @@ CREATE TABLE tasks (
 CREATE INDEX tasks_by_sector ON tasks(sector, id);
 ";
 
-/// What a task does.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TaskKind {
-    /// PC1 then PC2.
-    PreCommit,
-    /// C1 then C2 (C2 on the task's worker when it has one).
-    Commit,
-    /// Removing what only sealing needed.
-    Finalize,
-}
-
-/// Where a task is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TaskState {
-    /// Running here, or handed to its worker and leased.
-    Running,
-    /// Its worker sent a result (or a failure) the driver has not judged yet.
-    Reported,
-    /// Finished and its result accepted.
-    Done,
-    /// Failed (the error says why).
-    Failed,
-    /// Its worker's proof did not verify; the proof was discarded.
-    Rejected,
-    /// Its worker stopped renewing the lease (gone, restarted, revoked).
-    Expired,
-    /// No longer wanted (the sector is being removed).
-    Cancelled,
-    /// Running here when the daemon stopped.
-    Interrupted,
-}
-
-impl TaskState {
-    /// The stored name.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Running => "running",
-            Self::Reported => "reported",
-            Self::Done => "done",
-            Self::Failed => "failed",
-            Self::Rejected => "rejected",
-            Self::Expired => "expired",
-            Self::Cancelled => "cancelled",
-            Self::Interrupted => "interrupted",
-        }
-    }
-
-    fn parse(s: &str) -> Option<Self> {
-        serde_json::from_value(serde_json::Value::String(s.into())).ok()
-    }
-
-    /// Whether the task is still in flight.
-    pub fn is_open(self) -> bool {
-        matches!(self, Self::Running | Self::Reported)
-    }
-}
-
-impl TaskKind {
-    /// The stored name.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::PreCommit => "pre_commit",
-            Self::Commit => "commit",
-            Self::Finalize => "finalize",
-        }
-    }
-
-    fn parse(s: &str) -> Option<Self> {
-        serde_json::from_value(serde_json::Value::String(s.into())).ok()
-    }
-}
+pub use wire::api::{TaskKind, TaskState};
 
 /// One task as recorded.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -583,8 +511,8 @@ fn expire_open_tasks(
 mod tests {
     use super::*;
     use crate::lifecycle::RetryPolicy;
-    use crate::workers::protocol::RemoteTask;
     use proofs::SectorSize;
+    use wire::worker::RemoteTask;
 
     fn store(dir: &std::path::Path) -> Store {
         Store::open(&dir.join("kiln.db"), RetryPolicy::default()).unwrap()

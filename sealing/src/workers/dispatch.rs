@@ -1,14 +1,53 @@
 //! The daemon's side of a worker's task API: handing it a task.
 
-use super::protocol::{TaskAccepted, MAX_TASK_BYTES};
-use crate::api::ApiErrorBody;
 use std::time::Duration;
+use wire::error::{ApiErrorBody, ErrorKind};
+use wire::worker::{TaskAccepted, MAX_TASK_BYTES};
+
+/// A task a worker did not take.
+#[derive(Debug, thiserror::Error)]
+pub enum DispatchError {
+    /// The task is larger than the protocol allows.
+    #[error("C1 output of {len} bytes exceeds the task limit of {MAX_TASK_BYTES}")]
+    TooLarge {
+        /// Its length.
+        len: usize,
+    },
+    /// The worker could not be reached.
+    #[error("{endpoint}: {reason}")]
+    Unreachable {
+        /// The task endpoint.
+        endpoint: String,
+        /// Why.
+        reason: String,
+    },
+    /// The worker refused the task.
+    #[error("{endpoint}: HTTP {status} {kind}: {message}")]
+    Refused {
+        /// The task endpoint.
+        endpoint: String,
+        /// The HTTP status.
+        status: u16,
+        /// The worker's error kind.
+        kind: ErrorKind,
+        /// The worker's message.
+        message: String,
+    },
+    /// The worker's answer is not the protocol's.
+    #[error("{endpoint}: {reason}")]
+    BadAnswer {
+        /// The task endpoint.
+        endpoint: String,
+        /// What is wrong.
+        reason: String,
+    },
+}
 
 /// Hands tasks to workers (a trait so the driver's tests can stand in for the network).
 pub trait Dispatcher: Send + Sync {
     /// Sends C2 task `task` with the binary C1 output `c1` to the worker at
     /// `url`, authenticated with its dispatch key. Ok once the worker accepted it.
-    fn send_c2(&self, url: &str, key: &str, task: u64, c1: &[u8]) -> Result<(), String>;
+    fn send_c2(&self, url: &str, key: &str, task: u64, c1: &[u8]) -> Result<(), DispatchError>;
 }
 
 /// [`Dispatcher`] over HTTP.
@@ -17,7 +56,7 @@ pub struct HttpDispatcher {
 }
 
 impl HttpDispatcher {
-    /// A dispatcher calling through `agent` (its timeout and TLS trust; see [`crate::tls::agent`]).
+    /// A dispatcher calling through `agent` (its timeout and TLS trust; see [`wire::tls::agent`]).
     pub fn new(agent: ureq::Agent) -> Self {
         Self { agent }
     }
@@ -30,12 +69,9 @@ impl HttpDispatcher {
 }
 
 impl Dispatcher for HttpDispatcher {
-    fn send_c2(&self, url: &str, key: &str, task: u64, c1: &[u8]) -> Result<(), String> {
+    fn send_c2(&self, url: &str, key: &str, task: u64, c1: &[u8]) -> Result<(), DispatchError> {
         if c1.len() > MAX_TASK_BYTES {
-            return Err(format!(
-                "C1 output of {} bytes exceeds the task limit of {MAX_TASK_BYTES}",
-                c1.len()
-            ));
+            return Err(DispatchError::TooLarge { len: c1.len() });
         }
         let endpoint = format!("{}/v0/tasks/{task}/c2", url.trim_end_matches('/'));
         let answer = self
@@ -46,19 +82,24 @@ impl Dispatcher for HttpDispatcher {
             .send_bytes(c1);
         match answer {
             Ok(r) => {
-                let accepted: TaskAccepted =
-                    r.into_json().map_err(|e| format!("{endpoint}: unreadable answer: {e}"))?;
+                let accepted: TaskAccepted = r.into_json().map_err(|e| DispatchError::BadAnswer {
+                    endpoint: endpoint.clone(),
+                    reason: format!("unreadable answer: {e}"),
+                })?;
                 if accepted.id == task {
                     Ok(())
                 } else {
-                    Err(format!("{endpoint}: the worker accepted task {} instead", accepted.id))
+                    Err(DispatchError::BadAnswer {
+                        endpoint,
+                        reason: format!("the worker accepted task {} instead", accepted.id),
+                    })
                 }
             }
             Err(ureq::Error::Status(status, r)) => {
                 let body = ApiErrorBody::from_answer(r);
-                Err(format!("{endpoint}: HTTP {status} {}: {}", body.kind, body.message))
+                Err(DispatchError::Refused { endpoint, status, kind: body.kind, message: body.message })
             }
-            Err(e) => Err(format!("{endpoint}: {e}")),
+            Err(e) => Err(DispatchError::Unreachable { endpoint, reason: e.to_string() }),
         }
     }
 }

@@ -1,7 +1,6 @@
-//! Remote workers: the wire protocol the daemon and `kiln-worker` share
-//! ([`protocol`], documented in `docs/protocol.md`), the scheduler's choice of
-//! worker ([`scheduler`]) and the daemon's calls to a worker's task API
-//! ([`dispatch`]).
+//! Remote workers: the scheduler's choice of worker ([`scheduler`]) and the
+//! daemon's calls to a worker's task API ([`dispatch`]). The protocol itself
+//! is the wire crate's (`wire::worker`, documented in `docs/protocol.md`).
 //!
 //! The daemon runs C1 (it holds the sector's files), sends the binary C1
 //! output to a free worker that has the sector size's parameters, and leases
@@ -12,5 +11,4 @@
 //! on another worker or locally within `limits.commit`.
 
 pub mod dispatch;
-pub mod protocol;
 pub mod scheduler;

@@ -3,22 +3,9 @@
 
 use crate::store::{TaskRow, WorkerRow};
 use proofs::SectorSize;
-use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
-/// A worker as the scheduler sees it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum WorkerState {
-    /// Heartbeating and healthy: it gets tasks while it has free slots.
-    Online,
-    /// No heartbeat within a lease.
-    Offline,
-    /// It returned a proof that did not verify; no tasks until it restarts.
-    Unhealthy,
-    /// Its token was revoked.
-    Revoked,
-}
+pub use wire::api::WorkerState;
 
 /// `w`'s state at `now_ms`, given the lease length.
 pub fn worker_state(w: &WorkerRow, now_ms: i64, lease_ms: u64) -> WorkerState {
@@ -76,7 +63,7 @@ pub fn pick_worker<'a>(
 mod tests {
     use super::*;
     use crate::store::{TaskKind, TaskState};
-    use crate::workers::protocol::{Capabilities, ParamFile, RemoteTask};
+    use wire::worker::{Capabilities, ParamFile, RemoteTask};
 
     fn worker(name: &str, slots: u32, last_seen_ms: i64) -> WorkerRow {
         WorkerRow {

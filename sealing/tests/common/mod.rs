@@ -90,23 +90,29 @@ pub fn daemon_config(data_dir: &Path, real_params: bool, extra: &str) -> PathBuf
     path
 }
 
-/// Starts `kiln daemon --config CONFIG`, logging to `log`, optionally with a
-/// crash point armed; returns once its API answers.
+/// A `FAILPOINTS` value arming crash point `point` (see `sealing::failpoints`).
+pub fn crash_at(point: &str) -> String {
+    format!("{point}=return")
+}
+
+/// Starts `kiln daemon --config CONFIG`, logging to `log`, optionally with
+/// fail points armed (a `FAILPOINTS` value: `name=action;...`); returns once
+/// its API answers.
 pub fn start_daemon(
     config: &Path,
     data_dir: &Path,
-    crash_at: Option<&str>,
+    failpoints: Option<&str>,
     log: &Path,
 ) -> std::process::Child {
     let _ = std::fs::remove_file(data_dir.join("api"));
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_kiln"));
     cmd.args(["daemon", "--config", config.to_str().unwrap()])
         .env("RUST_LOG", "info")
-        .env_remove("KILN_CRASH_AT")
+        .env_remove("FAILPOINTS")
         .stdout(std::fs::File::create(log.with_extension("out")).unwrap())
         .stderr(std::fs::File::create(log).unwrap());
-    if let Some(point) = crash_at {
-        cmd.env("KILN_CRASH_AT", point);
+    if let Some(points) = failpoints {
+        cmd.env("FAILPOINTS", points);
     }
     let mut child = cmd.spawn().expect("start kiln daemon");
     let start = std::time::Instant::now();

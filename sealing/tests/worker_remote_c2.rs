@@ -1,16 +1,17 @@
-//! End to end on loopback: a daemon and two `kiln-worker` processes; four
+//! End to end on loopback: a daemon and two workers, in-process; four
 //! pledged 2KiB sectors reach Proving with every C2 proven on a worker (the
 //! daemon has no local C2 slot), and a daemon restart while C2 tasks are on
 //! the workers loses none and sends none twice. The daemon and w1 serve
 //! HTTPS (self-signed certificates), w2 plain HTTP (as a client it trusts the
 //! daemon's certificate). Four C2 runs.
 
-mod common;
+mod worker_common;
 
-use common::*;
 use sealing::store::TaskState;
 use std::collections::BTreeSet;
 use std::time::Duration;
+use worker::WorkerConfig;
+use worker_common::*;
 
 #[test]
 fn two_workers_prove_four_sectors_through_a_daemon_restart() {
@@ -24,11 +25,13 @@ fn two_workers_prove_four_sectors_through_a_daemon_restart() {
     let daemon = start_daemon(&config);
     assert_eq!(daemon.url(), miner);
     let mut workers = Vec::new();
-    let trust_daemon = vec!["--miner-ca".to_string(), daemon_pem.cert.display().to_string()];
-    for (name, tls) in [("w1", tls_args(&w1_pem, &daemon_pem.cert)), ("w2", trust_daemon)] {
+    for (name, tls) in [("w1", Some(w1_pem.tls())), ("w2", None)] {
         let token = worker_token(&config, name);
-        let log = tmp.path().join(format!("{name}.log"));
-        workers.push(spawn_worker_with(&miner, &token, &param_dir(), &log, None, &tls));
+        workers.push(Worker::start(WorkerConfig {
+            tls,
+            miner_ca: Some(daemon_pem.cert.clone()),
+            ..worker_config(&miner, &token, &param_dir())
+        }));
     }
     assert!(wait_online(&config, "w1").starts_with("https://"));
     assert!(wait_online(&config, "w2").starts_with("http://"));
@@ -67,11 +70,10 @@ fn two_workers_prove_four_sectors_through_a_daemon_restart() {
     proves.sort();
     assert_eq!(proves, sectors.iter().map(|&n| (n, Some(0))).collect::<Vec<_>>());
     for w in client(&config).workers().unwrap() {
-        assert!(w.tasks.is_empty() && w.worker.unhealthy.is_none(), "{w:?}");
+        assert!(w.tasks.is_empty() && w.unhealthy.is_none(), "{w:?}");
     }
-    for mut w in workers {
-        w.kill().unwrap();
-        w.wait().unwrap();
+    for w in workers {
+        w.stop().unwrap();
     }
     daemon.stop();
 }

@@ -1,16 +1,22 @@
-//! Helpers for the worker tests: an in-process daemon on a fixed loopback
-//! port (so it can restart at the same URL) and `kiln-worker` processes.
+//! Helpers for the worker tests (`worker_*.rs`): an in-process daemon on a
+//! fixed loopback port (so it can restart at the same URL), in-process
+//! workers (`worker::serve` on their own runtime, stopped through a oneshot),
+//! and the log lines both write.
 #![allow(dead_code)]
 
 use proofs::SectorSize;
 use sealing::api::client::Client;
 use sealing::config::{ChainConfig, Config, WorkersConfig};
 use sealing::daemon::Daemon;
-use sealing::lifecycle::SectorState;
-use sealing::store::{TaskKind, TaskRow, TaskState};
+use sealing::store::{TaskKind, TaskState};
+use std::io::Write;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
+use wire::api::{SectorState, TaskView, WorkerState};
+use wire::chain::Message;
+use worker::{TlsFiles, WorkerConfig};
 
 /// The shared Groth16 parameter directory, with the 2KiB test setup generated if absent.
 pub fn param_dir() -> PathBuf {
@@ -56,6 +62,13 @@ pub struct Pem {
     pub key: PathBuf,
 }
 
+impl Pem {
+    /// The files as a worker serves them.
+    pub fn tls(&self) -> TlsFiles {
+        TlsFiles { cert: self.cert.clone(), key: self.key.clone() }
+    }
+}
+
 /// Makes `DIR/NAME.crt` and `DIR/NAME.key`.
 pub fn self_signed(dir: &Path, name: &str) -> Pem {
     let made = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()]).unwrap();
@@ -65,49 +78,110 @@ pub fn self_signed(dir: &Path, name: &str) -> Pem {
     pem
 }
 
-/// `kiln-worker run` arguments serving HTTPS with `own` and trusting `daemon`'s certificate.
-pub fn tls_args(own: &Pem, daemon: &Path) -> Vec<String> {
-    let arg = |p: &Path| p.display().to_string();
-    ["--tls-cert".into(), arg(&own.cert), "--tls-key".into(), arg(&own.key), "--miner-ca".into(), arg(daemon)]
-        .to_vec()
-}
-
-/// Starts `kiln-worker run` for the daemon at `miner`; its log goes to `log`.
-pub fn spawn_worker(miner: &str, token: &str, params: &Path, log: &Path, fault: Option<&str>) -> Child {
-    spawn_worker_with(miner, token, params, log, fault, &[])
-}
-
-/// [`spawn_worker`] with more arguments to `kiln-worker run`.
-pub fn spawn_worker_with(
-    miner: &str,
-    token: &str,
-    params: &Path,
-    log: &Path,
-    fault: Option<&str>,
-    extra: &[String],
-) -> Child {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kiln-worker"));
-    cmd.args([
-        "run",
-        "--miner",
-        miner,
-        "--listen",
-        "127.0.0.1:0",
-        "--max-task-bytes",
-        "2000000",
-        "--param-dir",
-    ])
-    .arg(params)
-    .args(extra)
-    .env("KILN_WORKER_TOKEN", token)
-    .env("RUST_LOG", "info")
-    .env_remove("KILN_WORKER_FAULT")
-    .stdout(std::fs::File::create(log.with_extension("out")).unwrap())
-    .stderr(std::fs::File::create(log).unwrap());
-    if let Some(f) = fault {
-        cmd.env("KILN_WORKER_FAULT", f);
+/// A worker config for the daemon at `miner`: parameters in `params`, a
+/// 2 MB task limit, plain HTTP (set `tls` and `miner_ca` for HTTPS).
+pub fn worker_config(miner: &str, token: &str, params: &Path) -> WorkerConfig {
+    WorkerConfig {
+        param_dir: params.to_path_buf(),
+        max_task_bytes: 2_000_000,
+        ..WorkerConfig::new(miner, token)
     }
-    cmd.spawn().expect("start kiln-worker")
+}
+
+/// A worker running in this process on a loopback port of its own.
+pub struct Worker {
+    /// Where its task API listens.
+    pub addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<Result<(), worker::Error>>>,
+}
+
+impl Worker {
+    /// Starts `worker::serve` with `config` on `127.0.0.1:0`, on its own runtime.
+    pub fn start(config: WorkerConfig) -> Self {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name(format!("worker-{}", addr.port()))
+            .spawn(move || {
+                let runtime = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .enable_all()
+                    .build()
+                    .expect("a runtime");
+                runtime.block_on(async move {
+                    let listener = tokio::net::TcpListener::from_std(listener).expect("a tokio listener");
+                    worker::serve(listener, config, async { stopped.await.unwrap_or(()) }).await
+                })
+            })
+            .unwrap();
+        Self { addr, stop: Some(stop), thread: Some(thread) }
+    }
+
+    /// Whether `serve` is still running.
+    pub fn is_running(&self) -> bool {
+        self.thread.as_ref().is_some_and(|t| !t.is_finished())
+    }
+
+    /// Stops it as a shutdown signal would and waits for `serve` to return:
+    /// no heartbeat after this, and the results of tasks it held are discarded.
+    pub fn stop(mut self) -> Result<(), worker::Error> {
+        self.stop_now()
+    }
+
+    fn stop_now(&mut self) -> Result<(), worker::Error> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        match self.thread.take() {
+            Some(t) => t.join().expect("the worker thread does not panic"),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let _ = self.stop_now();
+    }
+}
+
+static LOG: Mutex<Vec<u8>> = Mutex::new(Vec::new());
+
+struct LogWriter;
+
+impl Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        LOG.lock().unwrap_or_else(|p| p.into_inner()).extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Collects this process's log (daemon and workers, INFO and up) for [`log_lines`].
+pub fn capture_logs() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new("info"))
+            .with_ansi(false)
+            .with_writer(|| LogWriter)
+            .try_init();
+    });
+}
+
+/// The log lines captured so far that contain every string in `all`.
+pub fn log_lines(all: &[&str]) -> Vec<String> {
+    let log = LOG.lock().unwrap_or_else(|p| p.into_inner());
+    String::from_utf8_lossy(&log)
+        .lines()
+        .filter(|l| all.iter().all(|s| l.contains(s)))
+        .map(String::from)
+        .collect()
 }
 
 /// Polls `check` every 100 ms until it gives a value; panics with `what` after `limit`.
@@ -126,8 +200,8 @@ pub fn wait_for<T>(limit: Duration, what: &str, mut check: impl FnMut() -> Optio
 pub fn wait_online(config: &Config, name: &str) -> String {
     wait_for(Duration::from_secs(60), &format!("worker {name} online"), || {
         let workers = client(config).workers().ok()?;
-        let w = workers.into_iter().find(|w| w.worker.name == name)?;
-        (w.state == sealing::workers::scheduler::WorkerState::Online).then_some(w.worker.url)
+        let w = workers.into_iter().find(|w| w.name == name)?;
+        (w.state == WorkerState::Online).then_some(w.url)
     })
 }
 
@@ -147,7 +221,7 @@ pub fn wait_proving(config: &Config, sectors: &[u64], limit: Duration) {
 
 /// Sector `n`'s commit tasks as (worker, state).
 pub fn commit_tasks(config: &Config, n: u64) -> Vec<(Option<String>, TaskState)> {
-    let tasks: Vec<TaskRow> = client(config).tasks(Some(n)).unwrap();
+    let tasks: Vec<TaskView> = client(config).tasks(Some(n)).unwrap();
     tasks.into_iter().filter(|t| t.kind == TaskKind::Commit).map(|t| (t.worker, t.state)).collect()
 }
 
@@ -167,9 +241,7 @@ pub fn prove_commits(config: &Config) -> Vec<(u64, Option<i64>)> {
     messages
         .into_iter()
         .filter_map(|m| match m.message {
-            sealing::chain::Message::ProveCommit { sector, .. } => {
-                Some((sector, m.receipt.map(|r| r.exit_code)))
-            }
+            Message::ProveCommit { sector, .. } => Some((sector, m.receipt.map(|r| r.exit_code))),
             _ => None,
         })
         .collect()

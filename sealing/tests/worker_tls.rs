@@ -1,19 +1,21 @@
 //! TLS on both APIs, with self-signed certificates and no proofs: who trusts
 //! whom, what a plain or untrusting client gets, and unusable certificate files.
-//! (`remote_c2` proves sectors through an HTTPS daemon and worker.)
+//! Workers run in-process. (`worker_remote_c2` proves sectors through an HTTPS
+//! daemon and worker; `worker/tests/cli.rs` runs `kiln-worker info` over HTTPS.)
 
-mod common;
+mod worker_common;
 
-use common::*;
 use sealing::api::client::{Client, ClientError, API_CERT_FILE};
 use sealing::daemon::{Daemon, DaemonError};
 use sealing::workers::dispatch::{Dispatcher, HttpDispatcher};
-use sealing::workers::protocol::dispatch_key;
-use std::process::Command;
 use std::time::Duration;
+use wire::worker::dispatch_key;
+use worker::WorkerConfig;
+use worker_common::*;
 
 #[test]
 fn daemon_and_worker_speak_https_to_clients_that_trust_them_and_to_no_others() {
+    capture_logs();
     let tmp = tempfile::tempdir().unwrap();
     let mut config = config(tmp.path(), false, 1);
     let (daemon_pem, worker_pem) = (self_signed(tmp.path(), "daemon"), self_signed(tmp.path(), "worker"));
@@ -48,54 +50,43 @@ fn daemon_and_worker_speak_https_to_clients_that_trust_them_and_to_no_others() {
 
     // A worker serving HTTPS registers and heartbeats over HTTPS.
     let worker_token = worker_token(&config, "tls-1");
-    let log = tmp.path().join("worker.log");
-    let tls = tls_args(&worker_pem, &config.data_dir.join(API_CERT_FILE));
-    let mut worker = spawn_worker_with(&url, &worker_token, &tmp.path().join("no-params"), &log, None, &tls);
+    let worker = Worker::start(WorkerConfig {
+        tls: Some(worker_pem.tls()),
+        miner_ca: Some(config.data_dir.join(API_CERT_FILE)),
+        ..worker_config(&url, &worker_token, &tmp.path().join("no-params"))
+    });
     let worker_url = wait_online(&config, "tls-1");
     assert!(worker_url.starts_with("https://127.0.0.1:"), "{worker_url}");
 
     // The daemon's dispatcher reaches it when it trusts the worker's certificate.
     let key = dispatch_key(&worker_token);
     let trusting =
-        HttpDispatcher::new(sealing::tls::agent(Duration::from_secs(10), Some(&worker_pem.cert)).unwrap());
-    let refused = trusting.send_c2(&worker_url, &key, 77, b"not a C1 output").unwrap_err();
+        HttpDispatcher::new(wire::tls::agent(Duration::from_secs(10), Some(&worker_pem.cert)).unwrap());
+    let refused = trusting.send_c2(&worker_url, &key, 77, b"not a C1 output").unwrap_err().to_string();
     assert!(refused.contains("HTTP 400") && refused.contains("C1 output"), "{refused}");
     let untrusting = HttpDispatcher::with_timeout(Duration::from_secs(10));
-    let refused = untrusting.send_c2(&worker_url, &key, 77, b"not a C1 output").unwrap_err();
+    let refused = untrusting.send_c2(&worker_url, &key, 77, b"not a C1 output").unwrap_err().to_string();
     assert!(refused.contains("UnknownIssuer"), "{refused}");
 
-    // `kiln-worker info` over HTTPS, trusting the worker's certificate or not.
-    let info = |ca: Option<&std::path::Path>| {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_kiln-worker"));
-        cmd.args(["info", "--url", &worker_url, "--token", &worker_token]);
-        if let Some(ca) = ca {
-            cmd.arg("--ca").arg(ca);
-        }
-        cmd.output().unwrap()
-    };
-    let out = info(Some(&worker_pem.cert));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && stdout.contains("(registered)"),
-        "{stdout} {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let out = info(None);
-    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("UnknownIssuer"));
-    worker.kill().unwrap();
-    worker.wait().unwrap();
+    // What `kiln-worker info --url` asks, over HTTPS, trusting the worker's certificate or not.
+    let info = worker::fetch_info(&worker_url, &worker_token, Some(&worker_pem.cert)).unwrap();
+    assert!(info.registered, "{info:?}");
+    let refused = worker::fetch_info(&worker_url, &worker_token, None).unwrap_err();
+    assert!(refused.to_string().contains("UnknownIssuer"), "{refused}");
+    worker.stop().unwrap();
 
     // A worker that does not trust the daemon's certificate never registers, and says why.
-    let other = tmp.path().join("other.log");
-    let tls = tls_args(&worker_pem, &worker_pem.cert);
-    let mut stranger =
-        spawn_worker_with(&url, &worker_token, &tmp.path().join("no-params"), &other, None, &tls);
+    let stranger = Worker::start(WorkerConfig {
+        tls: Some(worker_pem.tls()),
+        miner_ca: Some(worker_pem.cert.clone()),
+        ..worker_config(&url, &worker_token, &tmp.path().join("no-params"))
+    });
+    let stranger_url = format!("https://{}", stranger.addr);
     let said = wait_for(Duration::from_secs(30), "the worker to report why it cannot register", || {
-        std::fs::read_to_string(&other).ok().filter(|l| l.contains("cannot register"))
+        log_lines(&[&stranger_url, "cannot register"]).pop()
     });
     assert!(said.contains("invalid peer certificate"), "{said}");
-    stranger.kill().unwrap();
-    stranger.wait().unwrap();
+    stranger.stop().unwrap();
     daemon.stop();
     assert!(!config.data_dir.join(API_CERT_FILE).exists(), "api.crt goes with the api file");
 }

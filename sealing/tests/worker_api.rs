@@ -1,16 +1,16 @@
 //! Authentication, scopes and bad input on both APIs, with a real daemon and
-//! a real `kiln-worker` process (no proofs).
+//! a real worker, in-process (no proofs). The `kiln-worker` binary's own
+//! output is tested in `worker/tests/cli.rs`.
 
-mod common;
+mod worker_common;
 
-use common::*;
-use sealing::api::ApiErrorBody;
-use sealing::workers::protocol::{dispatch_key, WorkerInfo};
-use std::process::Command;
+use wire::error::{ApiErrorBody, ErrorKind as K};
+use wire::worker::{dispatch_key, WorkerInfo};
+use worker_common::*;
 
 /// (status, error kind, message) of a request on a fresh connection (a 413
-/// answer closes its connection); 2xx gives kind "ok".
-fn call(req: ureq::Request, token: Option<&str>, body: Option<&[u8]>) -> (u16, String, String) {
+/// answer closes its connection); 2xx gives no kind.
+fn call(req: ureq::Request, token: Option<&str>, body: Option<&[u8]>) -> (u16, Option<K>, String) {
     let req = match token {
         Some(t) => req.set("Authorization", &format!("Bearer {t}")),
         None => req,
@@ -20,10 +20,10 @@ fn call(req: ureq::Request, token: Option<&str>, body: Option<&[u8]>) -> (u16, S
         None => req.call(),
     };
     match answer {
-        Ok(r) => (r.status(), "ok".into(), r.into_string().unwrap()),
+        Ok(r) => (r.status(), None, r.into_string().unwrap()),
         Err(ureq::Error::Status(status, r)) => {
             let e: ApiErrorBody = r.into_json().expect("a structured error body");
-            (status, e.kind, e.message)
+            (status, Some(e.kind), e.message)
         }
         Err(e) => panic!("transport error: {e}"),
     }
@@ -54,37 +54,36 @@ fn tokens_are_scoped_revocable_and_bad_bodies_get_4xx_while_the_worker_stays_up(
     let admin = std::fs::read_to_string(config.data_dir.join("token")).unwrap();
     let d = |path: &str| format!("{}/v0{path}", daemon.url());
     let token = worker_token(&config, "gpu-1");
-    let log = tmp.path().join("worker.log");
-    let mut worker = spawn_worker(&daemon.url(), &token, &tmp.path().join("no-params"), &log, None);
+    let worker = Worker::start(worker_config(&daemon.url(), &token, &tmp.path().join("no-params")));
     let url = wait_online(&config, "gpu-1");
     let w = |path: &str| format!("{url}/v0{path}");
 
     // --- the daemon ---
     let hb = br#"{"instance":"x","running":[]}"#;
     let (s, kind, _) = call(ureq::post(&d("/worker/heartbeat")), None, Some(hb));
-    assert_eq!((s, kind.as_str()), (401, "unauthenticated"));
+    assert_eq!((s, kind), (401, Some(K::Unauthenticated)));
     let (s, _, _) = call(ureq::post(&d("/worker/heartbeat")), Some("kiln-worker-guess"), Some(hb));
     assert_eq!(s, 401);
     // A worker token opens only the worker endpoints; the daemon's token only the others.
     let (s, kind, msg) = call(ureq::get(&d("/sectors")), Some(&token), None);
-    assert_eq!((s, kind.as_str()), (403, "forbidden"), "{msg}");
+    assert_eq!((s, kind), (403, Some(K::Forbidden)), "{msg}");
     let (s, _, _) = call(ureq::post(&d("/auth/worker-tokens")), Some(&token), Some(br#"{"name":"mine"}"#));
     assert_eq!(s, 403);
     let (s, kind, _) = call(ureq::post(&d("/worker/heartbeat")), Some(&admin), Some(hb));
-    assert_eq!((s, kind.as_str()), (403, "forbidden"));
+    assert_eq!((s, kind), (403, Some(K::Forbidden)));
     // Authenticated but wrong: unknown instance, malformed and oversized bodies, foreign tasks.
     let (s, kind, _) = call(ureq::post(&d("/worker/heartbeat")), Some(&token), Some(hb));
-    assert_eq!((s, kind.as_str()), (404, "not_registered"));
+    assert_eq!((s, kind), (404, Some(K::NotRegistered)));
     let (s, kind, _) = call(ureq::post(&d("/worker/heartbeat")), Some(&token), Some(b"{\"instance\": 7"));
-    assert!(matches!(s, 400 | 422) && kind == "invalid_argument", "{s} {kind}");
+    assert!(matches!(s, 400 | 422) && kind == Some(K::InvalidArgument), "{s} {kind:?}");
     let (s, kind, msg) = call(ureq::post(&d("/worker/tasks/1/result")), Some(&token), Some(&[0u8; 100]));
-    assert_eq!((s, kind.as_str()), (400, "invalid_argument"));
+    assert_eq!((s, kind), (400, Some(K::InvalidArgument)));
     assert!(msg.contains("192"), "{msg}");
     let (s, kind, _) =
         call(ureq::post(&d("/worker/tasks/1/result")), Some(&token), Some(&vec![0u8; 192 * 1000]));
-    assert_eq!((s, kind.as_str()), (413, "too_large"));
+    assert_eq!((s, kind), (413, Some(K::TooLarge)));
     let (s, kind, msg) = call(ureq::post(&d("/worker/tasks/99/result")), Some(&token), Some(&[0u8; 192]));
-    assert_eq!((s, kind.as_str()), (409, "conflict"), "{msg}");
+    assert_eq!((s, kind), (409, Some(K::Conflict)), "{msg}");
     let (s, _, _) =
         call(ureq::post(&d("/worker/tasks/nope/failure")), Some(&token), Some(br#"{"message":"x"}"#));
     assert_eq!(s, 400);
@@ -93,12 +92,12 @@ fn tokens_are_scoped_revocable_and_bad_bodies_get_4xx_while_the_worker_stays_up(
     assert_eq!(s, 400, "{msg}");
     let (s, kind, _) =
         call(ureq::post(&d("/auth/worker-tokens")), Some(&admin), Some(br#"{"name":"gpu-1"}"#));
-    assert_eq!((s, kind.as_str()), (409, "conflict"));
+    assert_eq!((s, kind), (409, Some(K::Conflict)));
     let other = worker_token(&config, "gpu-2");
     let revoked = client(&config).revoke_worker_token("gpu-2").unwrap();
     assert_eq!(revoked.name, "gpu-2");
     let (s, kind, msg) = call(ureq::post(&d("/worker/heartbeat")), Some(&other), Some(hb));
-    assert_eq!((s, kind.as_str()), (401, "unauthenticated"));
+    assert_eq!((s, kind), (401, Some(K::Unauthenticated)));
     assert!(msg.contains("revoked"), "{msg}");
     let names: Vec<_> = client(&config)
         .worker_tokens()
@@ -117,7 +116,7 @@ fn tokens_are_scoped_revocable_and_bad_bodies_get_4xx_while_the_worker_stays_up(
     let (s, _, _) = call(ureq::get(&w("/info")), Some(&token), None);
     assert_eq!(s, 401, "nor is the worker token itself");
     let (s, kind, msg) = call(ureq::post(&w("/tasks/5/c2")), Some(&key), Some(b"definitely not a C1 output"));
-    assert_eq!((s, kind.as_str()), (400, "invalid_argument"));
+    assert_eq!((s, kind), (400, Some(K::InvalidArgument)));
     assert!(msg.contains("C1 output"), "{msg}");
     let mut forged = b"KILNC1\0\0".to_vec();
     forged.extend(1u32.to_le_bytes());
@@ -130,36 +129,19 @@ fn tokens_are_scoped_revocable_and_bad_bodies_get_4xx_while_the_worker_stays_up(
     assert_eq!(s, 404);
 
     // Still up, still registered, holding nothing.
-    assert!(worker.try_wait().unwrap().is_none(), "the worker exited");
+    assert!(worker.is_running(), "the worker stopped");
     let (s, _, body) = call(ureq::get(&w("/info")), Some(&key), None);
     assert_eq!(s, 200);
     let info: WorkerInfo = serde_json::from_str(&body).unwrap();
     assert!(info.registered && info.tasks.is_empty() && info.capabilities.params.is_empty());
     let listed = client(&config).workers().unwrap();
     assert_eq!(listed.len(), 1);
-    assert_eq!(listed[0].worker.capabilities.slots, 1);
+    assert_eq!(listed[0].capabilities.slots, 1);
 
-    // `kiln-worker info`, of this machine and of the running worker.
-    let out = Command::new(env!("CARGO_BIN_EXE_kiln-worker"))
-        .args(["info", "--param-dir", "/nonexistent"])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success() && text.contains("cores") && text.contains("params for   none"), "{text}");
-    let out = Command::new(env!("CARGO_BIN_EXE_kiln-worker"))
-        .args(["info", "--url", &url, "--token", &token])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success() && text.contains("registered"), "{text}");
-    let out = Command::new(env!("CARGO_BIN_EXE_kiln-worker"))
-        .args(["run", "--miner", "http://127.0.0.1:9", "--token", "t", "--tasks", "pc2"])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("not offered"));
+    // What `kiln-worker info --url` asks, of the running worker.
+    let info = worker::fetch_info(&url, &token, None).unwrap();
+    assert!(info.registered, "{info:?}");
 
-    worker.kill().unwrap();
-    worker.wait().unwrap();
+    worker.stop().unwrap();
     daemon.stop();
 }

@@ -1,25 +1,29 @@
-//! Worker faults on real proofs: a worker killed during C2, and one returning
-//! a corrupted proof. In both the sector still reaches Proving, its C2 run
-//! again in the daemon. About three C2 runs (one cut short).
+//! Worker faults on real proofs: a worker stopped during C2 (it stops
+//! heartbeating and its result is discarded, as for a killed one), and one
+//! returning a corrupted proof (the `worker:corrupt-proof` fail point). In
+//! both the sector still reaches Proving, its C2 run again in the daemon.
+//! About three C2 runs (one abandoned). Workers run in-process; each test holds
+//! a `fail::FailScenario`, which also keeps the two from running at once.
 
-mod common;
+mod worker_common;
 
-use common::*;
 use sealing::store::TaskState;
-use sealing::workers::protocol::{dispatch_key, WorkerInfo};
-use sealing::workers::scheduler::WorkerState;
 use std::time::Duration;
+use wire::api::WorkerState;
+use wire::worker::{dispatch_key, WorkerInfo};
+use worker_common::*;
 
 #[test]
 fn a_worker_killed_during_c2_loses_the_task_and_the_sector_still_reaches_proving() {
+    let scenario = fail::FailScenario::setup();
     let tmp = tempfile::tempdir().unwrap();
     let config = config(tmp.path(), true, 1);
     let daemon = start_daemon(&config);
     let token = worker_token(&config, "doomed");
-    let mut worker = spawn_worker(&daemon.url(), &token, &param_dir(), &tmp.path().join("doomed.log"), None);
+    let worker = Worker::start(worker_config(&daemon.url(), &token, &param_dir()));
     let url = wait_online(&config, "doomed");
     client(&config).pledge(1).unwrap();
-    // Kill it once it is proving (its own view, asked over its task API).
+    // Stop it once it is proving (its own view, asked over its task API).
     wait_for(Duration::from_secs(300), "the worker proving", || {
         let info: WorkerInfo = ureq::get(&format!("{url}/v0/info"))
             .set("Authorization", &format!("Bearer {}", dispatch_key(&token)))
@@ -29,8 +33,7 @@ fn a_worker_killed_during_c2_loses_the_task_and_the_sector_still_reaches_proving
             .ok()?;
         info.tasks.iter().any(|t| t.state == "proving").then_some(())
     });
-    worker.kill().unwrap(); // SIGKILL
-    worker.wait().unwrap();
+    worker.stop().unwrap(); // no heartbeat from here on; its proof is discarded
 
     wait_proving(&config, &[1], Duration::from_secs(600));
     assert_eq!(
@@ -41,17 +44,20 @@ fn a_worker_killed_during_c2_loses_the_task_and_the_sector_still_reaches_proving
     assert_eq!(w.state, WorkerState::Offline);
     assert_eq!(prove_commits(&config), [(1, Some(0))]);
     daemon.stop();
+    scenario.teardown();
 }
 
 #[test]
 fn a_worker_returning_a_corrupted_proof_is_marked_unhealthy_and_the_proof_recomputed() {
+    let scenario = fail::FailScenario::setup();
+    fail::cfg("worker:corrupt-proof", "return").unwrap();
+    capture_logs();
     let tmp = tempfile::tempdir().unwrap();
     let config = config(tmp.path(), true, 1);
     let daemon = start_daemon(&config);
     let token = worker_token(&config, "liar");
-    let log = tmp.path().join("liar.log");
-    let mut worker = spawn_worker(&daemon.url(), &token, &param_dir(), &log, Some("corrupt-proof"));
-    wait_online(&config, "liar");
+    let worker = Worker::start(worker_config(&daemon.url(), &token, &param_dir()));
+    let url = wait_online(&config, "liar");
     client(&config).pledge(1).unwrap();
 
     wait_proving(&config, &[1], Duration::from_secs(900));
@@ -62,11 +68,11 @@ fn a_worker_returning_a_corrupted_proof_is_marked_unhealthy_and_the_proof_recomp
     assert_eq!((commits[1].worker.as_deref(), commits[1].state), (None, TaskState::Done));
     let w = &client(&config).workers().unwrap()[0];
     assert_eq!(w.state, WorkerState::Unhealthy);
-    assert!(w.worker.unhealthy.as_deref().unwrap().contains("sector 1"), "{w:?}");
+    assert!(w.unhealthy.as_deref().unwrap().contains("sector 1"), "{w:?}");
     // Only the recomputed, verified proof went to the chain.
     assert_eq!(prove_commits(&config), [(1, Some(0))]);
-    assert!(std::fs::read_to_string(&log).unwrap().contains("every proof will be corrupted"));
-    worker.kill().unwrap();
-    worker.wait().unwrap();
+    assert!(!log_lines(&[&url, "worker:corrupt-proof", "corrupted before it is reported"]).is_empty());
+    worker.stop().unwrap();
     daemon.stop();
+    scenario.teardown();
 }

@@ -1,0 +1,51 @@
+//! What the driver and the API share: the sector store, the chain and the clock.
+//!
+//! The store sits behind its own mutex, held for single SQLite transactions
+//! only; the chain synchronises itself (see [`Chain`]) and is never reached
+//! through the store's lock. So an API call waits at most for one short
+//! transaction, never for a proof verification or a task.
+
+use crate::chain::Chain;
+use crate::clock::SharedClock;
+use crate::store::Store;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// The store, the chain and the clock.
+pub struct Ledger {
+    store: Mutex<Store>,
+    chain: Box<dyn Chain>,
+    clock: SharedClock,
+}
+
+/// The ledger, shared.
+pub type SharedLedger = Arc<Ledger>;
+
+impl Ledger {
+    /// A ledger over `store` and `chain`, telling time by `clock`.
+    pub fn new(store: Store, chain: Box<dyn Chain>, clock: SharedClock) -> SharedLedger {
+        Arc::new(Self { store: Mutex::new(store), chain, clock })
+    }
+
+    /// The store, locked. Hold the guard for one operation or transaction:
+    /// never across chain calls, file I/O or proofs.
+    pub fn store(&self) -> MutexGuard<'_, Store> {
+        // A panic elsewhere while holding the lock leaves SQLite consistent
+        // (every write is a transaction), so a poisoned lock is used as is.
+        self.store.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The chain.
+    pub fn chain(&self) -> &dyn Chain {
+        self.chain.as_ref()
+    }
+
+    /// The clock.
+    pub fn clock(&self) -> &SharedClock {
+        &self.clock
+    }
+
+    /// Now, by the ledger's clock (ms since the Unix epoch).
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
+    }
+}

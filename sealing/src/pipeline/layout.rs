@@ -1,0 +1,39 @@
+//! Where the driver keeps things in the data directory (the full layout is in
+//! `daemon`'s documentation).
+
+use super::PipelineConfig;
+use proofs::seal::SectorDir;
+use std::path::{Path, PathBuf};
+
+impl PipelineConfig {
+    /// The SQLite database (sectors and the embedded chain).
+    pub fn database_path(&self) -> PathBuf {
+        self.data_dir.join("kiln.db")
+    }
+    /// The parent of every sector's directory.
+    pub fn sectors_dir(&self) -> PathBuf {
+        self.data_dir.join("sectors")
+    }
+    /// Sector `number`'s directory.
+    pub fn sector_dir(&self, number: u64) -> SectorDir {
+        SectorDir::new(self.sectors_dir().join(number.to_string()))
+    }
+    /// Where sector `number`'s proof is kept between C2 and the landed ProveCommit.
+    pub fn proof_path(&self, number: u64) -> PathBuf {
+        self.data_dir.join("proofs").join(format!("{number}.proof"))
+    }
+    /// The daemon's copies of data pieces.
+    pub fn pieces_dir(&self) -> PathBuf {
+        self.data_dir.join("pieces")
+    }
+}
+
+/// Removes a file or a directory tree; one already gone is fine.
+pub(super) fn remove_path(path: &Path) -> Result<(), String> {
+    let r = if path.is_dir() { std::fs::remove_dir_all(path) } else { std::fs::remove_file(path) };
+    match r {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(format!("remove {}: {e}", path.display())),
+    }
+}

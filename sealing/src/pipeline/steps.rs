@@ -1,0 +1,254 @@
+//! The per-state step: what the driver does for one sector in one tick.
+
+use super::layout::remove_path;
+use super::{Pipeline, PipelineError};
+use crate::chain::{Message, MessageId, RandomnessKind};
+use crate::failpoints::crash_point;
+use crate::lifecycle::{Disposition, SectorEvent, SectorState};
+use crate::store::{SectorRow, TaskKind, TaskState};
+use proofs::pieces::place_pieces;
+use proofs::snark::SealStatement;
+use proofs::ProverId;
+use std::path::Path;
+use tracing::info;
+
+impl Pipeline {
+    pub(super) fn step(&mut self, row: &SectorRow, now: i64) -> Result<(), PipelineError> {
+        use SectorState as S;
+        let n = row.number;
+        if self.running.contains_key(&n) {
+            if row.lifecycle.state == S::Removing {
+                self.cancel(n);
+            }
+            return Ok(());
+        }
+        match row.lifecycle.state {
+            S::Packing => {
+                if self.ready_to_seal(row, now)? {
+                    crash_point!("packing:before-start");
+                    self.apply(n, &SectorEvent::StartSealing)?;
+                }
+            }
+            S::Unsealed => match (row.ticket, row.ticket_epoch) {
+                (Some(ticket), Some(_)) => {
+                    if self.pre_commit_tasks() < self.config.limits.pre_commit
+                        && self.may_start(TaskKind::PreCommit, now)
+                    {
+                        self.start_pre_commit(row, ticket)?;
+                    }
+                }
+                _ => {
+                    let chain = self.ledger.chain();
+                    let epoch = chain.head(now)?;
+                    let ticket = chain.randomness(RandomnessKind::Ticket, epoch, now)?;
+                    self.apply(n, &SectorEvent::TicketDrawn { ticket, epoch })?;
+                }
+            },
+            S::PreCommitting => match row.precommit_message {
+                Some(id) => match self.outcome(id, "PreCommit", now)? {
+                    None => {}
+                    Some(Ok(epoch)) => {
+                        self.apply(n, &SectorEvent::PreCommitLanded { epoch })?;
+                    }
+                    Some(Err(error)) => {
+                        self.apply(
+                            n,
+                            &SectorEvent::StepFailed { error, disposition: Disposition::Temporary },
+                        )?;
+                    }
+                },
+                None => {
+                    let message = precommit_message(row)?;
+                    let message =
+                        self.send_once(&message, now, || crash_point!("precommit:sent-unrecorded"))?;
+                    self.apply(n, &SectorEvent::PreCommitSent { message })?;
+                }
+            },
+            S::PreCommitted => {
+                let chain = self.ledger.chain();
+                let (pc, head) = (chain.precommit(n, now)?, chain.head(now)?);
+                match pc {
+                    None => self.expire(n)?,
+                    Some(pc) if head > pc.seed_epoch => {
+                        let seed = chain.randomness(RandomnessKind::Seed, pc.seed_epoch, now)?;
+                        self.apply(n, &SectorEvent::SeedReady { seed, epoch: pc.seed_epoch })?;
+                    }
+                    Some(_) => crash_point!("precommitted:waiting-seed"),
+                }
+            }
+            S::Committing => {
+                if self.config.proof_path(n).exists() {
+                    // C2 finished before a crash: its verified proof is on disk.
+                    info!("reusing the proof computed before the restart");
+                    self.close_open_tasks(n, TaskState::Done, None)?;
+                    self.apply(n, &SectorEvent::ProofReady)?;
+                } else {
+                    self.schedule_commit(row, now)?;
+                }
+            }
+            S::CommitWait => match row.commit_message {
+                Some(id) => match self.outcome(id, "ProveCommit", now)? {
+                    None => {}
+                    Some(Ok(epoch)) => {
+                        self.apply(n, &SectorEvent::CommitLanded { epoch })?;
+                    }
+                    Some(Err(reason)) => {
+                        self.apply(n, &SectorEvent::CommitRejected { reason })?;
+                    }
+                },
+                None => match std::fs::read(self.config.proof_path(n)) {
+                    Ok(proof) => {
+                        let message = Message::ProveCommit { sector: n, proof };
+                        let message =
+                            self.send_once(&message, now, || crash_point!("provecommit:sent-unrecorded"))?;
+                        self.apply(n, &SectorEvent::CommitSent { message })?;
+                    }
+                    Err(e) => {
+                        let error = format!("proof file {}: {e}", self.config.proof_path(n).display());
+                        self.apply(
+                            n,
+                            &SectorEvent::StepFailed { error, disposition: Disposition::Temporary },
+                        )?;
+                    }
+                },
+            },
+            S::FinalizeSector => {
+                if self.count(TaskKind::Finalize) < self.config.limits.finalize
+                    && self.may_start(TaskKind::Finalize, now)
+                {
+                    self.start_finalize(row)?;
+                }
+            }
+            S::SealPreCommitFailed
+            | S::PreCommitFailed
+            | S::ComputeProofFailed
+            | S::CommitFailed
+            | S::FinalizeFailed => {
+                let wait = self.config.retry.backoff(row.lifecycle.attempts);
+                if now < row.updated_ms.saturating_add(wait.as_millis() as i64) {
+                    return Ok(());
+                }
+                if matches!(row.lifecycle.state, S::ComputeProofFailed | S::CommitFailed) {
+                    if self.ledger.chain().precommit(n, now)?.is_none() {
+                        return self.expire(n);
+                    }
+                    // The retry computes a new proof.
+                    self.remove_file(&self.config.proof_path(n), n)?;
+                }
+                self.apply(n, &SectorEvent::Retry)?;
+            }
+            S::Removing => {
+                // Remote tasks are dropped by their workers at the next heartbeat.
+                self.close_open_tasks(n, TaskState::Cancelled, Some("the sector is being removed"))?;
+                let dir = self.config.sector_dir(n);
+                remove_path(dir.root()).map_err(|reason| PipelineError::Sector { number: n, reason })?;
+                self.remove_file(&self.config.proof_path(n), n)?;
+                let pieces = self.ledger.store().pieces(n)?;
+                for p in pieces {
+                    self.remove_file(&p.path, n)?;
+                }
+                self.apply(n, &SectorEvent::RemoveDone)?;
+            }
+            S::Proving | S::Failed | S::Removed => {}
+        }
+        Ok(())
+    }
+
+    /// What became of recorded message `id`: nothing yet, landed in an epoch,
+    /// or failed (why).
+    fn outcome(
+        &self,
+        id: MessageId,
+        what: &str,
+        now: i64,
+    ) -> Result<Option<Result<u64, String>>, PipelineError> {
+        let receipt = self.ledger.chain().receipt(id, now)?;
+        Ok(receipt.map(|r| {
+            if r.exit_code == 0 {
+                Ok(r.epoch)
+            } else {
+                Err(format!(
+                    "{what} message {id} failed with exit code {}: {}",
+                    r.exit_code,
+                    r.error.unwrap_or_default()
+                ))
+            }
+        }))
+    }
+
+    /// Sends `message` unless an identical one is already pending or landed
+    /// (sent before a crash that kept the send from being recorded); `sent`
+    /// runs between the send and its record (a crash point).
+    fn send_once(
+        &self,
+        message: &Message,
+        now: i64,
+        sent: impl FnOnce(),
+    ) -> Result<MessageId, PipelineError> {
+        let chain = self.ledger.chain();
+        if let Some(id) = chain.find_message(message, now)? {
+            info!(message = %id, "adopting the message sent before the restart");
+            return Ok(id);
+        }
+        let id = chain.send(message, now)?;
+        sent();
+        Ok(id)
+    }
+
+    /// The PreCommit expired: drop the proof and seal again with a new ticket.
+    pub(super) fn expire(&self, n: u64) -> Result<(), PipelineError> {
+        self.remove_file(&self.config.proof_path(n), n)?;
+        self.apply(n, &SectorEvent::PreCommitExpired)?;
+        Ok(())
+    }
+
+    pub(super) fn remove_file(&self, path: &Path, number: u64) -> Result<(), PipelineError> {
+        remove_path(path).map_err(|reason| PipelineError::Sector { number, reason })
+    }
+
+    fn ready_to_seal(&self, row: &SectorRow, now: i64) -> Result<bool, PipelineError> {
+        if row.pledged {
+            return Ok(true);
+        }
+        let pieces = self.ledger.store().pieces(row.number)?;
+        let Some(first) = pieces.first() else {
+            return Ok(false);
+        };
+        let mut sizes: Vec<u64> = pieces.iter().map(|p| p.padded_size).collect();
+        // Full: not even the smallest piece (128 padded bytes) fits any more.
+        sizes.push(128);
+        let full = place_pieces(&sizes, row.sector_size.bytes()).is_err();
+        let waited = now.saturating_sub(first.added_ms) >= self.config.packing.wait_ms as i64;
+        Ok(full || waited)
+    }
+}
+
+fn missing(number: u64, what: &str) -> PipelineError {
+    PipelineError::Sector { number, reason: format!("no {what} recorded") }
+}
+
+/// The PreCommit message of a pre-committed sector.
+pub(super) fn precommit_message(row: &SectorRow) -> Result<Message, PipelineError> {
+    let n = row.number;
+    Ok(Message::PreCommit {
+        sector: n,
+        sector_size: row.sector_size,
+        comm_r: row.comm_r.ok_or_else(|| missing(n, "comm_r"))?,
+        comm_d: row.comm_d.ok_or_else(|| missing(n, "comm_d"))?,
+        ticket_epoch: row.ticket_epoch.ok_or_else(|| missing(n, "ticket"))?,
+    })
+}
+
+/// The public values a sector's proof is checked against.
+pub fn statement_of(row: &SectorRow, prover_id: ProverId) -> Result<SealStatement, PipelineError> {
+    let n = row.number;
+    Ok(SealStatement {
+        sector_size: row.sector_size,
+        prover_id,
+        sector_id: n,
+        ticket: row.ticket.ok_or_else(|| missing(n, "ticket"))?,
+        seed: row.seed.ok_or_else(|| missing(n, "seed"))?,
+        comm_d: row.comm_d.ok_or_else(|| missing(n, "comm_d"))?,
+        comm_r: row.comm_r.ok_or_else(|| missing(n, "comm_r"))?,
+    })
+}

@@ -1,0 +1,449 @@
+//! The task runner: starting tasks on their own threads within the limits,
+//! supervising them (a panic is a failed task, not a dead driver), and turning
+//! each outcome into an event by its disposition. A task kind failing with a
+//! fault of the node is paused here, charging no sector, until a probe task
+//! shows the fault fixed.
+
+use super::engine::{BatchMember, EngineError, PreCommitOutput, PreCommitTask};
+use super::{relock, Pipeline, PipelineError};
+use crate::failpoints::{crash_point, failing, panic_point};
+use crate::lifecycle::{Disposition, SectorEvent, SectorState};
+use crate::store::{SectorRow, TaskKind, TaskState};
+use proofs::seal::SectorDir;
+use proofs::Randomness;
+use std::collections::HashMap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tracing::{error, info, info_span, warn};
+use wire::api::{PausedTasks, TaskProgress};
+
+/// Progress of every running task, by sector.
+pub type ProgressMap = Arc<Mutex<HashMap<u64, TaskProgress>>>;
+
+/// Task kinds paused by a fault of the node.
+pub type PauseMap = Arc<Mutex<HashMap<TaskKind, PausedTasks>>>;
+
+pub(super) enum TaskResult {
+    PreCommit(Result<PreCommitOutput, EngineError>),
+    Commit(Result<Vec<u8>, EngineError>),
+    /// C1 ran here and its output went to the task's worker (or failed to).
+    Dispatched(Result<(), DispatchError>),
+    Finalize(Result<(), EngineError>),
+    /// The task's thread panicked (the message).
+    Panicked(String),
+}
+
+pub(super) enum DispatchError {
+    /// C1 failed: the sector's problem.
+    C1(EngineError),
+    /// The worker could not be reached or refused the task: the worker's.
+    Send(String),
+}
+
+pub(super) struct Running {
+    pub(super) kind: TaskKind,
+    pub(super) cancel: Arc<AtomicBool>,
+    /// The task's record.
+    pub(super) task: u64,
+    /// The remote worker it was handed to.
+    pub(super) worker: Option<String>,
+    /// The pre-commit batch this sector is labeled in.
+    pub(super) batch: Option<Arc<PreCommitBatch>>,
+}
+
+/// Sectors pre-committed together: their labeling stops only when every one
+/// of them is cancelled.
+pub(super) struct PreCommitBatch {
+    members: Vec<u64>,
+    pub(super) cancel: AtomicBool,
+}
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".into())
+}
+
+impl Pipeline {
+    /// Tasks of `kind` running in this process (a remote C2 counts only while
+    /// its C1 runs here).
+    pub(super) fn count(&self, kind: TaskKind) -> usize {
+        self.running.values().filter(|r| r.kind == kind && r.worker.is_none()).count()
+    }
+
+    /// Pre-commit tasks running: a batch of sectors is one task.
+    pub(super) fn pre_commit_tasks(&self) -> usize {
+        let mut batches: Vec<*const PreCommitBatch> =
+            self.running.values().filter_map(|r| r.batch.as_ref().map(Arc::as_ptr)).collect();
+        batches.sort();
+        batches.dedup();
+        batches.len()
+    }
+
+    /// Cancels sector `n`'s task; a batch stops once all its members are cancelled.
+    pub(super) fn cancel(&self, n: u64) {
+        let Some(r) = self.running.get(&n) else { return };
+        r.cancel.store(true, Ordering::Relaxed);
+        if let Some(b) = &r.batch {
+            let all = b
+                .members
+                .iter()
+                .all(|m| self.running.get(m).is_none_or(|r| r.cancel.load(Ordering::Relaxed)));
+            if all {
+                b.cancel.store(true, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Whether a task of `kind` may start now: always, unless the kind is
+    /// paused by a node fault; then one probe task per probe interval.
+    pub(super) fn may_start(&self, kind: TaskKind, now: i64) -> bool {
+        let mut paused = relock(&self.paused);
+        let Some(p) = paused.get_mut(&kind) else { return true };
+        if now < p.next_probe_ms {
+            return false;
+        }
+        p.next_probe_ms = now.saturating_add(self.config.node_fault_probe.as_millis() as i64);
+        info!(kind = kind.name(), reason = %p.reason, "paused task kind: one task probes whether the fault is fixed");
+        true
+    }
+
+    /// Pauses `kind` after a fault of the node: no sector is charged, and the
+    /// kind waits for a probe to succeed.
+    pub(super) fn pause(&self, kind: TaskKind, reason: &str, now: i64) {
+        let next_probe_ms = now.saturating_add(self.config.node_fault_probe.as_millis() as i64);
+        let mut paused = relock(&self.paused);
+        let since_ms = paused.get(&kind).map_or(now, |p| p.since_ms);
+        if paused.get(&kind).is_none_or(|p| p.reason != reason) {
+            error!(kind = kind.name(), %reason, "a fault of this node: tasks of this kind are paused until it is fixed");
+        }
+        paused.insert(kind, PausedTasks { kind, reason: reason.into(), since_ms, next_probe_ms });
+    }
+
+    /// A task of `kind` ran without a node fault: the kind is no longer paused.
+    fn resume(&self, kind: TaskKind) {
+        if relock(&self.paused).remove(&kind).is_some() {
+            info!(kind = kind.name(), "the node fault is fixed: tasks of this kind run again");
+        }
+    }
+
+    /// Records a task of `kind` for sector `number` starting here.
+    fn record_task(&self, number: u64, kind: TaskKind) -> Result<u64, PipelineError> {
+        Ok(self.ledger.store().start_task(number, kind, None, None, self.ledger.now_ms())?)
+    }
+
+    pub(super) fn close_task(&self, id: u64, state: TaskState, error: Option<&str>) {
+        if let Err(e) = self.ledger.store().finish_task(id, state, error, self.ledger.now_ms()) {
+            warn!(task = id, error = %e, "cannot record the task's end");
+        }
+    }
+
+    pub(super) fn close_open_tasks(
+        &self,
+        number: u64,
+        state: TaskState,
+        error: Option<&str>,
+    ) -> Result<(), PipelineError> {
+        let now = self.ledger.now_ms();
+        let mut store = self.ledger.store();
+        for t in store.open_tasks()?.into_iter().filter(|t| t.sector == number) {
+            store.finish_task(t.id, state, error, now)?;
+        }
+        Ok(())
+    }
+
+    fn track(&self, number: u64, kind: TaskKind) {
+        relock(&self.progress).insert(
+            number,
+            TaskProgress { task: kind.name().into(), phase: None, layer: None, done: 0, total: 0 },
+        );
+    }
+
+    /// Starts a thread named after the task; a failure to start is the driver's
+    /// (critical: the daemon stops and a supervisor restarts it).
+    fn start_thread(
+        &self,
+        number: u64,
+        name: String,
+        body: impl FnOnce() + Send + 'static,
+    ) -> Result<(), PipelineError> {
+        let refused = failing!("driver:spawn");
+        let spawned = if refused {
+            Err(std::io::Error::other("failpoint driver:spawn"))
+        } else {
+            std::thread::Builder::new().name(name).spawn(body).map(drop)
+        };
+        spawned.map_err(|source| PipelineError::Spawn { number, source })
+    }
+
+    pub(super) fn spawn(
+        &mut self,
+        number: u64,
+        (kind, task, worker): (TaskKind, u64, Option<String>),
+        work: impl FnOnce(&AtomicBool) -> TaskResult + Send + 'static,
+    ) -> Result<(), PipelineError> {
+        let cancel = Arc::new(AtomicBool::new(false));
+        let flag = cancel.clone();
+        let tx = self.done_tx.clone();
+        let span =
+            info_span!("task", id = task, sector = number, kind = kind.name(), worker = worker.as_deref());
+        info!(parent: &span, "task started");
+        let body = move || {
+            let _g = span.enter();
+            let result = catch_unwind(AssertUnwindSafe(|| {
+                panic_point!("task:run");
+                work(&flag)
+            }))
+            .unwrap_or_else(|p| TaskResult::Panicked(panic_message(p.as_ref())));
+            let _ = tx.send((number, result));
+        };
+        if let Err(e) = self.start_thread(number, format!("sector-{number}-{}", kind.name()), body) {
+            self.close_task(task, TaskState::Failed, Some(&e.to_string()));
+            return Err(e);
+        }
+        self.track(number, kind);
+        self.running.insert(number, Running { kind, cancel, task, worker, batch: None });
+        Ok(())
+    }
+
+    /// Starts PC1+PC2 for `row` and, up to `limits.pc1_batch`, for other sectors of
+    /// its size that are ready in this tick: one task labeling them together, each
+    /// sector with its own task record and outcome.
+    pub(super) fn start_pre_commit(
+        &mut self,
+        row: &SectorRow,
+        ticket: Randomness,
+    ) -> Result<(), PipelineError> {
+        let width = self.config.limits.pc1_batch.max(1);
+        let mut chosen = vec![(row.number, ticket)];
+        for &(n, size, t) in &self.pc1_ready {
+            if chosen.len() >= width {
+                break;
+            }
+            if n != row.number && size == row.sector_size && !self.running.contains_key(&n) {
+                chosen.push((n, t));
+            }
+        }
+        std::fs::create_dir_all(self.config.sectors_dir()).map_err(|e| PipelineError::Sector {
+            number: row.number,
+            reason: format!("create the sectors directory: {e}"),
+        })?;
+        let mut members = Vec::with_capacity(chosen.len());
+        let mut tasks = Vec::with_capacity(chosen.len());
+        for &(n, ticket) in &chosen {
+            let pieces = self.ledger.store().pieces(n)?.into_iter().map(|p| p.path).collect();
+            let task = PreCommitTask { identity: self.identity(n, row.sector_size), ticket, pieces };
+            tasks.push(self.record_task(n, TaskKind::PreCommit)?);
+            members.push(BatchMember {
+                dir: self.config.sector_dir(n),
+                task,
+                cancel: Arc::new(AtomicBool::new(false)),
+            });
+        }
+        let numbers: Vec<u64> = chosen.iter().map(|(n, _)| *n).collect();
+        let batch = Arc::new(PreCommitBatch { members: numbers.clone(), cancel: AtomicBool::new(false) });
+        let engine = self.engine.clone();
+        let progress = self.progress.clone();
+        let tx = self.done_tx.clone();
+        let span = info_span!("task", id = tasks[0], sectors = ?numbers, kind = TaskKind::PreCommit.name());
+        info!(parent: &span, tasks = ?tasks, "pre-commit task started");
+        let thread_members = members.clone();
+        let thread_batch = batch.clone();
+        let body = move || {
+            let _g = span.enter();
+            let (members, batch) = (thread_members, thread_batch);
+            let mut reported = vec![false; members.len()];
+            let outcome = catch_unwind(AssertUnwindSafe(|| {
+                panic_point!("task:run");
+                let mut report = |p: proofs::sdr::layers::Progress| {
+                    if p.phase == "labeling" && p.layer.is_some_and(|l| l >= 2) {
+                        crash_mid_labeling(&members, p.layer.unwrap_or(2));
+                    }
+                    let mut map = relock(&progress);
+                    for n in &batch.members {
+                        if let Some(t) = map.get_mut(n) {
+                            t.phase = Some(p.phase.into());
+                            t.layer = p.layer;
+                            t.done = p.done;
+                            t.total = p.total;
+                        }
+                    }
+                };
+                engine.pre_commit_batch(&members, &batch.cancel, &mut report, &mut |i, result| {
+                    reported[i] = true;
+                    let _ = tx.send((members[i].task.identity.sector_id, TaskResult::PreCommit(result)));
+                });
+            }));
+            if let Err(p) = outcome {
+                let message = panic_message(p.as_ref());
+                for (m, _) in members.iter().zip(&reported).filter(|(_, done)| !**done) {
+                    let _ = tx.send((m.task.identity.sector_id, TaskResult::Panicked(message.clone())));
+                }
+            }
+        };
+        if let Err(e) = self.start_thread(numbers[0], format!("pre-commit-{}", numbers[0]), body) {
+            for &task in &tasks {
+                self.close_task(task, TaskState::Failed, Some(&e.to_string()));
+            }
+            return Err(e);
+        }
+        for (m, &task) in members.iter().zip(&tasks) {
+            let n = m.task.identity.sector_id;
+            self.track(n, TaskKind::PreCommit);
+            self.running.insert(
+                n,
+                Running {
+                    kind: TaskKind::PreCommit,
+                    cancel: m.cancel.clone(),
+                    task,
+                    worker: None,
+                    batch: Some(batch.clone()),
+                },
+            );
+        }
+        Ok(())
+    }
+
+    pub(super) fn start_commit(&mut self, row: &SectorRow) -> Result<(), PipelineError> {
+        let n = row.number;
+        let seed =
+            row.seed.ok_or_else(|| PipelineError::Sector { number: n, reason: "no seed recorded".into() })?;
+        let dir = self.config.sector_dir(n);
+        let engine = self.engine.clone();
+        let id = self.record_task(n, TaskKind::Commit)?;
+        self.spawn(n, (TaskKind::Commit, id, None), move |_| {
+            TaskResult::Commit(engine.c1(&dir, &seed).and_then(|c1| engine.c2(&c1)))
+        })
+    }
+
+    pub(super) fn start_finalize(&mut self, row: &SectorRow) -> Result<(), PipelineError> {
+        let dir = self.config.sector_dir(row.number);
+        // Committed-capacity sectors hold no data worth keeping unsealed.
+        let keep = self.config.packing.keep_unsealed && !row.pledged;
+        let engine = self.engine.clone();
+        let id = self.record_task(row.number, TaskKind::Finalize)?;
+        self.spawn(row.number, (TaskKind::Finalize, id, None), move |_| {
+            TaskResult::Finalize(engine.finalize(&dir, keep))
+        })
+    }
+
+    /// Turns a finished task into its event.
+    pub(super) fn finish(&mut self, number: u64, result: TaskResult) {
+        let span = info_span!("sector", number);
+        let _g = span.enter();
+        let Some(running) = self.running.remove(&number) else { return };
+        relock(&self.progress).remove(&number);
+        let removing = matches!(
+            self.ledger.store().sector(number),
+            Ok(Some(r)) if r.lifecycle.state == SectorState::Removing
+        );
+        if removing {
+            info!(task = running.kind.name(), "task finished for a sector being removed; result dropped");
+            self.close_task(running.task, TaskState::Cancelled, Some("the sector is being removed"));
+            return;
+        }
+        let id = running.task;
+        let failure = match result {
+            TaskResult::PreCommit(Ok(out)) => {
+                self.close_task(id, TaskState::Done, None);
+                self.resume(running.kind);
+                return self
+                    .record(number, SectorEvent::PreCommitted2 { comm_d: out.comm_d, comm_r: out.comm_r });
+            }
+            TaskResult::Commit(Ok(proof)) => match self.accept_proof(number, &proof) {
+                Ok(()) => {
+                    self.close_task(id, TaskState::Done, None);
+                    self.resume(running.kind);
+                    crash_point!("commit:proof-written-unrecorded");
+                    return self.record(number, SectorEvent::ProofReady);
+                }
+                Err(e) => e,
+            },
+            TaskResult::Dispatched(Ok(())) => {
+                // The worker has it: the lease runs from now, not from the start of C1.
+                let lease = self.ledger.now_ms() + self.config.workers.lease_ms as i64;
+                if let Err(e) = self.ledger.store().set_task_lease(id, lease) {
+                    warn!(error = %e, "cannot renew the lease; the worker's heartbeat will");
+                }
+                info!(task = id, worker = running.worker.as_deref(), "C2 handed to the worker");
+                return;
+            }
+            TaskResult::Dispatched(Err(DispatchError::Send(error))) => {
+                let worker = running.worker.clone().unwrap_or_default();
+                warn!(task = id, %worker, %error, "the worker did not take the task; trying elsewhere");
+                self.close_task(id, TaskState::Failed, Some(&error));
+                let pause = self.config.workers.lease_ms.min(30_000) as i64;
+                self.backoff.insert(worker, self.ledger.now_ms() + pause);
+                return;
+            }
+            TaskResult::Finalize(Ok(())) => {
+                self.close_task(id, TaskState::Done, None);
+                self.resume(running.kind);
+                crash_point!("finalize:done-unrecorded");
+                return self.record(number, SectorEvent::Finalized);
+            }
+            TaskResult::Panicked(message) => {
+                EngineError::failed(format!("the task panicked: {message}"), Disposition::Temporary)
+            }
+            TaskResult::Dispatched(Err(DispatchError::C1(e)))
+            | TaskResult::PreCommit(Err(e))
+            | TaskResult::Commit(Err(e))
+            | TaskResult::Finalize(Err(e)) => e,
+        };
+        self.fail(number, &running, &failure);
+    }
+
+    /// A failed task, by the failure's disposition.
+    fn fail(&mut self, number: u64, running: &Running, failure: &EngineError) {
+        let (kind, error, disposition) = (running.kind, failure.to_string(), failure.disposition());
+        warn!(task = kind.name(), %error, %disposition, "task failed");
+        self.close_task(running.task, TaskState::Failed, Some(&error));
+        match disposition {
+            Disposition::Node => self.pause(kind, &error, self.ledger.now_ms()),
+            Disposition::Critical => {
+                error!(task = kind.name(), %error, "a broken invariant; stopping the driver");
+                self.fatal = Some(format!("task {} of sector {number}: {error}", running.task));
+            }
+            Disposition::Temporary | Disposition::Permanent => {
+                self.resume(kind);
+                self.record(number, SectorEvent::StepFailed { error, disposition });
+            }
+        }
+    }
+
+    /// Applies a task's event; one that cannot be recorded is logged, and the step runs again.
+    fn record(&self, number: u64, event: SectorEvent) {
+        if let Err(e) = self.apply(number, &event) {
+            warn!(error = %e, "cannot record the task's outcome; the step will run again");
+        }
+    }
+}
+
+/// The `pc1:mid-labeling` crash point: layers are synced and recorded in the
+/// background, so it crashes once the earlier layers are recorded, while this
+/// one is still being labeled.
+fn crash_mid_labeling(members: &[BatchMember], layer: u32) {
+    if failing!("pc1:mid-labeling") {
+        for m in members {
+            wait_for_recorded_layer(&m.dir, layer - 1);
+        }
+        #[cfg(feature = "failpoints")]
+        crate::failpoints::kill_self("pc1:mid-labeling");
+    }
+}
+
+/// Waits (up to a minute) until the sector's PC1 record lists `layer`.
+fn wait_for_recorded_layer(dir: &SectorDir, layer: u32) {
+    let layers = proofs::sdr::layers::Layers::new(&dir.cache_dir(), 0, 0);
+    let start = std::time::Instant::now();
+    while start.elapsed() < Duration::from_secs(60) {
+        if layers.record().ok().flatten().is_some_and(|r| r.layers.iter().any(|l| l.layer == layer)) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}

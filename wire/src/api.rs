@@ -1,0 +1,489 @@
+//! The daemon API's requests and answers (JSON over HTTP, under [`API_PREFIX`],
+//! every request with a bearer token; the routes are listed in
+//! `sealing::api`). Answers are views: the daemon builds them from its
+//! records, so the contract changes only when this file does.
+
+use crate::chain::{Message, MessageId, PreCommitOnChain, Receipt};
+use crate::worker::Capabilities;
+use proofs::{Commitment, Randomness, SectorSize};
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+/// The path prefix of this API version.
+pub const API_PREFIX: &str = "/v0";
+
+/// Largest request body the API reads (worker results have their own limit).
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// Where a sector is in its life (the diagram is in `docs/sector-lifecycle.md`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum SectorState {
+    /// Accepting pieces (or about to be pledged).
+    Packing,
+    /// Pieces settled; PC1 and PC2 run.
+    Unsealed,
+    /// Pre-committed on disk; the PreCommit message is being sent and awaited.
+    PreCommitting,
+    /// The PreCommit landed; waiting for the interactive seed.
+    PreCommitted,
+    /// C1 and C2 run.
+    Committing,
+    /// The ProveCommit message is being sent and awaited.
+    CommitWait,
+    /// The chain accepted the proof; sealing-only files are removed.
+    FinalizeSector,
+    /// Sealed and proven: the sector counts toward power.
+    Proving,
+    /// PC1 or PC2 failed.
+    SealPreCommitFailed,
+    /// Sending or landing the PreCommit failed.
+    PreCommitFailed,
+    /// C1 or C2 failed.
+    ComputeProofFailed,
+    /// Sending the ProveCommit failed or the chain rejected the proof.
+    CommitFailed,
+    /// Finalize failed.
+    FinalizeFailed,
+    /// Gave up: too many failures, or a failure retrying cannot mend (terminal).
+    Failed,
+    /// Being removed.
+    Removing,
+    /// Removed (terminal).
+    Removed,
+}
+
+impl SectorState {
+    /// States nothing leaves.
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Self::Failed | Self::Removed)
+    }
+
+    /// The name as shown to operators.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Packing => "Packing",
+            Self::Unsealed => "Unsealed",
+            Self::PreCommitting => "PreCommitting",
+            Self::PreCommitted => "PreCommitted",
+            Self::Committing => "Committing",
+            Self::CommitWait => "CommitWait",
+            Self::FinalizeSector => "FinalizeSector",
+            Self::Proving => "Proving",
+            Self::SealPreCommitFailed => "SealPreCommitFailed",
+            Self::PreCommitFailed => "PreCommitFailed",
+            Self::ComputeProofFailed => "ComputeProofFailed",
+            Self::CommitFailed => "CommitFailed",
+            Self::FinalizeFailed => "FinalizeFailed",
+            Self::Failed => "Failed",
+            Self::Removing => "Removing",
+            Self::Removed => "Removed",
+        }
+    }
+}
+
+impl std::fmt::Display for SectorState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// What a task does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskKind {
+    /// PC1 then PC2.
+    PreCommit,
+    /// C1 then C2 (C2 on the task's worker when it has one).
+    Commit,
+    /// Removing what only sealing needed.
+    Finalize,
+}
+
+impl TaskKind {
+    /// Every kind.
+    pub const ALL: [Self; 3] = [Self::PreCommit, Self::Commit, Self::Finalize];
+
+    /// The name as written on the wire and stored.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::PreCommit => "pre_commit",
+            Self::Commit => "commit",
+            Self::Finalize => "finalize",
+        }
+    }
+
+    /// The kind named `s`.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.name() == s)
+    }
+}
+
+/// Where a task is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskState {
+    /// Running here, or handed to its worker and leased.
+    Running,
+    /// Its worker sent a result (or a failure) the driver has not judged yet.
+    Reported,
+    /// Finished and its result accepted.
+    Done,
+    /// Failed (the error says why).
+    Failed,
+    /// Its worker's proof did not verify; the proof was discarded.
+    Rejected,
+    /// Its worker stopped renewing the lease (gone, restarted, revoked).
+    Expired,
+    /// No longer wanted (the sector is being removed).
+    Cancelled,
+    /// Running here when the daemon stopped.
+    Interrupted,
+}
+
+impl TaskState {
+    const ALL: [Self; 8] = [
+        Self::Running,
+        Self::Reported,
+        Self::Done,
+        Self::Failed,
+        Self::Rejected,
+        Self::Expired,
+        Self::Cancelled,
+        Self::Interrupted,
+    ];
+
+    /// The name as written on the wire and stored.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Running => "running",
+            Self::Reported => "reported",
+            Self::Done => "done",
+            Self::Failed => "failed",
+            Self::Rejected => "rejected",
+            Self::Expired => "expired",
+            Self::Cancelled => "cancelled",
+            Self::Interrupted => "interrupted",
+        }
+    }
+
+    /// The state named `s`.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.name() == s)
+    }
+
+    /// Whether the task is still in flight.
+    pub fn is_open(self) -> bool {
+        matches!(self, Self::Running | Self::Reported)
+    }
+}
+
+/// A worker as the scheduler sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WorkerState {
+    /// Heartbeating and healthy: it gets tasks while it has free slots.
+    Online,
+    /// No heartbeat within a lease.
+    Offline,
+    /// It returned a proof that did not verify; no tasks until it restarts.
+    Unhealthy,
+    /// Its token was revoked.
+    Revoked,
+}
+
+/// A running task's latest progress.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskProgress {
+    /// The task ("pre_commit", "commit", "finalize").
+    pub task: String,
+    /// The phase inside it ("labeling", "tree_c", ...), once reported.
+    pub phase: Option<String>,
+    /// The layer, while labeling.
+    pub layer: Option<u32>,
+    /// Units done.
+    pub done: u64,
+    /// Units in all.
+    pub total: u64,
+}
+
+/// A sector's state and the consecutive failures of its current step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LifecycleView {
+    /// The state.
+    pub state: SectorState,
+    /// Consecutive failures of the current step.
+    pub attempts: u32,
+}
+
+/// A sector.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SectorView {
+    /// The sector number.
+    pub number: u64,
+    /// Its size.
+    pub sector_size: SectorSize,
+    /// Committed capacity (no pieces) rather than data.
+    pub pledged: bool,
+    /// Its lifecycle position.
+    pub lifecycle: LifecycleView,
+    /// The seal ticket once drawn.
+    pub ticket: Option<Randomness>,
+    /// The ticket's epoch.
+    pub ticket_epoch: Option<u64>,
+    /// comm_d once pre-committed.
+    pub comm_d: Option<Commitment>,
+    /// comm_r once pre-committed.
+    pub comm_r: Option<Commitment>,
+    /// The interactive seed once known.
+    pub seed: Option<Randomness>,
+    /// The seed's epoch.
+    pub seed_epoch: Option<u64>,
+    /// The PreCommit message once sent.
+    pub precommit_message: Option<MessageId>,
+    /// The ProveCommit message once sent.
+    pub commit_message: Option<MessageId>,
+    /// The last failure.
+    pub last_error: Option<String>,
+    /// Creation time (ms since the epoch).
+    pub created_ms: i64,
+    /// Last change (ms since the epoch).
+    pub updated_ms: i64,
+}
+
+/// A data piece of a sector.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PieceView {
+    /// Position among the sector's pieces, from 0.
+    pub index: u64,
+    /// The daemon's copy of the piece file.
+    pub path: PathBuf,
+    /// Bytes in the file.
+    pub raw_len: u64,
+    /// Padded piece size.
+    pub padded_size: u64,
+    /// The piece commitment.
+    pub comm_p: Commitment,
+    /// When it was added (ms since the epoch).
+    pub added_ms: i64,
+}
+
+/// One entry of a sector's event log.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventView {
+    /// Position in the sector's log, from 1.
+    pub seq: u64,
+    /// When it was accepted (ms since the epoch).
+    pub at_ms: i64,
+    /// The event as the log records it: an object whose `event` field names it.
+    pub event: serde_json::Value,
+    /// The state it led to.
+    pub state: SectorState,
+}
+
+impl EventView {
+    /// The event's name.
+    pub fn name(&self) -> &str {
+        self.event.get("event").and_then(|v| v.as_str()).unwrap_or("?")
+    }
+
+    /// A string field of the event (`error`, `reason`, `disposition`, ...).
+    pub fn field(&self, name: &str) -> Option<&str> {
+        self.event.get(name).and_then(|v| v.as_str())
+    }
+}
+
+/// A task.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskView {
+    /// Task id (never reused).
+    pub id: u64,
+    /// The sector.
+    pub sector: u64,
+    /// What it does.
+    pub kind: TaskKind,
+    /// The remote worker running it; none when it runs in the daemon.
+    pub worker: Option<String>,
+    /// Where it is.
+    pub state: TaskState,
+    /// When it started (ms since the epoch).
+    pub created_ms: i64,
+    /// Last change (ms since the epoch).
+    pub updated_ms: i64,
+    /// A remote task runs elsewhere if its worker has not renewed it by then.
+    pub lease_until_ms: Option<i64>,
+    /// Why it failed, was rejected or expired.
+    pub error: Option<String>,
+    /// Size of the reported result, once a worker sent one.
+    pub result_bytes: Option<u64>,
+}
+
+/// A worker with its state and tasks.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkerView {
+    /// Its name (its token's).
+    pub name: String,
+    /// Its process's random id; a new one means it restarted.
+    pub instance: String,
+    /// Where its task API listens.
+    pub url: String,
+    /// What it can run.
+    pub capabilities: Capabilities,
+    /// When it last registered.
+    pub registered_ms: i64,
+    /// Its last heartbeat.
+    pub last_seen_ms: i64,
+    /// Why it gets no tasks, after it returned a bad proof.
+    pub unhealthy: Option<String>,
+    /// Its state now.
+    pub state: WorkerState,
+    /// Its open tasks.
+    pub tasks: Vec<u64>,
+}
+
+/// A worker token (never the token itself).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenView {
+    /// The worker's name.
+    pub name: String,
+    /// When it was made.
+    pub created_ms: i64,
+    /// When it was revoked.
+    pub revoked_ms: Option<i64>,
+}
+
+/// One line of the sector list.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SectorListEntry {
+    /// The sector.
+    pub sector: SectorView,
+    /// Its running task's progress.
+    pub progress: Option<TaskProgress>,
+}
+
+/// Everything about one sector.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SectorStatus {
+    /// The sector.
+    pub sector: SectorView,
+    /// Its data pieces.
+    pub pieces: Vec<PieceView>,
+    /// Its event log, oldest first.
+    pub events: Vec<EventView>,
+    /// Its running task's progress.
+    pub progress: Option<TaskProgress>,
+    /// Its PreCommit as the chain holds it.
+    pub on_chain: Option<PreCommitOnChain>,
+    /// The receipt of its ProveCommit message, once executed.
+    pub commit_receipt: Option<Receipt>,
+    /// Its tasks, oldest first.
+    pub tasks: Vec<TaskView>,
+}
+
+/// A kind of task the daemon has stopped starting because of a fault of the
+/// node (not of any sector), e.g. a corrupt parameter file or a full disk.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PausedTasks {
+    /// The kind.
+    pub kind: TaskKind,
+    /// What is wrong, as the failing task reported it.
+    pub reason: String,
+    /// Since when (ms since the epoch).
+    pub since_ms: i64,
+    /// When one task of the kind is next tried to see whether it was fixed.
+    pub next_probe_ms: i64,
+}
+
+/// The daemon's own state.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DaemonStatus {
+    /// The daemon process's random id.
+    pub instance: String,
+    /// Task kinds paused by a fault of the node, until it is fixed.
+    pub paused: Vec<PausedTasks>,
+}
+
+/// Pledge committed-capacity sectors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PledgeRequest {
+    /// How many (1 to 1000).
+    pub count: u32,
+}
+
+/// The pledged sectors.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PledgeResponse {
+    /// Their numbers.
+    pub sectors: Vec<u64>,
+}
+
+/// Add a data piece from a file the daemon can read.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AddPieceRequest {
+    /// The file (absolute, or relative to the daemon's working directory).
+    pub path: PathBuf,
+}
+
+/// Where an added piece went.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AddedPiece {
+    /// The sector it was packed into.
+    pub sector: u64,
+    /// Its position among the sector's pieces.
+    pub index: u64,
+    /// The piece commitment.
+    pub comm_p: Commitment,
+    /// Padded piece size.
+    pub padded_size: u64,
+    /// Bytes in the file.
+    pub raw_len: u64,
+}
+
+/// The chain's head.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChainHead {
+    /// The current epoch.
+    pub epoch: u64,
+    /// Messages sent so far.
+    pub messages: u64,
+    /// Of which executed.
+    pub executed: u64,
+}
+
+/// A message on the chain.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChainMessage {
+    /// Its id.
+    pub id: MessageId,
+    /// The message.
+    pub message: Message,
+    /// Its receipt, once executed.
+    pub receipt: Option<Receipt>,
+}
+
+/// Make a token for a new worker.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateWorkerToken {
+    /// The worker's name.
+    pub name: String,
+}
+
+/// A new worker token (shown once; the daemon keeps only its hash).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkerToken {
+    /// The worker's name.
+    pub name: String,
+    /// The token to give `kiln-worker run --token`.
+    pub token: String,
+}
+
+/// A revoked token.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Revoked {
+    /// The worker's name.
+    pub name: String,
+    /// Its tasks, which will run elsewhere.
+    pub expired_tasks: Vec<u64>,
+}

@@ -1,0 +1,20 @@
+//! Kiln's wire contract: what crosses a process boundary, and nothing else.
+//!
+//! - [`api`]: the daemon API's requests and answers. Answers are views built
+//!   by the daemon from its records, so a database column is not an API field.
+//! - [`chain`]: chain messages, receipts and message ids as the API shows them.
+//! - [`worker`]: the daemon–worker protocol (version [`worker::PROTOCOL_VERSION`]).
+//! - [`error`]: the error body every endpoint answers with, and its [`error::ErrorKind`].
+//! - [`tls`]: HTTP(S) serving and clients for both APIs.
+//!
+//! This crate depends on the proof core's value types only (sector sizes,
+//! commitments, randomness), so `kiln-worker` links it without the daemon.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod api;
+pub mod chain;
+pub mod error;
+pub mod tls;
+pub mod worker;
