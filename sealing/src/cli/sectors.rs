@@ -79,11 +79,22 @@ pub enum ChainCommand {
 pub fn run(cmd: SectorsCommand) -> Result<()> {
     match cmd {
         SectorsCommand::List { repo, json } => {
-            let sectors = Client::from_repo(&repo.repo)?.sectors()?;
+            let client = Client::from_repo(&repo.repo)?;
+            let sectors = client.sectors()?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&sectors)?);
             } else {
                 print_list(&sectors);
+                // A node fault stops a whole kind of task: say so above all else.
+                for p in client.status()?.paused {
+                    println!(
+                        "PAUSED: {} tasks since {} (next try {}): {}",
+                        p.kind.name(),
+                        time(p.since_ms),
+                        time(p.next_probe_ms),
+                        p.reason
+                    );
+                }
             }
         }
         SectorsCommand::Status { number, repo, log, json } => {

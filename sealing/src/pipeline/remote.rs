@@ -3,7 +3,7 @@
 //! a reported proof is verified before it is accepted, like a local one.
 
 use super::engine::EngineError;
-use super::tasks::{DispatchError, TaskResult};
+use super::tasks::{error_chain, DispatchError, TaskResult};
 use super::{Pipeline, PipelineError};
 use crate::failpoints::crash_point;
 use crate::lifecycle::{Disposition, SectorEvent};
@@ -79,11 +79,12 @@ impl Pipeline {
                     Err(e) if e.disposition() == Disposition::Node => {
                         // This node cannot judge the proof (its verifying key, its disk):
                         // not the worker's fault. The C2 runs again once the node is fixed.
-                        self.close_task(task.id, TaskState::Failed, Some(&e.to_string()));
-                        self.pause(TaskKind::Commit, &e.to_string(), now);
+                        let error = error_chain(&e);
+                        self.close_task(task.id, TaskState::Failed, Some(&error));
+                        self.pause(TaskKind::Commit, &error, now);
                     }
                     Err(e) => {
-                        let reason = e.to_string();
+                        let reason = error_chain(&e);
                         let why = format!("task {} (sector {n}): {reason}", task.id);
                         warn!(task = task.id, %worker, %reason, "remote proof rejected; worker marked unhealthy");
                         self.close_task(task.id, TaskState::Rejected, Some(&reason));

@@ -60,6 +60,21 @@ pub(super) struct PreCommitBatch {
     pub(super) cancel: AtomicBool,
 }
 
+/// An error with its causes (`read FILE: No space left on device`), as events record it.
+pub(super) fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let part = c.to_string();
+        if !text.ends_with(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        cause = c.source();
+    }
+    text
+}
+
 fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     payload
         .downcast_ref::<&str>()
@@ -399,7 +414,7 @@ impl Pipeline {
 
     /// A failed task, by the failure's disposition.
     fn fail(&mut self, number: u64, running: &Running, failure: &EngineError) {
-        let (kind, error, disposition) = (running.kind, failure.to_string(), failure.disposition());
+        let (kind, error, disposition) = (running.kind, error_chain(failure), failure.disposition());
         warn!(task = kind.name(), %error, %disposition, "task failed");
         self.close_task(running.task, TaskState::Failed, Some(&error));
         match disposition {

@@ -433,186 +433,152 @@ fn piece_copies_left_by_a_crash_are_cleaned_up() {
     assert!(kept.exists() && !orphan.exists());
 }
 
-mod remote {
-    //! The scheduler's side of remote workers, with the test playing the worker.
-    use super::*;
-    use crate::store::{TaskKind, TaskRow, TaskState};
-    use crate::workers::dispatch::{DispatchError, Dispatcher};
-    use wire::worker::{self as protocol, Capabilities, ParamFile, RemoteTask};
-
-    const TOKEN: &str = "kiln-worker-test";
-
-    /// Takes every task and remembers it (or refuses all when `refuse`).
-    #[derive(Default)]
-    struct FakeDispatcher {
-        sent: Mutex<Vec<u64>>,
-        refuse: AtomicBool,
-    }
-
-    impl Dispatcher for FakeDispatcher {
-        fn send_c2(&self, url: &str, key: &str, task: u64, c1: &[u8]) -> Result<(), DispatchError> {
-            assert_eq!(key, protocol::dispatch_key(TOKEN), "the daemon presents the worker's dispatch key");
-            assert!(!c1.is_empty());
-            if self.refuse.load(Ordering::SeqCst) {
-                return Err(DispatchError::Unreachable {
-                    endpoint: url.into(),
-                    reason: "connection refused".into(),
-                });
-            }
-            self.sent.lock().unwrap().push(task);
-            Ok(())
-        }
-    }
-
-    fn remote_rig(lease_ms: u64, local_commits: usize) -> (Rig, Arc<FakeDispatcher>) {
-        let mut r = rig_with(3, 0, 60_000, |c| {
-            c.workers = crate::config::WorkersConfig {
-                heartbeat_ms: 10,
-                lease_ms,
-                dispatch_timeout_ms: 1_000,
-                ca_cert: None,
-            };
-            c.limits.commit = local_commits;
-        });
-        let dispatcher = Arc::new(FakeDispatcher::default());
-        r.pipeline = std::mem::replace(
-            &mut r.pipeline,
-            Pipeline::new(
-                r.ledger.clone(),
-                r.engine.clone(),
-                Arc::new(FakeVerifier { reject_first: Arc::default() }),
-                r.config.clone(),
-            ),
-        )
-        .with_dispatcher(dispatcher.clone());
-        let caps = Capabilities {
-            tasks: vec![RemoteTask::C2],
-            slots: 1,
-            params: vec![ParamFile { sector_size: SectorSize::KiB2, file: "p.params".into() }],
-            ..Default::default()
-        };
-        let now = r.now();
-        let mut store = r.ledger.store();
-        store
-            .create_worker_token("w", &protocol::token_hash(TOKEN), &protocol::dispatch_key(TOKEN), now)
-            .unwrap();
-        store.register_worker("w", "i", "http://w", &caps, now).unwrap();
-        drop(store);
-        (r, dispatcher)
-    }
-
-    impl Rig {
-        /// Ticks as the worker would act: heartbeats while `alive`, and
-        /// reports `proof` for each task it was sent.
-        fn drive_with_worker(
-            &mut self,
-            d: &FakeDispatcher,
-            n: u64,
-            state: SectorState,
-            alive: bool,
-            proof: &[u8],
-        ) {
-            let mut reported = Vec::new();
-            for _ in 0..20_000 {
-                if self.state(n) == state {
-                    return;
-                }
-                self.turn();
-                if alive {
-                    let sent = d.sent.lock().unwrap().clone();
-                    let now = self.now();
-                    let mut store = self.ledger.store();
-                    store.worker_heartbeat("w", "i", &sent, now + 60_000, now).unwrap();
-                    for id in sent {
-                        if !reported.contains(&id) {
-                            store.report_task(id, "w", Ok(proof), now).unwrap();
-                            reported.push(id);
-                        }
-                    }
-                }
-            }
-            panic!("sector {n} stuck in {}", self.state(n));
-        }
-
-        fn commit_tasks(&self, n: u64) -> Vec<TaskRow> {
-            let tasks = self.ledger.store().tasks(Some(n)).unwrap();
-            tasks.into_iter().filter(|t| t.kind == TaskKind::Commit).collect()
-        }
-    }
-
-    fn summary(tasks: &[TaskRow]) -> Vec<(Option<&str>, TaskState)> {
-        tasks.iter().map(|t| (t.worker.as_deref(), t.state)).collect()
-    }
-
-    #[test]
-    fn a_free_worker_gets_the_c2_and_its_verified_proof_is_accepted() {
-        let (mut r, d) = remote_rig(60_000, 1);
-        pledge(&r.ledger, &r.config, 1, r.now()).unwrap();
-        r.drive_with_worker(&d, 1, SectorState::Proving, true, GOOD);
-        assert_eq!(r.engine.commits.load(Ordering::SeqCst), 0, "no C2 ran locally");
-        assert_eq!(summary(&r.commit_tasks(1)), [(Some("w"), TaskState::Done)]);
-        // The other tasks ran here and are recorded too.
-        let kinds: Vec<_> =
-            r.ledger.store().tasks(Some(1)).unwrap().iter().map(|t| (t.kind, t.state)).collect();
-        assert_eq!(
-            kinds,
-            [
-                (TaskKind::PreCommit, TaskState::Done),
-                (TaskKind::Commit, TaskState::Done),
-                (TaskKind::Finalize, TaskState::Done)
-            ]
-        );
-    }
-
-    #[test]
-    fn a_bad_remote_proof_is_rejected_the_worker_marked_unhealthy_and_c2_rerun_locally() {
-        let (mut r, d) = remote_rig(60_000, 1);
-        pledge(&r.ledger, &r.config, 1, r.now()).unwrap();
-        r.drive_with_worker(&d, 1, SectorState::Proving, true, b"forged proof");
-        let tasks = r.commit_tasks(1);
-        assert_eq!(summary(&tasks), [(Some("w"), TaskState::Rejected), (None, TaskState::Done)]);
-        assert!(tasks[0].error.as_deref().unwrap().contains("does not verify"), "{:?}", tasks[0].error);
-        let w = &r.ledger.store().workers().unwrap()[0];
-        assert!(w.unhealthy.as_deref().unwrap().contains("does not verify"));
-        assert_eq!(r.engine.commits.load(Ordering::SeqCst), 1);
-        assert_eq!(std::fs::read(r.config.proof_path(1)).unwrap(), GOOD, "only the verified proof is kept");
-        assert_eq!(count(&r.messages(), false), 1, "the bad proof never reached the chain");
-    }
-
-    #[test]
-    fn a_silent_worker_loses_the_task_when_the_lease_lapses() {
-        let (mut r, d) = remote_rig(200, 1);
-        pledge(&r.ledger, &r.config, 1, r.now()).unwrap();
-        r.drive_with_worker(&d, 1, SectorState::Proving, false, GOOD);
-        let tasks = r.commit_tasks(1);
-        assert_eq!(summary(&tasks), [(Some("w"), TaskState::Expired), (None, TaskState::Done)]);
-        assert!(tasks[0].error.as_deref().unwrap().contains("did not renew the lease"));
-    }
-
-    #[test]
-    fn a_worker_refusing_the_task_is_backed_off_and_with_no_local_slots_the_sector_waits() {
-        let (mut r, d) = remote_rig(60_000, 0);
-        d.refuse.store(true, Ordering::SeqCst);
-        pledge(&r.ledger, &r.config, 1, r.now()).unwrap();
-        r.drive_to(1, SectorState::Committing);
-        r.pass(250);
-        // One refused dispatch, then the worker is backed off; commit = 0 runs nothing here.
-        assert_eq!(summary(&r.commit_tasks(1)), [(Some("w"), TaskState::Failed)]);
-        assert_eq!(r.state(1), SectorState::Committing);
-        assert_eq!(r.engine.commits.load(Ordering::SeqCst), 0);
-        // A failure the worker reports counts against the sector like a local one.
-        d.refuse.store(false, Ordering::SeqCst);
-        r.pipeline.backoff.clear();
-        for _ in 0..1_000 {
-            if !d.sent.lock().unwrap().is_empty() {
-                break;
-            }
-            r.turn();
-        }
-        let id = d.sent.lock().unwrap()[0];
-        r.ledger.store().report_task(id, "w", Err("out of GPU memory"), r.now()).unwrap();
-        r.drive_to(1, SectorState::ComputeProofFailed);
-        let row = r.ledger.store().sector(1).unwrap().unwrap();
-        assert!(row.last_error.unwrap().contains("out of GPU memory"));
-    }
+/// The sector's row.
+fn row(r: &Rig, n: u64) -> crate::store::SectorRow {
+    r.ledger.store().sector(n).unwrap().unwrap()
 }
+
+/// A corrupt local parameter file is the node's fault, not the sectors': C2
+/// pauses with the file's error, no sector is charged an attempt, a probe
+/// every interval finds it still broken, and once the file is replaced the
+/// next probe resumes C2 and every sector reaches Proving.
+#[test]
+fn a_corrupt_parameter_file_pauses_c2_without_charging_sectors_until_it_is_replaced() {
+    let mut r = rig(2, 0, 60_000);
+    let params = r.config.data_dir.join("v28-stacked-proof-of-replication-test.params");
+    std::fs::write(&params, b"truncated garbage").unwrap();
+    *r.engine.params.lock().unwrap() = Some(params.clone());
+    pledge(&r.ledger, &r.config, 2, r.now()).unwrap();
+    let paused = r.pipeline.paused();
+    for _ in 0..20_000 {
+        if !paused.lock().unwrap().is_empty() {
+            break;
+        }
+        r.turn();
+    }
+    let p = paused.lock().unwrap().get(&TaskKind::Commit).cloned().expect("C2 is paused");
+    assert!(p.reason.contains("v28-stacked-proof-of-replication-test.params"), "{}", p.reason);
+    assert!(p.reason.contains("does not match the manifest"), "{}", p.reason);
+
+    // Five probe intervals later: still paused, nothing charged, nothing failed.
+    r.pass(5 * r.config.node_fault_probe.as_millis() as i64);
+    for n in [1, 2] {
+        let row = row(&r, n);
+        assert_eq!((row.lifecycle.state, row.lifecycle.attempts), (SectorState::Committing, 0), "sector {n}");
+        assert!(!r.event_names(n).contains(&"StepFailed"), "sector {n}");
+    }
+    let failed: Vec<TaskState> = r
+        .ledger
+        .store()
+        .tasks(None)
+        .unwrap()
+        .into_iter()
+        .filter(|t| t.kind == TaskKind::Commit)
+        .map(|t| t.state)
+        .collect();
+    assert!(
+        failed.len() >= 4 && failed.iter().all(|s| *s == TaskState::Failed),
+        "first try and probes: {failed:?}"
+    );
+    assert_eq!(r.engine.commits.load(Ordering::SeqCst), 0);
+
+    // The operator replaces the file: the next probe succeeds and C2 resumes.
+    std::fs::write(&params, GOOD_PARAMS).unwrap();
+    r.drive_to(1, SectorState::Proving);
+    r.drive_to(2, SectorState::Proving);
+    assert!(paused.lock().unwrap().is_empty());
+    assert_eq!(r.engine.commits.load(Ordering::SeqCst), 2);
+}
+
+/// A transient I/O error is retried after the backoff (one attempt charged).
+#[test]
+fn a_transient_io_error_is_retried() {
+    let mut r = rig(3, 0, 60_000);
+    let blip = std::io::Error::new(std::io::ErrorKind::Interrupted, "interrupted system call");
+    r.engine.c1_failures.lock().unwrap().push(proofs::Error::io("read", "/data/sectors/1/sealed")(blip));
+    pledge(&r.ledger, &r.config, 1, r.now()).unwrap();
+    r.drive_to(1, SectorState::Proving);
+    let events = r.ledger.store().events(1).unwrap();
+    let failures: Vec<_> = events
+        .iter()
+        .filter_map(|e| match &e.event {
+            SectorEvent::StepFailed { error, disposition } => Some((error.clone(), *disposition, e.state)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(failures.len(), 1, "{failures:?}");
+    assert!(failures[0].0.contains("interrupted system call"), "{failures:?}");
+    assert_eq!((failures[0].1, failures[0].2), (Disposition::Temporary, SectorState::ComputeProofFailed));
+    assert!(r.event_names(1).contains(&"Retry"));
+}
+
+/// A failure of the sector itself (its replica fails a vanilla proof check)
+/// ends it at once: retrying cannot mend it.
+#[test]
+fn a_permanent_sector_failure_goes_to_failed_at_once() {
+    let mut r = rig(5, 0, 60_000);
+    let bad = proofs::Error::InvalidProof(
+        "partition 0, challenge 3: the replica node does not open to comm_r_last".into(),
+    );
+    r.engine.c1_failures.lock().unwrap().push(bad);
+    pledge(&r.ledger, &r.config, 1, r.now()).unwrap();
+    r.drive_to(1, SectorState::Failed);
+    let row = row(&r, 1);
+    assert_eq!(row.lifecycle.attempts, 1, "failed at the first failure, not after 5");
+    assert!(row.last_error.unwrap().contains("does not open to comm_r_last"));
+    let last = r.ledger.store().events(1).unwrap().pop().unwrap();
+    assert!(matches!(last.event, SectorEvent::StepFailed { disposition: Disposition::Permanent, .. }));
+    assert_eq!(count(&r.messages(), false), 0);
+}
+
+/// A task thread that panics fails its step like a temporary error (its slot
+/// freed); the retry runs and the sector reaches Proving.
+#[test]
+fn a_panicking_task_is_retried_and_the_sector_reaches_proving() {
+    let mut r = rig(3, 0, 60_000);
+    fail::cfg("task:run", "1*panic").unwrap();
+    pledge(&r.ledger, &r.config, 1, r.now()).unwrap();
+    r.drive_to(1, SectorState::Proving);
+    let events = r.ledger.store().events(1).unwrap();
+    let failed = events.iter().find(|e| e.event.name() == "StepFailed").expect("the panic failed the step");
+    assert!(
+        matches!(&failed.event, SectorEvent::StepFailed { error, disposition: Disposition::Temporary } if error.contains("panicked")),
+        "{:?}",
+        failed.event
+    );
+    assert_eq!(failed.state, SectorState::SealPreCommitFailed);
+    let pre: Vec<TaskState> = r
+        .ledger
+        .store()
+        .tasks(Some(1))
+        .unwrap()
+        .iter()
+        .filter(|t| t.kind == TaskKind::PreCommit)
+        .map(|t| t.state)
+        .collect();
+    assert_eq!(pre, [TaskState::Failed, TaskState::Done]);
+}
+
+/// A task thread that cannot be started stops the driver with an error (the
+/// daemon exits non-zero); a new driver over the same ledger finishes the sector.
+#[test]
+fn a_failed_spawn_stops_the_driver_and_a_restart_finishes_the_sector() {
+    let r = rig(3, 0, 60_000);
+    pledge(&r.ledger, &r.config, 1, r.now()).unwrap();
+    fail::cfg("driver:spawn", "return").unwrap();
+    let Rig { ledger, clock, pipeline, engine, config, _tmp, _failpoints } = r;
+    let stop = AtomicBool::new(false);
+    let stopped = pipeline.run(&stop).unwrap_err();
+    assert!(stopped.to_string().contains("cannot start a task thread"), "{stopped}");
+    assert!(stopped.to_string().contains("failpoint driver:spawn"), "{stopped}");
+    let tasks = ledger.store().tasks(Some(1)).unwrap();
+    assert!(tasks.iter().all(|t| !t.state.is_open()), "no task left open: {tasks:?}");
+
+    fail::remove("driver:spawn");
+    let local = Arc::new(FakeVerifier { reject_first: Arc::default() });
+    let pipeline = Pipeline::new(ledger.clone(), engine.clone(), local, config.clone());
+    let mut r = Rig { _failpoints, _tmp, ledger, clock, pipeline, engine, config };
+    r.drive_to(1, SectorState::Proving);
+}
+
+mod remote;

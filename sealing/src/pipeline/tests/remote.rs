@@ -1,0 +1,180 @@
+//! The scheduler's side of remote workers, with the test playing the worker.
+use super::*;
+use crate::store::{TaskKind, TaskRow, TaskState};
+use crate::workers::dispatch::{DispatchError, Dispatcher};
+use wire::worker::{self as protocol, Capabilities, ParamFile, RemoteTask};
+
+const TOKEN: &str = "kiln-worker-test";
+
+/// Takes every task and remembers it (or refuses all when `refuse`).
+#[derive(Default)]
+struct FakeDispatcher {
+    sent: Mutex<Vec<u64>>,
+    refuse: AtomicBool,
+}
+
+impl Dispatcher for FakeDispatcher {
+    fn send_c2(&self, url: &str, key: &str, task: u64, c1: &[u8]) -> Result<(), DispatchError> {
+        assert_eq!(key, protocol::dispatch_key(TOKEN), "the daemon presents the worker's dispatch key");
+        assert!(!c1.is_empty());
+        if self.refuse.load(Ordering::SeqCst) {
+            return Err(DispatchError::Unreachable {
+                endpoint: url.into(),
+                reason: "connection refused".into(),
+            });
+        }
+        self.sent.lock().unwrap().push(task);
+        Ok(())
+    }
+}
+
+fn remote_rig(lease_ms: u64, local_commits: usize) -> (Rig, Arc<FakeDispatcher>) {
+    let mut r = rig_with(3, 0, 60_000, |c| {
+        c.workers = crate::config::WorkersConfig {
+            heartbeat_ms: 10,
+            lease_ms,
+            dispatch_timeout_ms: 1_000,
+            ca_cert: None,
+        };
+        c.limits.commit = local_commits;
+    });
+    let dispatcher = Arc::new(FakeDispatcher::default());
+    r.pipeline = std::mem::replace(
+        &mut r.pipeline,
+        Pipeline::new(
+            r.ledger.clone(),
+            r.engine.clone(),
+            Arc::new(FakeVerifier { reject_first: Arc::default() }),
+            r.config.clone(),
+        ),
+    )
+    .with_dispatcher(dispatcher.clone());
+    let caps = Capabilities {
+        tasks: vec![RemoteTask::C2],
+        slots: 1,
+        params: vec![ParamFile { sector_size: SectorSize::KiB2, file: "p.params".into() }],
+        ..Default::default()
+    };
+    let now = r.now();
+    let mut store = r.ledger.store();
+    store
+        .create_worker_token("w", &protocol::token_hash(TOKEN), &protocol::dispatch_key(TOKEN), now)
+        .unwrap();
+    store.register_worker("w", "i", "http://w", &caps, now).unwrap();
+    drop(store);
+    (r, dispatcher)
+}
+
+impl Rig {
+    /// Ticks as the worker would act: heartbeats while `alive`, and
+    /// reports `proof` for each task it was sent.
+    fn drive_with_worker(
+        &mut self,
+        d: &FakeDispatcher,
+        n: u64,
+        state: SectorState,
+        alive: bool,
+        proof: &[u8],
+    ) {
+        let mut reported = Vec::new();
+        for _ in 0..20_000 {
+            if self.state(n) == state {
+                return;
+            }
+            self.turn();
+            if alive {
+                let sent = d.sent.lock().unwrap().clone();
+                let now = self.now();
+                let mut store = self.ledger.store();
+                store.worker_heartbeat("w", "i", &sent, now + 60_000, now).unwrap();
+                for id in sent {
+                    if !reported.contains(&id) {
+                        store.report_task(id, "w", Ok(proof), now).unwrap();
+                        reported.push(id);
+                    }
+                }
+            }
+        }
+        panic!("sector {n} stuck in {}", self.state(n));
+    }
+
+    fn commit_tasks(&self, n: u64) -> Vec<TaskRow> {
+        let tasks = self.ledger.store().tasks(Some(n)).unwrap();
+        tasks.into_iter().filter(|t| t.kind == TaskKind::Commit).collect()
+    }
+}
+
+fn summary(tasks: &[TaskRow]) -> Vec<(Option<&str>, TaskState)> {
+    tasks.iter().map(|t| (t.worker.as_deref(), t.state)).collect()
+}
+
+#[test]
+fn a_free_worker_gets_the_c2_and_its_verified_proof_is_accepted() {
+    let (mut r, d) = remote_rig(60_000, 1);
+    pledge(&r.ledger, &r.config, 1, r.now()).unwrap();
+    r.drive_with_worker(&d, 1, SectorState::Proving, true, GOOD);
+    assert_eq!(r.engine.commits.load(Ordering::SeqCst), 0, "no C2 ran locally");
+    assert_eq!(summary(&r.commit_tasks(1)), [(Some("w"), TaskState::Done)]);
+    // The other tasks ran here and are recorded too.
+    let kinds: Vec<_> = r.ledger.store().tasks(Some(1)).unwrap().iter().map(|t| (t.kind, t.state)).collect();
+    assert_eq!(
+        kinds,
+        [
+            (TaskKind::PreCommit, TaskState::Done),
+            (TaskKind::Commit, TaskState::Done),
+            (TaskKind::Finalize, TaskState::Done)
+        ]
+    );
+}
+
+#[test]
+fn a_bad_remote_proof_is_rejected_the_worker_marked_unhealthy_and_c2_rerun_locally() {
+    let (mut r, d) = remote_rig(60_000, 1);
+    pledge(&r.ledger, &r.config, 1, r.now()).unwrap();
+    r.drive_with_worker(&d, 1, SectorState::Proving, true, b"forged proof");
+    let tasks = r.commit_tasks(1);
+    assert_eq!(summary(&tasks), [(Some("w"), TaskState::Rejected), (None, TaskState::Done)]);
+    assert!(tasks[0].error.as_deref().unwrap().contains("does not verify"), "{:?}", tasks[0].error);
+    let w = &r.ledger.store().workers().unwrap()[0];
+    assert!(w.unhealthy.as_deref().unwrap().contains("does not verify"));
+    assert_eq!(r.engine.commits.load(Ordering::SeqCst), 1);
+    assert_eq!(std::fs::read(r.config.proof_path(1)).unwrap(), GOOD, "only the verified proof is kept");
+    assert_eq!(count(&r.messages(), false), 1, "the bad proof never reached the chain");
+}
+
+#[test]
+fn a_silent_worker_loses_the_task_when_the_lease_lapses() {
+    let (mut r, d) = remote_rig(200, 1);
+    pledge(&r.ledger, &r.config, 1, r.now()).unwrap();
+    r.drive_with_worker(&d, 1, SectorState::Proving, false, GOOD);
+    let tasks = r.commit_tasks(1);
+    assert_eq!(summary(&tasks), [(Some("w"), TaskState::Expired), (None, TaskState::Done)]);
+    assert!(tasks[0].error.as_deref().unwrap().contains("did not renew the lease"));
+}
+
+#[test]
+fn a_worker_refusing_the_task_is_backed_off_and_with_no_local_slots_the_sector_waits() {
+    let (mut r, d) = remote_rig(60_000, 0);
+    d.refuse.store(true, Ordering::SeqCst);
+    pledge(&r.ledger, &r.config, 1, r.now()).unwrap();
+    r.drive_to(1, SectorState::Committing);
+    r.pass(250);
+    // One refused dispatch, then the worker is backed off; commit = 0 runs nothing here.
+    assert_eq!(summary(&r.commit_tasks(1)), [(Some("w"), TaskState::Failed)]);
+    assert_eq!(r.state(1), SectorState::Committing);
+    assert_eq!(r.engine.commits.load(Ordering::SeqCst), 0);
+    // A failure the worker reports counts against the sector like a local one.
+    d.refuse.store(false, Ordering::SeqCst);
+    r.pipeline.backoff.clear();
+    for _ in 0..1_000 {
+        if !d.sent.lock().unwrap().is_empty() {
+            break;
+        }
+        r.turn();
+    }
+    let id = d.sent.lock().unwrap()[0];
+    r.ledger.store().report_task(id, "w", Err("out of GPU memory"), r.now()).unwrap();
+    r.drive_to(1, SectorState::ComputeProofFailed);
+    let row = r.ledger.store().sector(1).unwrap().unwrap();
+    assert!(row.last_error.unwrap().contains("out of GPU memory"));
+}

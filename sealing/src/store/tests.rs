@@ -1,0 +1,105 @@
+//! The store against a temporary database.
+
+use super::*;
+use SectorEvent as E;
+
+fn store(dir: &Path) -> Store {
+    Store::open(&dir.join("kiln.db"), RetryPolicy { max_attempts: 2, ..Default::default() }).unwrap()
+}
+
+#[test]
+fn events_persist_across_reopen_and_replay_to_the_row() {
+    let tmp = tempfile::tempdir().unwrap();
+    let n = {
+        let mut s = store(tmp.path());
+        let n = s.create_sector(SectorSize::KiB2, true, 1_000).unwrap();
+        s.apply(n, &E::StartSealing, 1_001).unwrap();
+        s.apply(
+            n,
+            &E::PreCommitted2 { comm_d: Commitment([0xdd; 32]), comm_r: Commitment([0xee; 32]) },
+            1_002,
+        )
+        .unwrap();
+        s.apply(n, &E::PreCommitSent { message: MessageId(1) }, 1_003).unwrap();
+        n
+    };
+    let mut s = store(tmp.path());
+    let row = s.sector(n).unwrap().unwrap();
+    assert_eq!(row.lifecycle.state, SectorState::PreCommitting);
+    assert_eq!((row.comm_d, row.precommit_message), (Some(Commitment([0xdd; 32])), Some(MessageId(1))));
+    assert_eq!(row.updated_ms, 1_003);
+    let log = s.events(n).unwrap();
+    assert_eq!(log.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 2, 3]);
+    assert_eq!(log[2].state, SectorState::PreCommitting);
+    assert_eq!(s.check_replay(n).unwrap(), row.lifecycle);
+
+    // A refused event records nothing.
+    let err = s.apply(n, &E::Finalized, 2_000).unwrap_err();
+    assert!(err.to_string().contains("event Finalized is not valid in state PreCommitting"), "{err}");
+    assert_eq!(s.events(n).unwrap().len(), 3);
+    assert_eq!(s.sector(n).unwrap().unwrap().updated_ms, 1_003);
+
+    // Failures count, record the error, and give up at the cap.
+    s.apply(
+        n,
+        &E::StepFailed { error: "chain down".into(), disposition: crate::lifecycle::Disposition::Temporary },
+        2_001,
+    )
+    .unwrap();
+    s.apply(n, &E::Retry, 2_002).unwrap();
+    let row = s
+        .apply(
+            n,
+            &E::StepFailed {
+                error: "still down".into(),
+                disposition: crate::lifecycle::Disposition::Temporary,
+            },
+            2_003,
+        )
+        .unwrap();
+    assert_eq!(row.lifecycle, Lifecycle { state: SectorState::Failed, attempts: 2 });
+    assert_eq!(row.last_error.as_deref(), Some("still down"));
+    assert_eq!(s.check_replay(n).unwrap().state, SectorState::Failed);
+}
+
+#[test]
+fn sector_numbers_are_never_reused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut s = store(tmp.path());
+    let a = s.create_sector(SectorSize::KiB2, true, 0).unwrap();
+    let b = s.create_sector(SectorSize::KiB2, true, 0).unwrap();
+    s.apply(b, &E::Remove, 1).unwrap();
+    s.apply(b, &E::RemoveDone, 2).unwrap();
+    drop(s);
+    let mut s = store(tmp.path());
+    let c = s.create_sector(SectorSize::MiB8, false, 3).unwrap();
+    assert_eq!((a, b, c), (1, 2, 3));
+    assert_eq!(s.sectors().unwrap().len(), 3);
+    assert_eq!(s.sector(c).unwrap().unwrap().sector_size, SectorSize::MiB8);
+}
+
+#[test]
+fn unknown_sectors_and_foreign_files_get_clear_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut s = store(tmp.path());
+    assert!(matches!(s.apply(42, &E::StartSealing, 0), Err(StoreError::UnknownSector(42))));
+    assert!(matches!(s.events(42), Err(StoreError::UnknownSector(42))));
+    assert_eq!(s.sector(42).unwrap(), None);
+    drop(s);
+    let junk = tmp.path().join("junk.db");
+    std::fs::write(&junk, b"this is not a database, it is a text file of some length......").unwrap();
+    let err = Store::open(&junk, RetryPolicy::default()).err().expect("refused");
+    assert!(err.to_string().contains("junk.db"), "{err}");
+}
+
+#[test]
+fn active_sectors_leave_out_proving_and_terminal_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = store(dir.path());
+    let a = s.create_sector(SectorSize::KiB2, true, 0).unwrap();
+    let b = s.create_sector(SectorSize::KiB2, true, 0).unwrap();
+    s.apply(b, &E::Remove, 1).unwrap();
+    s.apply(b, &E::RemoveDone, 2).unwrap();
+    let active: Vec<u64> = s.active_sectors().unwrap().iter().map(|r| r.number).collect();
+    assert_eq!(active, [a]);
+}
