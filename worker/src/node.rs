@@ -1,14 +1,13 @@
 //! The worker's state: its registration with the daemon, the tasks it holds,
 //! and the threads that prove them and deliver the results.
 //!
-//! A task's C1 output is decoded once, and validated, when it is accepted (a
-//! bad one is refused with 400 before it takes a slot). The decoded output
+//! A task's C1 output is decoded and validated once, when it is accepted (a
+//! bad one is refused with 400 before it takes a slot). The validated output
 //! goes to the task's thread, which loads the parameters and proves it with
-//! [`proofs::snark::prove`] (which checks it again, as it does for every
-//! caller, before proving).
+//! [`proofs::snark::prove_valid`], without checking it again.
 
 use crate::link::{Link, LinkError};
-use proofs::seal::c1::C1Output;
+use proofs::seal::c1::{C1Output, ValidC1Output};
 use proofs::snark::params::PorepParams;
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -131,8 +130,9 @@ impl Node {
 
     /// Checks a C2 task and starts proving it on its own thread.
     pub fn accept_c2(self: &Arc<Self>, id: u64, body: &[u8]) -> Result<(), TaskRefused> {
-        let c1 = C1Output::decode(body).map_err(|e| TaskRefused::Invalid(format!("C1 output: {e}")))?;
-        c1.validate().map_err(|e| TaskRefused::Invalid(format!("C1 output: {e}")))?;
+        let c1 = C1Output::decode(body)
+            .and_then(C1Output::validated)
+            .map_err(|e| TaskRefused::Invalid(format!("C1 output: {e}")))?;
         let size = c1.identity.sector_size;
         let params = PorepParams::new(&self.config.param_dir, size);
         if !params.exist() {
@@ -175,12 +175,12 @@ impl Node {
     }
 
     /// C2 of an accepted (decoded and validated) C1 output.
-    fn prove(&self, c1: &C1Output) -> Result<Vec<u8>, proofs::Error> {
+    fn prove(&self, c1: &ValidC1Output) -> Result<Vec<u8>, proofs::Error> {
         let proving = PorepParams::new(&self.config.param_dir, c1.identity.sector_size).load_proving()?;
-        proofs::snark::prove(c1, &proving)
+        proofs::snark::prove_valid(c1, &proving)
     }
 
-    fn prove_and_report(&self, id: u64, c1: &C1Output, cancelled: &AtomicBool) {
+    fn prove_and_report(&self, id: u64, c1: &ValidC1Output, cancelled: &AtomicBool) {
         info!("C2 started");
         let result = self.prove(c1).map(|mut proof| {
             crate::failpoints::corrupt_proof(&mut proof);

@@ -144,6 +144,13 @@ impl C1Output {
         bincode_options().deserialize(body).map_err(|e| Error::C1Format(format!("binary body: {e}")))
     }
 
+    /// This output, checked once by [`C1Output::validate`], for callers that
+    /// validate on receipt and prove later ([`crate::snark::prove_valid`]).
+    pub fn validated(self) -> Result<ValidC1Output> {
+        self.validate()?;
+        Ok(ValidC1Output(self))
+    }
+
     /// Parses either form, told apart by the binary magic.
     pub fn decode(bytes: &[u8]) -> Result<Self> {
         if bytes.starts_with(BINARY_MAGIC) {
@@ -286,3 +293,15 @@ pub fn run(dir: &SectorDir, seed: &Randomness) -> Result<C1Output> {
     })?;
     Ok(out)
 }
+
+/// A C1 output that passed [`C1Output::validate`].
+#[derive(Clone, Debug)]
+pub struct ValidC1Output(C1Output);
+
+impl std::ops::Deref for ValidC1Output {
+    type Target = C1Output;
+    fn deref(&self) -> &C1Output {
+        &self.0
+    }
+}
+

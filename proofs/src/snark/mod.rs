@@ -13,7 +13,7 @@ use crate::circuit::{public_inputs, SdrCircuit};
 use crate::error::{Error, Result};
 use crate::ids::{Commitment, ProverId, Randomness, ReplicaId};
 use crate::sdr::graph::Graph;
-use crate::seal::c1::C1Output;
+use crate::seal::c1::{C1Output, ValidC1Output};
 use crate::seal::challenges::partition_challenges;
 use crate::shape::{SectorSize, DEGREE};
 use bellperson::groth16::{self, PreparedVerifyingKey, Proof};
@@ -49,10 +49,19 @@ pub fn partition_inputs(
 /// C2: proves every partition of a C1 output. The output is validated first
 /// (a bad witness fails in a second, not after a minute of proving).
 pub fn prove(c1: &C1Output, params: &key::ProvingKey) -> Result<Vec<u8>> {
+    c1.validate()?;
+    prove_checked(c1, params)
+}
+
+/// [`prove`] for an output already validated (on receipt, by a worker).
+pub fn prove_valid(c1: &ValidC1Output, params: &key::ProvingKey) -> Result<Vec<u8>> {
+    prove_checked(c1, params)
+}
+
+fn prove_checked(c1: &C1Output, params: &key::ProvingKey) -> Result<Vec<u8>> {
     let _span = info_span!("c2", sector_id = c1.identity.sector_id).entered();
     #[cfg(feature = "gpu")]
     tracing::warn!("built with `gpu`, but kiln's prover has no GPU path: C2 runs on the CPU");
-    c1.validate()?;
     let circuits =
         (0..c1.partitions.len()).map(|k| SdrCircuit::from_c1(c1, k)).collect::<Result<Vec<_>>>()?;
     let proofs = prover::prove(circuits, params, &mut rand::thread_rng())?;
