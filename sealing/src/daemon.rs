@@ -182,7 +182,8 @@ impl Daemon {
         let store = Store::open(&db, config.retry.policy())?;
         let chain_verifier = Box::new(SharedVerifier(verifier.clone()));
         let chain = EmbeddedChain::open(&db, config.embedded_chain(), chain_verifier, clock.as_ref())?;
-        let ledger: SharedLedger = Ledger::new(store, Box::new(chain), clock);
+        let observer = EmbeddedChain::open_observer(&db, config.embedded_chain(), clock.as_ref())?;
+        let ledger: SharedLedger = Ledger::with_observer(store, Box::new(chain), Box::new(observer), clock);
 
         // Local tasks died with the last process; remote ones get a lease's
         // time for their worker to heartbeat again.

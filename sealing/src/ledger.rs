@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 pub struct Ledger {
     store: Mutex<Store>,
     chain: Box<dyn Chain>,
+    observer: Option<Box<dyn Chain>>,
     clock: SharedClock,
 }
 
@@ -23,7 +24,18 @@ pub type SharedLedger = Arc<Ledger>;
 impl Ledger {
     /// A ledger over `store` and `chain`, telling time by `clock`.
     pub fn new(store: Store, chain: Box<dyn Chain>, clock: SharedClock) -> SharedLedger {
-        Arc::new(Self { store: Mutex::new(store), chain, clock })
+        Arc::new(Self { store: Mutex::new(store), chain, observer: None, clock })
+    }
+
+    /// A ledger whose readers (the API) see the chain through `observer`, a
+    /// handle that never executes messages (so never verifies a proof).
+    pub fn with_observer(
+        store: Store,
+        chain: Box<dyn Chain>,
+        observer: Box<dyn Chain>,
+        clock: SharedClock,
+    ) -> SharedLedger {
+        Arc::new(Self { store: Mutex::new(store), chain, observer: Some(observer), clock })
     }
 
     /// The store, locked. Hold the guard for one operation or transaction:
@@ -34,9 +46,16 @@ impl Ledger {
         self.store.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The chain.
+    /// The chain, as the driver acts on it (reads execute messages due).
     pub fn chain(&self) -> &dyn Chain {
         self.chain.as_ref()
+    }
+
+    /// The chain for readers that must not do the chain's work: the observer
+    /// when there is one, else the chain itself (whose execution still runs
+    /// outside any lock a reader waits on).
+    pub fn chain_view(&self) -> &dyn Chain {
+        self.observer.as_deref().unwrap_or(self.chain.as_ref())
     }
 
     /// The clock.

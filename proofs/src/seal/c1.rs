@@ -304,4 +304,3 @@ impl std::ops::Deref for ValidC1Output {
         &self.0
     }
 }
-

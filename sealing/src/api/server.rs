@@ -265,7 +265,7 @@ async fn sector_status(State(ctx): Ctx, UrlPath(number): UrlPath<String>) -> Api
             (sector, store.pieces(number)?, store.events(number)?, store.tasks(Some(number))?)
         };
         let now = ctx.ledger.now_ms();
-        let chain = ctx.ledger.chain();
+        let chain = ctx.ledger.chain_view();
         let on_chain = chain.precommit(number, now)?;
         let commit_receipt = match sector.commit_message {
             Some(id) => chain.receipt(id, now)?,
@@ -323,7 +323,7 @@ async fn remove_sector(State(ctx): Ctx, UrlPath(number): UrlPath<String>) -> Api
 async fn chain_head(State(ctx): Ctx) -> ApiResult<ChainHead> {
     blocking(ctx, |ctx| {
         let now = ctx.ledger.now_ms();
-        let chain = ctx.ledger.chain();
+        let chain = ctx.ledger.chain_view();
         let epoch = chain.head(now)?;
         let (messages, executed) = chain.message_counts(now)?;
         Ok(ChainHead { epoch, messages, executed })
@@ -333,7 +333,7 @@ async fn chain_head(State(ctx): Ctx) -> ApiResult<ChainHead> {
 
 async fn chain_messages(State(ctx): Ctx) -> ApiResult<Vec<ChainMessage>> {
     blocking(ctx, |ctx| {
-        let messages = ctx.ledger.chain().messages(ctx.ledger.now_ms())?;
+        let messages = ctx.ledger.chain_view().messages(ctx.ledger.now_ms())?;
         Ok(messages.into_iter().map(|(id, message, receipt)| ChainMessage { id, message, receipt }).collect())
     })
     .await

@@ -75,6 +75,8 @@ CREATE TABLE IF NOT EXISTS chain_precommits (
 pub struct EmbeddedChain {
     conn: Mutex<Connection>,
     executing: Mutex<()>,
+    /// False for an observer: it reads what its executor recorded and runs nothing.
+    executes: bool,
     path: PathBuf,
     config: EmbeddedChainConfig,
     genesis_ms: i64,
@@ -117,12 +119,32 @@ impl EmbeddedChain {
         Ok(Self {
             conn: Mutex::new(conn),
             executing: Mutex::new(()),
+            executes: true,
             path: path.to_path_buf(),
             config,
             genesis_ms,
             beacon,
             verifier,
         })
+    }
+
+    /// A second handle on the chain at `path` (already opened by its executor)
+    /// that only reads: its calls never execute due messages, so they never
+    /// verify a proof. The API reads through one.
+    pub fn open_observer(
+        path: &Path,
+        config: EmbeddedChainConfig,
+        clock: &dyn Clock,
+    ) -> Result<Self, ChainError> {
+        struct NeverCalled;
+        impl SealVerifier for NeverCalled {
+            fn verify(&self, _: &SealStatement, _: &[u8]) -> Result<bool, proofs::Error> {
+                Err(proofs::Error::InvalidProof("an observer of the chain does not verify".into()))
+            }
+        }
+        let mut chain = Self::open(path, config, Box::new(NeverCalled), clock)?;
+        chain.executes = false;
+        Ok(chain)
     }
 
     /// The connection, for one statement or a short read; a panic elsewhere
@@ -158,6 +180,9 @@ impl EmbeddedChain {
     /// Executes every message sent before the head's epoch, in order, unless
     /// another caller is doing so (it will finish them; this one reads on).
     fn execute_due(&self, head: u64) -> Result<(), ChainError> {
+        if !self.executes {
+            return Ok(());
+        }
         let Ok(_executing) = self.executing.try_lock() else {
             return Ok(());
         };
@@ -563,5 +588,29 @@ mod tests {
         let head = c.head(after_window).unwrap();
         let again = c.send(&precommit(3, head - 1), after_window).unwrap();
         assert_eq!(c.receipt(again, after_window + BLOCK).unwrap().unwrap().exit_code, EXIT_OK);
+    }
+
+    #[test]
+    fn an_observer_reads_but_never_executes() {
+        let tmp = tempfile::tempdir().unwrap();
+        let c = chain(tmp.path());
+        let genesis = crate::clock::ManualClock::new(0);
+        let observer = EmbeddedChain::open_observer(
+            &tmp.path().join("kiln.db"),
+            EmbeddedChainConfig::default(),
+            &genesis,
+        )
+        .unwrap();
+        let pc = c.send(&precommit(1, 9), 10 * BLOCK).unwrap();
+        assert_eq!(observer.head(11 * BLOCK).unwrap(), 11);
+        assert_eq!(observer.receipt(pc, 11 * BLOCK).unwrap(), None, "due, but the observer leaves it");
+        assert_eq!(observer.message_counts(11 * BLOCK).unwrap(), (1, 0));
+        assert_eq!(c.receipt(pc, 11 * BLOCK).unwrap().unwrap().exit_code, EXIT_OK);
+        assert_eq!(
+            observer.receipt(pc, 11 * BLOCK).unwrap().unwrap().exit_code,
+            EXIT_OK,
+            "it sees the executor's"
+        );
+        assert_eq!(observer.message_counts(11 * BLOCK).unwrap(), (1, 1));
     }
 }
