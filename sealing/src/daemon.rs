@@ -238,8 +238,6 @@ impl Daemon {
                 tracing::error!(error = %e, "API server stopped");
             }
         });
-        let api_path = dir.join(API_FILE);
-        write(&api_path, format!("{}://{addr}\n", wire::tls::scheme(tls.is_some())).as_bytes())?;
 
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
@@ -258,6 +256,9 @@ impl Daemon {
                 let _ = ended.send(reason);
             })
             .map_err(|e| DaemonError::DriverStopped(format!("cannot start the driver thread: {e}")))?;
+        // Written last: clients find the API only once everything runs.
+        let api_path = dir.join(API_FILE);
+        write(&api_path, format!("{}://{addr}\n", wire::tls::scheme(tls.is_some())).as_bytes())?;
         tracing::info!(%addr, data_dir = %dir.display(), "daemon started");
         Ok(Self {
             addr,
@@ -287,6 +288,12 @@ impl Daemon {
     /// The ledger (for in-process callers).
     pub fn ledger(&self) -> &SharedLedger {
         &self.ledger
+    }
+
+    /// Why the driver stopped on its own, once it has (a critical failure or
+    /// a panic); `None` while it runs. Not for use after [`Daemon::wait`].
+    pub fn driver_stopped(&mut self) -> Option<String> {
+        self.driver_ended.as_mut()?.try_recv().ok()
     }
 
     /// Blocks until SIGINT or SIGTERM (`Ok`), or until the driver stops on its

@@ -334,6 +334,8 @@ pub struct WorkerView {
     pub last_seen_ms: i64,
     /// Why it gets no tasks, after it returned a bad proof.
     pub unhealthy: Option<String>,
+    /// Whether its token is revoked.
+    pub revoked: bool,
     /// Its state now.
     pub state: WorkerState,
     /// Its open tasks.

@@ -116,6 +116,9 @@ fn main() -> std::process::ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
+    // Test builds only: points armed by the `FAILPOINTS` variable of a test harness.
+    #[cfg(feature = "failpoints")]
+    let _failpoints = fail::FailScenario::setup();
     let result = match Cli::parse().command {
         Command::Run(args) => run(args),
         Command::Info(args) => info(args),

@@ -133,7 +133,9 @@ pub fn router(ctx: Arc<ApiContext>) -> Router {
         .route("/heartbeat", post(heartbeat))
         .route(
             "/tasks/:id/result",
-            post(report_result).layer(DefaultBodyLimit::max(protocol::MAX_RESULT_BYTES)),
+            post(report_result)
+                .layer(DefaultBodyLimit::max(protocol::MAX_RESULT_BYTES))
+                .layer(middleware::from_fn(refuse_oversized_results)),
         )
         .route("/tasks/:id/failure", post(report_failure))
         .layer(middleware::from_fn_with_state(ctx.clone(), require_worker));
@@ -144,6 +146,25 @@ pub fn router(ctx: Arc<ApiContext>) -> Router {
     Router::new().nest(API_PREFIX, api).fallback(|| async {
         ApiError::new(StatusCode::NOT_FOUND, ErrorKind::NotFound, "no such API endpoint")
     })
+}
+
+/// A result whose announced length is over the limit is refused before its
+/// body is read (the client learns why instead of meeting a closed connection).
+async fn refuse_oversized_results(request: Request, next: Next) -> Response {
+    let announced = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    match announced {
+        Some(n) if n > protocol::MAX_RESULT_BYTES as u64 => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorKind::TooLarge,
+            format!("a result is at most {} bytes; {n} announced", protocol::MAX_RESULT_BYTES),
+        )
+        .into_response(),
+        _ => next.run(request).await,
+    }
 }
 
 /// Who is calling.

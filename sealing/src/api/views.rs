@@ -82,6 +82,7 @@ pub fn worker_view(w: WorkerRow, state: WorkerState, tasks: Vec<u64>) -> WorkerV
         registered_ms: w.registered_ms,
         last_seen_ms: w.last_seen_ms,
         unhealthy: w.unhealthy,
+        revoked: w.revoked,
         state,
         tasks,
     }

@@ -183,8 +183,12 @@ impl EmbeddedChain {
         if !self.executes {
             return Ok(());
         }
-        let Ok(_executing) = self.executing.try_lock() else {
-            return Ok(());
+        // Another caller is executing: it records every due message. A lock
+        // poisoned by a panic there is taken as is (each receipt is one statement).
+        let _executing = match self.executing.try_lock() {
+            Ok(guard) => guard,
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => return Ok(()),
         };
         let due: Vec<(i64, i64, String)> = {
             let conn = self.conn();

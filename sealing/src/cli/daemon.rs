@@ -76,7 +76,7 @@ pub fn run(args: RunArgs) -> Result<()> {
         },
     )?;
 
-    let daemon = Daemon::start(&config)?;
+    let mut daemon = Daemon::start(&config)?;
     println!("kiln run: data directory {} (kept), API at {}", dir.display(), daemon.url());
     let client = Client::from_repo(&dir)?;
     let pledged = client.pledge(args.pledge)?.sectors;
@@ -86,6 +86,9 @@ pub fn run(args: RunArgs) -> Result<()> {
     let mut seen: HashMap<u64, (SectorState, Option<String>)> = HashMap::new();
     let mut last_beat = Instant::now();
     loop {
+        if let Some(reason) = daemon.driver_stopped() {
+            bail!("the daemon's driver stopped: {reason} (data directory {} kept)", dir.display());
+        }
         let sectors = client.sectors()?;
         let mine: Vec<_> = sectors.iter().filter(|e| pledged.contains(&e.sector.number)).collect();
         for e in &mine {

@@ -35,7 +35,7 @@ use crate::chain::{ChainError, SealVerifier};
 use crate::config::{Config, Limits, PackingConfig, WorkersConfig};
 use crate::ledger::SharedLedger;
 use crate::lifecycle::{Disposition, RetryPolicy, SectorEvent};
-use crate::store::{SectorRow, StoreError, TaskRow, WorkerRow};
+use crate::store::{SectorRow, StoreError, TaskKind, TaskRow, WorkerRow};
 use crate::workers::dispatch::{Dispatcher, HttpDispatcher};
 use engine::ProofEngine;
 use proofs::seal::SectorIdentity;
@@ -160,6 +160,8 @@ pub struct Pipeline {
     last_error: HashMap<u64, String>,
     /// Set by a critical failure: the driver stops at the end of the tick.
     fatal: Option<String>,
+    /// Paused task kinds with a probe task running.
+    probing: std::collections::HashSet<TaskKind>,
     /// Open tasks and workers as read by a scheduling pass that changed
     /// nothing, so the sectors still waiting for a slot in this tick share
     /// one read.
@@ -193,6 +195,7 @@ impl Pipeline {
             paused: PauseMap::default(),
             last_error: HashMap::new(),
             fatal: None,
+            probing: Default::default(),
             commit_view: None,
             pc1_ready: Vec::new(),
         }
@@ -252,6 +255,9 @@ impl Pipeline {
     pub fn tick(&mut self) {
         while let Ok((number, result)) = self.done_rx.try_recv() {
             self.finish(number, result);
+        }
+        if self.fatal.is_some() {
+            return;
         }
         self.commit_view = None;
         let rows = match self.ledger.store().active_sectors() {

@@ -73,22 +73,28 @@ impl Pipeline {
                     Ok(()) => {
                         info!(task = task.id, %worker, "remote proof verified and accepted");
                         self.close_task(task.id, TaskState::Done, None);
+                        // A probe may have gone to a worker: its proof shows the kind works again.
+                        self.resume(TaskKind::Commit);
                         crash_point!("commit:proof-written-unrecorded");
                         self.apply(n, &SectorEvent::ProofReady)?;
                     }
-                    Err(e) if e.disposition() == Disposition::Node => {
-                        // This node cannot judge the proof (its verifying key, its disk):
-                        // not the worker's fault. The C2 runs again once the node is fixed.
-                        let error = error_chain(&e);
-                        self.close_task(task.id, TaskState::Failed, Some(&error));
-                        self.pause(TaskKind::Commit, &error, now);
-                    }
-                    Err(e) => {
-                        let reason = error_chain(&e);
-                        let why = format!("task {} (sector {n}): {reason}", task.id);
-                        warn!(task = task.id, %worker, %reason, "remote proof rejected; worker marked unhealthy");
-                        self.close_task(task.id, TaskState::Rejected, Some(&reason));
+                    Err(Refusal::Invalid) => {
+                        let why = format!("task {} (sector {n}): {INVALID}", task.id);
+                        warn!(task = task.id, %worker, "remote proof rejected; worker marked unhealthy");
+                        self.close_task(task.id, TaskState::Rejected, Some(INVALID));
                         self.ledger.store().mark_worker_unhealthy(&worker, &why)?;
+                    }
+                    Err(Refusal::Failed(e)) => {
+                        // This node could not judge or keep the proof: not the worker's fault.
+                        let error = error_chain(&e);
+                        warn!(task = task.id, %worker, %error, "cannot accept the remote proof");
+                        self.close_task(task.id, TaskState::Failed, Some(&error));
+                        match e.disposition() {
+                            Disposition::Node => self.pause(TaskKind::Commit, &error, now),
+                            disposition => {
+                                self.apply(n, &SectorEvent::StepFailed { error, disposition })?;
+                            }
+                        }
                     }
                 }
             }
@@ -130,32 +136,51 @@ impl Pipeline {
     }
 
     /// Checks a fresh proof against the sector's public values and stores it.
-    pub(super) fn accept_proof(&self, number: u64, proof: &[u8]) -> Result<(), EngineError> {
-        let temporary = |message: String| EngineError::failed(message, Disposition::Temporary);
+    pub(super) fn accept_proof(&self, number: u64, proof: &[u8]) -> Result<(), Refusal> {
+        let temporary =
+            |message: String| Refusal::Failed(EngineError::failed(message, Disposition::Temporary));
         let row = self
             .ledger
             .store()
             .sector(number)
-            .map_err(|e| temporary(e.to_string()))?
+            .map_err(|e| temporary(error_chain(&e)))?
             .ok_or_else(|| temporary("the sector vanished".into()))?;
         let statement =
             super::statement_of(&row, self.config.prover_id).map_err(|e| temporary(e.to_string()))?;
         match self.verifier.verify(&statement, proof) {
             Ok(true) => {}
-            Ok(false) => return Err(temporary("the computed proof does not verify".into())),
+            Ok(false) => return Err(Refusal::Invalid),
             Err(e) => {
-                return Err(EngineError::failed(
-                    format!("cannot verify the computed proof: {e}"),
-                    e.disposition(),
-                ))
+                let why = format!("cannot verify the computed proof: {}", error_chain(&e));
+                return Err(Refusal::Failed(EngineError::failed(why, e.disposition())));
             }
         }
         let path = self.config.proof_path(number);
         let dir = path.parent().unwrap_or(&self.config.data_dir);
         std::fs::create_dir_all(dir).map_err(|e| {
-            EngineError::failed(format!("create {}: {e}", dir.display()), proofs::io_disposition(&e))
+            let why = format!("create {}: {e}", dir.display());
+            Refusal::Failed(EngineError::failed(why, proofs::io_disposition(&e)))
         })?;
-        proofs::durable::write_file(&path, proof)?;
-        Ok(())
+        proofs::durable::write_file(&path, proof).map_err(|e| Refusal::Failed(e.into()))
     }
 }
+
+/// Why a fresh proof was not accepted.
+pub(super) enum Refusal {
+    /// It does not verify: whoever computed it is at fault.
+    Invalid,
+    /// This node could not check or keep it.
+    Failed(EngineError),
+}
+
+impl Refusal {
+    /// As a failure of the task that computed the proof here.
+    pub(super) fn into_failure(self) -> EngineError {
+        match self {
+            Self::Invalid => EngineError::failed(INVALID, Disposition::Temporary),
+            Self::Failed(e) => e,
+        }
+    }
+}
+
+const INVALID: &str = "the computed proof does not verify";

@@ -37,6 +37,8 @@ impl Pipeline {
                         self.start_pre_commit(row, ticket)?;
                     }
                 }
+                // While pre-commits are paused a ticket would only go stale.
+                _ if self.is_paused(TaskKind::PreCommit) => {}
                 _ => {
                     let chain = self.ledger.chain();
                     let epoch = chain.head(now)?;

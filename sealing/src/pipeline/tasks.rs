@@ -116,12 +116,14 @@ impl Pipeline {
 
     /// Whether a task of `kind` may start now: always, unless the kind is
     /// paused by a node fault; then one probe task per probe interval.
-    pub(super) fn may_start(&self, kind: TaskKind, now: i64) -> bool {
+    pub(super) fn may_start(&mut self, kind: TaskKind, now: i64) -> bool {
         let mut paused = relock(&self.paused);
         let Some(p) = paused.get_mut(&kind) else { return true };
-        if now < p.next_probe_ms {
+        // One probe at a time: a slow one (a long C1) is not joined by more.
+        if now < p.next_probe_ms || self.probing.contains(&kind) {
             return false;
         }
+        self.probing.insert(kind);
         p.next_probe_ms = now.saturating_add(self.config.node_fault_probe.as_millis() as i64);
         info!(kind = kind.name(), reason = %p.reason, "paused task kind: one task probes whether the fault is fixed");
         true
@@ -139,8 +141,13 @@ impl Pipeline {
         paused.insert(kind, PausedTasks { kind, reason: reason.into(), since_ms, next_probe_ms });
     }
 
+    /// Whether `kind` is paused by a node fault.
+    pub(super) fn is_paused(&self, kind: TaskKind) -> bool {
+        relock(&self.paused).contains_key(&kind)
+    }
+
     /// A task of `kind` ran without a node fault: the kind is no longer paused.
-    fn resume(&self, kind: TaskKind) {
+    pub(super) fn resume(&self, kind: TaskKind) {
         if relock(&self.paused).remove(&kind).is_some() {
             info!(kind = kind.name(), "the node fault is fixed: tasks of this kind run again");
         }
@@ -293,11 +300,13 @@ impl Pipeline {
                     let _ = tx.send((members[i].task.identity.sector_id, TaskResult::PreCommit(result)));
                 });
             }));
-            if let Err(p) = outcome {
-                let message = panic_message(p.as_ref());
-                for (m, _) in members.iter().zip(&reported).filter(|(_, done)| !**done) {
-                    let _ = tx.send((m.task.identity.sector_id, TaskResult::Panicked(message.clone())));
-                }
+            // Every member gets an outcome, or its slot would stay taken.
+            let text = match outcome {
+                Ok(()) => "the batch ended without this sector's outcome".to_string(),
+                Err(p) => panic_message(p.as_ref()),
+            };
+            for (m, _) in members.iter().zip(&reported).filter(|(_, done)| !**done) {
+                let _ = tx.send((m.task.identity.sector_id, TaskResult::Panicked(text.clone())));
             }
         };
         if let Err(e) = self.start_thread(numbers[0], format!("pre-commit-{}", numbers[0]), body) {
@@ -352,6 +361,7 @@ impl Pipeline {
         let _g = span.enter();
         let Some(running) = self.running.remove(&number) else { return };
         relock(&self.progress).remove(&number);
+        self.probing.remove(&running.kind);
         let removing = matches!(
             self.ledger.store().sector(number),
             Ok(Some(r)) if r.lifecycle.state == SectorState::Removing
@@ -376,7 +386,7 @@ impl Pipeline {
                     crash_point!("commit:proof-written-unrecorded");
                     return self.record(number, SectorEvent::ProofReady);
                 }
-                Err(e) => e,
+                Err(refusal) => refusal.into_failure(),
             },
             TaskResult::Dispatched(Ok(())) => {
                 // The worker has it: the lease runs from now, not from the start of C1.

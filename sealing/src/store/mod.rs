@@ -468,7 +468,12 @@ impl Store {
         let mut rows = stmt.query(args).map_err(self.sql("list sectors"))?;
         let mut out = Vec::new();
         while let Some(r) = rows.next().map_err(self.sql("list sectors"))? {
-            out.push(self.read_row(r)?);
+            // One corrupt row must not hide every other sector: it is reported
+            // (and `Store::sector` answers its error) while the rest go on.
+            match self.read_row(r) {
+                Ok(row) => out.push(row),
+                Err(e) => tracing::error!(error = %e, "a sector row that does not parse is left out"),
+            }
         }
         Ok(out)
     }

@@ -178,3 +178,18 @@ fn a_worker_refusing_the_task_is_backed_off_and_with_no_local_slots_the_sector_w
     let row = r.ledger.store().sector(1).unwrap().unwrap();
     assert!(row.last_error.unwrap().contains("out of GPU memory"));
 }
+
+/// A C2 pause (a node fault) lets one probe through per interval; when the
+/// probe goes to a worker and its proof is accepted, C2 resumes.
+#[test]
+fn a_remote_probe_whose_proof_is_accepted_resumes_a_paused_c2() {
+    let (mut r, d) = remote_rig(60_000, 1);
+    let now = r.now();
+    r.pipeline.pause(TaskKind::Commit, "verifying key unreadable", now);
+    pledge(&r.ledger, &r.config, 2, r.now()).unwrap();
+    r.drive_with_worker(&d, 2, SectorState::Proving, true, GOOD);
+    r.drive_to(1, SectorState::Proving);
+    assert!(r.pipeline.paused().lock().unwrap().is_empty(), "resumed by the accepted remote proof");
+    assert_eq!(summary(&r.commit_tasks(1)), [(Some("w"), TaskState::Done)]);
+    assert_eq!(r.engine.commits.load(Ordering::SeqCst), 0, "no C2 ran locally");
+}
