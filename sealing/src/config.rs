@@ -237,7 +237,16 @@ impl Config {
             return Err("api: tls_cert and tls_key go together".into());
         }
         let w = &self.workers;
-        if w.heartbeat_ms == 0 || w.lease_ms < 2 * w.heartbeat_ms {
+        // Timestamps are i64 milliseconds: a lease of more than a day is a typo, and
+        // bounding it keeps `now + lease_ms` far from overflowing.
+        const DAY_MS: u64 = 86_400_000;
+        if w.lease_ms > DAY_MS || w.heartbeat_ms > DAY_MS || w.dispatch_timeout_ms > DAY_MS {
+            return Err(
+                "workers: heartbeat_ms, lease_ms and dispatch_timeout_ms must be at most a day (86400000)"
+                    .into(),
+            );
+        }
+        if w.heartbeat_ms == 0 || w.lease_ms < w.heartbeat_ms.saturating_mul(2) {
             return Err(
                 "workers: lease_ms must be at least twice heartbeat_ms (and heartbeat_ms above 0)".into()
             );
@@ -324,6 +333,12 @@ mod tests {
             ("data_dir = \"/d\"\nsector_size = \"3KiB\"\nminer_id = 1\n", "3KiB"),
             (&format!("{base}[limits]\nfinalize = 0\n"), "at least 1 concurrent task"),
             (&format!("{base}[workers]\nheartbeat_ms = 5000\nlease_ms = 6000\n"), "lease_ms"),
+            // Values that would overflow `2 * heartbeat_ms` or `now + lease_ms` are refused.
+            (
+                &format!("{base}[workers]\nheartbeat_ms = 9223372036854775807\nlease_ms = 1\n"),
+                "at most a day",
+            ),
+            (&format!("{base}[workers]\nlease_ms = 9223372036854775807\n"), "at most a day"),
             (&format!("{base}[api]\ntls_cert = \"/etc/kiln/api.crt\"\n"), "tls_cert and tls_key"),
             (&format!("{base}[chain]\nseed_delay = 10\nprove_commit_window = 5\n"), "prove_commit_window"),
             ("data_dir = [", "kiln.toml"),

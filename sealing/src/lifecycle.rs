@@ -115,6 +115,19 @@ pub enum SectorEvent {
     },
     /// Retry the failed step (the driver fires this after the backoff).
     Retry,
+    /// The operator sends a failed sector (a failure state, or Failed) back to
+    /// the step that failed, with its attempts reset.
+    OperatorRetry {
+        /// The working state whose step failed. The sector resumes where a
+        /// retry of that step starts (a rejected ProveCommit at Committing, for
+        /// a new proof).
+        step: SectorState,
+    },
+    /// The operator stops work on a sector: it becomes Failed.
+    Abort {
+        /// Why, as the operator gave it.
+        reason: String,
+    },
     /// The operator asked for removal.
     Remove,
     /// Removal finished.
@@ -139,6 +152,8 @@ impl SectorEvent {
             Self::Finalized => "Finalized",
             Self::StepFailed { .. } => "StepFailed",
             Self::Retry => "Retry",
+            Self::OperatorRetry { .. } => "OperatorRetry",
+            Self::Abort { .. } => "Abort",
             Self::Remove => "Remove",
             Self::RemoveDone => "RemoveDone",
         }
@@ -204,6 +219,14 @@ impl Lifecycle {
         let reject = || TransitionError { state: self.state, event: event.name() };
         let forward = |state| Ok(Self { state, attempts: 0 });
         let same = || Ok(self);
+        // The operator may send a failed sector back to the step that failed.
+        if let E::OperatorRetry { step } = event {
+            let failure = failure_of(*step).ok_or_else(reject)?;
+            if self.state != S::Failed && self.state != failure {
+                return Err(reject());
+            }
+            return forward(retried_of(failure).ok_or_else(reject)?);
+        }
         if self.state.is_terminal() {
             return Err(reject());
         }
@@ -211,6 +234,7 @@ impl Lifecycle {
             (S::Removing, E::RemoveDone) => forward(S::Removed),
             (S::Removing, _) => Err(reject()),
             (_, E::Remove) => forward(S::Removing),
+            (_, E::Abort { .. }) => Ok(Self { state: S::Failed, attempts: self.attempts }),
 
             (S::Packing, E::StartSealing) => forward(S::Unsealed),
             (S::Unsealed, E::TicketDrawn { .. }) => same(),
@@ -350,6 +374,33 @@ mod tests {
     }
 
     #[test]
+    fn the_operator_retries_a_failed_step_and_aborts_a_sector() {
+        let p = policy(2);
+        let retry = |step| E::OperatorRetry { step };
+        // From Failed, back to the step that failed, attempts reset.
+        assert_eq!(at(S::Failed, 2).apply(&retry(S::Unsealed), &p).unwrap(), at(S::Unsealed, 0));
+        assert_eq!(at(S::Failed, 2).apply(&retry(S::CommitWait), &p).unwrap(), at(S::Committing, 0));
+        // From a failure state, only to its own step.
+        assert_eq!(
+            at(S::ComputeProofFailed, 1).apply(&retry(S::Committing), &p).unwrap(),
+            at(S::Committing, 0)
+        );
+        assert!(at(S::ComputeProofFailed, 1).apply(&retry(S::Unsealed), &p).is_err());
+        // Not from a working, finished or removed sector; not to a step that cannot fail.
+        for (state, step) in
+            [(S::Committing, S::Committing), (S::Proving, S::Unsealed), (S::Removed, S::Unsealed)]
+        {
+            assert!(at(state, 0).apply(&retry(step), &p).is_err(), "{state}");
+        }
+        assert!(at(S::Failed, 2).apply(&retry(S::Packing), &p).is_err());
+        // Abort: any live state to Failed.
+        let abort = E::Abort { reason: "bad data".into() };
+        assert_eq!(at(S::PreCommitted, 0).apply(&abort, &p).unwrap(), at(S::Failed, 0));
+        assert!(at(S::Failed, 0).apply(&abort, &p).is_err());
+        assert!(at(S::Removing, 0).apply(&abort, &p).is_err());
+    }
+
+    #[test]
     fn a_permanent_failure_ends_the_sector_at_once() {
         let p = policy(5);
         let e =
@@ -451,6 +502,8 @@ mod tests {
             Just(failed("e")),
             Just(E::StepFailed { error: "p".into(), disposition: Disposition::Permanent }),
             Just(E::Retry),
+            Just(E::OperatorRetry { step: S::Committing }),
+            Just(E::Abort { reason: "a".into() }),
             Just(E::Remove),
             Just(E::RemoveDone),
         ]
@@ -472,7 +525,8 @@ mod tests {
                 let before = l;
                 match l.apply(e, &p) {
                     Ok(next) => {
-                        prop_assert!(!before.state.is_terminal(), "left terminal {}", before.state);
+                        let operator = matches!(e, E::OperatorRetry { .. }) && before.state == S::Failed;
+                        prop_assert!(!before.state.is_terminal() || operator, "left terminal {}", before.state);
                         prop_assert!(next.attempts <= max);
                         accepted.push(serde_json::to_string(e).unwrap());
                         l = next;

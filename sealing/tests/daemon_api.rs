@@ -141,6 +141,15 @@ fn bad_requests_get_clear_errors_and_change_nothing() {
     }
     let out = client(&data, &["sectors", "remove", "1"]);
     assert!(stderr(&out).contains("not valid in state Removed"), "{}", stderr(&out));
+    // Operator recovery is refused where it does not apply.
+    let out = client(&data, &["sectors", "retry", "1"]);
+    assert!(stderr(&out).contains("no failed step") && stderr(&out).contains("409"), "{}", stderr(&out));
+    let out = client(&data, &["sectors", "abort", "1"]);
+    assert!(stderr(&out).contains("not valid in state Removed"), "{}", stderr(&out));
+    let out = client(&data, &["sectors", "retry", "42"]);
+    assert!(stderr(&out).contains("unknown sector 42"), "{}", stderr(&out));
+    let (code, e) = post("/sectors/1/abort", "{\"reason\": \"\"}");
+    assert_eq!((code, e["kind"].as_str()), (400, Some("invalid_argument")), "{e}");
     assert!(!status.pieces[0].path.exists(), "the daemon's copy of the piece is removed");
 
     // The chain answers.
@@ -151,6 +160,12 @@ fn bad_requests_get_clear_errors_and_change_nothing() {
     let out = kiln().args(["daemon", "--config", config.to_str().unwrap()]).output().unwrap();
     assert!(stderr(&out).contains("another kiln daemon"), "{}", stderr(&out));
     assert_eq!(list_json(&data).as_array().unwrap().len(), 1);
+    // A worker name is a path segment: one that is not a valid name never reaches a URL.
+    let pledged = good.pledge(1).unwrap().sectors[0];
+    let sneaky = format!("../../sectors/{pledged}/remove?");
+    let out = client(&data, &["auth", "revoke-worker-token", &sneaky]);
+    assert!(stderr(&out).contains("worker name"), "{}", stderr(&out));
+    assert_ne!(good.sector(pledged).unwrap().sector.lifecycle.state.name(), "Removing");
 
     // SIGTERM stops it cleanly.
     let pid = daemon.id().to_string();

@@ -419,6 +419,14 @@ pub struct PledgeResponse {
     pub sectors: Vec<u64>,
 }
 
+/// Stop work on a sector.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AbortRequest {
+    /// Why (1 to 1024 characters), recorded in the sector's event log.
+    pub reason: String,
+}
+
 /// Add a data piece from a file the daemon can read.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -34,6 +34,9 @@ pub enum ClientError {
     /// A certificate to trust cannot be used.
     #[error(transparent)]
     Tls(#[from] wire::tls::TlsError),
+    /// A request this client refuses to send.
+    #[error("{0}")]
+    InvalidArgument(String),
     /// The daemon answered with an error.
     #[error("{message} ({kind}, HTTP {status})")]
     Api {
@@ -150,6 +153,15 @@ impl Client {
     pub fn remove(&self, number: u64) -> Result<SectorView, ClientError> {
         self.post(&format!("/sectors/{number}/remove"), serde_json::json!({}))
     }
+    /// Sends a failed sector back to the step that failed.
+    pub fn retry(&self, number: u64) -> Result<SectorView, ClientError> {
+        self.post(&format!("/sectors/{number}/retry"), serde_json::json!({}))
+    }
+    /// Stops work on a sector (it becomes Failed).
+    pub fn abort(&self, number: u64, reason: &str) -> Result<SectorView, ClientError> {
+        let req = AbortRequest { reason: reason.to_string() };
+        self.post(&format!("/sectors/{number}/abort"), serde_json::to_value(req).expect("serialises"))
+    }
     /// The chain's head.
     pub fn chain_head(&self) -> Result<ChainHead, ClientError> {
         self.get("/chain/head")
@@ -174,8 +186,10 @@ impl Client {
         let req = CreateWorkerToken { name: name.to_string() };
         self.post("/auth/worker-tokens", serde_json::to_value(req).expect("serialises"))
     }
-    /// Revokes worker `name`'s token.
+    /// Revokes worker `name`'s token. The name is checked first: it becomes a
+    /// path segment, and one like `../../sectors/3/remove?` must not reach a URL.
     pub fn revoke_worker_token(&self, name: &str) -> Result<Revoked, ClientError> {
+        wire::worker::check_worker_name(name).map_err(ClientError::InvalidArgument)?;
         self.post(&format!("/auth/worker-tokens/{name}/revoke"), serde_json::json!({}))
     }
     /// Every worker token (names and dates; never the secrets).

@@ -3,7 +3,7 @@
 use super::views::{self, worker_view};
 use super::*;
 use crate::ledger::SharedLedger;
-use crate::lifecycle::SectorEvent;
+use crate::lifecycle::{SectorEvent, SectorState};
 use crate::pipeline::packing::{self, PackingError};
 use crate::pipeline::{PauseMap, PipelineConfig, ProgressMap};
 use crate::store::{StoreError, TokenRow};
@@ -121,6 +121,8 @@ pub fn router(ctx: Arc<ApiContext>) -> Router {
         .route("/sectors/add-piece", post(add_piece))
         .route("/sectors/:number", get(sector_status))
         .route("/sectors/:number/remove", post(remove_sector))
+        .route("/sectors/:number/retry", post(retry_sector))
+        .route("/sectors/:number/abort", post(abort_sector))
         .route("/chain/head", get(chain_head))
         .route("/chain/messages", get(chain_messages))
         .route("/workers", get(list_workers))
@@ -337,6 +339,57 @@ async fn remove_sector(State(ctx): Ctx, UrlPath(number): UrlPath<String>) -> Api
     blocking(ctx, move |ctx| {
         let now = ctx.ledger.now_ms();
         Ok(ctx.ledger.store().apply(number, &SectorEvent::Remove, now)?.into())
+    })
+    .await
+}
+
+/// Sends a failed sector back to the step that failed (an operator event).
+/// A proof kept from the failed attempt is dropped first: the retry proves anew.
+async fn retry_sector(State(ctx): Ctx, UrlPath(number): UrlPath<String>) -> ApiResult<SectorView> {
+    let number = sector_number(&number)?;
+    blocking(ctx, move |ctx| {
+        let step = ctx.ledger.store().failed_step(number)?.ok_or_else(|| {
+            ApiError::new(
+                StatusCode::CONFLICT,
+                ErrorKind::Conflict,
+                format!("sector {number} has no failed step"),
+            )
+        })?;
+        if matches!(step, SectorState::Committing | SectorState::CommitWait) {
+            let proof = ctx.config.proof_path(number);
+            match std::fs::remove_file(&proof) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    let why = format!("remove the old proof {}: {e}", proof.display());
+                    return Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, ErrorKind::Internal, why));
+                }
+                _ => {}
+            }
+        }
+        let now = ctx.ledger.now_ms();
+        let row = ctx.ledger.store().apply(number, &SectorEvent::OperatorRetry { step }, now)?;
+        tracing::info!(sector = number, %step, state = %row.lifecycle.state, "operator retry");
+        Ok(row.into())
+    })
+    .await
+}
+
+/// Stops work on a sector: it becomes Failed (the driver cancels its task).
+async fn abort_sector(
+    State(ctx): Ctx,
+    UrlPath(number): UrlPath<String>,
+    body: Result<Json<AbortRequest>, JsonRejection>,
+) -> ApiResult<SectorView> {
+    let number = sector_number(&number)?;
+    let Json(req) = body?;
+    let reason: String = req.reason.trim().chars().filter(|c| !c.is_control()).collect();
+    if reason.is_empty() || reason.len() > 1024 {
+        return Err(ApiError::invalid("reason must be 1 to 1024 printable characters"));
+    }
+    blocking(ctx, move |ctx| {
+        let now = ctx.ledger.now_ms();
+        let row = ctx.ledger.store().apply(number, &SectorEvent::Abort { reason: reason.clone() }, now)?;
+        tracing::warn!(sector = number, %reason, "sector aborted by the operator");
+        Ok(row.into())
     })
     .await
 }

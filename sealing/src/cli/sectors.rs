@@ -65,6 +65,23 @@ pub enum SectorsCommand {
         #[command(flatten)]
         repo: RepoArgs,
     },
+    /// Send a failed sector (Failed, or a failure state) back to the step that failed, attempts reset.
+    Retry {
+        /// The sector number.
+        number: u64,
+        #[command(flatten)]
+        repo: RepoArgs,
+    },
+    /// Stop work on a sector: it becomes Failed (its files stay until `remove`).
+    Abort {
+        /// The sector number.
+        number: u64,
+        /// Why (recorded in its event log).
+        #[arg(long, default_value = "aborted from the CLI")]
+        reason: String,
+        #[command(flatten)]
+        repo: RepoArgs,
+    },
 }
 
 #[derive(Subcommand)]
@@ -122,6 +139,14 @@ pub fn run(cmd: SectorsCommand) -> Result<()> {
         SectorsCommand::Remove { number, repo } => {
             let row = Client::from_repo(&repo.repo)?.remove(number)?;
             println!("sector {number}: {} (files are removed by the daemon)", row.lifecycle.state);
+        }
+        SectorsCommand::Retry { number, repo } => {
+            let row = Client::from_repo(&repo.repo)?.retry(number)?;
+            println!("sector {number}: {} (attempts reset)", row.lifecycle.state);
+        }
+        SectorsCommand::Abort { number, reason, repo } => {
+            let row = Client::from_repo(&repo.repo)?.abort(number, &reason)?;
+            println!("sector {number}: {}", row.lifecycle.state);
         }
     }
     Ok(())

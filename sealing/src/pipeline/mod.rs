@@ -267,6 +267,12 @@ impl Pipeline {
                 return;
             }
         };
+        // A running task whose sector left the work (aborted by the operator) is cancelled.
+        let gone: Vec<u64> =
+            self.running.keys().copied().filter(|n| !rows.iter().any(|r| r.number == *n)).collect();
+        for n in gone {
+            self.cancel(n);
+        }
         self.pc1_ready = rows
             .iter()
             .filter(|r| {

@@ -362,13 +362,17 @@ impl Pipeline {
         let Some(running) = self.running.remove(&number) else { return };
         relock(&self.progress).remove(&number);
         self.probing.remove(&running.kind);
-        let removing = matches!(
-            self.ledger.store().sector(number),
-            Ok(Some(r)) if r.lifecycle.state == SectorState::Removing
-        );
-        if removing {
-            info!(task = running.kind.name(), "task finished for a sector being removed; result dropped");
-            self.close_task(running.task, TaskState::Cancelled, Some("the sector is being removed"));
+        let state = self.ledger.store().sector(number).ok().flatten().map(|r| r.lifecycle.state);
+        if let Some(why) = match state {
+            Some(SectorState::Removing) => Some("the sector is being removed"),
+            Some(SectorState::Failed) => Some("the sector was aborted"),
+            _ => None,
+        } {
+            info!(
+                task = running.kind.name(),
+                why, "task finished for a sector out of the work; result dropped"
+            );
+            self.close_task(running.task, TaskState::Cancelled, Some(why));
             return;
         }
         let id = running.task;

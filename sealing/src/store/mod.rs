@@ -375,6 +375,10 @@ impl Store {
                     _ => {}
                 }
             }
+            SectorEvent::Abort { reason } => {
+                field("last_error", &format!("aborted by the operator: {reason}"))?
+            }
+            SectorEvent::OperatorRetry { .. } => field("last_error", null)?,
             SectorEvent::CommitRejected { reason } => {
                 field("last_error", reason)?;
                 field("commit_message", null)?;
@@ -420,6 +424,24 @@ impl Store {
             created_ms: r.get("created_ms").map_err(get)?,
             updated_ms: r.get("updated_ms").map_err(get)?,
         })
+    }
+
+    /// The working state whose step last failed or was aborted (what an
+    /// operator retry resumes), from the event log; `None` if nothing failed.
+    pub fn failed_step(&self, number: u64) -> Result<Option<SectorState>, StoreError> {
+        let events = self.events(number)?;
+        let failed = |e: &SectorEvent| {
+            matches!(
+                e,
+                SectorEvent::StepFailed { .. }
+                    | SectorEvent::CommitRejected { .. }
+                    | SectorEvent::Abort { .. }
+            )
+        };
+        Ok(events.iter().rposition(|e| failed(&e.event)).map(|i| match i {
+            0 => SectorState::Packing,
+            i => events[i - 1].state,
+        }))
     }
 
     /// A text column of sector `number` parsed into its type; a value that does not parse is corruption.

@@ -581,4 +581,43 @@ fn a_failed_spawn_stops_the_driver_and_a_restart_finishes_the_sector() {
     r.drive_to(1, SectorState::Proving);
 }
 
+/// What `POST /v0/sectors/{n}/retry` records: the failed step, resumed.
+fn operator_retry(r: &Rig, n: u64) -> crate::store::SectorRow {
+    let step = r.ledger.store().failed_step(n).unwrap().expect("a failed step");
+    r.ledger.store().apply(n, &SectorEvent::OperatorRetry { step }, r.now()).unwrap()
+}
+
+/// A sector that ended Failed after its attempts is sent back by the operator,
+/// with its attempts reset, and reaches Proving once the fault is gone.
+#[test]
+fn the_operator_brings_a_failed_sector_back_to_proving() {
+    let mut r = rig(2, 0, 60_000);
+    r.engine.fail_pre_commits.store(2, Ordering::SeqCst);
+    pledge(&r.ledger, &r.config, 1, r.now()).unwrap();
+    r.drive_to(1, SectorState::Failed);
+    assert_eq!(row(&r, 1).lifecycle.attempts, 2);
+    let resumed = operator_retry(&r, 1);
+    assert_eq!((resumed.lifecycle.state, resumed.lifecycle.attempts), (SectorState::Unsealed, 0));
+    assert_eq!(resumed.last_error, None);
+    r.drive_to(1, SectorState::Proving);
+    assert!(r.event_names(1).contains(&"OperatorRetry"));
+    r.ledger.store().check_replay(1).unwrap();
+}
+
+/// An aborted sector is Failed and left alone; a retry resumes the step it was in.
+#[test]
+fn an_aborted_sector_stops_and_a_retry_resumes_it() {
+    let mut r = rig(3, 0, 60_000);
+    pledge(&r.ledger, &r.config, 1, r.now()).unwrap();
+    r.drive_to(1, SectorState::Committing);
+    let aborted =
+        r.ledger.store().apply(1, &SectorEvent::Abort { reason: "checking the disk".into() }, r.now());
+    assert_eq!(aborted.unwrap().lifecycle.state, SectorState::Failed);
+    r.pass(1_000);
+    assert_eq!(r.state(1), SectorState::Failed);
+    assert!(row(&r, 1).last_error.unwrap().contains("checking the disk"));
+    assert_eq!(operator_retry(&r, 1).lifecycle.state, SectorState::Committing);
+    r.drive_to(1, SectorState::Proving);
+}
+
 mod remote;
