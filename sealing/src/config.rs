@@ -9,6 +9,7 @@ use proofs::{ProverId, SectorSize};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use wire::server::ServerLimits;
 
 /// A config file that cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -68,11 +69,36 @@ pub struct ApiConfig {
     pub tls_cert: Option<PathBuf>,
     /// The PEM private key of `tls_cert`.
     pub tls_key: Option<PathBuf>,
+    /// Connections open at once (more are closed at once).
+    pub max_connections: usize,
+    /// Longest wait for a request's headers; closes silent, slow and idle connections (ms).
+    pub header_read_timeout_ms: u64,
+    /// Longest a request may take once its headers are in (ms).
+    pub request_timeout_ms: u64,
 }
 
 impl Default for ApiConfig {
     fn default() -> Self {
-        Self { listen: "127.0.0.1:2345".into(), tls_cert: None, tls_key: None }
+        let limits = ServerLimits::default();
+        Self {
+            listen: "127.0.0.1:2345".into(),
+            tls_cert: None,
+            tls_key: None,
+            max_connections: limits.max_connections,
+            header_read_timeout_ms: limits.header_read_timeout_ms,
+            request_timeout_ms: limits.request_timeout_ms,
+        }
+    }
+}
+
+impl ApiConfig {
+    /// The server's limits.
+    pub fn limits(&self) -> ServerLimits {
+        ServerLimits {
+            max_connections: self.max_connections,
+            header_read_timeout_ms: self.header_read_timeout_ms,
+            request_timeout_ms: self.request_timeout_ms,
+        }
     }
 }
 
@@ -233,6 +259,7 @@ impl Config {
         if l.pc1_batch == 0 {
             return Err("limits: pc1_batch needs at least 1 sector".into());
         }
+        self.api.limits().check().map_err(|e| format!("api: {e}"))?;
         if self.api.tls_cert.is_some() != self.api.tls_key.is_some() {
             return Err("api: tls_cert and tls_key go together".into());
         }

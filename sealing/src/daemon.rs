@@ -212,7 +212,7 @@ impl Daemon {
             .map_err(|e| DaemonError::Listen { addr: config.api.listen.clone(), reason: e.to_string() })?;
         let listen_err = |reason: String| DaemonError::Listen { addr: config.api.listen.clone(), reason };
         let listener = runtime
-            .block_on(tokio::net::TcpListener::bind(&config.api.listen))
+            .block_on(wire::server::bind(&config.api.listen))
             .map_err(|e| listen_err(e.to_string()))?;
         let addr = listener.local_addr().map_err(|e| listen_err(e.to_string()))?;
         let (shutdown, rx) = tokio::sync::oneshot::channel::<()>();
@@ -230,11 +230,12 @@ impl Daemon {
             },
         }
         let server_tls = tls.as_ref().map(|(_, c)| c.clone());
+        let limits = config.api.limits();
         runtime.spawn(async move {
             let stopped = async {
                 let _ = rx.await;
             };
-            if let Err(e) = wire::tls::serve(listener, app, server_tls, stopped).await {
+            if let Err(e) = wire::server::serve(listener, app, server_tls, limits, stopped).await {
                 tracing::error!(error = %e, "API server stopped");
             }
         });

@@ -5,7 +5,8 @@
 //! - [`chain`]: chain messages, receipts and message ids as the API shows them.
 //! - [`worker`]: the daemon–worker protocol (version [`worker::PROTOCOL_VERSION`]).
 //! - [`error`]: the error body every endpoint answers with, and its [`error::ErrorKind`].
-//! - [`tls`]: HTTP(S) serving and clients for both APIs.
+//! - [`server`]: serving either API with a connection cap and deadlines.
+//! - [`tls`]: TLS configuration, and the HTTP(S) clients of both APIs.
 //!
 //! This crate depends on the proof core's value types only (sector sizes,
 //! commitments, randomness), so `kiln-worker` links it without the daemon.
@@ -16,5 +17,6 @@
 pub mod api;
 pub mod chain;
 pub mod error;
+pub mod server;
 pub mod tls;
 pub mod worker;

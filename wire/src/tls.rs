@@ -5,11 +5,9 @@
 //! roots plus any CA files given, so a self-signed certificate works when the
 //! client is handed that same certificate as its CA.
 
-use axum::Router;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::{ClientConfig, RootCertStore, ServerConfig};
-use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -101,30 +99,6 @@ pub fn client_config(extra_cas: &[&Path]) -> Result<Arc<ClientConfig>, TlsError>
 pub fn agent(timeout: Duration, extra_ca: Option<&Path>) -> Result<ureq::Agent, TlsError> {
     let cas: Vec<&Path> = extra_ca.into_iter().collect();
     Ok(ureq::AgentBuilder::new().timeout(timeout).tls_config(client_config(&cas)?).build())
-}
-
-/// Serves `app` on `listener` — over TLS when `tls` is given — until
-/// `shutdown` completes, then lets open requests finish for a few seconds.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    app: Router,
-    tls: Option<Arc<ServerConfig>>,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    let Some(tls) = tls else {
-        return axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
-    };
-    let handle = axum_server::Handle::new();
-    let stopper = handle.clone();
-    tokio::spawn(async move {
-        shutdown.await;
-        stopper.graceful_shutdown(Some(Duration::from_secs(3)));
-    });
-    let config = axum_server::tls_rustls::RustlsConfig::from_config(tls);
-    axum_server::from_tcp_rustls(listener.into_std()?, config)
-        .handle(handle)
-        .serve(app.into_make_service())
-        .await
 }
 
 /// `http` or `https`, as the server speaks.

@@ -2,6 +2,7 @@
 //! from its flags).
 
 use std::path::PathBuf;
+use wire::server::ServerLimits;
 use wire::worker::{RemoteTask, MAX_TASK_BYTES};
 
 /// The certificate chain and key the task API serves HTTPS with.
@@ -35,6 +36,8 @@ pub struct WorkerConfig {
     pub slots: u32,
     /// Groth16 parameters.
     pub param_dir: PathBuf,
+    /// The task API's connection cap and deadlines.
+    pub limits: ServerLimits,
 }
 
 impl WorkerConfig {
@@ -51,6 +54,8 @@ impl WorkerConfig {
             tasks: vec![RemoteTask::C2],
             slots: 1,
             param_dir: default_param_dir(),
+            // A C1 output of a 64GiB sector is ~30 MB: its upload gets ten minutes.
+            limits: ServerLimits { request_timeout_ms: 600_000, ..ServerLimits::default() },
         }
     }
 }

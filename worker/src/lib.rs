@@ -161,7 +161,7 @@ pub async fn serve(
     };
     info!(%url, "worker listening");
     let app = server::router(node.clone(), config.max_task_bytes);
-    let served = wire::tls::serve(listener, app, tls, shutdown).await;
+    let served = wire::server::serve(listener, app, tls, config.limits, shutdown).await;
     drop(stop);
     node.abandon_all();
     // The link thread notices within one wait, or after its call in flight.

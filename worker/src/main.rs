@@ -152,9 +152,8 @@ fn run(args: RunArgs) -> Result<()> {
         .thread_name("kiln-worker-api")
         .build()?;
     runtime.block_on(async {
-        let listener = tokio::net::TcpListener::bind(&args.listen)
-            .await
-            .with_context(|| format!("listen on {}", args.listen))?;
+        let listener =
+            wire::server::bind(&args.listen).await.with_context(|| format!("listen on {}", args.listen))?;
         worker::serve(listener, config, stop_signal()).await?;
         Ok(())
     })
