@@ -16,6 +16,14 @@ pub fn temp_path(path: &Path) -> PathBuf {
     path.with_file_name(name)
 }
 
+/// The directory holding `path`: `.` for a bare file name (whose `parent()` is empty).
+pub fn parent_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    }
+}
+
 /// Syncs a directory so that renames and creations inside it survive a crash.
 pub fn sync_dir(dir: &Path) -> Result<()> {
     File::open(dir).and_then(|d| d.sync_all()).map_err(Error::io("sync directory", dir))
@@ -29,7 +37,7 @@ pub fn sync_file(path: &Path) -> Result<()> {
 /// Renames `from` over `to` and makes the rename durable.
 pub fn rename(from: &Path, to: &Path) -> Result<()> {
     fs::rename(from, to).map_err(Error::io("rename into place", to))?;
-    sync_dir(to.parent().unwrap_or(Path::new(".")))
+    sync_dir(parent_dir(to))
 }
 
 /// Replaces `path` with `bytes` atomically and durably.
@@ -49,4 +57,18 @@ pub fn create_dir(dir: &Path) -> Result<()> {
         sync_dir(parent)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `kiln unseal --out out.bin` renamed into place, then synced the directory "".
+    #[test]
+    fn a_bare_file_name_lives_in_the_current_directory() {
+        assert_eq!(parent_dir(Path::new("out.bin")), Path::new("."));
+        assert_eq!(parent_dir(Path::new("/data/out.bin")), Path::new("/data"));
+        assert_eq!(parent_dir(Path::new("sub/out.bin")), Path::new("sub"));
+        sync_dir(parent_dir(Path::new("out.bin"))).unwrap();
+    }
 }

@@ -74,6 +74,18 @@ fn tokens_are_scoped_revocable_and_bad_bodies_get_4xx_while_the_worker_stays_up(
     // Authenticated but wrong: unknown instance, malformed and oversized bodies, foreign tasks.
     let (s, kind, _) = call(ureq::post(&d("/worker/heartbeat")), Some(&token), Some(hb));
     assert_eq!((s, kind), (404, Some(K::NotRegistered)));
+    let many: Vec<u64> = (0..2_000).collect();
+    let long = serde_json::to_vec(&serde_json::json!({"instance": "x", "running": many})).unwrap();
+    let (s, kind, msg) = call(ureq::post(&d("/worker/heartbeat")), Some(&token), Some(&long));
+    assert_eq!((s, kind), (400, Some(K::InvalidArgument)), "{msg}");
+    assert!(msg.contains("at most 1024"), "{msg}");
+    let greedy = serde_json::json!({"protocol": 1, "instance": "x", "url": "http://127.0.0.1:1", "version": "t",
+        "capabilities": {"tasks": ["c2"], "slots": u32::MAX, "cores": 1, "memory_bytes": 1, "gpus": [],
+        "gpu_build": false, "params": []}});
+    let greedy = serde_json::to_vec(&greedy).unwrap();
+    let (s, kind, msg) = call(ureq::post(&d("/worker/register")), Some(&token), Some(&greedy));
+    assert_eq!((s, kind), (400, Some(K::InvalidArgument)), "{msg}");
+    assert!(msg.contains("slots must be between 1 and 256"), "{msg}");
     let (s, kind, _) = call(ureq::post(&d("/worker/heartbeat")), Some(&token), Some(b"{\"instance\": 7"));
     assert!(matches!(s, 400 | 422) && kind == Some(K::InvalidArgument), "{s} {kind:?}");
     let (s, kind, msg) = call(ureq::post(&d("/worker/tasks/1/result")), Some(&token), Some(&[0u8; 100]));

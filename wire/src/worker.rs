@@ -14,6 +14,12 @@ pub const DAEMON_WORKER_PATH: &str = "/worker";
 /// Largest task body a worker reads: a binary C1 output.
 pub const MAX_TASK_BYTES: usize = proofs::seal::c1::MAX_C1_BYTES as usize;
 
+/// Most tasks a heartbeat may list (each is a lease renewal in one transaction).
+pub const MAX_HEARTBEAT_TASKS: usize = 1024;
+
+/// Most slots a worker may advertise (tasks it runs at once).
+pub const MAX_SLOTS: u32 = 256;
+
 /// Largest result body the daemon reads: a proof (192 bytes per partition).
 pub const MAX_RESULT_BYTES: usize = 64 * 1024;
 

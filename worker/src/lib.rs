@@ -54,8 +54,8 @@ pub enum Error {
     /// A certificate, key or CA file cannot be used.
     #[error(transparent)]
     Tls(#[from] wire::tls::TlsError),
-    /// The configuration offers no slot.
-    #[error("a worker needs at least 1 slot")]
+    /// The configuration offers no slot, or more than the protocol allows.
+    #[error("a worker offers 1 to {} slots", wire::worker::MAX_SLOTS)]
     NoSlots,
     /// Listening on an unspecified address (`0.0.0.0`) without an advertised URL.
     #[error("listening on {0}: the URL the daemon should use must be given (--advertise)")]
@@ -121,7 +121,7 @@ pub async fn serve(
     config: WorkerConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
-    if config.slots == 0 {
+    if !(1..=wire::worker::MAX_SLOTS).contains(&config.slots) {
         return Err(Error::NoSlots);
     }
     let tls = match &config.tls {

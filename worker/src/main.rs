@@ -49,8 +49,8 @@ impl Offer {
                 out.push(t);
             }
         }
-        if self.slots == 0 {
-            bail!("--slots must be at least 1");
+        if !(1..=wire::worker::MAX_SLOTS).contains(&self.slots) {
+            bail!("--slots must be between 1 and {}", wire::worker::MAX_SLOTS);
         }
         Ok(out)
     }

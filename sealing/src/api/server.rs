@@ -501,8 +501,12 @@ async fn register(
     if req.instance.is_empty() || req.instance.len() > 128 {
         return Err(ApiError::invalid("instance must be 1 to 128 characters"));
     }
-    if req.capabilities.slots == 0 {
-        return Err(ApiError::invalid("capabilities.slots must be at least 1"));
+    if !(1..=protocol::MAX_SLOTS).contains(&req.capabilities.slots) {
+        return Err(ApiError::invalid(format!(
+            "capabilities.slots must be between 1 and {}, not {}",
+            protocol::MAX_SLOTS,
+            req.capabilities.slots
+        )));
     }
     blocking(ctx, move |ctx| {
         let now = ctx.ledger.now_ms();
@@ -525,6 +529,13 @@ async fn heartbeat(
     body: Result<Json<protocol::HeartbeatRequest>, JsonRejection>,
 ) -> ApiResult<protocol::HeartbeatResponse> {
     let Json(req) = body?;
+    if req.running.len() > protocol::MAX_HEARTBEAT_TASKS {
+        return Err(ApiError::invalid(format!(
+            "a heartbeat lists at most {} tasks, not {}",
+            protocol::MAX_HEARTBEAT_TASKS,
+            req.running.len()
+        )));
+    }
     blocking(ctx, move |ctx| {
         let now = ctx.ledger.now_ms();
         let lease = now + ctx.config.workers.lease_ms as i64;

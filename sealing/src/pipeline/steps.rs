@@ -79,6 +79,12 @@ impl Pipeline {
                 }
             }
             S::Committing => {
+                if self.ledger.chain().precommit(n, now)?.is_none() {
+                    // The prove-commit window passed (a worker pinning the task with
+                    // heartbeats cannot hold the sector past it): seal again.
+                    self.close_open_tasks(n, TaskState::Cancelled, Some("the PreCommit expired"))?;
+                    return self.expire(n);
+                }
                 if self.config.proof_path(n).exists() {
                     // C2 finished before a crash: its verified proof is on disk.
                     info!("reusing the proof computed before the restart");

@@ -193,3 +193,27 @@ fn a_remote_probe_whose_proof_is_accepted_resumes_a_paused_c2() {
     assert_eq!(summary(&r.commit_tasks(1)), [(Some("w"), TaskState::Done)]);
     assert_eq!(r.engine.commits.load(Ordering::SeqCst), 0, "no C2 ran locally");
 }
+
+/// A worker whose prover hangs while its heartbeats keep renewing the lease
+/// cannot pin the sector past the prove-commit window: the task is cancelled
+/// and the sector seals again (then proves locally once the worker is gone).
+#[test]
+fn a_hung_worker_cannot_hold_a_sector_past_its_precommit_expiry() {
+    let (mut r, d) = remote_rig(60_000, 1);
+    pledge(&r.ledger, &r.config, 1, r.now()).unwrap();
+    r.drive_to(1, SectorState::Committing);
+    // The worker takes the task, heartbeats, never reports.
+    for _ in 0..20_000 {
+        if r.event_names(1).contains(&"PreCommitExpired") {
+            break;
+        }
+        r.turn();
+        let sent = d.sent.lock().unwrap().clone();
+        let now = r.now();
+        let _ = r.ledger.store().worker_heartbeat("w", "i", &sent, now + 60_000, now);
+    }
+    assert!(r.event_names(1).contains(&"PreCommitExpired"), "{:?}", r.event_names(1));
+    let tasks = r.commit_tasks(1);
+    assert_eq!(summary(&tasks)[0], (Some("w"), TaskState::Cancelled), "{tasks:?}");
+    assert!(tasks[0].error.as_deref().unwrap().contains("PreCommit expired"));
+}
