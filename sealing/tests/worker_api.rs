@@ -86,6 +86,14 @@ fn tokens_are_scoped_revocable_and_bad_bodies_get_4xx_while_the_worker_stays_up(
     let (s, kind, msg) = call(ureq::post(&d("/worker/register")), Some(&token), Some(&greedy));
     assert_eq!((s, kind), (400, Some(K::InvalidArgument)), "{msg}");
     assert!(msg.contains("slots must be between 1 and 256"), "{msg}");
+    // Strings shown to operators carry no terminal escapes.
+    let escaping = serde_json::json!({"protocol": 1, "instance": "x\u{1b}[2J", "url": "http://127.0.0.1:1",
+        "version": "t", "capabilities": {"tasks": ["c2"], "slots": 1, "cores": 1, "memory_bytes": 1,
+        "gpus": [], "gpu_build": false, "params": []}});
+    let escaping = serde_json::to_vec(&escaping).unwrap();
+    let (s, kind, msg) = call(ureq::post(&d("/worker/register")), Some(&token), Some(&escaping));
+    assert_eq!((s, kind), (400, Some(K::InvalidArgument)), "{msg}");
+    assert!(msg.contains("printable"), "{msg}");
     let (s, kind, _) = call(ureq::post(&d("/worker/heartbeat")), Some(&token), Some(b"{\"instance\": 7"));
     assert!(matches!(s, 400 | 422) && kind == Some(K::InvalidArgument), "{s} {kind:?}");
     let (s, kind, msg) = call(ureq::post(&d("/worker/tasks/1/result")), Some(&token), Some(&[0u8; 100]));

@@ -25,6 +25,17 @@ pub enum LinkError {
     },
 }
 
+impl LinkError {
+    /// Whether trying again later may succeed: no answer, the daemon's own
+    /// failure (5xx), a timeout or busy answer. Any other 4xx is definite.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::Unreachable(_) => true,
+            Self::Refused { status, .. } => *status >= 500 || matches!(status, 408 | 429),
+        }
+    }
+}
+
 /// A client of one daemon's worker endpoints.
 pub struct Link {
     base: String,
@@ -89,5 +100,23 @@ impl Link {
             Ok(serde_json::to_value(body).expect("serialises")),
         )
         .map(drop)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_definite_refusal_drops_a_result() {
+        let refused =
+            |status| LinkError::Refused { status, kind: ErrorKind::Internal, message: String::new() };
+        assert!(LinkError::Unreachable("reset".into()).is_retryable());
+        for status in [500, 502, 503, 408, 429] {
+            assert!(refused(status).is_retryable(), "{status}");
+        }
+        for status in [400, 401, 403, 404, 409, 413] {
+            assert!(!refused(status).is_retryable(), "{status}");
+        }
     }
 }

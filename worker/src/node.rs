@@ -206,7 +206,9 @@ impl Node {
                     info!("result delivered");
                     break;
                 }
-                Err(LinkError::Unreachable(e)) => {
+                // Kept until the daemon takes it: a restart, an overload or its own
+                // failure (5xx) is waited out; only a definite refusal (4xx) drops it.
+                Err(e) if e.is_retryable() => {
                     warn!(error = %e, "cannot deliver the result yet; retrying");
                     std::thread::sleep(wait);
                     wait = (wait * 2).min(Duration::from_secs(5));

@@ -498,6 +498,16 @@ async fn register(
     if !(req.url.starts_with("http://") || req.url.starts_with("https://")) || req.url.len() > 512 {
         return Err(ApiError::invalid(format!("worker url {:?} is not an http(s) URL", req.url)));
     }
+    let printable = |s: &str| !s.chars().any(char::is_control);
+    if !printable(&req.url)
+        || !printable(&req.instance)
+        || !printable(&req.version)
+        || req.version.len() > 128
+    {
+        return Err(ApiError::invalid(
+            "url, instance and version must be printable (version at most 128 characters)",
+        ));
+    }
     if req.instance.is_empty() || req.instance.len() > 128 {
         return Err(ApiError::invalid("instance must be 1 to 128 characters"));
     }
@@ -589,7 +599,8 @@ async fn report_failure(
     let id = task_id(&id)?;
     let Json(failure) = body?;
     blocking(ctx, move |ctx| {
-        let message: String = failure.message.chars().take(4096).collect();
+        // Stored and shown to operators: no terminal escapes, bounded.
+        let message: String = failure.message.chars().filter(|c| !c.is_control()).take(4096).collect();
         let now = ctx.ledger.now_ms();
         ctx.ledger.store().report_task(id, &name, Err(&message), now)?;
         tracing::warn!(task = id, worker = %name, %message, "worker reported a failed task");
