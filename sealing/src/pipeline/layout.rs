@@ -26,6 +26,15 @@ impl PipelineConfig {
     pub fn pieces_dir(&self) -> PathBuf {
         self.data_dir.join("pieces")
     }
+    /// Where a recorded piece copy is now: its file in [`Self::pieces_dir`]. The
+    /// record's own path is where the copy was made; a data directory that was
+    /// moved, or is reached through a symlink or a relative path, finds it by name.
+    pub fn piece_copy(&self, recorded: &Path) -> PathBuf {
+        match recorded.file_name() {
+            Some(name) => self.pieces_dir().join(name),
+            None => recorded.to_path_buf(),
+        }
+    }
 }
 
 /// Removes a file or a directory tree; one already gone is fine.

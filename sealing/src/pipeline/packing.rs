@@ -137,18 +137,22 @@ pub fn remove_orphan_copies(ledger: &SharedLedger, config: &PipelineConfig) -> R
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
         Err(e) => return Err(PackingError::Piece { path: dir, reason: e.to_string() }),
     };
-    let recorded: std::collections::HashSet<PathBuf> = {
+    // Compared by file name: the recorded paths may name the data directory by
+    // another path (moved, symlinked, relative) than this start does.
+    let recorded: std::collections::HashSet<std::ffi::OsString> = {
         let store = ledger.store();
         let mut set = std::collections::HashSet::new();
         for row in store.sectors()? {
-            set.extend(store.pieces(row.number)?.into_iter().map(|p| p.path));
+            set.extend(
+                store.pieces(row.number)?.into_iter().filter_map(|p| p.path.file_name().map(Into::into)),
+            );
         }
         set
     };
     let mut removed = 0;
     for entry in entries.flatten() {
         let path = entry.path();
-        if path.extension().is_some_and(|e| e == "piece") && !recorded.contains(&path) {
+        if path.extension().is_some_and(|e| e == "piece") && !recorded.contains(&entry.file_name()) {
             std::fs::remove_file(&path)
                 .map_err(|e| PackingError::Piece { path: path.clone(), reason: e.to_string() })?;
             tracing::info!(path = %path.display(), "removed a piece copy no sector records");

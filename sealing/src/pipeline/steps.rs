@@ -153,7 +153,7 @@ impl Pipeline {
                 self.remove_file(&self.config.proof_path(n), n)?;
                 let pieces = self.ledger.store().pieces(n)?;
                 for p in pieces {
-                    self.remove_file(&p.path, n)?;
+                    self.remove_file(&self.config.piece_copy(&p.path), n)?;
                 }
                 self.apply(n, &SectorEvent::RemoveDone)?;
             }

@@ -257,7 +257,8 @@ impl Pipeline {
         let mut members = Vec::with_capacity(chosen.len());
         let mut tasks = Vec::with_capacity(chosen.len());
         for &(n, ticket) in &chosen {
-            let pieces = self.ledger.store().pieces(n)?.into_iter().map(|p| p.path).collect();
+            let pieces =
+                self.ledger.store().pieces(n)?.into_iter().map(|p| self.config.piece_copy(&p.path)).collect();
             let task = PreCommitTask { identity: self.identity(n, row.sector_size), ticket, pieces };
             tasks.push(self.record_task(n, TaskKind::PreCommit)?);
             members.push(BatchMember {

@@ -62,6 +62,14 @@ impl ProofEngine for FakeEngine {
             self.fail_pre_commits.fetch_sub(1, Ordering::SeqCst);
             return Err(EngineError::failed("injected PC failure", Disposition::Temporary));
         }
+        for piece in &task.pieces {
+            if !piece.is_file() {
+                return Err(EngineError::failed(
+                    format!("piece {} is missing", piece.display()),
+                    Disposition::Permanent,
+                ));
+            }
+        }
         std::fs::create_dir_all(dir.root()).unwrap();
         std::fs::write(dir.root().join("replica"), b"r").unwrap();
         let n = task.identity.sector_id as u8;
@@ -618,6 +626,29 @@ fn an_aborted_sector_stops_and_a_retry_resumes_it() {
     assert!(row(&r, 1).last_error.unwrap().contains("checking the disk"));
     assert_eq!(operator_retry(&r, 1).lifecycle.state, SectorState::Committing);
     r.drive_to(1, SectorState::Proving);
+}
+
+/// A data directory moved between restarts (its records name the old path):
+/// no piece copy is taken for an orphan, and the sector seals from the copies
+/// where they are now.
+#[test]
+fn a_moved_data_directory_keeps_its_piece_copies_and_seals() {
+    let mut r = rig(3, 0, 60_000);
+    let piece = r.config.data_dir.join("piece.bin");
+    std::fs::write(&piece, vec![7u8; 1500]).unwrap();
+    let added = add_piece(&r.ledger, &r.config, &piece, r.now()).unwrap();
+    let recorded = r.ledger.store().pieces(added.sector).unwrap()[0].path.clone();
+    // The operator moves the data directory (here: its pieces) and restarts.
+    let moved = tempfile::tempdir().unwrap();
+    std::fs::rename(r.config.pieces_dir(), moved.path().join("pieces")).unwrap();
+    let mut config = r.config.clone();
+    config.data_dir = moved.path().to_path_buf();
+    assert_eq!(remove_orphan_copies(&r.ledger, &config).unwrap(), 0, "no recorded copy is an orphan");
+    assert!(config.piece_copy(&recorded).is_file());
+    let local = Arc::new(FakeVerifier { reject_first: Arc::default() });
+    r.pipeline = Pipeline::new(r.ledger.clone(), r.engine.clone(), local, config.clone());
+    r.config = config;
+    r.drive_to(added.sector, SectorState::Proving);
 }
 
 mod remote;
