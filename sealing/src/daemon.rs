@@ -25,7 +25,7 @@ use crate::workers::dispatch::HttpDispatcher;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::net::SocketAddr;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -163,6 +163,8 @@ impl Daemon {
             HttpDispatcher::new(wire::tls::agent(dispatch_timeout, config.workers.ca_cert.as_deref())?);
         let dir = &config.data_dir;
         std::fs::create_dir_all(dir).map_err(data_err(dir))?;
+        // The directory holds the API token, workers' dispatch keys and the data: owner only.
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(data_err(dir))?;
         let lock_path = dir.join("lock");
         let lock = OpenOptions::new()
             .create(true)
@@ -180,6 +182,7 @@ impl Daemon {
         let pipeline_config = PipelineConfig::from_config(config);
         let db = pipeline_config.database_path();
         let store = Store::open(&db, config.retry.policy())?;
+        std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o600)).map_err(data_err(&db))?;
         let chain_verifier = Box::new(SharedVerifier(verifier.clone()));
         let chain = EmbeddedChain::open(&db, config.embedded_chain(), chain_verifier, clock.as_ref())?;
         let observer = EmbeddedChain::open_observer(&db, config.embedded_chain(), clock.as_ref())?;

@@ -126,6 +126,12 @@ fn bad_requests_get_clear_errors_and_change_nothing() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("sector 1"));
     let status = good.sector(1).unwrap();
     assert_eq!(status.pieces.len(), 1);
+    // The data directory, its database and piece copies are the daemon user's alone.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&data), 0o700);
+    assert_eq!(mode(&data.join("kiln.db")), 0o600);
+    assert_eq!(mode(&status.pieces[0].path), 0o600);
     assert_eq!(status.sector.lifecycle.state.name(), "Packing");
     let out = client(&data, &["sectors", "status", "1", "--log"]);
     assert!(

@@ -9,6 +9,7 @@ use crate::store::{NewPiece, PieceTarget, StoreError};
 use proofs::pieces::{commit_piece, place_pieces, unpadded_piece_size};
 use std::fs::File;
 use std::io::{BufWriter, Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 pub use wire::api::AddedPiece;
 
@@ -62,9 +63,10 @@ pub fn add_piece(
 ) -> Result<AddedPiece, PackingError> {
     let err = |reason: String| PackingError::Piece { path: source.to_path_buf(), reason };
     let shape = config.sector_size.shape();
-    let meta = std::fs::metadata(source).map_err(|e| err(e.to_string()))?;
+    // Not followed: a symlink could point anywhere the daemon can read.
+    let meta = std::fs::symlink_metadata(source).map_err(|e| err(e.to_string()))?;
     if !meta.is_file() {
-        return Err(err("not a regular file".into()));
+        return Err(err("not a regular file (symlinks, FIFOs and devices are refused)".into()));
     }
     if meta.len() == 0 {
         return Err(err("the file is empty".into()));
@@ -169,8 +171,23 @@ fn copy_and_commit(
     max: u64,
 ) -> Result<(proofs::pieces::PieceInfo, u64), PackingError> {
     let err = |path: &Path, reason: String| PackingError::Piece { path: path.to_path_buf(), reason };
-    let input = File::open(source).map_err(|e| err(source, e.to_string()))?;
-    let out = File::create(dest).map_err(|e| err(dest, format!("create: {e}")))?;
+    // O_NOFOLLOW and O_NONBLOCK: a symlink or FIFO swapped in after the check is
+    // refused instead of followed or waited on forever; what was opened is checked.
+    let input = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(source)
+        .map_err(|e| err(source, e.to_string()))?;
+    if !input.metadata().is_ok_and(|m| m.is_file()) {
+        return Err(err(source, "not a regular file".into()));
+    }
+    // A fresh name, never an existing file; readable by the daemon's user only.
+    let out = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(dest)
+        .map_err(|e| err(dest, format!("create: {e}")))?;
     let mut tee = Tee { input, out: BufWriter::with_capacity(1 << 20, out), error: None };
     let result = commit_piece(&mut tee, Some(max), None);
     if let Some(e) = tee.error.take() {

@@ -347,6 +347,17 @@ fn bad_pieces_are_refused_and_record_nothing() {
         .unwrap_err()
         .to_string()
         .contains("missing.bin"));
+    // A symlink and a FIFO are refused without being followed or waited on.
+    let target = r.config.data_dir.join("target.bin");
+    std::fs::write(&target, vec![1u8; 100]).unwrap();
+    let link = r.config.data_dir.join("link.bin");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    let fifo = r.config.data_dir.join("fifo.bin");
+    assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    for special in [&link, &fifo] {
+        let e = add_piece(&r.ledger, &r.config, special, r.now()).unwrap_err().to_string();
+        assert!(e.contains("not a regular file"), "{e}");
+    }
     assert!(r.ledger.store().sectors().unwrap().is_empty());
     let copies = std::fs::read_dir(r.config.pieces_dir()).map(|d| d.count()).unwrap_or(0);
     assert_eq!(copies, 0);
