@@ -165,7 +165,7 @@ impl Daemon {
         std::fs::create_dir_all(dir).map_err(data_err(dir))?;
         // The directory holds the API token, workers' dispatch keys and the data: owner only.
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(data_err(dir))?;
-        let lock_path = dir.join("lock");
+        let lock_path = dir.join(crate::api::client::LOCK_FILE);
         let lock = OpenOptions::new()
             .create(true)
             .truncate(false)

@@ -173,6 +173,20 @@ fn bad_requests_get_clear_errors_and_change_nothing() {
     assert!(stderr(&out).contains("worker name"), "{}", stderr(&out));
     assert_ne!(good.sector(pledged).unwrap().sector.lifecycle.state.name(), "Removing");
 
+    // A stale `api` file (a crashed daemon's) gets no token sent to whatever
+    // listens on its port now.
+    let impostor = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let stale = tmp.path().join("stale");
+    std::fs::create_dir_all(&stale).unwrap();
+    std::fs::write(stale.join("api"), format!("http://{}\n", impostor.local_addr().unwrap())).unwrap();
+    std::fs::write(stale.join("token"), "f".repeat(64)).unwrap();
+    std::fs::write(stale.join("lock"), "").unwrap();
+    impostor.set_nonblocking(true).unwrap();
+    let out = client(&stale, &["sectors", "list"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("no longer running"), "{}", stderr(&out));
+    assert!(impostor.accept().is_err(), "nothing connected to the impostor");
+
     // SIGTERM stops it cleanly.
     let pid = daemon.id().to_string();
     Command::new("kill").args(["-TERM", &pid]).status().unwrap();

@@ -9,6 +9,8 @@ use std::time::Duration;
 pub const API_FILE: &str = "api";
 /// With TLS on, the certificate chain the daemon serves, in its data directory.
 pub const API_CERT_FILE: &str = "api.crt";
+/// The file a running daemon holds locked, in its data directory.
+pub const LOCK_FILE: &str = "lock";
 /// Where the daemon keeps its API token, in its data directory.
 pub const TOKEN_FILE: &str = "token";
 
@@ -91,6 +93,19 @@ impl Client {
                 })
         };
         let (url, token) = (read(API_FILE)?, read(TOKEN_FILE)?);
+        // The `api` file of a daemon that crashed names a port anything may
+        // listen on now: the token goes only to a daemon that holds the data
+        // directory's lock. (A lock we can take is held by no daemon.)
+        let lock_path = repo.join(LOCK_FILE);
+        if let Ok(lock) = std::fs::File::open(&lock_path) {
+            if lock.try_lock_shared().is_ok() {
+                return Err(ClientError::NoDaemon {
+                    path: repo.join(API_FILE),
+                    reason: "left by a daemon that is no longer running (no daemon holds the data directory's lock)"
+                        .into(),
+                });
+            }
+        }
         let cert = repo.join(API_CERT_FILE);
         if url.starts_with("https://") && cert.exists() {
             Self::with_ca(&url, &token, &cert)
