@@ -215,11 +215,28 @@ pub struct WorkersConfig {
     /// PEM certificates trusted, besides the public web roots, for workers
     /// serving `https://` (their CA, or a self-signed worker's own certificate).
     pub ca_cert: Option<PathBuf>,
+    /// A remote task not finished this long after it was handed out runs
+    /// elsewhere, heartbeats or not (ms): a worker whose prover hangs cannot
+    /// hold a sector.
+    pub task_deadline_ms: u64,
+    /// Consecutive failures of a worker (reported failures, lapsed leases,
+    /// missed deadlines) after which it is benched.
+    pub failures_before_bench: u32,
+    /// How long a benched worker gets no task (ms).
+    pub bench_ms: u64,
 }
 
 impl Default for WorkersConfig {
     fn default() -> Self {
-        Self { heartbeat_ms: 5_000, lease_ms: 60_000, dispatch_timeout_ms: 120_000, ca_cert: None }
+        Self {
+            heartbeat_ms: 5_000,
+            lease_ms: 60_000,
+            dispatch_timeout_ms: 120_000,
+            ca_cert: None,
+            task_deadline_ms: 4 * 3_600_000,
+            failures_before_bench: 3,
+            bench_ms: 600_000,
+        }
     }
 }
 
@@ -267,11 +284,18 @@ impl Config {
         // Timestamps are i64 milliseconds: a lease of more than a day is a typo, and
         // bounding it keeps `now + lease_ms` far from overflowing.
         const DAY_MS: u64 = 86_400_000;
-        if w.lease_ms > DAY_MS || w.heartbeat_ms > DAY_MS || w.dispatch_timeout_ms > DAY_MS {
+        if [w.lease_ms, w.heartbeat_ms, w.dispatch_timeout_ms, w.task_deadline_ms, w.bench_ms]
+            .iter()
+            .any(|&ms| ms > DAY_MS)
+        {
             return Err(
-                "workers: heartbeat_ms, lease_ms and dispatch_timeout_ms must be at most a day (86400000)"
+                "workers: heartbeat_ms, lease_ms, dispatch_timeout_ms, task_deadline_ms and bench_ms \
+                        must be at most a day (86400000)"
                     .into(),
             );
+        }
+        if w.task_deadline_ms == 0 || w.failures_before_bench == 0 {
+            return Err("workers: task_deadline_ms and failures_before_bench must be above 0".into());
         }
         if w.heartbeat_ms == 0 || w.lease_ms < w.heartbeat_ms.saturating_mul(2) {
             return Err(

@@ -150,8 +150,10 @@ pub struct Pipeline {
     dispatcher: Arc<dyn Dispatcher>,
     config: PipelineConfig,
     running: HashMap<u64, Running>,
-    /// Workers a dispatch failed to, and until when they get no task.
+    /// Workers a dispatch failed to, or benched, and until when they get no task.
     backoff: HashMap<String, i64>,
+    /// Consecutive failures of each worker since its last delivered proof.
+    worker_failures: HashMap<String, u32>,
     done_tx: Sender<(u64, TaskResult)>,
     done_rx: Receiver<(u64, TaskResult)>,
     progress: ProgressMap,
@@ -189,6 +191,7 @@ impl Pipeline {
             config,
             running: HashMap::new(),
             backoff: HashMap::new(),
+            worker_failures: HashMap::new(),
             done_tx,
             done_rx,
             progress: ProgressMap::default(),

@@ -60,19 +60,22 @@ impl Pipeline {
             TaskState::Reported => {
                 let result = self.ledger.store().task_result(task.id)?;
                 let Some(proof) = result else {
+                    // The worker's failure (its parameters, its memory): it is charged,
+                    // not the sector, whose C2 runs again elsewhere.
                     let error = format!(
                         "C2 on worker {worker} failed: {}",
                         task.error.as_deref().unwrap_or("no reason given")
                     );
-                    warn!(task = task.id, %error, "remote task failed");
+                    warn!(task = task.id, %error, "remote task failed; the worker is charged, not the sector");
                     self.close_task(task.id, TaskState::Failed, Some(&error));
-                    self.apply(n, &SectorEvent::StepFailed { error, disposition: Disposition::Temporary })?;
+                    self.charge_worker(&worker, now);
                     return Ok(());
                 };
                 match self.accept_proof(n, &proof) {
                     Ok(()) => {
                         info!(task = task.id, %worker, "remote proof verified and accepted");
                         self.close_task(task.id, TaskState::Done, None);
+                        self.worker_failures.remove(&worker);
                         // A probe may have gone to a worker: its proof shows the kind works again.
                         self.resume(TaskKind::Commit);
                         crash_point!("commit:proof-written-unrecorded");
@@ -102,10 +105,36 @@ impl Pipeline {
                 let why = format!("worker {worker} did not renew the lease; the task runs again");
                 warn!(task = task.id, %worker, "lease expired");
                 self.close_task(task.id, TaskState::Expired, Some(&why));
+                self.charge_worker(&worker, now);
+            }
+            // Heartbeats renew a lease forever: the deadline does not move.
+            TaskState::Running
+                if now.saturating_sub(task.created_ms) > self.config.workers.task_deadline_ms as i64 =>
+            {
+                let why = format!(
+                    "worker {worker} did not finish within the task deadline of {} ms; the task runs again",
+                    self.config.workers.task_deadline_ms
+                );
+                warn!(task = task.id, %worker, "task deadline passed");
+                self.close_task(task.id, TaskState::Expired, Some(&why));
+                self.charge_worker(&worker, now);
             }
             _ => {}
         }
         Ok(())
+    }
+
+    /// One more consecutive failure of `worker`; at `failures_before_bench`
+    /// it gets no task for `bench_ms` (a proof it delivers clears the count).
+    fn charge_worker(&mut self, worker: &str, now: i64) {
+        let failures = self.worker_failures.entry(worker.to_string()).or_default();
+        *failures += 1;
+        if *failures >= self.config.workers.failures_before_bench {
+            let until = now.saturating_add(self.config.workers.bench_ms as i64);
+            warn!(%worker, failures = *failures, until, "worker benched after consecutive failures");
+            self.worker_failures.remove(worker);
+            self.backoff.insert(worker.to_string(), until);
+        }
     }
 
     fn start_remote_commit(

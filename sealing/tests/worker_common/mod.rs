@@ -47,8 +47,12 @@ pub fn config(root: &Path, real_params: bool, local_commits: usize) -> Config {
     c.retry.base_backoff_ms = 200;
     c.chain =
         ChainConfig { block_time_ms: 300, seed_delay: 2, prove_commit_window: 5_000, ..Default::default() };
-    c.workers =
-        WorkersConfig { heartbeat_ms: 300, lease_ms: 3_000, dispatch_timeout_ms: 30_000, ca_cert: None };
+    c.workers = WorkersConfig {
+        heartbeat_ms: 300,
+        lease_ms: 3_000,
+        dispatch_timeout_ms: 30_000,
+        ..Default::default()
+    };
     c
 }
 

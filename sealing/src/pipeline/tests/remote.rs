@@ -34,7 +34,7 @@ fn remote_rig(lease_ms: u64, local_commits: usize) -> (Rig, Arc<FakeDispatcher>)
             heartbeat_ms: 10,
             lease_ms,
             dispatch_timeout_ms: 1_000,
-            ca_cert: None,
+            ..Default::default()
         };
         c.limits.commit = local_commits;
     });
@@ -163,7 +163,7 @@ fn a_worker_refusing_the_task_is_backed_off_and_with_no_local_slots_the_sector_w
     assert_eq!(summary(&r.commit_tasks(1)), [(Some("w"), TaskState::Failed)]);
     assert_eq!(r.state(1), SectorState::Committing);
     assert_eq!(r.engine.commits.load(Ordering::SeqCst), 0);
-    // A failure the worker reports counts against the sector like a local one.
+    // A failure the worker reports is charged to the worker, not the sector.
     d.refuse.store(false, Ordering::SeqCst);
     r.pipeline.backoff.clear();
     for _ in 0..1_000 {
@@ -174,9 +174,70 @@ fn a_worker_refusing_the_task_is_backed_off_and_with_no_local_slots_the_sector_w
     }
     let id = d.sent.lock().unwrap()[0];
     r.ledger.store().report_task(id, "w", Err("out of GPU memory"), r.now()).unwrap();
-    r.drive_to(1, SectorState::ComputeProofFailed);
+    r.pass(100);
     let row = r.ledger.store().sector(1).unwrap().unwrap();
-    assert!(row.last_error.unwrap().contains("out of GPU memory"));
+    assert_eq!((row.lifecycle.state, row.lifecycle.attempts), (SectorState::Committing, 0));
+    let failed = r.commit_tasks(1).into_iter().find(|t| t.id == id).unwrap();
+    assert_eq!(failed.state, TaskState::Failed);
+    assert!(failed.error.unwrap().contains("out of GPU memory"));
+}
+
+/// A worker whose C2 always fails (a corrupt parameter file, too little
+/// memory) is charged, not the sectors: after `failures_before_bench` it is
+/// benched and the sector proves locally, without a failed step.
+#[test]
+fn a_failing_worker_is_benched_and_the_sector_proves_without_losing_attempts() {
+    let (mut r, d) = remote_rig(60_000, 1);
+    pledge(&r.ledger, &r.config, 1, r.now()).unwrap();
+    let mut reported = Vec::new();
+    for _ in 0..20_000 {
+        if r.state(1) == SectorState::Proving {
+            break;
+        }
+        r.turn();
+        let now = r.now();
+        for id in d.sent.lock().unwrap().clone() {
+            if !reported.contains(&id) {
+                r.ledger.store().report_task(id, "w", Err("parameter file digest mismatch"), now).unwrap();
+                reported.push(id);
+            }
+        }
+    }
+    assert_eq!(r.state(1), SectorState::Proving);
+    assert!(!r.event_names(1).contains(&"StepFailed"), "{:?}", r.event_names(1));
+    let bench = r.config.workers.failures_before_bench as usize;
+    let mut want = vec![(Some("w"), TaskState::Failed); bench];
+    want.push((None, TaskState::Done));
+    assert_eq!(summary(&r.commit_tasks(1)), want);
+    assert!(r.pipeline.backoff.contains_key("w"), "benched");
+}
+
+/// A worker that takes tasks and heartbeats but never finishes (a hung
+/// prover) loses each at the task deadline, is benched, and the sector proves locally.
+#[test]
+fn a_hung_worker_misses_the_task_deadline_and_is_benched() {
+    let (mut r, d) = remote_rig(60_000, 1);
+    r.config.workers.task_deadline_ms = 300;
+    let local = Arc::new(FakeVerifier { reject_first: Arc::default() });
+    r.pipeline =
+        Pipeline::new(r.ledger.clone(), r.engine.clone(), local, r.config.clone()).with_dispatcher(d.clone());
+    pledge(&r.ledger, &r.config, 1, r.now()).unwrap();
+    for _ in 0..20_000 {
+        if r.state(1) == SectorState::Proving {
+            break;
+        }
+        r.turn();
+        let sent = d.sent.lock().unwrap().clone();
+        let now = r.now();
+        let _ = r.ledger.store().worker_heartbeat("w", "i", &sent, now + 60_000, now);
+    }
+    assert_eq!(r.state(1), SectorState::Proving);
+    assert!(!r.event_names(1).contains(&"StepFailed"));
+    let tasks = r.commit_tasks(1);
+    let expired = tasks.iter().filter(|t| t.state == TaskState::Expired).count();
+    assert_eq!(expired, r.config.workers.failures_before_bench as usize, "{tasks:?}");
+    assert!(tasks[0].error.as_deref().unwrap().contains("task deadline"));
+    assert_eq!(summary(&tasks).last().copied(), Some((None, TaskState::Done)));
 }
 
 /// A C2 pause (a node fault) lets one probe through per interval; when the
