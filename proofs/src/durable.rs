@@ -16,6 +16,24 @@ pub fn temp_path(path: &Path) -> PathBuf {
     path.with_file_name(name)
 }
 
+/// A new file next to `path` with a random name, created exclusively and
+/// readable by the owner only: a temporary for output that goes where other
+/// users may write (an operator's `--out`), where a predictable name could be
+/// pre-created as a symlink.
+pub fn create_unique_temp(path: &Path) -> Result<(PathBuf, File)> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".{:016x}.tmp", rand::random::<u64>()));
+    let tmp = path.with_file_name(name);
+    let file = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(Error::io("create", &tmp))?;
+    Ok((tmp, file))
+}
+
 /// The directory holding `path`: `.` for a bare file name (whose `parent()` is empty).
 pub fn parent_dir(path: &Path) -> &Path {
     match path.parent() {
@@ -70,5 +88,21 @@ mod tests {
         assert_eq!(parent_dir(Path::new("/data/out.bin")), Path::new("/data"));
         assert_eq!(parent_dir(Path::new("sub/out.bin")), Path::new("sub"));
         sync_dir(parent_dir(Path::new("out.bin"))).unwrap();
+    }
+
+    /// Unseal's output temporary was `OUT.tmp`, opened with `File::create`: a
+    /// symlink planted there was followed.
+    #[test]
+    fn unique_temporaries_are_new_private_files() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out.bin");
+        std::os::unix::fs::symlink("/dev/null", dir.path().join("out.bin.tmp")).unwrap();
+        let (a, _) = create_unique_temp(&out).unwrap();
+        let (b, _) = create_unique_temp(&out).unwrap();
+        assert_ne!(a, b);
+        assert_eq!(a.parent(), out.parent());
+        assert_eq!(fs::metadata(&a).unwrap().permissions().mode() & 0o777, 0o600);
+        assert!(fs::symlink_metadata(&a).unwrap().is_file());
     }
 }

@@ -225,8 +225,7 @@ pub fn unseal_range_with(
         .is_some_and(|r| r.replica_id == pc1.replica_id && r.layers.len() == shape.layers as usize)
         && layers.open(shape.layers).is_ok();
 
-    let tmp = durable::temp_path(out);
-    let file = std::fs::File::create(&tmp).map_err(Error::io("create", &tmp))?;
+    let (tmp, file) = durable::create_unique_temp(out)?;
     let mut decoder = Decoder {
         replica: &replica,
         next: 0,

@@ -412,6 +412,7 @@ impl Pipeline {
             }
             TaskResult::Finalize(Ok(())) => {
                 self.close_task(id, TaskState::Done, None);
+                self.remove_piece_copies(number);
                 self.resume(running.kind);
                 crash_point!("finalize:done-unrecorded");
                 return self.record(number, SectorEvent::Finalized);
@@ -441,6 +442,23 @@ impl Pipeline {
             Disposition::Temporary | Disposition::Permanent => {
                 self.resume(kind);
                 self.record(number, SectorEvent::StepFailed { error, disposition });
+            }
+        }
+    }
+
+    /// Drops the daemon's copies of a finalized sector's pieces: its own
+    /// unsealed copy (or the replica) holds the data now.
+    fn remove_piece_copies(&self, number: u64) {
+        let pieces = match self.ledger.store().pieces(number) {
+            Ok(p) => p,
+            Err(e) => return warn!(error = %e, "cannot list the piece copies to remove"),
+        };
+        for p in pieces {
+            let copy = self.config.piece_copy(&p.path);
+            if let Err(e) = std::fs::remove_file(&copy) {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    warn!(path = %copy.display(), error = %e, "cannot remove a piece copy");
+                }
             }
         }
     }

@@ -315,6 +315,10 @@ fn data_sectors_fill_with_lotus_placement_and_seal_when_full() {
     assert_eq!((b.sector, b.index), (1, 1));
     // Full now: sealing starts without waiting; the next piece opens sector 2.
     r.drive_to(1, SectorState::Proving);
+    // Finalized: the daemon's copies of its pieces are gone.
+    for p in r.ledger.store().pieces(1).unwrap() {
+        assert!(!p.path.exists(), "{} kept after finalize", p.path.display());
+    }
     let c = add_piece(&r.ledger, &r.config, &piece, r.now()).unwrap();
     assert_eq!((c.sector, c.index), (2, 0));
     assert_eq!(a.comm_p, c.comm_p);
