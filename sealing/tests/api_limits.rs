@@ -23,6 +23,16 @@ fn raise_fd_limit() -> u64 {
     limit.rlim_cur
 }
 
+/// A daemon in `root` with no parameters, on an ephemeral port, its API limits tweaked.
+fn daemon(root: &std::path::Path, tweak: impl FnOnce(&mut sealing::config::ApiConfig)) -> (Config, Daemon) {
+    let mut config = Config::new(root.join("data"), proofs::SectorSize::KiB2, 1000);
+    config.param_dir = Some(root.join("no-params"));
+    config.api.listen = "127.0.0.1:0".into();
+    tweak(&mut config.api);
+    let daemon = Daemon::start(&config).unwrap();
+    (config, daemon)
+}
+
 #[test]
 fn held_connections_do_not_stop_the_api_and_are_closed_by_the_header_deadline() {
     // Each held connection costs two descriptors here (client and server side).
@@ -31,11 +41,7 @@ fn held_connections_do_not_stop_the_api_and_are_closed_by_the_header_deadline() 
     assert!(held_count >= 500, "descriptor limit {fds} is too low for this test");
 
     let tmp = tempfile::tempdir().unwrap();
-    let mut config = Config::new(tmp.path().join("data"), proofs::SectorSize::KiB2, 1000);
-    config.param_dir = Some(tmp.path().join("no-params"));
-    config.api.listen = "127.0.0.1:0".into();
-    config.api.header_read_timeout_ms = 2_000;
-    let daemon = Daemon::start(&config).unwrap();
+    let (config, daemon) = daemon(tmp.path(), |api| api.header_read_timeout_ms = 2_000);
     let addr = daemon.addr();
     let api = Client::from_repo(&config.data_dir).unwrap();
     let worker_token = api.create_worker_token("w1").unwrap().token;
@@ -99,12 +105,10 @@ fn held_connections_do_not_stop_the_api_and_are_closed_by_the_header_deadline() 
 #[test]
 fn the_connection_cap_and_idle_keep_alive_connections() {
     let tmp = tempfile::tempdir().unwrap();
-    let mut config = Config::new(tmp.path().join("data"), proofs::SectorSize::KiB2, 1000);
-    config.param_dir = Some(tmp.path().join("no-params"));
-    config.api.listen = "127.0.0.1:0".into();
-    config.api.header_read_timeout_ms = 1_000;
-    config.api.max_connections = 4;
-    let daemon = Daemon::start(&config).unwrap();
+    let (config, daemon) = daemon(tmp.path(), |api| {
+        api.header_read_timeout_ms = 1_000;
+        api.max_connections = 4;
+    });
     let token = std::fs::read_to_string(config.data_dir.join("token")).unwrap();
 
     // One request on a keep-alive connection, answered; then it idles.
@@ -134,5 +138,30 @@ fn the_connection_cap_and_idle_keep_alive_connections() {
     // Once they are gone, the API answers again.
     std::thread::sleep(Duration::from_millis(1_500));
     assert!(Client::from_repo(&config.data_dir).unwrap().sectors().unwrap().is_empty());
+    daemon.stop();
+}
+
+/// A request whose body never finishes arriving is answered 408 at the request deadline.
+#[test]
+fn a_request_that_stalls_mid_body_gets_408() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (config, daemon) = daemon(tmp.path(), |api| api.request_timeout_ms = 500);
+    let token = std::fs::read_to_string(config.data_dir.join("token")).unwrap();
+    let mut s = TcpStream::connect(daemon.addr()).unwrap();
+    write!(
+        s,
+        "POST /v0/sectors/pledge HTTP/1.1\r\nHost: kiln\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"count\"",
+        token.trim()
+    )
+    .unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let started = Instant::now();
+    let mut buf = [0u8; 4096];
+    let n = s.read(&mut buf).unwrap();
+    let answer = String::from_utf8_lossy(&buf[..n]);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+    assert!(Client::from_repo(&config.data_dir).unwrap().sectors().unwrap().is_empty(), "nothing pledged");
     daemon.stop();
 }

@@ -173,6 +173,10 @@ fn bad_requests_get_clear_errors_and_change_nothing() {
     assert!(stderr(&out).contains("worker name"), "{}", stderr(&out));
     assert_ne!(good.sector(pledged).unwrap().sector.lifecycle.state.name(), "Removing");
 
+    // Resetting a worker that never registered names it.
+    let out = client(&data, &["workers", "reset", "nobody"]);
+    assert!(stderr(&out).contains("unknown worker") && stderr(&out).contains("404"), "{}", stderr(&out));
+
     // A stale `api` file (a crashed daemon's) gets no token sent to whatever
     // listens on its port now.
     let impostor = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

@@ -489,6 +489,13 @@ pub struct WorkerToken {
     pub token: String,
 }
 
+/// A worker whose unhealthy mark the operator cleared.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkerReset {
+    /// The worker's name.
+    pub name: String,
+}
+
 /// A revoked token.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Revoked {

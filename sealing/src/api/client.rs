@@ -189,6 +189,11 @@ impl Client {
     pub fn workers(&self) -> Result<Vec<WorkerView>, ClientError> {
         self.get("/workers")
     }
+    /// Clears worker `name`'s unhealthy mark.
+    pub fn reset_worker(&self, name: &str) -> Result<WorkerReset, ClientError> {
+        wire::worker::check_worker_name(name).map_err(ClientError::InvalidArgument)?;
+        self.post(&format!("/workers/{name}/reset"), serde_json::json!({}))
+    }
     /// Every task, or one sector's.
     pub fn tasks(&self, sector: Option<u64>) -> Result<Vec<TaskView>, ClientError> {
         match sector {

@@ -126,6 +126,7 @@ pub fn router(ctx: Arc<ApiContext>) -> Router {
         .route("/chain/head", get(chain_head))
         .route("/chain/messages", get(chain_messages))
         .route("/workers", get(list_workers))
+        .route("/workers/:name/reset", post(reset_worker))
         .route("/tasks", get(list_tasks))
         .route("/auth/worker-tokens", get(list_tokens).post(create_token))
         .route("/auth/worker-tokens/:name/revoke", post(revoke_token))
@@ -429,6 +430,17 @@ async fn list_workers(State(ctx): Ctx) -> ApiResult<Vec<WorkerView>> {
                 worker_view(worker, state, tasks)
             })
             .collect())
+    })
+    .await
+}
+
+/// Clears a worker's unhealthy mark.
+async fn reset_worker(State(ctx): Ctx, UrlPath(name): UrlPath<String>) -> ApiResult<WorkerReset> {
+    protocol::check_worker_name(&name).map_err(ApiError::invalid)?;
+    blocking(ctx, move |ctx| {
+        ctx.ledger.store().reset_worker(&name)?;
+        tracing::info!(worker = %name, "worker reset by the operator");
+        Ok(WorkerReset { name })
     })
     .await
 }

@@ -18,6 +18,13 @@ pub enum WorkersCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Clear a worker's unhealthy mark (after checking it): it gets tasks again.
+    Reset {
+        /// The worker's name.
+        name: String,
+        #[command(flatten)]
+        repo: RepoArgs,
+    },
 }
 
 #[derive(Subcommand)]
@@ -67,6 +74,10 @@ pub fn workers(cmd: WorkersCommand) -> Result<()> {
             } else {
                 print_workers(&workers);
             }
+        }
+        WorkersCommand::Reset { name, repo } => {
+            let r = Client::from_repo(&repo.repo)?.reset_worker(&name)?;
+            println!("worker {}: unhealthy mark cleared", r.name);
         }
     }
     Ok(())

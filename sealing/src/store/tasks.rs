@@ -197,8 +197,9 @@ impl Store {
     }
 
     /// Records worker `name`'s registration. A new instance (the worker
-    /// restarted) clears a past unhealthy mark and expires the tasks the old
-    /// instance held, which are returned.
+    /// restarted) expires the tasks the old instance held, which are returned.
+    /// An unhealthy mark stays: a worker cannot clear it by re-registering,
+    /// only the operator can ([`Store::reset_worker`]).
     pub fn register_worker(
         &mut self,
         name: &str,
@@ -225,8 +226,7 @@ impl Store {
              VALUES (?1, ?2, ?3, ?4, ?5, ?5)
              ON CONFLICT(name) DO UPDATE SET instance = excluded.instance, url = excluded.url,
                capabilities = excluded.capabilities, registered_ms = excluded.registered_ms,
-               last_seen_ms = excluded.last_seen_ms,
-               unhealthy = CASE WHEN workers.instance = excluded.instance THEN workers.unhealthy END",
+               last_seen_ms = excluded.last_seen_ms",
             params![name, instance, url, caps, now_ms],
         )
         .map_err(sql_at(&path, "record a worker"))?;
@@ -310,7 +310,19 @@ impl Store {
         Ok(out)
     }
 
-    /// Marks worker `name` unhealthy: it gets no tasks until it restarts.
+    /// Clears worker `name`'s unhealthy mark (the operator checked it).
+    pub fn reset_worker(&mut self, name: &str) -> Result<(), StoreError> {
+        let n = self
+            .conn
+            .execute("UPDATE workers SET unhealthy = NULL WHERE name = ?1", params![name])
+            .map_err(self.sql("reset a worker"))?;
+        if n == 0 {
+            return Err(StoreError::UnknownWorker(name.into()));
+        }
+        Ok(())
+    }
+
+    /// Marks worker `name` unhealthy: it gets no tasks until the operator resets it.
     pub fn mark_worker_unhealthy(&mut self, name: &str, reason: &str) -> Result<(), StoreError> {
         self.conn
             .execute("UPDATE workers SET unhealthy = ?2 WHERE name = ?1", params![name, reason])
@@ -610,6 +622,13 @@ mod tests {
         s.mark_worker_unhealthy("a", "bad proof").unwrap();
         assert_eq!(s.register_worker("a", "i2", "http://w", &caps(), 70).unwrap(), vec![remote]);
         assert_eq!(s.task(remote).unwrap().unwrap().state, TaskState::Expired);
-        assert_eq!(s.workers().unwrap()[0].unhealthy, None, "a restart clears the mark");
+        assert_eq!(
+            s.workers().unwrap()[0].unhealthy.as_deref(),
+            Some("bad proof"),
+            "re-registering keeps the mark"
+        );
+        s.reset_worker("a").unwrap();
+        assert_eq!(s.workers().unwrap()[0].unhealthy, None, "the operator clears it");
+        assert!(matches!(s.reset_worker("nobody"), Err(StoreError::UnknownWorker(_))));
     }
 }
