@@ -6,6 +6,7 @@
 use blstrs::Scalar as Fr;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use kiln_benches::pc1_sector;
+use proofs::merkle::poseidon_tree::TreeHashing;
 use proofs::poseidon::{hash_many, hash_many_portable, vectorized};
 use proofs::sdr::label_par::LabelingConfig;
 use proofs::sdr::layers::Layers;
@@ -28,12 +29,22 @@ fn trees_8mib(c: &mut Criterion) {
     g.throughput(Throughput::Bytes(shape.size_bytes));
     g.bench_function("tree_c_8mib", |b| {
         let maps: Vec<_> = (1..=shape.layers).map(|l| layers.open(l).expect("layer")).collect();
-        b.iter(|| pc2::build_tree_c(&maps, &shape, &cache_dir, &cancel, &mut |_| {}).expect("tree_c"))
+        b.iter(|| {
+            pc2::build_tree_c(&mut TreeHashing::Cpu, &maps, &shape, &cache_dir, &cancel, &mut |_| {})
+                .expect("tree_c")
+        })
     });
     g.bench_function("tree_r_last_8mib", |b| {
         b.iter(|| {
-            pc2::build_tree_r_last(&dir.sealed_path(), &shape, &cache_dir, &cancel, &mut |_| {})
-                .expect("tree_r_last")
+            pc2::build_tree_r_last(
+                &mut TreeHashing::Cpu,
+                &dir.sealed_path(),
+                &shape,
+                &cache_dir,
+                &cancel,
+                &mut |_| {},
+            )
+            .expect("tree_r_last")
         })
     });
     g.finish();

@@ -141,6 +141,10 @@ pub enum Error {
     #[error("cancelled")]
     Cancelled,
 
+    /// A GPU or its driver failed.
+    #[error("GPU: {0}")]
+    Gpu(String),
+
     /// An I/O failure on a named file.
     #[error("{op} {path}")]
     Io {
@@ -236,7 +240,7 @@ impl Error {
             | Self::CommDMismatch { .. }
             | Self::InvalidProof(_) => Disposition::Permanent,
             // Shared files of the node.
-            Self::Params { .. } | Self::ParamsDigest { .. } => Disposition::Node,
+            Self::Params { .. } | Self::ParamsDigest { .. } | Self::Gpu(_) => Disposition::Node,
             // A batch is formed by the caller: a mixed one is its bug.
             Self::MixedBatch { .. } => Disposition::Critical,
             Self::Io { source, .. } | Self::Stream { source, .. } => io_disposition(source),

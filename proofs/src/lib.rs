@@ -33,6 +33,7 @@ pub mod durable;
 pub mod error;
 pub mod field;
 pub mod fr32;
+pub mod gpu;
 pub mod ids;
 pub mod merkle;
 pub mod pieces;

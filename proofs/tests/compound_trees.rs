@@ -4,7 +4,7 @@
 //! over the base trees.
 
 use blstrs::Scalar as Fr;
-use proofs::merkle::poseidon_tree::{build_upper_rows, cached_len, tree_len};
+use proofs::merkle::poseidon_tree::{build_upper_rows, cached_len, tree_len, TreeHashing};
 use proofs::poseidon::{fr_to_bytes, hash};
 use proofs::seal::pc2::{build_tree_r_last, tree_file_name};
 use proofs::shape::{SectorShape, SectorSize, TreeShape};
@@ -30,8 +30,15 @@ fn compound_tree_r_last_files_and_root() {
         let replica: Vec<[u8; 32]> = (0..nodes).map(|i| fr_to_bytes(&Fr::from(i * i + 3))).collect();
         let sealed = dir.path().join("sealed");
         std::fs::write(&sealed, replica.as_flattened()).unwrap();
-        let root =
-            build_tree_r_last(&sealed, &shape, dir.path(), &AtomicBool::new(false), &mut |_| {}).unwrap();
+        let root = build_tree_r_last(
+            &mut TreeHashing::Cpu,
+            &sealed,
+            &shape,
+            dir.path(),
+            &AtomicBool::new(false),
+            &mut |_| {},
+        )
+        .unwrap();
 
         let count = tree.base_tree_count();
         let per_tree = nodes as usize / count;

@@ -11,6 +11,9 @@ mod cli;
 #[derive(Parser)]
 #[command(name = "kiln", version, about = "Filecoin-compatible PoRep sealing")]
 struct Cli {
+    /// Prove on the CPU even where a `gpu` build finds a GPU.
+    #[arg(long, global = true, env = "KILN_NO_GPU")]
+    no_gpu: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -88,6 +91,9 @@ fn init_tracing() {
 }
 
 fn run(cli: Cli) -> Result<()> {
+    if cli.no_gpu {
+        proofs::gpu::disable();
+    }
     match cli.command {
         Command::Piece(PieceCommand::Commp { file, json }) => piece_commp(file, json),
         Command::Seal(cmd) => cli::seal::run(cmd),

@@ -5,7 +5,7 @@
 mod worker_common;
 
 use wire::error::{ApiErrorBody, ErrorKind as K};
-use wire::worker::{dispatch_key, WorkerInfo};
+use wire::worker::{dispatch_key, WorkerInfo, PROTOCOL_VERSION};
 use worker_common::*;
 
 /// (status, error kind, message) of a request on a fresh connection (a 413
@@ -79,7 +79,7 @@ fn tokens_are_scoped_revocable_and_bad_bodies_get_4xx_while_the_worker_stays_up(
     let (s, kind, msg) = call(ureq::post(&d("/worker/heartbeat")), Some(&token), Some(&long));
     assert_eq!((s, kind), (400, Some(K::InvalidArgument)), "{msg}");
     assert!(msg.contains("at most 1024"), "{msg}");
-    let greedy = serde_json::json!({"protocol": 1, "instance": "x", "url": "http://127.0.0.1:1", "version": "t",
+    let greedy = serde_json::json!({"protocol": PROTOCOL_VERSION, "instance": "x", "url": "http://127.0.0.1:1", "version": "t",
         "capabilities": {"tasks": ["c2"], "slots": u32::MAX, "cores": 1, "memory_bytes": 1, "gpus": [],
         "gpu_build": false, "params": []}});
     let greedy = serde_json::to_vec(&greedy).unwrap();
@@ -87,13 +87,23 @@ fn tokens_are_scoped_revocable_and_bad_bodies_get_4xx_while_the_worker_stays_up(
     assert_eq!((s, kind), (400, Some(K::InvalidArgument)), "{msg}");
     assert!(msg.contains("slots must be between 1 and 256"), "{msg}");
     // Strings shown to operators carry no terminal escapes.
-    let escaping = serde_json::json!({"protocol": 1, "instance": "x\u{1b}[2J", "url": "http://127.0.0.1:1",
+    let escaping = serde_json::json!({"protocol": PROTOCOL_VERSION, "instance": "x\u{1b}[2J", "url": "http://127.0.0.1:1",
         "version": "t", "capabilities": {"tasks": ["c2"], "slots": 1, "cores": 1, "memory_bytes": 1,
         "gpus": [], "gpu_build": false, "params": []}});
     let escaping = serde_json::to_vec(&escaping).unwrap();
     let (s, kind, msg) = call(ureq::post(&d("/worker/register")), Some(&token), Some(&escaping));
     assert_eq!((s, kind), (400, Some(K::InvalidArgument)), "{msg}");
     assert!(msg.contains("printable"), "{msg}");
+    let gpu_escape = serde_json::json!({"protocol": PROTOCOL_VERSION, "instance": "x", "url": "http://127.0.0.1:1",
+        "version": "t", "capabilities": {"tasks": ["c2"], "slots": 1, "cores": 1, "memory_bytes": 1,
+        "gpus": [{"name": "H200\u{1b}]0;owned\u{7}", "memory_bytes": 1}], "gpu_build": true, "params": []}});
+    let (s, kind, msg) = call(
+        ureq::post(&d("/worker/register")),
+        Some(&token),
+        Some(&serde_json::to_vec(&gpu_escape).unwrap()),
+    );
+    assert_eq!((s, kind), (400, Some(K::InvalidArgument)), "{msg}");
+    assert!(msg.contains("capabilities.gpus"), "{msg}");
     let (s, kind, _) = call(ureq::post(&d("/worker/heartbeat")), Some(&token), Some(b"{\"instance\": 7"));
     assert!(matches!(s, 400 | 422) && kind == Some(K::InvalidArgument), "{s} {kind:?}");
     let (s, kind, msg) = call(ureq::post(&d("/worker/tasks/1/result")), Some(&token), Some(&[0u8; 100]));

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 /// The protocol version both sides must speak (sent at registration).
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// The daemon's endpoints for workers, under the API prefix.
 pub const DAEMON_WORKER_PATH: &str = "/worker";
@@ -44,6 +44,11 @@ impl RemoteTask {
     }
 }
 
+pub use proofs::gpu::GpuInfo;
+
+/// GPUs a worker may list.
+pub const MAX_GPUS: usize = 64;
+
 /// Parameter files a worker holds, by sector size.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ParamFile {
@@ -64,8 +69,9 @@ pub struct Capabilities {
     pub cores: u32,
     /// Memory in bytes.
     pub memory_bytes: u64,
-    /// GPUs it sees (names).
-    pub gpus: Vec<String>,
+    /// GPUs it proves on: none for a build without `gpu`, with `--no-gpu`, or
+    /// where CUDA finds none.
+    pub gpus: Vec<GpuInfo>,
     /// Whether it was built with the `gpu` feature (CUDA proving).
     pub gpu_build: bool,
     /// Parameter files it holds.
@@ -76,6 +82,13 @@ impl Capabilities {
     /// Whether it can prove C2 for `size`.
     pub fn proves(&self, size: SectorSize) -> bool {
         self.tasks.contains(&RemoteTask::C2) && self.params.iter().any(|p| p.sector_size == size)
+    }
+
+    /// Whether it proves C2 for `size` on GPUs: each GPU it has holds what
+    /// such a proof needs (bellperson spreads one proof over all of them).
+    pub fn proves_on_gpu(&self, size: SectorSize) -> bool {
+        let need = proofs::gpu::c2_memory_needed(size);
+        !self.gpus.is_empty() && self.gpus.iter().all(|g| g.memory_bytes >= need)
     }
 }
 

@@ -12,8 +12,8 @@ pub fn capabilities(tasks: &[RemoteTask], slots: u32, param_dir: &Path) -> Capab
         slots,
         cores: std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
         memory_bytes: memory_bytes().unwrap_or(0),
-        gpus: gpus(),
-        gpu_build: cfg!(feature = "gpu"),
+        gpus: proofs::gpu::devices(),
+        gpu_build: proofs::gpu::built(),
         params: params(param_dir),
     }
 }
@@ -42,20 +42,4 @@ fn memory_bytes() -> Option<u64> {
         .parse()
         .ok()?;
     Some(kib * 1024)
-}
-
-/// NVIDIA GPUs as `nvidia-smi` names them; none where it is absent.
-fn gpus() -> Vec<String> {
-    let out = std::process::Command::new("nvidia-smi")
-        .args(["--query-gpu=name,memory.total", "--format=csv,noheader"])
-        .output();
-    match out {
-        Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout)
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty())
-            .map(String::from)
-            .collect(),
-        _ => Vec::new(),
-    }
 }

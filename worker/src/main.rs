@@ -14,6 +14,9 @@ use worker::{machine, TlsFiles, WorkerConfig};
 #[derive(Parser)]
 #[command(name = "kiln-worker", version, about = "Kiln's remote proving worker")]
 struct Cli {
+    /// Prove on the CPU and advertise no GPU, even where a `gpu` build finds one.
+    #[arg(long, global = true, env = "KILN_NO_GPU")]
+    no_gpu: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -119,7 +122,11 @@ fn main() -> std::process::ExitCode {
     // Test builds only: points armed by the `FAILPOINTS` variable of a test harness.
     #[cfg(feature = "failpoints")]
     let _failpoints = fail::FailScenario::setup();
-    let result = match Cli::parse().command {
+    let cli = Cli::parse();
+    if cli.no_gpu {
+        proofs::gpu::disable();
+    }
+    let result = match cli.command {
         Command::Run(args) => run(args),
         Command::Info(args) => info(args),
     };
@@ -215,7 +222,15 @@ fn print_capabilities(c: &Capabilities) {
     println!("memory       {} GiB", c.memory_bytes >> 30);
     println!(
         "gpus         {}{}",
-        if c.gpus.is_empty() { "none".to_string() } else { c.gpus.join("; ") },
+        if c.gpus.is_empty() {
+            "none".to_string()
+        } else {
+            c.gpus
+                .iter()
+                .map(|g| format!("{} ({} GiB)", g.name, g.memory_bytes >> 30))
+                .collect::<Vec<_>>()
+                .join("; ")
+        },
         if c.gpu_build { " (gpu build)" } else { " (CPU build: proving on the CPU)" }
     );
     let params: Vec<String> = c.params.iter().map(|p| p.sector_size.to_string()).collect();

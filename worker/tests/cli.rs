@@ -54,6 +54,13 @@ fn info_of_this_machine_and_a_refused_task_type() {
     let out = kiln_worker(&["info", "--param-dir", "/nonexistent"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success() && text.contains("cores") && text.contains("params for   none"), "{text}");
+    // A CPU build advertises no GPU, whatever the machine has; so does `--no-gpu`.
+    if !cfg!(feature = "gpu") {
+        assert!(text.contains("gpus         none (CPU build: proving on the CPU)"), "{text}");
+    }
+    let out = kiln_worker(&["--no-gpu", "info", "--param-dir", "/nonexistent"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && text.contains("gpus         none"), "{text}");
     let out = kiln_worker(&["run", "--miner", "http://127.0.0.1:9", "--token", "t", "--tasks", "pc2"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("not offered"));

@@ -11,6 +11,76 @@ use crate::shape::TreeShape;
 use blstrs::Scalar as Fr;
 use rayon::prelude::*;
 
+/// Where tree rows and columns are hashed.
+pub enum TreeHashing {
+    /// On this machine's cores.
+    Cpu,
+    /// On a leased GPU, through neptune's batch hasher.
+    #[cfg(feature = "gpu")]
+    Gpu(Box<crate::poseidon::gpu::GpuHasher>),
+}
+
+/// Preimages below which a GPU is not worth the copies (the top rows).
+#[cfg(feature = "gpu")]
+const GPU_MIN_PREIMAGES: usize = 1 << 14;
+
+/// Outputs hashed per GPU round trip when building rows, bounding the memory
+/// the parsed inputs take (a 32GiB tree's leaf row is 4 GiB).
+const ROW_CHUNK: usize = 1 << 20;
+
+impl TreeHashing {
+    /// A free GPU with room for the batches, else the CPU; the choice is logged.
+    pub fn pick() -> Self {
+        #[cfg(feature = "gpu")]
+        {
+            use crate::poseidon::gpu::{GpuHasher, COLUMN_BATCH, TREE_BATCH};
+            let need = crate::gpu::tree_memory_needed(11, COLUMN_BATCH)
+                .max(crate::gpu::tree_memory_needed(8, TREE_BATCH));
+            let picked = crate::gpu::lease_one(need)
+                .map_err(|e| e.to_string())
+                .and_then(|lease| GpuHasher::new(lease).map_err(|e| e.to_string()));
+            match picked {
+                Ok(h) => return Self::Gpu(Box::new(h)),
+                Err(why) => tracing::info!(%why, "tree hashing on the CPU"),
+            }
+        }
+        Self::Cpu
+    }
+
+    /// The GPU's name, when hashing on one.
+    pub fn gpu(&self) -> Option<String> {
+        match self {
+            Self::Cpu => None,
+            #[cfg(feature = "gpu")]
+            Self::Gpu(h) => Some(h.device_name()),
+        }
+    }
+
+    /// Poseidon of each `arity`-element preimage of `inputs` into `out`. A GPU
+    /// that fails is given up for the CPU, which gives the same hashes.
+    pub fn hash_many(&mut self, arity: usize, inputs: &[Fr], out: &mut [Fr]) {
+        #[cfg(feature = "gpu")]
+        if let Self::Gpu(h) = self {
+            if out.len() < GPU_MIN_PREIMAGES {
+                return cpu_hash_many(arity, inputs, out);
+            }
+            match h.hash_many(arity, inputs, out) {
+                Ok(()) => return,
+                Err(e) => {
+                    tracing::warn!(error = %e, "GPU hashing failed: continuing on the CPU");
+                    *self = Self::Cpu;
+                }
+            }
+        }
+        cpu_hash_many(arity, inputs, out)
+    }
+}
+
+/// [`hash_many`] over all cores.
+fn cpu_hash_many(arity: usize, inputs: &[Fr], out: &mut [Fr]) {
+    out.par_chunks_mut(256).zip(inputs.par_chunks(256 * arity)).for_each(|(o, i)| hash_many(arity, i, o));
+}
+
 /// Number of rows of a full `arity`-ary tree over `leaves` leaves (leaves included).
 pub fn row_count(leaves: usize, arity: usize) -> usize {
     let mut rows = 1;
@@ -105,6 +175,48 @@ pub fn build_upper_rows(leaves: &[[u8; 32]], arity: usize, upper: &mut [[u8; 32]
             }
             Ok(())
         })?;
+        prev_start = Some(start);
+        start += width;
+        width /= arity;
+        row += 1;
+    }
+    Ok(upper[upper.len() - 1])
+}
+
+/// [`build_upper_rows`] with the hashing chosen: on a GPU, each row goes to it
+/// in chunks of [`ROW_CHUNK`] outputs; the same nodes either way.
+pub fn build_upper_rows_with(
+    hashing: &mut TreeHashing,
+    leaves: &[[u8; 32]],
+    arity: usize,
+    upper: &mut [[u8; 32]],
+) -> Result<[u8; 32]> {
+    if hashing.gpu().is_none() {
+        return build_upper_rows(leaves, arity, upper);
+    }
+    assert!(is_valid_size(leaves.len(), arity), "{} leaves do not make an arity-{arity} tree", leaves.len());
+    assert_eq!(upper.len(), tree_len(leaves.len(), arity) - leaves.len(), "upper row buffer size");
+    let mut prev_start = None::<usize>;
+    let mut width = leaves.len() / arity;
+    let (mut start, mut row) = (0, 0);
+    while width >= 1 {
+        let (done, rest) = upper.split_at_mut(start);
+        let prev: &[[u8; 32]] = match prev_start {
+            None => leaves,
+            Some(p) => &done[p..],
+        };
+        for (c, next) in rest[..width].chunks_mut(ROW_CHUNK).enumerate() {
+            let first = c * ROW_CHUNK * arity;
+            let children = &prev[first..first + next.len() * arity];
+            let inputs = children
+                .par_iter()
+                .enumerate()
+                .map(|(k, n)| parse(n, row, first + k))
+                .collect::<Result<Vec<Fr>>>()?;
+            let mut hashes = vec![Fr::from(0u64); next.len()];
+            hashing.hash_many(arity, &inputs, &mut hashes);
+            next.par_iter_mut().zip(&hashes).for_each(|(node, h)| *node = fr_to_bytes(h));
+        }
         prev_start = Some(start);
         start += width;
         width /= arity;

@@ -46,6 +46,8 @@ pub fn hash(inputs: &[Fr]) -> Fr {
     }
 }
 
+#[cfg(feature = "gpu")]
+pub mod gpu;
 #[cfg(target_arch = "x86_64")]
 mod ifma;
 

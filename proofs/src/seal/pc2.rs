@@ -9,7 +9,7 @@ use super::{Pc2Output, SectorDir};
 use crate::durable;
 use crate::error::{Error, Result};
 use crate::ids::Commitment;
-use crate::merkle::poseidon_tree::{self, build_upper_rows, compound_root, tree_len};
+use crate::merkle::poseidon_tree::{self, build_upper_rows_with, compound_root, tree_len, TreeHashing};
 use crate::merkle::store::{ReadMap, WriteMap};
 use crate::poseidon::{fr_from_bytes, fr_to_bytes, hash, hash_many};
 use crate::sdr::layers::{Layers, Progress};
@@ -47,6 +47,8 @@ pub struct Pc2Report {
     pub encode: Duration,
     /// Time building tree_r_last.
     pub tree_r_last: Duration,
+    /// The GPU the trees were hashed on; None: the CPU.
+    pub gpu: Option<String>,
 }
 
 fn check_cancel(cancel: &AtomicBool) -> Result<()> {
@@ -64,6 +66,7 @@ const WINDOW: usize = 1 << 20;
 
 /// Builds tree_c: leaf `v` is Poseidon over node `v`'s labels in all layers.
 pub fn build_tree_c(
+    hashing: &mut TreeHashing,
     layers: &[ReadMap],
     shape: &SectorShape,
     cache_dir: &Path,
@@ -81,21 +84,39 @@ pub fn build_tree_c(
         let mut file = WriteMap::create(&tmp, tree_len(leaves, arity) as u64 * 32)?;
         let first = i * leaves;
         file.fill_windows(0..leaves, WINDOW, |start, window| {
-            window.par_chunks_mut(4096).enumerate().try_for_each(|(c, chunk)| -> Result<()> {
-                let mut columns = vec![Fr::from(0u64); chunk.len() * layers.len()];
-                for (j, column) in columns.chunks_exact_mut(layers.len()).enumerate() {
-                    let v = first + start + c * 4096 + j;
-                    for (label, layer) in column.iter_mut().zip(layers) {
-                        *label = layer.fr(v, "label")?;
+            if hashing.gpu().is_some() {
+                // Whole windows of columns to the GPU, read on all cores.
+                let nl = layers.len();
+                let mut columns = vec![Fr::from(0u64); window.len() * nl];
+                columns.par_chunks_mut(4096 * nl).enumerate().try_for_each(|(c, chunk)| -> Result<()> {
+                    for (j, column) in chunk.chunks_exact_mut(nl).enumerate() {
+                        let v = first + start + c * 4096 + j;
+                        for (label, layer) in column.iter_mut().zip(layers) {
+                            *label = layer.fr(v, "label")?;
+                        }
                     }
-                }
-                let mut hashes = vec![Fr::from(0u64); chunk.len()];
-                hash_many(layers.len(), &columns, &mut hashes);
-                for (leaf, h) in chunk.iter_mut().zip(&hashes) {
-                    *leaf = fr_to_bytes(h);
-                }
-                Ok(())
-            })?;
+                    Ok(())
+                })?;
+                let mut hashes = vec![Fr::from(0u64); window.len()];
+                hashing.hash_many(nl, &columns, &mut hashes);
+                window.par_iter_mut().zip(&hashes).for_each(|(leaf, h)| *leaf = fr_to_bytes(h));
+            } else {
+                window.par_chunks_mut(4096).enumerate().try_for_each(|(c, chunk)| -> Result<()> {
+                    let mut columns = vec![Fr::from(0u64); chunk.len() * layers.len()];
+                    for (j, column) in columns.chunks_exact_mut(layers.len()).enumerate() {
+                        let v = first + start + c * 4096 + j;
+                        for (label, layer) in column.iter_mut().zip(layers) {
+                            *label = layer.fr(v, "label")?;
+                        }
+                    }
+                    let mut hashes = vec![Fr::from(0u64); chunk.len()];
+                    hash_many(layers.len(), &columns, &mut hashes);
+                    for (leaf, h) in chunk.iter_mut().zip(&hashes) {
+                        *leaf = fr_to_bytes(h);
+                    }
+                    Ok(())
+                })?;
+            }
             // Columns are read once: keep only a window of the layers resident.
             let from = (first + start) * 32;
             for layer in layers {
@@ -104,7 +125,7 @@ pub fn build_tree_c(
             Ok(())
         })?;
         let (leaf_row, upper) = file.nodes_mut().split_at_mut(leaves);
-        roots.push(build_upper_rows(leaf_row, arity, upper)?);
+        roots.push(build_upper_rows_with(hashing, leaf_row, arity, upper)?);
         file.sync()?;
         drop(file);
         durable::rename(&tmp, &path)?;
@@ -143,6 +164,7 @@ pub fn encode(unsealed: &Path, key: &ReadMap, sealed: &Path, size_bytes: u64) ->
 
 /// Builds tree_r_last over the replica, keeping only the rows the reference keeps.
 pub fn build_tree_r_last(
+    hashing: &mut TreeHashing,
     sealed: &Path,
     shape: &SectorShape,
     cache_dir: &Path,
@@ -159,7 +181,7 @@ pub fn build_tree_r_last(
         check_cancel(cancel)?;
         let leaf_row = &replica.nodes()[i * leaves..(i + 1) * leaves];
         let mut upper = vec![[0u8; 32]; tree_len(leaves, arity) - leaves];
-        roots.push(build_upper_rows(leaf_row, arity, &mut upper)?);
+        roots.push(build_upper_rows_with(hashing, leaf_row, arity, &mut upper)?);
         // Drop the `discard` rows just above the leaves.
         let mut skip = 0;
         let mut width = leaves / arity;
@@ -226,8 +248,9 @@ pub fn run(dir: &SectorDir, cancel: &AtomicBool, progress: &mut dyn FnMut(Progre
     }
     let maps: Vec<ReadMap> = (1..=shape.layers).map(|l| layers.open(l)).collect::<Result<_>>()?;
 
+    let mut hashing = TreeHashing::pick();
     let t = Instant::now();
-    let comm_c = build_tree_c(&maps, &shape, &cache_dir, cancel, progress)?;
+    let comm_c = build_tree_c(&mut hashing, &maps, &shape, &cache_dir, cancel, progress)?;
     let tree_c = t.elapsed();
 
     let t = Instant::now();
@@ -238,8 +261,9 @@ pub fn run(dir: &SectorDir, cancel: &AtomicBool, progress: &mut dyn FnMut(Progre
     let encode_time = t.elapsed();
 
     let t = Instant::now();
-    let comm_r_last = build_tree_r_last(&sealed, &shape, &cache_dir, cancel, progress)?;
+    let comm_r_last = build_tree_r_last(&mut hashing, &sealed, &shape, &cache_dir, cancel, progress)?;
     let tree_r_last = t.elapsed();
+    let gpu = hashing.gpu();
 
     let comm_r = comm_r_from(&comm_c, &comm_r_last)?;
     let mut p_aux = Vec::with_capacity(64);
@@ -253,7 +277,7 @@ pub fn run(dir: &SectorDir, cancel: &AtomicBool, progress: &mut dyn FnMut(Progre
     info!(%comm_c, %comm_r_last, %comm_r, "replica committed");
     meta.pc2 = Some(output);
     dir.write_meta(&meta)?;
-    Ok(Pc2Report { output, tree_c, encode: encode_time, tree_r_last })
+    Ok(Pc2Report { output, tree_c, encode: encode_time, tree_r_last, gpu })
 }
 
 /// `comm_r = Poseidon_2(comm_c, comm_r_last)`.

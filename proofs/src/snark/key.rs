@@ -114,6 +114,11 @@ impl ProvingKey {
         Ok(ProvingKey { map, vk, h, l, a, b_g1, b_g2 })
     }
 
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        self.map.path()
+    }
+
     /// The mapped file.
     pub fn bytes(&self) -> &[u8] {
         self.map.bytes()

@@ -49,28 +49,63 @@ pub fn partition_inputs(
 /// C2: proves every partition of a C1 output. The output is validated first
 /// (a bad witness fails in a second, not after a minute of proving).
 pub fn prove(c1: &C1Output, params: &key::ProvingKey) -> Result<Vec<u8>> {
+    Ok(prove_with_rng(c1, params, &mut rand::thread_rng())?.bytes)
+}
+
+/// A C2 proof and where it was made.
+#[derive(Clone, Debug)]
+pub struct C2Proof {
+    /// The partitions' proofs, concatenated.
+    pub bytes: Vec<u8>,
+    /// The GPUs it was proved on; empty: the CPU.
+    pub gpus: Vec<String>,
+}
+
+/// [`prove`] with the proofs' randomness drawn from `rng`: the same `rng`
+/// gives the same bytes on the CPU and on a GPU.
+pub fn prove_with_rng(
+    c1: &C1Output,
+    params: &key::ProvingKey,
+    rng: &mut impl rand_core::RngCore,
+) -> Result<C2Proof> {
     c1.validate()?;
-    prove_checked(c1, params)
+    prove_checked(c1, params, rng)
 }
 
 /// [`prove`] for an output already validated (on receipt, by a worker).
 pub fn prove_valid(c1: &ValidC1Output, params: &key::ProvingKey) -> Result<Vec<u8>> {
-    prove_checked(c1, params)
+    Ok(prove_checked(c1, params, &mut rand::thread_rng())?.bytes)
 }
 
-fn prove_checked(c1: &C1Output, params: &key::ProvingKey) -> Result<Vec<u8>> {
+/// On every GPU when the build has CUDA and the GPUs are free and large
+/// enough (bellperson's prover), else on the CPU (kiln's); the choice logged.
+fn prove_checked(
+    c1: &C1Output,
+    params: &key::ProvingKey,
+    rng: &mut impl rand_core::RngCore,
+) -> Result<C2Proof> {
     let _span = info_span!("c2", sector_id = c1.identity.sector_id).entered();
-    #[cfg(feature = "gpu")]
-    tracing::warn!("built with `gpu`, but kiln's prover has no GPU path: C2 runs on the CPU");
     let circuits =
         (0..c1.partitions.len()).map(|k| SdrCircuit::from_c1(c1, k)).collect::<Result<Vec<_>>>()?;
-    let proofs = prover::prove(circuits, params, &mut rand::thread_rng())?;
-    let mut out = Vec::with_capacity(proofs.len() * PROOF_BYTES);
+    let (proofs, gpus) = match crate::gpu::lease_all(crate::gpu::c2_memory_needed(c1.identity.sector_size)) {
+        #[cfg(feature = "gpu")]
+        Ok(lease) => {
+            info!(gpus = ?lease.names, "C2 on the GPU");
+            (prover::prove_gpu(circuits, params, rng)?, lease.names.clone())
+        }
+        #[cfg(not(feature = "gpu"))]
+        Ok(_) => unreachable!("a build without `gpu` finds no GPU"),
+        Err(why) => {
+            info!(%why, "C2 on the CPU");
+            (prover::prove(circuits, params, rng)?, Vec::new())
+        }
+    };
+    let mut bytes = Vec::with_capacity(proofs.len() * PROOF_BYTES);
     for p in &proofs {
-        p.write(&mut out).expect("writing to a Vec cannot fail");
+        p.write(&mut bytes).expect("writing to a Vec cannot fail");
     }
     info!(partitions = proofs.len(), "proved");
-    Ok(out)
+    Ok(C2Proof { bytes, gpus })
 }
 
 /// What a verifier knows about a sealed sector: public values only.

@@ -32,6 +32,35 @@ pub fn prove<C: Circuit<Fr>>(
     circuits.into_iter().zip(r.into_iter().zip(s)).map(|(c, (r, s))| prove_one(c, params, r, s)).collect()
 }
 
+/// Proves each circuit on the GPUs through bellperson's CUDA prover, with the
+/// randomness drawn as [`prove`] draws it: the same proofs as [`prove`] for the
+/// same `rng`. The caller holds the GPUs ([`crate::gpu::lease_all`]).
+#[cfg(feature = "gpu")]
+pub fn prove_gpu<C: Circuit<Fr> + Send>(
+    circuits: Vec<C>,
+    params: &ProvingKey,
+    rng: &mut impl RngCore,
+) -> Result<Vec<Proof<Bls12>>> {
+    let _span = info_span!("groth16_gpu").entered();
+    let vk = &params.vk;
+    if bool::from(vk.delta_g1.is_identity() | vk.delta_g2.is_identity()) {
+        return Err(Error::Snark("the parameters' delta is the identity (a subverted setup)".into()));
+    }
+    let r: Vec<Fr> = circuits.iter().map(|_| Fr::random(&mut *rng)).collect();
+    let s: Vec<Fr> = circuits.iter().map(|_| Fr::random(&mut *rng)).collect();
+    let path = params.path();
+    let mapped = bellperson::groth16::Parameters::<Bls12>::build_mapped_parameters(path.to_path_buf(), false)
+        .map_err(|e| Error::Params {
+            path: path.to_path_buf(),
+            reason: format!("mapping for the GPU prover: {e}"),
+        })?;
+    let t = Instant::now();
+    let proofs = bellperson::groth16::create_proof_batch(circuits, &mapped, r, s)
+        .map_err(|e| Error::Gpu(format!("bellperson's GPU prover: {e}")))?;
+    info!(secs = t.elapsed().as_secs_f64(), "proved on the GPU");
+    Ok(proofs)
+}
+
 /// Refuses a parameter file whose queries do not have the lengths this
 /// witness needs (a file of another circuit would give proofs that never
 /// verify).

@@ -523,6 +523,13 @@ async fn register(
     if req.instance.is_empty() || req.instance.len() > 128 {
         return Err(ApiError::invalid("instance must be 1 to 128 characters"));
     }
+    let gpus = &req.capabilities.gpus;
+    if gpus.len() > protocol::MAX_GPUS || gpus.iter().any(|g| g.name.len() > 128 || !printable(&g.name)) {
+        return Err(ApiError::invalid(format!(
+            "capabilities.gpus: at most {} GPUs, each named in at most 128 printable characters",
+            protocol::MAX_GPUS
+        )));
+    }
     if !(1..=protocol::MAX_SLOTS).contains(&req.capabilities.slots) {
         return Err(ApiError::invalid(format!(
             "capabilities.slots must be between 1 and {}, not {}",

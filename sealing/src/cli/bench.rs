@@ -52,9 +52,35 @@ pub struct BenchArgs {
     /// Directory of SDR parent caches [default: $XDG_CACHE_HOME/kiln/parents].
     #[arg(long)]
     parent_cache: Option<PathBuf>,
+    /// Where PC2 or C2 ran on a GPU, run it again on the CPU and require the
+    /// same bytes: every tree file, and the proof (both drawn from one seed).
+    #[arg(long)]
+    compare_cpu: bool,
     /// Print JSON.
     #[arg(long)]
     json: bool,
+}
+
+/// SHA-256 of each tree file (`sc-02-data-tree-*`) in `dir`, by name.
+fn tree_digests(dir: &std::path::Path) -> Result<Vec<(String, String)>> {
+    use sha2::Digest;
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).with_context(|| format!("list {}", dir.display()))? {
+        let name = entry?.file_name().to_string_lossy().into_owned();
+        if name.starts_with("sc-02-data-tree-") {
+            let mut hasher = sha2::Sha256::new();
+            let mut file = std::fs::File::open(dir.join(&name)).with_context(|| format!("open {name}"))?;
+            std::io::copy(&mut file, &mut hasher).with_context(|| format!("read {name}"))?;
+            out.push((name, hex::encode(hasher.finalize())));
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// The same randomness for every C2 of a run, so GPU and CPU proofs compare.
+fn proof_rng() -> rand::rngs::StdRng {
+    rand::SeedableRng::seed_from_u64(0x6b696c6e)
 }
 
 /// CPU seconds (user + system) this process has used.
@@ -200,14 +226,42 @@ pub fn bench(args: BenchArgs) -> Result<()> {
 
     let first = &sectors[0].0;
     if runs("pc2") {
-        let (_, mut m) = measure("pc2", || {
-            for (dir, _) in &sectors {
-                pc2::run(dir, &cancel, &mut |_| {})?;
-            }
-            Ok(())
+        let (reports, mut m) = measure("pc2", || {
+            sectors
+                .iter()
+                .map(|(dir, _)| Ok(pc2::run(dir, &cancel, &mut |_| {})?))
+                .collect::<Result<Vec<_>>>()
         })?;
-        m.extra = json!({ "sectors": args.batch });
+        let first_report = &reports[0];
+        m.extra = json!({
+            "sectors": args.batch,
+            "on": first_report.gpu.clone().unwrap_or_else(|| "CPU".into()),
+            "tree_c_seconds": first_report.tree_c.as_secs_f64(),
+            "tree_r_last_seconds": first_report.tree_r_last.as_secs_f64(),
+        });
         measured.push(m);
+        if args.compare_cpu && first_report.gpu.is_some() {
+            let on_gpu = tree_digests(&first.cache_dir())?;
+            proofs::gpu::set_enabled(false);
+            let cpu = measure("pc2_cpu", || Ok(pc2::run(first, &cancel, &mut |_| {})?));
+            proofs::gpu::set_enabled(true);
+            let (cpu_report, mut m) = cpu?;
+            let on_cpu = tree_digests(&first.cache_dir())?;
+            if on_cpu != on_gpu || cpu_report.output != first_report.output {
+                bail!(
+                    "PC2 on the GPU and on the CPU differ: GPU {on_gpu:?} {:?}, CPU {on_cpu:?} {:?}",
+                    first_report.output,
+                    cpu_report.output
+                );
+            }
+            m.extra = json!({
+                "on": "CPU",
+                "tree_files_equal_to_gpu": on_cpu.len(),
+                "tree_c_seconds": cpu_report.tree_c.as_secs_f64(),
+                "tree_r_last_seconds": cpu_report.tree_r_last.as_secs_f64(),
+            });
+            measured.push(m);
+        }
     }
     let seed = Randomness([9; 32]);
     let c1_out = if runs("c1") {
@@ -225,12 +279,26 @@ pub fn bench(args: BenchArgs) -> Result<()> {
             })
         })?;
         measured.push(m);
-        let (proof, m) = measure("c2", || Ok(snark::prove(c1, &mapped)?))?;
+        let (proof, mut m) = measure("c2", || Ok(snark::prove_with_rng(c1, &mapped, &mut proof_rng())?))?;
+        let on = |p: &snark::C2Proof| if p.gpus.is_empty() { "CPU".to_string() } else { p.gpus.join(", ") };
+        m.extra = json!({ "on": on(&proof) });
         measured.push(m);
-        drop(mapped);
-        if !snark::verify_seal(&SealStatement::of(c1), &proof, &params.seal_verifying_key()?)? {
+        let vk = params.seal_verifying_key()?;
+        if !snark::verify_seal(&SealStatement::of(c1), &proof.bytes, &vk)? {
             bail!("the benchmark's proof does not verify");
         }
+        if args.compare_cpu && !proof.gpus.is_empty() {
+            proofs::gpu::set_enabled(false);
+            let cpu = measure("c2_cpu", || Ok(snark::prove_with_rng(c1, &mapped, &mut proof_rng())?));
+            proofs::gpu::set_enabled(true);
+            let (cpu_proof, mut m) = cpu?;
+            if cpu_proof.bytes != proof.bytes {
+                bail!("C2 on the GPU and on the CPU give different proofs from the same randomness");
+            }
+            m.extra = json!({ "on": on(&cpu_proof), "proof_equal_to_gpu": true });
+            measured.push(m);
+        }
+        drop(mapped);
     }
     if runs("unseal") {
         finalize::finalize(first, true)?;
@@ -249,7 +317,7 @@ pub fn bench(args: BenchArgs) -> Result<()> {
         m.extra = json!({ "after_finalize": true, "scratch": format!("{:?}", report.scratch) });
         measured.push(m);
     }
-    measured.retain(|m| want(m.name) || (m.name == "params" && want("c2")));
+    measured.retain(|m| want(m.name.trim_end_matches("_cpu")) || (m.name == "params" && want("c2")));
 
     let phases: Vec<Value> = measured
         .iter()
@@ -309,6 +377,18 @@ pub fn bench(args: BenchArgs) -> Result<()> {
                 m.extra["sectors_per_hour"].as_f64().unwrap_or(0.0)
             ),
             "unseal" => "full sector, after finalize".to_string(),
+            "pc2" | "pc2_cpu" => format!(
+                "on {}; tree_c {:.3} s, tree_r_last {:.3} s{}",
+                m.extra["on"].as_str().unwrap_or("?"),
+                m.extra["tree_c_seconds"].as_f64().unwrap_or(0.0),
+                m.extra["tree_r_last_seconds"].as_f64().unwrap_or(0.0),
+                if m.extra.get("tree_files_equal_to_gpu").is_some() { "; trees equal the GPU's" } else { "" }
+            ),
+            "c2" | "c2_cpu" => format!(
+                "on {}{}",
+                m.extra["on"].as_str().unwrap_or("?"),
+                if m.extra.get("proof_equal_to_gpu").is_some() { "; proof equals the GPU's" } else { "" }
+            ),
             _ => String::new(),
         };
         println!("{:<8} {:>10.3} {:>10} {:>6.2}  {notes}", m.name, m.seconds, mib, m.cpu_seconds / m.seconds);

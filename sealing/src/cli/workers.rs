@@ -128,11 +128,17 @@ fn print_workers(workers: &[WorkerView]) {
         let c = &w.capabilities;
         let sizes: Vec<String> = c.params.iter().map(|p| p.sector_size.to_string()).collect();
         let caps = format!(
-            "{} slot(s), {} cores, {} GiB, {} GPU(s){}, params {}",
+            "{} slot(s), {} cores, {} GiB, {}{}, params {}",
             c.slots,
             c.cores,
             c.memory_bytes >> 30,
-            c.gpus.len(),
+            if c.gpus.is_empty() {
+                "no GPU".to_string()
+            } else {
+                let gpus: Vec<String> =
+                    c.gpus.iter().map(|g| format!("{} {} GiB", g.name, g.memory_bytes >> 30)).collect();
+                format!("GPU: {}", gpus.join(", "))
+            },
             if c.gpu_build { " [gpu build]" } else { "" },
             if sizes.is_empty() { "none".into() } else { sizes.join(",") }
         );

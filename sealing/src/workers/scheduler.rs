@@ -33,9 +33,9 @@ pub fn load(open: &[TaskRow]) -> HashMap<&str, u32> {
 
 /// The worker a C2 of a `size` sector goes to: online, holding the size's
 /// parameters, with a free slot, and not in `backoff` (a failed dispatch)
-/// until then; the least loaded first (by share of slots in use), then by
-/// name. None: no worker is free, and the task runs locally if the local
-/// limit allows.
+/// until then; workers that prove the size on GPUs before those that do not,
+/// then the least loaded (by share of slots in use), then by name. None: no
+/// worker is free, and the task runs locally if the local limit allows.
 pub fn pick_worker<'a>(
     workers: &'a [WorkerRow],
     open: &[TaskRow],
@@ -55,7 +55,11 @@ pub fn pick_worker<'a>(
             let share = |w: &WorkerRow| {
                 f64::from(load.get(w.name.as_str()).copied().unwrap_or(0)) / f64::from(w.capabilities.slots)
             };
-            share(a).total_cmp(&share(b)).then_with(|| a.name.cmp(&b.name))
+            let cpu_only = |w: &WorkerRow| !w.capabilities.proves_on_gpu(size);
+            cpu_only(a)
+                .cmp(&cpu_only(b))
+                .then_with(|| share(a).total_cmp(&share(b)))
+                .then_with(|| a.name.cmp(&b.name))
         })
 }
 
@@ -133,5 +137,27 @@ mod tests {
             .is_none());
         assert!(pick_worker(std::slice::from_ref(&online), &[], SectorSize::KiB2, 2_000, 5_000, &backoff)
             .is_some());
+    }
+
+    #[test]
+    fn workers_proving_the_size_on_gpus_come_first() {
+        use wire::worker::GpuInfo;
+        let gpu = |name: &str, memory_bytes: u64| {
+            let mut w = worker(name, 4, 900);
+            w.capabilities.gpu_build = true;
+            w.capabilities.gpus = vec![GpuInfo { name: "NVIDIA H200".into(), memory_bytes }];
+            w
+        };
+        // "a" sorts first by name and is idle; the GPU worker is busier but wins.
+        let ws = [worker("a", 4, 900), gpu("z", 140 << 30)];
+        let open = [task(1, "z"), task(2, "z")];
+        assert_eq!(pick(&ws, &open, SectorSize::KiB2).as_deref(), Some("z"));
+        // Full, it yields to the CPU worker.
+        let full = [task(1, "z"), task(2, "z"), task(3, "z"), task(4, "z")];
+        assert_eq!(pick(&ws, &full, SectorSize::KiB2).as_deref(), Some("a"));
+        // A GPU too small for the size counts as none.
+        let small = [worker("a", 4, 900), gpu("z", 256 << 20)];
+        assert!(!small[1].capabilities.proves_on_gpu(SectorSize::KiB2));
+        assert_eq!(pick(&small, &open, SectorSize::KiB2).as_deref(), Some("a"));
     }
 }
