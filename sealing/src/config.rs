@@ -55,6 +55,25 @@ pub struct Config {
     /// Remote workers.
     #[serde(default)]
     pub workers: WorkersConfig,
+    /// How long records are kept.
+    #[serde(default)]
+    pub history: HistoryConfig,
+}
+
+/// How long records are kept.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HistoryConfig {
+    /// Finished tasks (done, failed, expired, …) are deleted this long after
+    /// their last change (ms); open ones always stay. Sector event logs are
+    /// kept for the sector's life.
+    pub tasks_keep_ms: u64,
+}
+
+impl Default for HistoryConfig {
+    fn default() -> Self {
+        Self { tasks_keep_ms: 30 * 24 * 3_600_000 }
+    }
 }
 
 /// The local API.
@@ -255,6 +274,7 @@ impl Config {
             packing: PackingConfig::default(),
             chain: ChainConfig::default(),
             workers: WorkersConfig::default(),
+            history: HistoryConfig::default(),
         }
     }
 

@@ -165,3 +165,33 @@ fn a_request_that_stalls_mid_body_gets_408() {
     assert!(Client::from_repo(&config.data_dir).unwrap().sectors().unwrap().is_empty(), "nothing pledged");
     daemon.stop();
 }
+
+/// Lists that grow without bound answer a page at a time; a limit out of
+/// range is a clear 400, and the client reads every page.
+#[test]
+fn list_endpoints_are_paginated() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (config, daemon) = daemon(tmp.path(), |_| {});
+    let token = std::fs::read_to_string(config.data_dir.join("token")).unwrap();
+    let get = |path: &str| -> (u16, String) {
+        let url = format!("http://{}/v0{path}", daemon.addr());
+        match ureq::get(&url).set("Authorization", &format!("Bearer {}", token.trim())).call() {
+            Ok(r) => (r.status(), r.into_string().unwrap()),
+            Err(ureq::Error::Status(code, r)) => (code, r.into_string().unwrap()),
+            Err(e) => panic!("{e}"),
+        }
+    };
+    for bad in ["/tasks?limit=0", "/tasks?limit=10001", "/chain/messages?limit=0", "/chain/messages?after=x"]
+    {
+        let (status, body) = get(bad);
+        assert_eq!(status, 400, "{bad}: {body}");
+        assert!(body.contains("invalid_argument"), "{bad}: {body}");
+    }
+    let (status, body) = get("/tasks?limit=10000&after=5");
+    assert_eq!((status, body.as_str()), (200, "[]"));
+    let (status, body) = get("/chain/messages?limit=1");
+    assert_eq!((status, body.as_str()), (200, "[]"));
+    let client = Client::from_repo(&config.data_dir).unwrap();
+    assert!(client.tasks(None).unwrap().is_empty() && client.chain_messages().unwrap().is_empty());
+    daemon.stop();
+}

@@ -55,8 +55,13 @@ impl Chain for CorruptFirstProof {
     fn find_message(&self, message: &Message, now: i64) -> Result<Option<MessageId>, ChainError> {
         self.inner.find_message(message, now)
     }
-    fn messages(&self, now: i64) -> Result<Vec<(MessageId, Message, Option<Receipt>)>, ChainError> {
-        self.inner.messages(now)
+    fn messages_after(
+        &self,
+        after: u64,
+        limit: usize,
+        now: i64,
+    ) -> Result<Vec<(MessageId, Message, Option<Receipt>)>, ChainError> {
+        self.inner.messages_after(after, limit, now)
     }
     fn message_counts(&self, now: i64) -> Result<(u64, u64), ChainError> {
         self.inner.message_counts(now)
@@ -96,6 +101,7 @@ fn data_sector_reaches_proving_after_the_chain_rejects_a_corrupted_proof() {
         limits: Limits::default(),
         packing: PackingConfig { wait_ms: 0, keep_unsealed: true },
         workers: Default::default(),
+        history: Default::default(),
         retry,
         node_fault_probe: Duration::from_secs(60),
         tick: Duration::from_millis(20),

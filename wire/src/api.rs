@@ -461,6 +461,35 @@ pub struct ChainHead {
     pub executed: u64,
 }
 
+/// Items per page of a list endpoint when the request names no `limit`.
+pub const DEFAULT_PAGE: usize = 1_000;
+/// The largest `limit` a list endpoint takes.
+pub const MAX_PAGE: usize = 10_000;
+
+/// `?after=ID&limit=N` of the paginated lists (`/v0/tasks`,
+/// `/v0/chain/messages`): items with ids above `after`, oldest first, at most
+/// `limit` ([`DEFAULT_PAGE`], at most [`MAX_PAGE`]). A page shorter than its
+/// limit is the last.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Page {
+    /// Items with ids above this one.
+    #[serde(default)]
+    pub after: u64,
+    /// Items at most.
+    pub limit: Option<usize>,
+}
+
+impl Page {
+    /// The limit to apply, or why it is refused.
+    pub fn limit(&self) -> Result<usize, String> {
+        match self.limit {
+            None => Ok(DEFAULT_PAGE),
+            Some(n) if (1..=MAX_PAGE).contains(&n) => Ok(n),
+            Some(n) => Err(format!("limit must be between 1 and {MAX_PAGE}, not {n}")),
+        }
+    }
+}
+
 /// A message on the chain.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChainMessage {

@@ -181,9 +181,29 @@ impl Client {
     pub fn chain_head(&self) -> Result<ChainHead, ClientError> {
         self.get("/chain/head")
     }
-    /// Every chain message.
+    /// Every chain message (fetched a page at a time).
     pub fn chain_messages(&self) -> Result<Vec<ChainMessage>, ClientError> {
-        self.get("/chain/messages")
+        self.all_pages(
+            |after| format!("/chain/messages?after={after}&limit={MAX_PAGE}"),
+            |m: &ChainMessage| m.id.0,
+        )
+    }
+
+    /// Every item of a paginated list, `path(after)` giving each page.
+    fn all_pages<T: DeserializeOwned>(
+        &self,
+        path: impl Fn(u64) -> String,
+        id: impl Fn(&T) -> u64,
+    ) -> Result<Vec<T>, ClientError> {
+        let mut out: Vec<T> = Vec::new();
+        loop {
+            let page: Vec<T> = self.get(&path(out.last().map_or(0, &id)))?;
+            let last = page.len() < MAX_PAGE;
+            out.extend(page);
+            if last {
+                return Ok(out);
+            }
+        }
     }
     /// Every registered worker with its state.
     pub fn workers(&self) -> Result<Vec<WorkerView>, ClientError> {
@@ -196,10 +216,8 @@ impl Client {
     }
     /// Every task, or one sector's.
     pub fn tasks(&self, sector: Option<u64>) -> Result<Vec<TaskView>, ClientError> {
-        match sector {
-            Some(n) => self.get(&format!("/tasks?sector={n}")),
-            None => self.get("/tasks"),
-        }
+        let filter = sector.map(|n| format!("sector={n}&")).unwrap_or_default();
+        self.all_pages(|after| format!("/tasks?{filter}after={after}&limit={MAX_PAGE}"), |t: &TaskView| t.id)
     }
     /// Makes a token for worker `name`.
     pub fn create_worker_token(&self, name: &str) -> Result<WorkerToken, ClientError> {

@@ -10,15 +10,17 @@
 //! | POST | `/v0/sectors/add-piece` | `AddPieceRequest` | `AddedPiece` |
 //! | POST | `/v0/sectors/{n}/remove` | | `SectorView` |
 //! | GET | `/v0/chain/head` | | `ChainHead` |
-//! | GET | `/v0/chain/messages` | | `[ChainMessage]` |
+//! | GET | `/v0/chain/messages[?after=ID&limit=N]` | | `[ChainMessage]` |
 //! | GET | `/v0/workers` | | `[WorkerView]` |
-//! | GET | `/v0/tasks[?sector=N]` | | `[TaskView]` |
+//! | GET | `/v0/tasks[?sector=N&after=ID&limit=N]` | | `[TaskView]` |
 //! | GET | `/v0/auth/worker-tokens` | | `[TokenView]` |
 //! | POST | `/v0/auth/worker-tokens` | `CreateWorkerToken` | `WorkerToken` |
 //! | POST | `/v0/auth/worker-tokens/{name}/revoke` | | `Revoked` |
 //!
 //! Those take the daemon's own token. Workers use theirs on `/v0/worker/*`
 //! (see `docs/protocol.md`); either token elsewhere is refused with 403.
+//! Lists that grow without bound are paginated ([`Page`]): oldest first, ids
+//! above `after`, at most `limit` (default 1,000, at most 10,000).
 //! Errors are `ApiErrorBody { kind, message }` with a 4xx or 5xx status.
 //! The request and answer types are the `wire` crate's (`wire::api`); the
 //! daemon builds answers from its records in [`views`].

@@ -406,9 +406,14 @@ async fn chain_head(State(ctx): Ctx) -> ApiResult<ChainHead> {
     .await
 }
 
-async fn chain_messages(State(ctx): Ctx) -> ApiResult<Vec<ChainMessage>> {
-    blocking(ctx, |ctx| {
-        let messages = ctx.ledger.chain_view().messages(ctx.ledger.now_ms())?;
+async fn chain_messages(
+    State(ctx): Ctx,
+    query: Result<Query<Page>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Vec<ChainMessage>> {
+    let Query(page) = query.map_err(|e| ApiError::invalid(e.body_text()))?;
+    let limit = page.limit().map_err(ApiError::invalid)?;
+    blocking(ctx, move |ctx| {
+        let messages = ctx.ledger.chain_view().messages_after(page.after, limit, ctx.ledger.now_ms())?;
         Ok(messages.into_iter().map(|(id, message, receipt)| ChainMessage { id, message, receipt }).collect())
     })
     .await
@@ -449,6 +454,9 @@ async fn reset_worker(State(ctx): Ctx, UrlPath(name): UrlPath<String>) -> ApiRes
 #[serde(deny_unknown_fields)]
 struct TaskQuery {
     sector: Option<u64>,
+    #[serde(default)]
+    after: u64,
+    limit: Option<usize>,
 }
 
 async fn list_tasks(
@@ -456,7 +464,8 @@ async fn list_tasks(
     query: Result<Query<TaskQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Vec<TaskView>> {
     let Query(q) = query.map_err(|e| ApiError::invalid(e.body_text()))?;
-    blocking(ctx, move |ctx| Ok(views::all(ctx.ledger.store().tasks(q.sector)?))).await
+    let limit = Page { after: q.after, limit: q.limit }.limit().map_err(ApiError::invalid)?;
+    blocking(ctx, move |ctx| Ok(views::all(ctx.ledger.store().tasks_after(q.sector, q.after, limit)?))).await
 }
 
 async fn list_tokens(State(ctx): Ctx) -> ApiResult<Vec<TokenView>> {

@@ -430,7 +430,12 @@ impl Chain for EmbeddedChain {
             .map_err(self.sql("look up a message"))
     }
 
-    fn messages(&self, now_ms: i64) -> Result<Vec<(MessageId, Message, Option<Receipt>)>, ChainError> {
+    fn messages_after(
+        &self,
+        after: u64,
+        limit: usize,
+        now_ms: i64,
+    ) -> Result<Vec<(MessageId, Message, Option<Receipt>)>, ChainError> {
         self.head(now_ms)?;
         // id, body, execution epoch, exit code, error
         type Row = (i64, String, Option<i64>, Option<i64>, Option<String>);
@@ -438,11 +443,15 @@ impl Chain for EmbeddedChain {
             let conn = self.conn();
             let mut stmt = conn
                 .prepare_cached(
-                    "SELECT id, body, exec_epoch, exit_code, error FROM chain_messages ORDER BY id",
+                    "SELECT id, body, exec_epoch, exit_code, error FROM chain_messages
+                     WHERE id > ?1 ORDER BY id LIMIT ?2",
                 )
                 .map_err(self.sql("prepare"))?;
             let rows = stmt
-                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
+                .query_map(
+                    params![after.min(i64::MAX as u64) as i64, limit.min(i64::MAX as usize) as i64],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+                )
                 .map_err(self.sql("list messages"))?;
             rows.collect::<Result<_, _>>().map_err(self.sql("list messages"))?
         };

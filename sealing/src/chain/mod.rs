@@ -109,8 +109,27 @@ pub trait Chain: Send + Sync {
     /// so a sender that crashed before recording a send can adopt it instead
     /// of sending a duplicate.
     fn find_message(&self, message: &Message, now_ms: i64) -> Result<Option<MessageId>, ChainError>;
-    /// Every message sent, oldest first, with its receipt once executed.
-    fn messages(&self, now_ms: i64) -> Result<Vec<(MessageId, Message, Option<Receipt>)>, ChainError>;
+    /// Up to `limit` messages with ids above `after`, oldest first, each with
+    /// its receipt once executed.
+    fn messages_after(
+        &self,
+        after: u64,
+        limit: usize,
+        now_ms: i64,
+    ) -> Result<Vec<(MessageId, Message, Option<Receipt>)>, ChainError>;
+    /// Every message sent, oldest first (page by page).
+    fn messages(&self, now_ms: i64) -> Result<Vec<(MessageId, Message, Option<Receipt>)>, ChainError> {
+        let mut out = Vec::new();
+        loop {
+            let after = out.last().map_or(0, |m: &(MessageId, Message, Option<Receipt>)| m.0 .0);
+            let page = self.messages_after(after, 1_000, now_ms)?;
+            let last = page.len() < 1_000;
+            out.extend(page);
+            if last {
+                return Ok(out);
+            }
+        }
+    }
     /// How many messages were sent and how many of them are executed (without reading them).
     fn message_counts(&self, now_ms: i64) -> Result<(u64, u64), ChainError>;
 }

@@ -32,7 +32,7 @@ mod steps;
 mod tasks;
 
 use crate::chain::{ChainError, SealVerifier};
-use crate::config::{Config, Limits, PackingConfig, WorkersConfig};
+use crate::config::{Config, HistoryConfig, Limits, PackingConfig, WorkersConfig};
 use crate::ledger::SharedLedger;
 use crate::lifecycle::{Disposition, RetryPolicy, SectorEvent};
 use crate::store::{SectorRow, StoreError, TaskKind, TaskRow, WorkerRow};
@@ -123,6 +123,8 @@ pub struct PipelineConfig {
     pub tick: Duration,
     /// Remote workers' heartbeats and leases.
     pub workers: WorkersConfig,
+    /// How long finished tasks are kept.
+    pub history: HistoryConfig,
 }
 
 impl PipelineConfig {
@@ -138,6 +140,7 @@ impl PipelineConfig {
             node_fault_probe: Duration::from_millis(c.retry.node_fault_probe_ms),
             tick: Duration::from_millis(100),
             workers: c.workers.clone(),
+            history: c.history,
         }
     }
 }
@@ -170,6 +173,8 @@ pub struct Pipeline {
     commit_view: Option<(Vec<TaskRow>, Vec<WorkerRow>)>,
     /// Sectors of this tick with a ticket, waiting for PC1 (number, size, ticket).
     pc1_ready: Vec<(u64, SectorSize, Randomness)>,
+    /// When finished tasks were last pruned (ms).
+    pruned_ms: Option<i64>,
 }
 
 impl Pipeline {
@@ -198,6 +203,7 @@ impl Pipeline {
             paused: PauseMap::default(),
             last_error: HashMap::new(),
             fatal: None,
+            pruned_ms: None,
             probing: Default::default(),
             commit_view: None,
             pc1_ready: Vec::new(),
@@ -263,6 +269,7 @@ impl Pipeline {
             return;
         }
         self.commit_view = None;
+        self.prune_history();
         let rows = match self.ledger.store().active_sectors() {
             Ok(rows) => rows,
             Err(e) => {
@@ -308,6 +315,22 @@ impl Pipeline {
             if self.fatal.is_some() {
                 return;
             }
+        }
+    }
+
+    /// Deletes finished tasks older than `history.tasks_keep_ms`, at most hourly.
+    fn prune_history(&mut self) {
+        const EVERY_MS: i64 = 3_600_000;
+        let now = self.ledger.now_ms();
+        if self.pruned_ms.is_some_and(|t| now - t < EVERY_MS) {
+            return;
+        }
+        self.pruned_ms = Some(now);
+        let keep = i64::try_from(self.config.history.tasks_keep_ms).unwrap_or(i64::MAX);
+        match self.ledger.store().prune_tasks(now.saturating_sub(keep)) {
+            Ok(0) => {}
+            Ok(n) => info!(tasks = n, "pruned finished tasks"),
+            Err(e) => warn!(error = %e, "cannot prune finished tasks"),
         }
     }
 

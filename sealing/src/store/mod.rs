@@ -20,7 +20,7 @@ mod tasks;
 pub use tasks::{TaskKind, TaskRow, TaskState, TokenRow, WorkerRow};
 
 /// Schema version this build writes (SQLite `user_version`).
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 
 const SCHEMA: &str = "
 CREATE TABLE counters (
@@ -262,18 +262,28 @@ impl Store {
         match version {
             0 => {
                 conn.execute_batch(&format!(
-                    "BEGIN; {SCHEMA} {} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;",
-                    tasks::SCHEMA
+                    "BEGIN; {SCHEMA} {} {} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;",
+                    tasks::SCHEMA,
+                    tasks::INDEXES
                 ))
                 .map_err(sql("create schema"))?;
             }
             // Version 1 (before remote workers) lacks only the worker and task tables.
             1 => {
                 conn.execute_batch(&format!(
-                    "BEGIN; {} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;",
-                    tasks::SCHEMA
+                    "BEGIN; {} {} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;",
+                    tasks::SCHEMA,
+                    tasks::INDEXES
                 ))
                 .map_err(sql("add the worker and task tables"))?;
+            }
+            // Version 2 lacks only the task indexes.
+            2 => {
+                conn.execute_batch(&format!(
+                    "BEGIN; {} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;",
+                    tasks::INDEXES
+                ))
+                .map_err(sql("add the task indexes"))?;
             }
             SCHEMA_VERSION => {}
             v => {

@@ -43,6 +43,12 @@ CREATE TABLE tasks (
 CREATE INDEX tasks_by_sector ON tasks(sector, id);
 ";
 
+/// Indexes for the open-task scans of every tick and for pruning (schema 3).
+pub(super) const INDEXES: &str = "
+CREATE INDEX IF NOT EXISTS tasks_by_state ON tasks(state, id);
+CREATE INDEX IF NOT EXISTS tasks_by_update ON tasks(updated_ms);
+";
+
 pub use wire::api::{TaskKind, TaskState};
 
 /// One task as recorded.
@@ -436,13 +442,41 @@ impl Store {
 
     /// Every task, or sector `sector`'s, oldest first.
     pub fn tasks(&self, sector: Option<u64>) -> Result<Vec<TaskRow>, StoreError> {
+        self.tasks_after(sector, 0, usize::MAX)
+    }
+
+    /// Up to `limit` tasks (of `sector`, or all) with ids above `after`, oldest first.
+    pub fn tasks_after(
+        &self,
+        sector: Option<u64>,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<TaskRow>, StoreError> {
+        let (after, limit) = (after.min(i64::MAX as u64) as i64, limit.min(i64::MAX as usize) as i64);
         match sector {
             Some(s) => self.query_tasks(
-                &format!("SELECT {TASK_COLUMNS} FROM tasks WHERE sector = ?1 ORDER BY id"),
-                params![s as i64],
+                &format!(
+                    "SELECT {TASK_COLUMNS} FROM tasks WHERE sector = ?1 AND id > ?2 ORDER BY id LIMIT ?3"
+                ),
+                params![s as i64, after, limit],
             ),
-            None => self.query_tasks(&format!("SELECT {TASK_COLUMNS} FROM tasks ORDER BY id"), params![]),
+            None => self.query_tasks(
+                &format!("SELECT {TASK_COLUMNS} FROM tasks WHERE id > ?1 ORDER BY id LIMIT ?2"),
+                params![after, limit],
+            ),
         }
+    }
+
+    /// Deletes finished tasks last updated before `before_ms` (the record of
+    /// open ones is what the driver and the workers act on, and stays).
+    /// Returns how many went.
+    pub fn prune_tasks(&mut self, before_ms: i64) -> Result<usize, StoreError> {
+        self.conn
+            .execute(
+                "DELETE FROM tasks WHERE updated_ms < ?1 AND state NOT IN ('running', 'reported')",
+                params![before_ms],
+            )
+            .map_err(self.sql("prune tasks"))
     }
 
     /// At daemon start: local tasks that were running died with the last
@@ -532,6 +566,36 @@ mod tests {
 
     fn caps() -> Capabilities {
         Capabilities { tasks: vec![RemoteTask::C2], slots: 1, ..Default::default() }
+    }
+
+    #[test]
+    fn tasks_page_by_id_and_pruning_keeps_open_ones() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut s = store(tmp.path());
+        let a = s.create_sector(SectorSize::KiB2, true, 0).unwrap();
+        let b = s.create_sector(SectorSize::KiB2, true, 0).unwrap();
+        let ids: Vec<u64> = (0..7)
+            .map(|i| {
+                s.start_task(if i % 2 == 0 { a } else { b }, TaskKind::PreCommit, None, None, i).unwrap()
+            })
+            .collect();
+        let page = |sector, after, limit| -> Vec<u64> {
+            s.tasks_after(sector, after, limit).unwrap().iter().map(|t| t.id).collect()
+        };
+        assert_eq!(page(None, 0, 3), ids[..3]);
+        assert_eq!(page(None, ids[2], 3), ids[3..6]);
+        assert_eq!(page(None, ids[5], 3), ids[6..], "a short page is the last");
+        assert_eq!(page(Some(b), 0, 10), vec![ids[1], ids[3], ids[5]]);
+        assert_eq!(page(None, u64::MAX, 10), Vec::<u64>::new());
+
+        // Finished long ago, finished lately, still running.
+        s.finish_task(ids[0], TaskState::Done, None, 10).unwrap();
+        s.finish_task(ids[1], TaskState::Failed, Some("x"), 10).unwrap();
+        s.finish_task(ids[2], TaskState::Done, None, 1_000).unwrap();
+        assert_eq!(s.prune_tasks(500).unwrap(), 2);
+        let left: Vec<u64> = s.tasks(None).unwrap().iter().map(|t| t.id).collect();
+        assert_eq!(left, ids[2..], "running tasks stay however old");
+        assert_eq!(s.open_tasks().unwrap().len(), 4);
     }
 
     #[test]

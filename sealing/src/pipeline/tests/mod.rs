@@ -166,6 +166,7 @@ fn rig_with(
         node_fault_probe: Duration::from_millis(1_000),
         tick: Duration::from_millis(2),
         workers: crate::config::WorkersConfig::default(),
+        history: crate::config::HistoryConfig::default(),
     };
     let mut config = config;
     tweak(&mut config);
