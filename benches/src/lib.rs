@@ -23,6 +23,7 @@ pub fn pc1_sector(root: &Path, size: SectorSize, labeling: LabelingConfig) -> Se
         pieces: vec![],
         parent_cache_dir: root.join("parents"),
         labeling,
+        expected_comm_p: Vec::new(),
     };
     pc1::run(&dir, &req, &AtomicBool::new(false), &mut |_| {}).expect("PC1 of the bench sector");
     dir

@@ -141,6 +141,19 @@ pub enum Error {
     #[error("cancelled")]
     Cancelled,
 
+    /// A piece's data no longer commits to the comm_p recorded when it was taken in.
+    #[error(
+        "piece {path} changed since it was added: comm_p recorded {recorded}, its data now gives {found}"
+    )]
+    CommPMismatch {
+        /// The piece file.
+        path: std::path::PathBuf,
+        /// comm_p recorded at intake.
+        recorded: String,
+        /// comm_p of the data staged.
+        found: String,
+    },
+
     /// A GPU or its driver failed.
     #[error("GPU: {0}")]
     Gpu(String),
@@ -238,6 +251,7 @@ impl Error {
             | Self::LayerCorrupt { .. }
             | Self::ForeignSector { .. }
             | Self::CommDMismatch { .. }
+            | Self::CommPMismatch { .. }
             | Self::InvalidProof(_) => Disposition::Permanent,
             // Shared files of the node.
             Self::Params { .. } | Self::ParamsDigest { .. } | Self::Gpu(_) => Disposition::Node,

@@ -237,6 +237,7 @@ fn unseal_8mib_round_trip() {
         pieces: vec![piece],
         parent_cache_dir: common::parent_cache_dir(),
         labeling: Default::default(),
+        expected_comm_p: Vec::new(),
     };
     let cancel = AtomicBool::new(false);
     pc1::run(&dir, &req, &cancel, &mut |_| {}).unwrap();

@@ -92,3 +92,37 @@ fn seal_2kib_cc_vector_parallel_labeler() {
 fn seal_2kib_data_vector() {
     check_seal_vector("seal_2KiB_data.json", LabelingConfig::default());
 }
+
+/// A piece whose bytes changed after intake fails staging with both
+/// commitments named, before any layer is labeled; its recorded comm_p passes.
+#[test]
+fn a_piece_changed_since_intake_is_refused_before_labeling() {
+    let v = vector("seal_2KiB_data.json");
+    let tmp = tempfile::tempdir().unwrap();
+    let (dir, mut req) = common::vector_request(&v, tmp.path(), LabelingConfig::default());
+    let recorded: Vec<proofs::Commitment> = req
+        .pieces
+        .iter()
+        .map(|p| commit_piece(std::fs::File::open(p).unwrap(), None, None).unwrap().0.comm_p)
+        .collect();
+    assert!(!recorded.is_empty());
+    // One byte of the first piece flips after its comm_p was recorded.
+    let mut bytes = std::fs::read(&req.pieces[0]).unwrap();
+    bytes[0] ^= 1;
+    std::fs::write(&req.pieces[0], &bytes).unwrap();
+    req.expected_comm_p = recorded.clone();
+    let cancel = AtomicBool::new(false);
+    let err = pc1::run(&dir, &req, &cancel, &mut |_| {}).unwrap_err();
+    assert!(matches!(err, proofs::Error::CommPMismatch { .. }), "{err}");
+    assert_eq!(err.disposition(), proofs::Disposition::Permanent);
+    let text = err.to_string();
+    assert!(text.contains("changed since it was added") && text.contains(&recorded[0].to_hex()), "{text}");
+    assert!(!dir.cache_dir().join("sc-02-data-layer-1.dat").exists(), "nothing labeled");
+    // Restored, it stages and seals.
+    bytes[0] ^= 1;
+    std::fs::write(&req.pieces[0], &bytes).unwrap();
+    let tmp2 = tempfile::tempdir().unwrap();
+    let (dir2, mut req2) = common::vector_request(&v, tmp2.path(), LabelingConfig::default());
+    req2.expected_comm_p = recorded;
+    pc1::run(&dir2, &req2, &cancel, &mut |_| {}).unwrap();
+}

@@ -34,6 +34,7 @@ fn chain_verifies_a_real_seal_and_rejects_a_corrupted_proof() {
         pieces: vec![],
         parent_cache_dir: tmp.path().join("parents"),
         labeling: Default::default(),
+        expected_comm_p: Vec::new(),
     };
     let cancel = AtomicBool::new(false);
     let r1 = pc1::run(&dir, &req, &cancel, &mut |_| {}).unwrap();

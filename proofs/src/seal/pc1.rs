@@ -32,6 +32,10 @@ pub struct Pc1Request {
     pub parent_cache_dir: PathBuf,
     /// Labeler tuning.
     pub labeling: LabelingConfig,
+    /// The comm_p recorded for each piece when it was taken in, in order; a
+    /// piece whose data now commits to another fails staging, before any
+    /// labeling. Empty: not checked.
+    pub expected_comm_p: Vec<Commitment>,
 }
 
 /// PC1's result and what it took.
@@ -122,6 +126,7 @@ fn prepare(dir: &SectorDir, req: &Pc1Request) -> Result<Prepared> {
 
     let t = Instant::now();
     let pieces = staging::stage(dir, &mut meta, plan, &shape)?;
+    staging::check_comm_p(&pieces, &req.expected_comm_p)?;
     let comm_d = staging::comm_d(&pieces, &shape)?;
     durable::create_dir(&dir.cache_dir())?;
     let staging_time = t.elapsed();

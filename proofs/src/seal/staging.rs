@@ -147,6 +147,31 @@ pub fn stage(
     Ok(staged)
 }
 
+/// Checks the staged pieces against the comm_p recorded for each when it was
+/// taken in (`expected`, in order; empty: nothing to check).
+pub fn check_comm_p(staged: &[StagedPiece], expected: &[Commitment]) -> Result<()> {
+    if expected.is_empty() {
+        return Ok(());
+    }
+    let pieces: Vec<&StagedPiece> = staged.iter().filter(|p| p.source.is_some()).collect();
+    if pieces.len() != expected.len() {
+        return Err(Error::MissingInput {
+            step: "staging",
+            missing: format!("{} recorded comm_p for {} pieces", expected.len(), pieces.len()),
+        });
+    }
+    for (piece, want) in pieces.into_iter().zip(expected) {
+        if piece.info.comm_p != *want {
+            return Err(Error::CommPMismatch {
+                path: piece.source.clone().unwrap_or_default(),
+                recorded: want.to_hex(),
+                found: piece.info.comm_p.to_hex(),
+            });
+        }
+    }
+    Ok(())
+}
+
 fn with_path(e: Error, path: &Path) -> Error {
     match e {
         Error::Stream { what, source } => Error::Io {

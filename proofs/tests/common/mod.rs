@@ -58,6 +58,7 @@ pub fn vector_request(
         pieces,
         parent_cache_dir: parent_cache_dir(),
         labeling,
+        expected_comm_p: Vec::new(),
     };
     (SectorDir::new(tmp.join("sector")), req)
 }

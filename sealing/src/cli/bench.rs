@@ -199,6 +199,7 @@ pub fn bench(args: BenchArgs) -> Result<()> {
                 pieces: vec![],
                 parent_cache_dir: parent_cache_dir.clone(),
                 labeling,
+                expected_comm_p: Vec::new(),
             };
             (SectorDir::new(scratch.path().join((i + 1).to_string())), req)
         })

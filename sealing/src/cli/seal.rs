@@ -306,6 +306,7 @@ fn pre_commit(args: &PreCommitArgs, phases: &mut Phases) -> Result<Value> {
         pieces: args.pieces.clone(),
         parent_cache_dir: args.parent_cache.clone().unwrap_or_else(sealing::dirs::parent_cache_dir),
         labeling,
+        expected_comm_p: Vec::new(),
     };
     let dir = SectorDir::new(&args.dir);
     let cancel = AtomicBool::new(false);
@@ -394,6 +395,7 @@ fn batch_requests(args: &BatchArgs) -> Result<Vec<(SectorDir, pc1::Pc1Request)>>
                 pieces: pieces.remove(&sector_id).unwrap_or_default(),
                 parent_cache_dir: parent_cache_dir.clone(),
                 labeling,
+                expected_comm_p: Vec::new(),
             };
             (SectorDir::new(args.dir.join(sector_id.to_string())), req)
         })

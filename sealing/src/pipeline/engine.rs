@@ -52,6 +52,8 @@ pub struct PreCommitTask {
     pub ticket: Randomness,
     /// Data piece files, in order; none for committed capacity.
     pub pieces: Vec<PathBuf>,
+    /// Their comm_p as recorded when they were added, in order.
+    pub comm_p: Vec<proofs::Commitment>,
 }
 
 /// The commitments a PreCommit message carries.
@@ -135,6 +137,7 @@ impl LocalEngine {
             pieces: task.pieces.clone(),
             parent_cache_dir: self.parent_cache_dir.clone(),
             labeling: self.labeling,
+            expected_comm_p: task.comm_p.clone(),
         }
     }
 }

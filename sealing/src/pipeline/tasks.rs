@@ -257,9 +257,10 @@ impl Pipeline {
         let mut members = Vec::with_capacity(chosen.len());
         let mut tasks = Vec::with_capacity(chosen.len());
         for &(n, ticket) in &chosen {
-            let pieces =
-                self.ledger.store().pieces(n)?.into_iter().map(|p| self.config.piece_copy(&p.path)).collect();
-            let task = PreCommitTask { identity: self.identity(n, row.sector_size), ticket, pieces };
+            let rows = self.ledger.store().pieces(n)?;
+            let pieces = rows.iter().map(|p| self.config.piece_copy(&p.path)).collect();
+            let comm_p = rows.iter().map(|p| p.comm_p).collect();
+            let task = PreCommitTask { identity: self.identity(n, row.sector_size), ticket, pieces, comm_p };
             tasks.push(self.record_task(n, TaskKind::PreCommit)?);
             members.push(BatchMember {
                 dir: self.config.sector_dir(n),
