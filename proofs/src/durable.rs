@@ -47,6 +47,26 @@ pub fn sync_dir(dir: &Path) -> Result<()> {
     File::open(dir).and_then(|d| d.sync_all()).map_err(Error::io("sync directory", dir))
 }
 
+/// Bytes an unprivileged writer may still use on the file system holding `dir`.
+pub fn available_bytes(dir: &Path) -> Result<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).map_err(|_| Error::Malformed {
+        path: dir.to_path_buf(),
+        reason: "the path holds a NUL byte".into(),
+    })?;
+    let mut stat = std::mem::MaybeUninit::<libc::statvfs>::zeroed();
+    // SAFETY: `c` is a NUL-terminated path that outlives the call, and statvfs
+    // writes at most one `statvfs` into the buffer we own; it is read only on success.
+    #[allow(unsafe_code)]
+    let stat = unsafe {
+        if libc::statvfs(c.as_ptr(), stat.as_mut_ptr()) != 0 {
+            return Err(Error::io("stat the file system of", dir)(std::io::Error::last_os_error()));
+        }
+        stat.assume_init()
+    };
+    Ok((stat.f_bavail as u64).saturating_mul(stat.f_frsize as u64))
+}
+
 /// Syncs a file's content and metadata to disk.
 pub fn sync_file(path: &Path) -> Result<()> {
     File::open(path).and_then(|f| f.sync_all()).map_err(Error::io("sync", path))
@@ -80,6 +100,15 @@ pub fn create_dir(dir: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn free_space_is_read_and_a_missing_directory_is_named() {
+        let tmp = tempfile::tempdir().unwrap();
+        assert!(available_bytes(tmp.path()).unwrap() > 0);
+        let missing = tmp.path().join("gone");
+        let e = available_bytes(&missing).unwrap_err().to_string();
+        assert!(e.contains("gone"), "{e}");
+    }
 
     /// `kiln unseal --out out.bin` renamed into place, then synced the directory "".
     #[test]

@@ -192,11 +192,14 @@ pub struct PackingConfig {
     pub wait_ms: u64,
     /// Keep the unsealed copy of data sectors after finalize (for retrieval).
     pub keep_unsealed: bool,
+    /// A piece is refused unless the data directory keeps at least this much
+    /// free after its copy (bytes): sealing needs room for layers and trees.
+    pub min_free_bytes: u64,
 }
 
 impl Default for PackingConfig {
     fn default() -> Self {
-        Self { wait_ms: 60_000, keep_unsealed: true }
+        Self { wait_ms: 60_000, keep_unsealed: true, min_free_bytes: 1 << 30 }
     }
 }
 

@@ -99,7 +99,7 @@ fn data_sector_reaches_proving_after_the_chain_rejects_a_corrupted_proof() {
         sector_size: SectorSize::KiB2,
         prover_id,
         limits: Limits::default(),
-        packing: PackingConfig { wait_ms: 0, keep_unsealed: true },
+        packing: PackingConfig { wait_ms: 0, keep_unsealed: true, min_free_bytes: 0 },
         workers: Default::default(),
         history: Default::default(),
         retry,

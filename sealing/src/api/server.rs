@@ -81,6 +81,9 @@ impl From<PackingError> for ApiError {
     fn from(e: PackingError) -> Self {
         match e {
             PackingError::Store(e) => e.into(),
+            e @ PackingError::NoSpace { .. } => {
+                Self::new(StatusCode::INSUFFICIENT_STORAGE, ErrorKind::FailedPrecondition, e.to_string())
+            }
             e => Self::invalid(e.to_string()),
         }
     }

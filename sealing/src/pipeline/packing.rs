@@ -36,6 +36,18 @@ pub enum PackingError {
         /// Unpadded bytes a sector holds.
         capacity: u64,
     },
+    /// The data directory has too little room for the piece and what sealing needs.
+    #[error("not enough free space in {dir}: {free} bytes free, the piece needs {piece} and sealing keeps {reserve} in reserve ([packing] min_free_bytes)")]
+    NoSpace {
+        /// The pieces directory.
+        dir: PathBuf,
+        /// Bytes free there.
+        free: u64,
+        /// The piece's length.
+        piece: u64,
+        /// The reserve kept.
+        reserve: u64,
+    },
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -83,11 +95,23 @@ pub fn add_piece(
 
     // Copy first (no lock held for a long read), committing on the way.
     let dir = config.pieces_dir();
-    std::fs::create_dir_all(&dir).map_err(|e| err(format!("create {}: {e}", dir.display())))?;
+    proofs::durable::create_dir(&dir).map_err(|e| err(format!("{e:#}")))?;
+    let free = proofs::durable::available_bytes(&dir).map_err(|e| err(format!("{e:#}")))?;
+    let need = meta.len().saturating_add(config.packing.min_free_bytes);
+    if free < need {
+        return Err(PackingError::NoSpace {
+            dir,
+            free,
+            piece: meta.len(),
+            reserve: config.packing.min_free_bytes,
+        });
+    }
     let copy = dir.join(format!("{}.piece", hex::encode(rand::random::<[u8; 16]>())));
     let info = copy_and_commit(source, &copy, shape.unpadded_bytes()).inspect_err(|_| {
         let _ = std::fs::remove_file(&copy);
     })?;
+    // The copy's directory entry must survive a crash as its record will.
+    proofs::durable::sync_dir(&dir).map_err(|e| err(format!("{e:#}")))?;
     if info.1 != meta.len() || info.0.padded_size != padded {
         let _ = std::fs::remove_file(&copy);
         return Err(err(format!(

@@ -161,7 +161,7 @@ fn rig_with(
         sector_size: SectorSize::KiB2,
         prover_id: ProverId::from_actor_id(1000),
         limits: Limits::default(),
-        packing: PackingConfig { wait_ms: packing_wait_ms, keep_unsealed: true },
+        packing: PackingConfig { wait_ms: packing_wait_ms, keep_unsealed: true, min_free_bytes: 0 },
         retry,
         node_fault_probe: Duration::from_millis(1_000),
         tick: Duration::from_millis(2),
@@ -363,6 +363,15 @@ fn bad_pieces_are_refused_and_record_nothing() {
         let e = add_piece(&r.ledger, &r.config, special, r.now()).unwrap_err().to_string();
         assert!(e.contains("not a regular file"), "{e}");
     }
+    // Too little room left on the disk: refused before a byte is copied.
+    let mut config = r.config.clone();
+    config.packing.min_free_bytes = u64::MAX / 2;
+    let e = add_piece(&r.ledger, &config, &target, r.now()).unwrap_err();
+    assert!(matches!(e, PackingError::NoSpace { piece: 100, .. }), "{e}");
+    assert!(
+        e.to_string().contains("not enough free space") && e.to_string().contains("min_free_bytes"),
+        "{e}"
+    );
     assert!(r.ledger.store().sectors().unwrap().is_empty());
     let copies = std::fs::read_dir(r.config.pieces_dir()).map(|d| d.count()).unwrap_or(0);
     assert_eq!(copies, 0);
