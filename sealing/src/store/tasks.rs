@@ -133,14 +133,21 @@ impl Store {
                 )));
             }
         }
-        self.conn
-            .execute(
-                "INSERT INTO worker_tokens (name, token_hash, dispatch_key, created_ms) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT(name) DO UPDATE SET token_hash = excluded.token_hash,
-                   dispatch_key = excluded.dispatch_key, created_ms = excluded.created_ms, revoked_ms = NULL",
-                params![name, token_hash, dispatch_key, now_ms],
-            )
-            .map_err(self.sql("record a worker token"))?;
+        let path = self.path.clone();
+        let tx = self.immediate()?;
+        tx.execute(
+            "INSERT INTO worker_tokens (name, token_hash, dispatch_key, created_ms) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT(name) DO UPDATE SET token_hash = excluded.token_hash,
+               dispatch_key = excluded.dispatch_key, created_ms = excluded.created_ms, revoked_ms = NULL",
+            params![name, token_hash, dispatch_key, now_ms],
+        )
+        .map_err(sql_at(&path, "record a worker token"))?;
+        // A name given a new token is a new worker: the old process's row
+        // (its URL, last heartbeat, health) must not show as the new one
+        // online before it has registered.
+        tx.execute("DELETE FROM workers WHERE name = ?1", params![name])
+            .map_err(sql_at(&path, "forget the old worker"))?;
+        tx.commit().map_err(sql_at(&path, "commit"))?;
         Ok(())
     }
 
@@ -618,9 +625,14 @@ mod tests {
         assert!(matches!(s.revoke_worker_token("gpu1", 21), Err(StoreError::Conflict(_))));
         assert!(matches!(s.revoke_worker_token("other", 21), Err(StoreError::UnknownWorker(_))));
         // A revoked name can get a new token.
+        assert!(s.workers().unwrap()[0].revoked);
         s.create_worker_token("gpu1", "h3", "k3", 30).unwrap();
         assert!(s.token_owner("h1").unwrap().is_none());
-        assert!(!s.workers().unwrap()[0].revoked);
+        // The old process's row is gone: nothing shows online under the new
+        // dispatch key until the new worker registers.
+        assert!(s.workers().unwrap().is_empty());
+        s.register_worker("gpu1", "i2", "http://w2", &caps(), 31).unwrap();
+        assert_eq!(s.workers().unwrap()[0].url, "http://w2");
     }
 
     #[test]
