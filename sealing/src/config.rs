@@ -131,6 +131,9 @@ pub struct Limits {
     /// memory-heavy one: ~3 GiB at 2KiB, far more at 32GiB); 0 sends every C2
     /// to a worker.
     pub commit: usize,
+    /// C1s run in the daemon for C2s that go to workers (each reads the
+    /// sector's layers and trees, then uploads its output), at once.
+    pub remote_c1: usize,
     /// Finalize.
     pub finalize: usize,
     /// Sectors of one size labeled together in one pre-commit task (batch PC1: one
@@ -141,7 +144,7 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { pre_commit: 1, commit: 1, finalize: 2, pc1_batch: 1 }
+        Self { pre_commit: 1, commit: 1, remote_c1: 4, finalize: 2, pc1_batch: 1 }
     }
 }
 

@@ -46,6 +46,20 @@ impl RemoteTask {
 
 pub use proofs::gpu::GpuInfo;
 
+/// Host memory one C2 of `size` may take at its peak, as the scheduler
+/// counts it. Measured peaks: 1.3 GiB (2KiB) and 1.6 GiB (8MiB) with kiln's
+/// CPU prover, 3.1 and 3.9 GB with bellperson's GPU prover, which synthesises
+/// every partition at once; 32GiB and 64GiB take the reference's published
+/// ~190 GiB for ten partitions synthesised together.
+pub fn c2_memory_bytes(size: SectorSize) -> u64 {
+    const GIB: u64 = 1 << 30;
+    match size {
+        SectorSize::KiB2 | SectorSize::MiB8 => 4 * GIB,
+        SectorSize::MiB512 => 6 * GIB,
+        SectorSize::GiB32 | SectorSize::GiB64 => 192 * GIB,
+    }
+}
+
 /// GPUs a worker may list.
 pub const MAX_GPUS: usize = 64;
 
@@ -82,6 +96,17 @@ impl Capabilities {
     /// Whether it can prove C2 for `size`.
     pub fn proves(&self, size: SectorSize) -> bool {
         self.tasks.contains(&RemoteTask::C2) && self.params.iter().any(|p| p.sector_size == size)
+    }
+
+    /// C2s of `size` it may run at once: its slots, but no more than its
+    /// memory holds ([`c2_memory_bytes`]); a worker that reports no memory
+    /// figure gets its slots.
+    pub fn slots_for(&self, size: SectorSize) -> u32 {
+        if self.memory_bytes == 0 {
+            return self.slots;
+        }
+        let fit = self.memory_bytes / c2_memory_bytes(size);
+        self.slots.min(u32::try_from(fit).unwrap_or(u32::MAX))
     }
 
     /// Whether it proves C2 for `size` on GPUs: each GPU it has holds what

@@ -139,6 +139,18 @@ pub async fn serve(
     if capabilities.params.is_empty() {
         warn!(dir = %config.param_dir.display(), "no PoRep parameters here: the daemon will send no C2 tasks");
     }
+    for p in &capabilities.params {
+        let fit = capabilities.slots_for(p.sector_size);
+        if fit < capabilities.slots {
+            warn!(
+                size = %p.sector_size,
+                slots = capabilities.slots,
+                fit,
+                memory = capabilities.memory_bytes,
+                "this machine's memory holds fewer C2s of this size than --slots: the daemon sends at most `fit`"
+            );
+        }
+    }
     let span = info_span!("worker", %url);
     let node = Arc::new(Node::new(
         NodeConfig {

@@ -31,6 +31,11 @@ impl Pipeline {
         let lease = self.config.workers.lease_ms;
         let free = scheduler::pick_worker(&workers, &open, row.sector_size, now, lease, &self.backoff);
         if let Some(w) = free {
+            if self.remote_c1s() >= self.config.limits.remote_c1 {
+                // Wait for a C1 slot rather than prove here: the worker is free.
+                self.commit_view = Some((open, workers));
+                return Ok(());
+            }
             if self.may_start(TaskKind::Commit, now) {
                 let (name, url) = (w.name.clone(), w.url.clone());
                 return self.start_remote_commit(row, name, url, now);

@@ -90,6 +90,11 @@ impl Pipeline {
         self.running.values().filter(|r| r.kind == kind && r.worker.is_none()).count()
     }
 
+    /// C1s running here for C2s handed to workers.
+    pub(super) fn remote_c1s(&self) -> usize {
+        self.running.values().filter(|r| r.kind == TaskKind::Commit && r.worker.is_some()).count()
+    }
+
     /// Pre-commit tasks running: a batch of sectors is one task.
     pub(super) fn pre_commit_tasks(&self) -> usize {
         let mut batches: Vec<*const PreCommitBatch> =

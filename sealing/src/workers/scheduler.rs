@@ -32,7 +32,8 @@ pub fn load(open: &[TaskRow]) -> HashMap<&str, u32> {
 }
 
 /// The worker a C2 of a `size` sector goes to: online, holding the size's
-/// parameters, with a free slot, and not in `backoff` (a failed dispatch)
+/// parameters, with a free slot (its slots, as many as its memory holds C2s
+/// of the size: [`Capabilities::slots_for`]), and not in `backoff` (a failed dispatch)
 /// until then; workers that prove the size on GPUs before those that do not,
 /// then the least loaded (by share of slots in use), then by name. None: no
 /// worker is free, and the task runs locally if the local limit allows.
@@ -50,10 +51,11 @@ pub fn pick_worker<'a>(
         .filter(|w| worker_state(w, now_ms, lease_ms) == WorkerState::Online)
         .filter(|w| w.capabilities.proves(size))
         .filter(|w| backoff.get(&w.name).is_none_or(|&until| now_ms >= until))
-        .filter(|w| load.get(w.name.as_str()).copied().unwrap_or(0) < w.capabilities.slots)
+        .filter(|w| load.get(w.name.as_str()).copied().unwrap_or(0) < w.capabilities.slots_for(size))
         .min_by(|a, b| {
             let share = |w: &WorkerRow| {
-                f64::from(load.get(w.name.as_str()).copied().unwrap_or(0)) / f64::from(w.capabilities.slots)
+                f64::from(load.get(w.name.as_str()).copied().unwrap_or(0))
+                    / f64::from(w.capabilities.slots_for(size).max(1))
             };
             let cpu_only = |w: &WorkerRow| !w.capabilities.proves_on_gpu(size);
             cpu_only(a)
@@ -137,6 +139,21 @@ mod tests {
             .is_none());
         assert!(pick_worker(std::slice::from_ref(&online), &[], SectorSize::KiB2, 2_000, 5_000, &backoff)
             .is_some());
+    }
+
+    #[test]
+    fn a_worker_gets_no_more_c2s_than_its_memory_holds() {
+        let mut w = worker("a", 8, 900);
+        w.capabilities.memory_bytes = 10 << 30;
+        // Two 2KiB C2s fit in 10 GiB, not eight.
+        assert_eq!(w.capabilities.slots_for(SectorSize::KiB2), 2);
+        let ws = [w.clone()];
+        assert_eq!(pick(&ws, &[task(1, "a")], SectorSize::KiB2).as_deref(), Some("a"));
+        assert_eq!(pick(&ws, &[task(1, "a"), task(2, "a")], SectorSize::KiB2), None);
+        // Not even one 32GiB C2.
+        w.capabilities.params.push(ParamFile { sector_size: SectorSize::GiB32, file: "p".into() });
+        assert_eq!(w.capabilities.slots_for(SectorSize::GiB32), 0);
+        assert_eq!(pick(&[w], &[], SectorSize::GiB32), None);
     }
 
     #[test]

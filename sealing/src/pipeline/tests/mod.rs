@@ -33,6 +33,11 @@ struct FakeEngine {
     batches: Mutex<Vec<Vec<u64>>>,
     params: Mutex<Option<PathBuf>>,
     c1_failures: Mutex<Vec<proofs::Error>>,
+    /// C1s entered and not yet returned, and the most at once.
+    c1_in: AtomicU32,
+    c1_peak: AtomicU32,
+    /// Held by a test to keep C1s from returning.
+    c1_gate: Arc<Mutex<()>>,
 }
 
 const GOOD_PARAMS: &[u8] = b"good parameters";
@@ -79,6 +84,10 @@ impl ProofEngine for FakeEngine {
         if let Some(e) = self.c1_failures.lock().unwrap().pop() {
             return Err(e.into());
         }
+        let now_in = self.c1_in.fetch_add(1, Ordering::SeqCst) + 1;
+        self.c1_peak.fetch_max(now_in, Ordering::SeqCst);
+        drop(self.c1_gate.lock().unwrap_or_else(|e| e.into_inner()));
+        self.c1_in.fetch_sub(1, Ordering::SeqCst);
         Ok(seed.0.to_vec())
     }
     fn c2(&self, _: &[u8]) -> Result<Vec<u8>, EngineError> {

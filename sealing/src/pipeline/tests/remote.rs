@@ -29,6 +29,15 @@ impl Dispatcher for FakeDispatcher {
 }
 
 fn remote_rig(lease_ms: u64, local_commits: usize) -> (Rig, Arc<FakeDispatcher>) {
+    remote_rig_with(lease_ms, local_commits, 1, |_| {})
+}
+
+fn remote_rig_with(
+    lease_ms: u64,
+    local_commits: usize,
+    slots: u32,
+    tweak: impl FnOnce(&mut PipelineConfig),
+) -> (Rig, Arc<FakeDispatcher>) {
     let mut r = rig_with(3, 0, 60_000, |c| {
         c.workers = crate::config::WorkersConfig {
             heartbeat_ms: 10,
@@ -37,6 +46,7 @@ fn remote_rig(lease_ms: u64, local_commits: usize) -> (Rig, Arc<FakeDispatcher>)
             ..Default::default()
         };
         c.limits.commit = local_commits;
+        tweak(c);
     });
     let dispatcher = Arc::new(FakeDispatcher::default());
     r.pipeline = std::mem::replace(
@@ -51,7 +61,7 @@ fn remote_rig(lease_ms: u64, local_commits: usize) -> (Rig, Arc<FakeDispatcher>)
     .with_dispatcher(dispatcher.clone());
     let caps = Capabilities {
         tasks: vec![RemoteTask::C2],
-        slots: 1,
+        slots,
         params: vec![ParamFile { sector_size: SectorSize::KiB2, file: "p.params".into() }],
         ..Default::default()
     };
@@ -106,6 +116,45 @@ impl Rig {
 
 fn summary(tasks: &[TaskRow]) -> Vec<(Option<&str>, TaskState)> {
     tasks.iter().map(|t| (t.worker.as_deref(), t.state)).collect()
+}
+
+/// The C1s the daemon runs for workers are bounded by `limits.remote_c1`,
+/// however many worker slots are free (they were not bounded at all).
+#[test]
+fn c1s_for_workers_run_within_their_limit() {
+    let (mut r, d) = remote_rig_with(60_000, 0, 3, |c| {
+        c.limits.remote_c1 = 1;
+        c.limits.pre_commit = 3;
+    });
+    let gate = r.engine.c1_gate.clone();
+    let held = gate.lock().unwrap();
+    pledge(&r.ledger, &r.config, 3, r.now()).unwrap();
+    let mut turns = 0;
+    while turns < 4_000 {
+        turns += 1;
+        r.pipeline.tick();
+        if r.pipeline.busy() {
+            r.pipeline.await_task(Duration::from_millis(20));
+        } else {
+            r.clock.advance(STEP_MS);
+        }
+        let committing = (1..=3).filter(|&n| r.state(n) == SectorState::Committing).count();
+        if committing == 3 && r.engine.c1_in.load(Ordering::SeqCst) >= 1 {
+            break;
+        }
+    }
+    // All three wait for C2 with three free slots; more ticks start no second C1.
+    for _ in 0..20 {
+        r.pipeline.tick();
+        r.pipeline.await_task(Duration::from_millis(10));
+    }
+    assert_eq!(r.engine.c1_in.load(Ordering::SeqCst), 1);
+    drop(held);
+    r.drive_with_worker(&d, 3, SectorState::Proving, true, GOOD);
+    r.drive_to(1, SectorState::Proving);
+    r.drive_to(2, SectorState::Proving);
+    assert_eq!(r.engine.c1_peak.load(Ordering::SeqCst), 1);
+    assert_eq!(d.sent.lock().unwrap().len(), 3, "every C2 went to the worker");
 }
 
 #[test]
