@@ -43,8 +43,19 @@ pub struct ApiError {
 }
 
 impl ApiError {
+    /// Control characters in the message (echoed from a request: a query
+    /// key, a path) are escaped, so no answer carries terminal escapes.
     fn new(status: StatusCode, kind: ErrorKind, message: impl Into<String>) -> Self {
-        Self { status, body: ApiErrorBody { kind, message: message.into() } }
+        let message: String = message.into();
+        let message = if message.chars().any(char::is_control) {
+            message
+                .chars()
+                .flat_map(|c| if c.is_control() { c.escape_default().collect::<Vec<_>>() } else { vec![c] })
+                .collect()
+        } else {
+            message
+        };
+        Self { status, body: ApiErrorBody { kind, message } }
     }
     fn invalid(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, ErrorKind::InvalidArgument, message)
