@@ -221,11 +221,17 @@ impl Lifecycle {
         let same = || Ok(self);
         // The operator may send a failed sector back to the step that failed.
         if let E::OperatorRetry { step } = event {
-            let failure = failure_of(*step).ok_or_else(reject)?;
-            if self.state != S::Failed && self.state != failure {
-                return Err(reject());
-            }
-            return forward(retried_of(failure).ok_or_else(reject)?);
+            let target = match failure_of(*step) {
+                Some(failure) if self.state == S::Failed || self.state == failure => retried_of(failure),
+                Some(_) => None,
+                // A step with no failure state of its own (a sector aborted while
+                // it waited for pieces or for its seed) resumes as it was.
+                None if self.state == S::Failed && matches!(step, S::Packing | S::PreCommitted) => {
+                    Some(*step)
+                }
+                None => None,
+            };
+            return forward(target.ok_or_else(reject)?);
         }
         if self.state.is_terminal() {
             return Err(reject());
@@ -380,6 +386,10 @@ mod tests {
         // From Failed, back to the step that failed, attempts reset.
         assert_eq!(at(S::Failed, 2).apply(&retry(S::Unsealed), &p).unwrap(), at(S::Unsealed, 0));
         assert_eq!(at(S::Failed, 2).apply(&retry(S::CommitWait), &p).unwrap(), at(S::Committing, 0));
+        // An abort while waiting (for pieces, for the seed) resumes the wait.
+        assert_eq!(at(S::Failed, 0).apply(&retry(S::PreCommitted), &p).unwrap(), at(S::PreCommitted, 0));
+        assert_eq!(at(S::Failed, 0).apply(&retry(S::Packing), &p).unwrap(), at(S::Packing, 0));
+        assert!(at(S::PreCommitted, 0).apply(&retry(S::PreCommitted), &p).is_err());
         // From a failure state, only to its own step.
         assert_eq!(
             at(S::ComputeProofFailed, 1).apply(&retry(S::Committing), &p).unwrap(),
@@ -392,7 +402,7 @@ mod tests {
         {
             assert!(at(state, 0).apply(&retry(step), &p).is_err(), "{state}");
         }
-        assert!(at(S::Failed, 2).apply(&retry(S::Packing), &p).is_err());
+        assert!(at(S::Failed, 2).apply(&retry(S::Proving), &p).is_err());
         // Abort: any live state to Failed.
         let abort = E::Abort { reason: "bad data".into() };
         assert_eq!(at(S::PreCommitted, 0).apply(&abort, &p).unwrap(), at(S::Failed, 0));

@@ -294,7 +294,7 @@ impl Pipeline {
         for row in &rows {
             let span = info_span!("sector", number = row.number);
             let _g = span.enter();
-            match self.step(row, self.ledger.now_ms()) {
+            match self.step_on(row) {
                 Ok(()) => {
                     self.last_error.remove(&row.number);
                 }
@@ -316,6 +316,28 @@ impl Pipeline {
                 return;
             }
         }
+    }
+
+    /// Steps `row`, and steps the sector again while a step moves it to
+    /// another state (at most a few times): a sector whose seed arrives has
+    /// its C2 scheduled in the same tick, not one tick of every other
+    /// sector's work later.
+    fn step_on(&mut self, row: &SectorRow) -> Result<(), PipelineError> {
+        const MAX_STEPS: usize = 4;
+        self.step(row, self.ledger.now_ms())?;
+        let mut state = row.lifecycle.state;
+        for _ in 1..MAX_STEPS {
+            if self.fatal.is_some() || self.running.contains_key(&row.number) {
+                break;
+            }
+            let Some(next) = self.ledger.store().sector(row.number)? else { break };
+            if next.lifecycle.state == state {
+                break;
+            }
+            state = next.lifecycle.state;
+            self.step(&next, self.ledger.now_ms())?;
+        }
+        Ok(())
     }
 
     /// Deletes finished tasks older than `history.tasks_keep_ms`, at most hourly.

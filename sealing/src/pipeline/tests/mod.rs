@@ -651,14 +651,16 @@ fn the_operator_brings_a_failed_sector_back_to_proving() {
 fn an_aborted_sector_stops_and_a_retry_resumes_it() {
     let mut r = rig(3, 0, 60_000);
     pledge(&r.ledger, &r.config, 1, r.now()).unwrap();
-    r.drive_to(1, SectorState::Committing);
+    // PreCommitted (waiting for the seed) is a state the driver rests in; a
+    // sector passes through Committing within the tick its seed arrives.
+    r.drive_to(1, SectorState::PreCommitted);
     let aborted =
         r.ledger.store().apply(1, &SectorEvent::Abort { reason: "checking the disk".into() }, r.now());
     assert_eq!(aborted.unwrap().lifecycle.state, SectorState::Failed);
     r.pass(1_000);
     assert_eq!(r.state(1), SectorState::Failed);
     assert!(row(&r, 1).last_error.unwrap().contains("checking the disk"));
-    assert_eq!(operator_retry(&r, 1).lifecycle.state, SectorState::Committing);
+    assert_eq!(operator_retry(&r, 1).lifecycle.state, SectorState::PreCommitted);
     r.drive_to(1, SectorState::Proving);
 }
 
