@@ -113,8 +113,12 @@ fn config(root: &std::path::Path) -> Config {
     let mut config = Config::new(root.join("data"), SectorSize::KiB2, 1000);
     config.param_dir = Some(root.join("no-params"));
     config.api.listen = "127.0.0.1:0".into();
+    // Epochs fast enough for seeds to come quickly, windows long enough that
+    // no ticket or PreCommit ages out while 10,000 sectors queue.
     config.chain.block_time_ms = 20;
     config.chain.seed_delay = 1;
+    config.chain.max_ticket_age = 1_000_000;
+    config.chain.prove_commit_window = 1_000_000;
     config.packing.min_free_bytes = 0;
     config.limits.pre_commit = 64;
     config.limits.finalize = 64;
@@ -200,9 +204,12 @@ fn scheduler_scale(sectors: usize, workers: usize) {
             for w in 0..workers {
                 store.worker_heartbeat(&format!("w{w}"), "i", &[], now + 60_000, now).unwrap();
             }
-            proving =
-                store.sectors().unwrap().iter().filter(|r| r.lifecycle.state == SectorState::Proving).count();
-            print!("\r  {:>6.1} s: {proving} of {sectors} proving", started.elapsed().as_secs_f64());
+            let mut states = std::collections::BTreeMap::<String, usize>::new();
+            for r in store.sectors().unwrap() {
+                *states.entry(r.lifecycle.state.to_string()).or_default() += 1;
+            }
+            proving = states.get("Proving").copied().unwrap_or(0);
+            print!("\r  {:>6.1} s: {states:?}          ", started.elapsed().as_secs_f64());
             std::io::stdout().flush().ok();
         }
         if pipeline.busy() {

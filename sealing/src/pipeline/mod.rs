@@ -175,6 +175,8 @@ pub struct Pipeline {
     pc1_ready: Vec<(u64, SectorSize, Randomness)>,
     /// When finished tasks were last pruned (ms).
     pruned_ms: Option<i64>,
+    /// The row the last event of this step left (see [`Pipeline::step_on`]).
+    last_applied: std::cell::RefCell<Option<SectorRow>>,
 }
 
 impl Pipeline {
@@ -204,6 +206,7 @@ impl Pipeline {
             last_error: HashMap::new(),
             fatal: None,
             pruned_ms: None,
+            last_applied: std::cell::RefCell::new(None),
             probing: Default::default(),
             commit_view: None,
             pc1_ready: Vec::new(),
@@ -324,14 +327,12 @@ impl Pipeline {
     /// sector's work later.
     fn step_on(&mut self, row: &SectorRow) -> Result<(), PipelineError> {
         const MAX_STEPS: usize = 4;
+        self.last_applied.replace(None);
         self.step(row, self.ledger.now_ms())?;
         let mut state = row.lifecycle.state;
         for _ in 1..MAX_STEPS {
-            if self.fatal.is_some() || self.running.contains_key(&row.number) {
-                break;
-            }
-            let Some(next) = self.ledger.store().sector(row.number)? else { break };
-            if next.lifecycle.state == state {
+            let Some(next) = self.last_applied.take() else { break };
+            if self.fatal.is_some() || self.running.contains_key(&row.number) || next.lifecycle.state == state {
                 break;
             }
             state = next.lifecycle.state;
@@ -364,6 +365,7 @@ impl Pipeline {
     fn apply(&self, number: u64, event: &SectorEvent) -> Result<SectorRow, PipelineError> {
         let row = self.ledger.store().apply(number, event, self.ledger.now_ms())?;
         info!(event = event.name(), state = %row.lifecycle.state, "sector event");
+        self.last_applied.replace(Some(row.clone()));
         Ok(row)
     }
 
