@@ -251,6 +251,20 @@ pub struct WorkersConfig {
     pub bench_ms: u64,
 }
 
+impl WorkersConfig {
+    /// The deadline of a remote C2 of `size`: `task_deadline_ms` for 32GiB and
+    /// 64GiB, a quarter of it for 512MiB, a sixteenth for 2KiB and 8MiB (with
+    /// the default, 4 h, 1 h and 15 min).
+    pub fn task_deadline_ms_for(&self, size: proofs::SectorSize) -> u64 {
+        use proofs::SectorSize as S;
+        match size {
+            S::GiB32 | S::GiB64 => self.task_deadline_ms,
+            S::MiB512 => self.task_deadline_ms / 4,
+            S::KiB2 | S::MiB8 => self.task_deadline_ms / 16,
+        }
+    }
+}
+
 impl Default for WorkersConfig {
     fn default() -> Self {
         Self {

@@ -332,7 +332,8 @@ impl Pipeline {
         let mut state = row.lifecycle.state;
         for _ in 1..MAX_STEPS {
             let Some(next) = self.last_applied.take() else { break };
-            if self.fatal.is_some() || self.running.contains_key(&row.number) || next.lifecycle.state == state {
+            if self.fatal.is_some() || self.running.contains_key(&row.number) || next.lifecycle.state == state
+            {
                 break;
             }
             state = next.lifecycle.state;

@@ -113,12 +113,10 @@ impl Pipeline {
                 self.charge_worker(&worker, now);
             }
             // Heartbeats renew a lease forever: the deadline does not move.
-            TaskState::Running
-                if now.saturating_sub(task.created_ms) > self.config.workers.task_deadline_ms as i64 =>
-            {
+            TaskState::Running if now.saturating_sub(task.created_ms) > self.task_deadline_ms() as i64 => {
                 let why = format!(
                     "worker {worker} did not finish within the task deadline of {} ms; the task runs again",
-                    self.config.workers.task_deadline_ms
+                    self.task_deadline_ms()
                 );
                 warn!(task = task.id, %worker, "task deadline passed");
                 self.close_task(task.id, TaskState::Expired, Some(&why));
@@ -127,6 +125,11 @@ impl Pipeline {
             _ => {}
         }
         Ok(())
+    }
+
+    /// A remote C2's deadline, sized from this daemon's sector size.
+    fn task_deadline_ms(&self) -> u64 {
+        self.config.workers.task_deadline_ms_for(self.config.sector_size)
     }
 
     /// One more consecutive failure of `worker`; at `failures_before_bench`

@@ -266,7 +266,10 @@ fn a_failing_worker_is_benched_and_the_sector_proves_without_losing_attempts() {
 #[test]
 fn a_hung_worker_misses_the_task_deadline_and_is_benched() {
     let (mut r, d) = remote_rig(60_000, 1);
-    r.config.workers.task_deadline_ms = 300;
+    // 2KiB gets a sixteenth of the configured deadline: 300 ms.
+    r.config.workers.task_deadline_ms = 16 * 300;
+    assert_eq!(r.config.workers.task_deadline_ms_for(SectorSize::KiB2), 300);
+    assert_eq!(r.config.workers.task_deadline_ms_for(SectorSize::GiB32), 4_800);
     let local = Arc::new(FakeVerifier { reject_first: Arc::default() });
     r.pipeline =
         Pipeline::new(r.ledger.clone(), r.engine.clone(), local, r.config.clone()).with_dispatcher(d.clone());
