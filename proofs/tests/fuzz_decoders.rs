@@ -167,9 +167,8 @@ proptest! {
         let path = dir.meta_path();
         let good = std::fs::read(&path).unwrap();
         std::fs::write(&path, apply(good, &damages)).unwrap();
-        match dir.read_meta() {
-            Err(e) => prop_assert!(e.to_string().contains("sector.json"), "{e}"),
-            Ok(_) => {}
+        if let Err(e) = dir.read_meta() {
+            prop_assert!(e.to_string().contains("sector.json"), "{e}");
         }
     }
 
