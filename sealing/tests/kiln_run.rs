@@ -28,7 +28,7 @@ fn kiln_run_seals_a_pledged_sector_to_proving() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}\n{}", common::stderr(&out));
     for expected in
-        ["sector 1: Unsealed", "sector 1: Committing", "sector 1: Proving", "exit code 0", "proven true"]
+        ["sector 1: PreCommitting", "sector 1: Committing", "sector 1: Proving", "exit code 0", "proven true"]
     {
         assert!(stdout.contains(expected), "missing {expected:?} in:\n{stdout}");
     }

@@ -118,6 +118,24 @@ fn tokens_are_scoped_revocable_and_bad_bodies_get_4xx_while_the_worker_stays_up(
     let (s, _, _) =
         call(ureq::post(&d("/worker/tasks/nope/failure")), Some(&token), Some(br#"{"message":"x"}"#));
     assert_eq!(s, 400);
+    // A failure report is stored bounded and printable: a task handed to
+    // gpu-1 (on a sector the driver leaves alone: a data sector without
+    // pieces), failed with 60 KB of text and terminal escapes.
+    let task = {
+        let db = config.data_dir.join("kiln.db");
+        let mut store = sealing::store::Store::open(&db, Default::default()).unwrap();
+        let n = store.create_sector(proofs::SectorSize::KiB2, false, 0).unwrap();
+        store.start_task(n, sealing::store::TaskKind::Commit, Some("gpu-1"), Some(i64::MAX / 2), 0).unwrap()
+    };
+    let long = format!("{{\"message\": \"{}\"}}", "out of memory \\u001b[2J".repeat(2_700));
+    assert!(long.len() > 60_000 && long.len() < 64 << 10);
+    let (s, _, msg) =
+        call(ureq::post(&d(&format!("/worker/tasks/{task}/failure"))), Some(&token), Some(long.as_bytes()));
+    assert_eq!(s, 200, "{msg}");
+    let stored = client(&config).tasks(None).unwrap().into_iter().find(|t| t.id == task).unwrap();
+    let error = stored.error.unwrap();
+    assert!(error.len() <= 4_096 + 200, "{} bytes stored", error.len());
+    assert!(error.contains("out of memory") && !error.chars().any(char::is_control), "{error:.200}");
     // Token management.
     let (s, _, msg) = call(ureq::post(&d("/auth/worker-tokens")), Some(&admin), Some(br#"{"name":"a b"}"#));
     assert_eq!(s, 400, "{msg}");

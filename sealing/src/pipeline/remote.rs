@@ -194,10 +194,7 @@ impl Pipeline {
         }
         let path = self.config.proof_path(number);
         let dir = path.parent().unwrap_or(&self.config.data_dir);
-        std::fs::create_dir_all(dir).map_err(|e| {
-            let why = format!("create {}: {e}", dir.display());
-            Refusal::Failed(EngineError::failed(why, proofs::io_disposition(&e)))
-        })?;
+        proofs::durable::create_dir(dir).map_err(|e| Refusal::Failed(e.into()))?;
         proofs::durable::write_file(&path, proof).map_err(|e| Refusal::Failed(e.into()))
     }
 }

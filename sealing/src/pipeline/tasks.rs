@@ -255,9 +255,9 @@ impl Pipeline {
                 chosen.push((n, t));
             }
         }
-        std::fs::create_dir_all(self.config.sectors_dir()).map_err(|e| PipelineError::Sector {
+        proofs::durable::create_dir(&self.config.sectors_dir()).map_err(|e| PipelineError::Sector {
             number: row.number,
-            reason: format!("create the sectors directory: {e}"),
+            reason: format!("create the sectors directory: {e:#}"),
         })?;
         let mut members = Vec::with_capacity(chosen.len());
         let mut tasks = Vec::with_capacity(chosen.len());
