@@ -316,18 +316,8 @@ impl Daemon {
                     None => std::future::pending().await,
                 }
             };
-            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-            let term = async {
-                match term.as_mut() {
-                    Some(t) => {
-                        t.recv().await;
-                    }
-                    None => std::future::pending().await,
-                }
-            };
             tokio::select! {
-                _ = tokio::signal::ctrl_c() => Ok(()),
-                _ = term => Ok(()),
+                _ = wire::server::stop_signal() => Ok(()),
                 reason = driver => Err(reason),
             }
         });

@@ -68,6 +68,28 @@ impl ServerLimits {
 /// `net.core.somaxconn`): a burst of clients is accepted, not dropped.
 pub const LISTEN_BACKLOG: u32 = 4096;
 
+/// The credential of `Authorization: Bearer <credential>`, if the request has one.
+pub fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
+    headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?.strip_prefix("Bearer ")
+}
+
+/// Completes on SIGINT or SIGTERM (either server's cue to stop).
+pub async fn stop_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    let term = async {
+        match term.as_mut() {
+            Some(t) => {
+                t.recv().await;
+            }
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
+}
+
 /// A listener on `addr` (`host:port`; port 0 picks one) with [`LISTEN_BACKLOG`].
 pub async fn bind(addr: &str) -> std::io::Result<TcpListener> {
     let mut last = None;

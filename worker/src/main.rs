@@ -161,26 +161,9 @@ fn run(args: RunArgs) -> Result<()> {
     runtime.block_on(async {
         let listener =
             wire::server::bind(&args.listen).await.with_context(|| format!("listen on {}", args.listen))?;
-        worker::serve(listener, config, stop_signal()).await?;
+        worker::serve(listener, config, wire::server::stop_signal()).await?;
         Ok(())
     })
-}
-
-/// Completes on SIGINT or SIGTERM.
-async fn stop_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-    let term = async {
-        match term.as_mut() {
-            Some(t) => {
-                t.recv().await;
-            }
-            None => std::future::pending().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term => {}
-    }
 }
 
 fn info(args: InfoArgs) -> Result<()> {

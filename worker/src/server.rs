@@ -53,11 +53,7 @@ pub fn router(node: Arc<Node>, max_task_bytes: usize) -> Router {
 }
 
 async fn authenticate(State(ctx): State<Arc<Ctx>>, request: Request, next: Next) -> Response {
-    let given = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
+    let given = wire::server::bearer(request.headers());
     match given {
         Some(k) if same_secret(k.as_bytes(), ctx.key.as_bytes()) => next.run(request).await,
         Some(_) => {

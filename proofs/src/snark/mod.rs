@@ -91,7 +91,19 @@ fn prove_checked(
         #[cfg(feature = "gpu")]
         Ok(lease) => {
             info!(gpus = ?lease.names, "C2 on the GPU");
-            (prover::prove_gpu(circuits, params, rng)?, lease.names.clone())
+            match prover::prove_gpu(circuits, params, rng) {
+                Ok(proofs) => (proofs, lease.names.clone()),
+                // The GPU or its driver failed: the CPU gives the same kind of proof.
+                Err(e @ Error::Gpu(_)) => {
+                    tracing::warn!(error = %e, "C2 on the GPU failed; proving on the CPU");
+                    drop(lease);
+                    let circuits = (0..c1.partitions.len())
+                        .map(|k| SdrCircuit::from_c1(c1, k))
+                        .collect::<Result<Vec<_>>>()?;
+                    (prover::prove(circuits, params, rng)?, Vec::new())
+                }
+                Err(e) => return Err(e),
+            }
         }
         #[cfg(not(feature = "gpu"))]
         Ok(_) => unreachable!("a build without `gpu` finds no GPU"),

@@ -199,8 +199,7 @@ fn unauthenticated(message: impl Into<String>) -> ApiError {
 }
 
 fn bearer(request: &Request) -> Option<String> {
-    let value = request.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
-    value.strip_prefix("Bearer ").map(str::to_string)
+    wire::server::bearer(request.headers()).map(str::to_string)
 }
 
 /// Tells the daemon's own token from a live worker token; anything else is 401.
