@@ -147,19 +147,7 @@ fn parse(node: &[u8; 32], row: usize, index: usize) -> Result<Fr> {
 /// Computes every row above the leaves into `upper` (rows bottom-up, root last).
 /// `leaves` must be a power of `arity`; `upper` must hold `tree_len − leaves` nodes.
 pub fn build_upper_rows(leaves: &[[u8; 32]], arity: usize, upper: &mut [[u8; 32]]) -> Result<[u8; 32]> {
-    assert!(is_valid_size(leaves.len(), arity), "{} leaves do not make an arity-{arity} tree", leaves.len());
-    assert_eq!(upper.len(), tree_len(leaves.len(), arity) - leaves.len(), "upper row buffer size");
-    let mut prev_start = None::<usize>;
-    let mut width = leaves.len() / arity;
-    let mut start = 0;
-    let mut row = 0;
-    while width >= 1 {
-        let (done, rest) = upper.split_at_mut(start);
-        let prev: &[[u8; 32]] = match prev_start {
-            None => leaves,
-            Some(p) => &done[p..],
-        };
-        let next = &mut rest[..width];
+    each_row(leaves, arity, upper, |row, prev, next| {
         next.par_chunks_mut(256).enumerate().try_for_each(|(c, chunk)| -> Result<()> {
             let first = c * 256 * arity;
             let children = &prev[first..first + chunk.len() * arity];
@@ -174,13 +162,8 @@ pub fn build_upper_rows(leaves: &[[u8; 32]], arity: usize, upper: &mut [[u8; 32]
                 *node = fr_to_bytes(h);
             }
             Ok(())
-        })?;
-        prev_start = Some(start);
-        start += width;
-        width /= arity;
-        row += 1;
-    }
-    Ok(upper[upper.len() - 1])
+        })
+    })
 }
 
 /// [`build_upper_rows`] with the hashing chosen: on a GPU, each row goes to it
@@ -194,18 +177,8 @@ pub fn build_upper_rows_with(
     if hashing.gpu().is_none() {
         return build_upper_rows(leaves, arity, upper);
     }
-    assert!(is_valid_size(leaves.len(), arity), "{} leaves do not make an arity-{arity} tree", leaves.len());
-    assert_eq!(upper.len(), tree_len(leaves.len(), arity) - leaves.len(), "upper row buffer size");
-    let mut prev_start = None::<usize>;
-    let mut width = leaves.len() / arity;
-    let (mut start, mut row) = (0, 0);
-    while width >= 1 {
-        let (done, rest) = upper.split_at_mut(start);
-        let prev: &[[u8; 32]] = match prev_start {
-            None => leaves,
-            Some(p) => &done[p..],
-        };
-        for (c, next) in rest[..width].chunks_mut(ROW_CHUNK).enumerate() {
+    each_row(leaves, arity, upper, |row, prev, next| {
+        for (c, next) in next.chunks_mut(ROW_CHUNK).enumerate() {
             let first = c * ROW_CHUNK * arity;
             let children = &prev[first..first + next.len() * arity];
             let inputs = children
@@ -217,6 +190,30 @@ pub fn build_upper_rows_with(
             hashing.hash_many(arity, &inputs, &mut hashes);
             next.par_iter_mut().zip(&hashes).for_each(|(node, h)| *node = fr_to_bytes(h));
         }
+        Ok(())
+    })
+}
+
+/// Walks the rows above the leaves bottom-up, handing `fill(row, children,
+/// row_nodes)` each row to compute from the one below; returns the root.
+fn each_row(
+    leaves: &[[u8; 32]],
+    arity: usize,
+    upper: &mut [[u8; 32]],
+    mut fill: impl FnMut(usize, &[[u8; 32]], &mut [[u8; 32]]) -> Result<()>,
+) -> Result<[u8; 32]> {
+    assert!(is_valid_size(leaves.len(), arity), "{} leaves do not make an arity-{arity} tree", leaves.len());
+    assert_eq!(upper.len(), tree_len(leaves.len(), arity) - leaves.len(), "upper row buffer size");
+    let mut prev_start = None::<usize>;
+    let mut width = leaves.len() / arity;
+    let (mut start, mut row) = (0, 0);
+    while width >= 1 {
+        let (done, rest) = upper.split_at_mut(start);
+        let prev: &[[u8; 32]] = match prev_start {
+            None => leaves,
+            Some(p) => &done[p..],
+        };
+        fill(row, prev, &mut rest[..width])?;
         prev_start = Some(start);
         start += width;
         width /= arity;
