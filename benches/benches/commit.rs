@@ -8,7 +8,7 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use kiln_benches::pc1_sector;
 use proofs::sdr::label_par::LabelingConfig;
 use proofs::seal::{c1, pc2};
-use proofs::snark::params::{PorepParams, SetupSeed};
+use proofs::snark::params::{GrothParams, SetupSeed};
 use proofs::snark::{prove, verify_seal, SealStatement};
 use proofs::{Randomness, SectorSize};
 use std::sync::atomic::AtomicBool;
@@ -19,7 +19,7 @@ fn commit(c: &mut Criterion, size: SectorSize) {
     let dir = pc1_sector(tmp.path(), size, LabelingConfig::default());
     pc2::run(&dir, &AtomicBool::new(false), &mut |_| {}).expect("PC2 of the bench sector");
     let seed = Randomness([3; 32]);
-    let params = PorepParams::new(sealing::dirs::param_dir(), size);
+    let params = GrothParams::porep(sealing::dirs::param_dir(), size);
     params.generate_test_setup(SetupSeed::KILN).expect("test setup");
     let mapped = params.load_proving().expect("parameters");
     let vk = params.seal_verifying_key().expect("verifying key");

@@ -39,6 +39,7 @@ pub mod ids;
 pub mod merkle;
 pub mod pieces;
 pub mod poseidon;
+pub mod post;
 pub mod sdr;
 pub mod seal;
 pub mod shape;

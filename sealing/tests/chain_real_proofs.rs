@@ -5,7 +5,7 @@
 mod common;
 
 use proofs::seal::{c1, pc1, pc2, SectorDir, SectorIdentity};
-use proofs::snark::params::PorepParams;
+use proofs::snark::params::GrothParams;
 use proofs::{ProverId, SectorSize};
 use sealing::chain::{
     Chain, EmbeddedChain, EmbeddedChainConfig, Message, ProofsVerifier, RandomnessKind,
@@ -54,7 +54,7 @@ fn chain_verifies_a_real_seal_and_rejects_a_corrupted_proof() {
     let now = (on_chain.seed_epoch as i64 + 1) * SECOND;
     let seed = chain.randomness(RandomnessKind::Seed, on_chain.seed_epoch, now).unwrap();
     let out = c1::run(&dir, &seed).unwrap();
-    let params = PorepParams::new(common::param_dir(), SectorSize::KiB2).load_proving().unwrap();
+    let params = GrothParams::porep(common::param_dir(), SectorSize::KiB2).load_proving().unwrap();
     let proof = proofs::snark::prove(&out, &params).unwrap();
 
     let mut corrupted = proof.clone();

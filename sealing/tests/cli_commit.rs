@@ -6,7 +6,7 @@
 mod common;
 
 use common::*;
-use proofs::snark::params::PorepParams;
+use proofs::snark::params::GrothParams;
 use proofs::snark::{verify_seal, SealStatement};
 use proofs::{Commitment, ProverId, Randomness, SectorSize};
 use serde_json::Value;
@@ -107,12 +107,12 @@ fn seal_all_cc_gives_a_proof_that_verifies_and_tampering_is_rejected() {
         comm_r: Commitment::from_hex(v["comm_r"].as_str().unwrap()).unwrap(),
     };
     let proof = hex::decode(&proof).unwrap();
-    let vk2 = PorepParams::new(&params, SectorSize::KiB2).seal_verifying_key().unwrap();
+    let vk2 = GrothParams::porep(&params, SectorSize::KiB2).seal_verifying_key().unwrap();
     assert!(verify_seal(&statement, &proof, &vk2).unwrap());
     let other = tmp.path().join("other-params");
     std::fs::create_dir(&other).unwrap();
-    let p8 = PorepParams::new(&other, SectorSize::MiB8);
-    std::fs::copy(PorepParams::new(&params, SectorSize::KiB2).vk_path(), p8.vk_path()).unwrap();
+    let p8 = GrothParams::porep(&other, SectorSize::MiB8);
+    std::fs::copy(GrothParams::porep(&params, SectorSize::KiB2).vk_path(), p8.vk_path()).unwrap();
     let digest = proofs::snark::params::file_digest(&p8.vk_path()).unwrap();
     let name = p8.vk_path().file_name().unwrap().to_str().unwrap().to_string();
     let manifest =
@@ -217,10 +217,10 @@ fn c2_runs_from_a_c1_file_in_another_process_and_directory() {
 #[test]
 fn a_corrupt_parameter_file_is_reported_by_name() {
     let tmp = tempfile::tempdir().unwrap();
-    let shared = PorepParams::new(param_dir(), SectorSize::KiB2);
+    let shared = GrothParams::porep(param_dir(), SectorSize::KiB2);
     let dir = tmp.path().join("params");
     std::fs::create_dir(&dir).unwrap();
-    let copy = PorepParams::new(&dir, SectorSize::KiB2);
+    let copy = GrothParams::porep(&dir, SectorSize::KiB2);
     std::fs::copy(shared.vk_path(), copy.vk_path()).unwrap();
     std::fs::copy(param_dir().join("kiln-local-manifest.json"), dir.join("kiln-local-manifest.json"))
         .unwrap();

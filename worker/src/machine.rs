@@ -1,6 +1,6 @@
 //! What this machine offers: cores, memory, GPUs and Groth16 parameter files.
 
-use proofs::snark::params::PorepParams;
+use proofs::snark::params::GrothParams;
 use proofs::SectorSize;
 use std::path::Path;
 use wire::worker::{Capabilities, ParamFile, RemoteTask};
@@ -22,8 +22,8 @@ pub fn capabilities(tasks: &[RemoteTask], slots: u32, param_dir: &Path) -> Capab
 pub fn params(dir: &Path) -> Vec<ParamFile> {
     SectorSize::ALL
         .into_iter()
-        .map(|size| PorepParams::new(dir, size))
-        .filter(PorepParams::exist)
+        .map(|size| GrothParams::porep(dir, size))
+        .filter(GrothParams::exist)
         .map(|p| ParamFile {
             sector_size: p.sector_size(),
             file: p.params_path().file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),

@@ -8,7 +8,7 @@
 
 use crate::link::{Link, LinkError};
 use proofs::seal::c1::{C1Output, ValidC1Output};
-use proofs::snark::params::PorepParams;
+use proofs::snark::params::GrothParams;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -134,7 +134,7 @@ impl Node {
             .and_then(C1Output::validated)
             .map_err(|e| TaskRefused::Invalid(format!("C1 output: {e}")))?;
         let size = c1.identity.sector_size;
-        let params = PorepParams::new(&self.config.param_dir, size);
+        let params = GrothParams::porep(&self.config.param_dir, size);
         if !params.exist() {
             return Err(TaskRefused::Precondition(format!(
                 "no {} parameters in {} (expected {})",
@@ -176,7 +176,7 @@ impl Node {
 
     /// C2 of an accepted (decoded and validated) C1 output.
     fn prove(&self, c1: &ValidC1Output) -> Result<Vec<u8>, proofs::Error> {
-        let proving = PorepParams::new(&self.config.param_dir, c1.identity.sector_size).load_proving()?;
+        let proving = GrothParams::porep(&self.config.param_dir, c1.identity.sector_size).load_proving()?;
         proofs::snark::prove_valid(c1, &proving)
     }
 

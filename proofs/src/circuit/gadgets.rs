@@ -70,6 +70,14 @@ pub fn poseidon<CS: ConstraintSystem<Fr>>(
     }
 }
 
+/// A new variable holding `value` (no constraint).
+pub fn alloc<CS: ConstraintSystem<Fr>>(
+    cs: CS,
+    value: Option<Fr>,
+) -> Result<AllocatedNum<Fr>, SynthesisError> {
+    AllocatedNum::alloc(cs, || value.ok_or(SynthesisError::AssignmentMissing))
+}
+
 /// `if condition { a } else { b }` as a new variable.
 /// One constraint: `(b − a) · condition = b − result`.
 pub fn pick<CS: ConstraintSystem<Fr>>(

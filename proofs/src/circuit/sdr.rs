@@ -8,29 +8,19 @@
 //! parents' columns, which is what ties the replica to the SDR graph.
 
 use super::gadgets::{
-    add, alloc_u64_bits, enforce_equal, fr_stream_bits, insert, pack_into_inputs, poseidon, sha254_pair,
-    sha256_to_fr,
+    add, alloc, alloc_u64_bits, enforce_equal, fr_stream_bits, pack_into_inputs, poseidon, sha256_to_fr,
 };
+use super::por::{blank_path, enforce_inclusion, field, path_witness, LevelWitness, TreeGadget};
 use crate::error::{Error, Result};
 use crate::ids::Node;
-use crate::merkle::proof::{binary_arities, path_arities, InclusionProof};
-use crate::poseidon::fr_from_bytes;
+use crate::merkle::proof::{binary_arities, path_arities};
 use crate::seal::vanilla::{ChallengeProof, ColumnProof, LABEL_PARENTS};
 use crate::shape::{SectorShape, BASE_DEGREE, DEGREE};
 use bellpepper::gadgets::uint32::UInt32;
-use bellpepper_core::boolean::{AllocatedBit, Boolean};
+use bellpepper_core::boolean::Boolean;
 use bellpepper_core::num::AllocatedNum;
 use bellpepper_core::{Circuit, ConstraintSystem, SynthesisError};
 use blstrs::Scalar as Fr;
-
-/// One level of a path witness.
-#[derive(Clone, Debug)]
-pub struct LevelWitness {
-    /// Position of the current node among the children.
-    pub index: Option<u8>,
-    /// The other children.
-    pub siblings: Vec<Option<Fr>>,
-}
 
 /// A column of labels and its tree_c path.
 #[derive(Clone, Debug)]
@@ -75,25 +65,6 @@ pub struct SdrCircuit {
     pub comm_c: Option<Fr>,
     /// One per challenge of the partition.
     pub challenges: Vec<ChallengeWitness>,
-}
-
-fn blank_path(arities: &[usize]) -> Vec<LevelWitness> {
-    arities.iter().map(|&a| LevelWitness { index: None, siblings: vec![None; a - 1] }).collect()
-}
-
-fn field(node: &Node, what: &str) -> Result<Fr> {
-    fr_from_bytes(&node.0).ok_or_else(|| Error::InvalidProof(format!("{what} is not a field element")))
-}
-
-fn path_witness(proof: &InclusionProof, what: &str) -> Result<Vec<LevelWitness>> {
-    proof
-        .path
-        .iter()
-        .map(|e| {
-            let siblings = e.siblings.iter().map(|s| field(s, what).map(Some)).collect::<Result<_>>()?;
-            Ok(LevelWitness { index: Some(e.index), siblings })
-        })
-        .collect()
 }
 
 fn column_witness(proof: &ColumnProof) -> Result<ColumnWitness> {
@@ -167,58 +138,6 @@ impl SdrCircuit {
             challenges,
         })
     }
-}
-
-fn alloc<CS: ConstraintSystem<Fr>>(cs: CS, value: Option<Fr>) -> Result<AllocatedNum<Fr>, SynthesisError> {
-    AllocatedNum::alloc(cs, || value.ok_or(SynthesisError::AssignmentMissing))
-}
-
-/// Which hash a tree uses.
-#[derive(Clone, Copy)]
-enum TreeGadget {
-    Sha254,
-    Poseidon,
-}
-
-/// Proves `leaf` is in the tree with root `root` along `path`; exposes the path's
-/// position bits as one public input (the leaf index).
-fn enforce_inclusion<CS: ConstraintSystem<Fr>>(
-    mut cs: CS,
-    hash: TreeGadget,
-    path: &[LevelWitness],
-    leaf: &AllocatedNum<Fr>,
-    root: &AllocatedNum<Fr>,
-) -> Result<(), SynthesisError> {
-    let mut current = leaf.clone();
-    let mut position_bits = Vec::new();
-    for (level, element) in path.iter().enumerate() {
-        let cs = &mut cs.namespace(|| format!("level {level}"));
-        let arity = element.siblings.len() + 1;
-        let bit_count = arity.trailing_zeros() as usize;
-        let bits = (0..bit_count)
-            .map(|i| {
-                AllocatedBit::alloc(
-                    cs.namespace(|| format!("index bit {i}")),
-                    element.index.map(|x| x >> i & 1 == 1),
-                )
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        position_bits.extend(bits.iter().cloned().map(Boolean::from));
-        let siblings = element
-            .siblings
-            .iter()
-            .enumerate()
-            .map(|(i, s)| alloc(cs.namespace(|| format!("sibling {i}")), *s))
-            .collect::<Result<Vec<_>, _>>()?;
-        let children = insert(cs, &current, &bits, &siblings)?;
-        current = match hash {
-            TreeGadget::Sha254 => sha254_pair(cs.namespace(|| "hash"), &children)?,
-            TreeGadget::Poseidon => poseidon(cs.namespace(|| "hash"), &children)?,
-        };
-    }
-    pack_into_inputs(cs.namespace(|| "path"), &position_bits)?;
-    enforce_equal(&mut cs, "root", &current, root);
-    Ok(())
 }
 
 /// `label[layer][c]` from the parents' stream bits (the 14, or 6 in layer 1).
@@ -382,7 +301,7 @@ mod tests {
     use super::*;
     use crate::circuit::check_cs::CheckingCs;
     use crate::ids::ReplicaId;
-    use crate::poseidon::fr_to_bytes;
+    use crate::poseidon::{fr_from_bytes, fr_to_bytes};
     use crate::sdr::label::label_node;
 
     /// The in-circuit label equals the native kernel's, in layer 1 and later layers.

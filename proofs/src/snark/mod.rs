@@ -86,21 +86,33 @@ fn prove_checked(
 ) -> Result<C2Proof> {
     let _span = info_span!("c2", sector_id = c1.identity.sector_id).entered();
     let circuits =
-        (0..c1.partitions.len()).map(|k| SdrCircuit::from_c1(c1, k)).collect::<Result<Vec<_>>>()?;
-    let (proofs, gpus) = match crate::gpu::lease_all(crate::gpu::c2_memory_needed(c1.identity.sector_size)) {
+        || (0..c1.partitions.len()).map(|k| SdrCircuit::from_c1(c1, k)).collect::<Result<Vec<_>>>();
+    let (proofs, gpus) = prove_circuits(circuits, c1.identity.sector_size, params, rng)?;
+    Ok(C2Proof { bytes: proof_bytes(&proofs), gpus })
+}
+
+/// Groth16 proofs of the circuits `make` builds, on the GPUs when they are
+/// free and hold a circuit of `size` (bellperson's prover; a GPU failure
+/// falls back to the CPU), else on the CPU (kiln's). Returns the proofs and
+/// the GPUs used.
+pub fn prove_circuits<C: bellperson::Circuit<Fr> + Send>(
+    make: impl Fn() -> Result<Vec<C>>,
+    size: SectorSize,
+    params: &key::ProvingKey,
+    rng: &mut impl rand_core::RngCore,
+) -> Result<(Vec<Proof<Bls12>>, Vec<String>)> {
+    let circuits = make()?;
+    let out = match crate::gpu::lease_all(crate::gpu::c2_memory_needed(size)) {
         #[cfg(feature = "gpu")]
         Ok(lease) => {
-            info!(gpus = ?lease.names, "C2 on the GPU");
+            info!(gpus = ?lease.names, "proving on the GPU");
             match prover::prove_gpu(circuits, params, rng) {
                 Ok(proofs) => (proofs, lease.names.clone()),
                 // The GPU or its driver failed: the CPU gives the same kind of proof.
                 Err(e @ Error::Gpu(_)) => {
-                    tracing::warn!(error = %e, "C2 on the GPU failed; proving on the CPU");
+                    tracing::warn!(error = %e, "proving on the GPU failed; proving on the CPU");
                     drop(lease);
-                    let circuits = (0..c1.partitions.len())
-                        .map(|k| SdrCircuit::from_c1(c1, k))
-                        .collect::<Result<Vec<_>>>()?;
-                    (prover::prove(circuits, params, rng)?, Vec::new())
+                    (prover::prove(make()?, params, rng)?, Vec::new())
                 }
                 Err(e) => return Err(e),
             }
@@ -108,16 +120,21 @@ fn prove_checked(
         #[cfg(not(feature = "gpu"))]
         Ok(_) => unreachable!("a build without `gpu` finds no GPU"),
         Err(why) => {
-            info!(%why, "C2 on the CPU");
+            info!(%why, "proving on the CPU");
             (prover::prove(circuits, params, rng)?, Vec::new())
         }
     };
+    info!(proofs = out.0.len(), "proved");
+    Ok(out)
+}
+
+/// Proofs concatenated, 192 bytes each.
+pub fn proof_bytes(proofs: &[Proof<Bls12>]) -> Vec<u8> {
     let mut bytes = Vec::with_capacity(proofs.len() * PROOF_BYTES);
-    for p in &proofs {
+    for p in proofs {
         p.write(&mut bytes).expect("writing to a Vec cannot fail");
     }
-    info!(partitions = proofs.len(), "proved");
-    Ok(C2Proof { bytes, gpus })
+    bytes
 }
 
 /// What a verifier knows about a sealed sector: public values only.
@@ -162,7 +179,7 @@ pub struct SealVerifyingKey {
     pub key: PreparedVerifyingKey<Bls12>,
 }
 
-impl params::PorepParams {
+impl params::GrothParams {
     /// The verifying key of this sector size, checked against its manifest.
     pub fn seal_verifying_key(&self) -> Result<SealVerifyingKey> {
         Ok(SealVerifyingKey { sector_size: self.sector_size(), key: self.load_verifying_key()? })

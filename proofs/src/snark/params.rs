@@ -12,6 +12,7 @@ use super::key::ProvingKey;
 use super::setup;
 use crate::durable;
 use crate::error::{Error, Result};
+use crate::post::{PostKind, PostProof};
 use crate::shape::{SectorShape, SectorSize};
 use crate::stamp::Stamp;
 use bellperson::groth16::{self, PreparedVerifyingKey, VerifyingKey};
@@ -139,12 +140,59 @@ pub fn file_digest(path: &Path) -> Result<String> {
     Ok(hex::encode(hasher.finalize())[..32].to_string())
 }
 
-/// The parameter files of one sector size's PoRep circuit in a directory.
+/// The reference's cache identifier of a fallback PoSt circuit: its public
+/// parameters' identifier hashed (post.md §6: `(challenge_count, sector_count)`
+/// of the circuit, not of the proof; the API version is not part of it).
+pub fn post_cache_id(proof: &PostProof) -> String {
+    let shape = proof.sector_size().shape();
+    let (challenges, sectors) = proof.circuit_counts();
+    let ident = format!(
+        "FallbackPoSt::PublicParams{{sector_size: {}, challenge_count: {challenges}, sector_count: {sectors}}}",
+        shape.size_bytes
+    );
+    format!(
+        "proof-of-spacetime-fallback-merkletree-poseidon_hasher-{}-{}",
+        shape.tree.name(),
+        hex::encode(Sha256::digest(ident.as_bytes()))
+    )
+}
+
+/// Which circuit a parameter set is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CircuitKind {
+    /// SDR PoRep (C2).
+    Porep,
+    /// Winning PoSt.
+    Winning,
+    /// Window PoSt, one partition.
+    Window,
+}
+
+impl CircuitKind {
+    /// The manifest's name of the circuit.
+    pub fn name(self) -> &'static str {
+        match self {
+            CircuitKind::Porep => "PoRep",
+            CircuitKind::Winning => "Winning",
+            CircuitKind::Window => "Window",
+        }
+    }
+}
+
+/// The parameter files of one circuit of one sector size in a directory.
 #[derive(Clone, Debug)]
-pub struct PorepParams {
+pub struct GrothParams {
     dir: PathBuf,
     size: SectorSize,
+    circuit: Circuit,
     id: String,
+}
+
+/// The circuit behind a parameter set, with what its blank form needs.
+#[derive(Clone, Copy, Debug)]
+enum Circuit {
+    Porep,
+    Post(PostProof),
 }
 
 /// Files already checked in this process: (path, device, inode, length,
@@ -166,10 +214,38 @@ fn file_identity(meta: &std::fs::Metadata) -> (u64, u64) {
     }
 }
 
-impl PorepParams {
-    /// The files for `size` in `dir` (nothing is read yet).
-    pub fn new(dir: impl Into<PathBuf>, size: SectorSize) -> Self {
-        Self { dir: dir.into(), size, id: porep_cache_id(&size.shape()) }
+impl GrothParams {
+    /// The PoRep files for `size` in `dir` (nothing is read yet).
+    pub fn porep(dir: impl Into<PathBuf>, size: SectorSize) -> Self {
+        Self { dir: dir.into(), size, circuit: Circuit::Porep, id: porep_cache_id(&size.shape()) }
+    }
+
+    /// The files of a PoSt proof type's circuit in `dir` (nothing is read yet).
+    pub fn post(dir: impl Into<PathBuf>, proof: PostProof) -> Self {
+        Self {
+            dir: dir.into(),
+            size: proof.sector_size(),
+            circuit: Circuit::Post(proof),
+            id: post_cache_id(&proof),
+        }
+    }
+
+    /// Which circuit the files are for.
+    pub fn kind(&self) -> CircuitKind {
+        match self.circuit {
+            Circuit::Porep => CircuitKind::Porep,
+            Circuit::Post(p) if p.kind() == PostKind::Winning => CircuitKind::Winning,
+            Circuit::Post(_) => CircuitKind::Window,
+        }
+    }
+
+    /// The three parameter sets a sector size needs: PoRep, Winning and Window PoSt.
+    pub fn all(dir: &Path, size: SectorSize) -> [Self; 3] {
+        [
+            Self::porep(dir, size),
+            Self::post(dir, PostProof::winning(size)),
+            Self::post(dir, PostProof::window(size)),
+        ]
     }
 
     /// The parameter directory.
@@ -233,7 +309,11 @@ impl PorepParams {
         std::fs::metadata(path).map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => Error::Params {
                 path: path.to_path_buf(),
-                reason: format!("missing; run `kiln params generate --sector-size {}`", self.size),
+                reason: format!(
+                    "missing ({} circuit); run `kiln params generate --sector-size {}`",
+                    self.kind().name(),
+                    self.size
+                ),
             },
             _ => Error::io("stat", path)(e),
         })
@@ -325,16 +405,11 @@ impl PorepParams {
         if self.exist() && self.check(&self.params_path()).is_ok() && self.check(&self.vk_path()).is_ok() {
             return Ok(());
         }
-        let _span = info_span!("params_generate", size = %self.size).entered();
+        let _span = info_span!("params_generate", size = %self.size, circuit = self.kind().name()).entered();
         info!(id = %self.id, "generating a Groth16 test setup (not for production)");
-        let circuit = crate::circuit::SdrCircuit::blank(&self.size.shape());
-        let params = match seed {
-            SetupSeed::ChaCha20(seed) => {
-                setup::generate_random_parameters(circuit, &mut ChaCha20Rng::from_seed(seed))?
-            }
-            SetupSeed::Reference => {
-                setup::generate_random_parameters(circuit, &mut XorShiftRng::from_seed(REFERENCE_TEST_SEED))?
-            }
+        let params = match self.circuit {
+            Circuit::Porep => draw(crate::circuit::SdrCircuit::blank(&self.size.shape()), seed)?,
+            Circuit::Post(proof) => draw(crate::circuit::PostCircuit::blank(&proof), seed)?,
         };
 
         let write = |path: &Path, f: &dyn Fn(&mut BufWriter<File>) -> std::io::Result<()>| -> Result<()> {
@@ -359,7 +434,7 @@ impl PorepParams {
             }
             let entry = ManifestEntry {
                 sector_size: self.size.bytes(),
-                circuit: "PoRep".into(),
+                circuit: self.kind().name().into(),
                 digest,
                 origin: Some(seed.origin().into()),
             };
@@ -369,6 +444,21 @@ impl PorepParams {
         durable::write_file(&self.dir.join(LOCAL_MANIFEST), &json)?;
         info!(path = %self.params_path().display(), "test setup written");
         Ok(())
+    }
+}
+
+/// A test setup of `circuit` drawn from `seed`.
+fn draw<C: bellperson::Circuit<blstrs::Scalar> + Clone>(
+    circuit: C,
+    seed: SetupSeed,
+) -> Result<bellperson::groth16::Parameters<Bls12>> {
+    match seed {
+        SetupSeed::ChaCha20(seed) => {
+            setup::generate_random_parameters(circuit, &mut ChaCha20Rng::from_seed(seed))
+        }
+        SetupSeed::Reference => {
+            setup::generate_random_parameters(circuit, &mut XorShiftRng::from_seed(REFERENCE_TEST_SEED))
+        }
     }
 }
 
@@ -397,8 +487,8 @@ pub struct FileCheck {
     pub detail: Option<String>,
 }
 
-/// Checks every `.params` and `.vk` file in `dir`, and reports the PoRep files
-/// of `sizes` that are missing.
+/// Checks every `.params` and `.vk` file in `dir`, and reports the files of
+/// `sizes` (PoRep, Winning and Window PoSt) that are missing.
 pub fn verify_dir(dir: &Path, sizes: &[SectorSize]) -> Result<Vec<FileCheck>> {
     let published = published_manifest();
     let local = read_local_manifest(dir)?;
@@ -441,16 +531,17 @@ pub fn verify_dir(dir: &Path, sizes: &[SectorSize]) -> Result<Vec<FileCheck>> {
         out.push(check);
     }
     for &size in sizes {
-        let p = PorepParams::new(dir, size);
-        for path in [p.params_path(), p.vk_path()] {
-            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
-            if !names.contains(&name) {
-                out.push(FileCheck {
-                    name,
-                    sector_size: Some(size.bytes()),
-                    status: "missing",
-                    detail: Some(format!("run `kiln params generate --sector-size {size}`")),
-                });
+        for p in GrothParams::all(dir, size) {
+            for path in [p.params_path(), p.vk_path()] {
+                let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
+                if !names.contains(&name) {
+                    out.push(FileCheck {
+                        name,
+                        sector_size: Some(size.bytes()),
+                        status: "missing",
+                        detail: Some(format!("run `kiln params generate --sector-size {size}`")),
+                    });
+                }
             }
         }
     }
@@ -465,11 +556,18 @@ mod tests {
     fn cache_ids_match_published_names() {
         let m = published_manifest();
         for size in SectorSize::ALL {
-            let p = PorepParams::new("/x", size);
+            let p = GrothParams::porep("/x", size);
             let name = p.params_path().file_name().unwrap().to_str().unwrap().to_string();
             let entry = m.get(&name).unwrap_or_else(|| panic!("{name} is not a published file"));
             assert_eq!(entry.sector_size, size.bytes());
             assert_eq!(entry.circuit, "PoRep");
+            for p in &GrothParams::all(Path::new("/x"), size)[1..] {
+                for path in [p.params_path(), p.vk_path()] {
+                    let name = path.file_name().unwrap().to_str().unwrap().to_string();
+                    let entry = m.get(&name).unwrap_or_else(|| panic!("{name} is not a published file"));
+                    assert_eq!((entry.sector_size, entry.circuit.as_str()), (size.bytes(), p.kind().name()));
+                }
+            }
         }
         assert_eq!(
             porep_cache_id(&SectorSize::KiB2.shape()),
@@ -484,7 +582,7 @@ mod tests {
     #[test]
     fn a_verified_parameter_file_is_stamped_and_a_changed_one_rehashed() {
         let dir = tempfile::tempdir().unwrap();
-        let p = PorepParams::new(dir.path(), SectorSize::KiB2);
+        let p = GrothParams::porep(dir.path(), SectorSize::KiB2);
         let path = p.params_path();
         std::fs::write(&path, b"not really parameters").unwrap();
         let entry = ManifestEntry {

@@ -85,7 +85,7 @@ pub struct ProofsVerifier {
 
 impl SealVerifier for ProofsVerifier {
     fn verify(&self, statement: &SealStatement, proof: &[u8]) -> Result<bool, proofs::Error> {
-        let params = proofs::snark::params::PorepParams::new(&self.param_dir, statement.sector_size);
+        let params = proofs::snark::params::GrothParams::porep(&self.param_dir, statement.sector_size);
         let vk = params.seal_verifying_key()?;
         proofs::snark::verify_seal(statement, proof, &vk)
     }

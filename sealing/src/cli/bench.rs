@@ -15,7 +15,7 @@ use proofs::sdr::kernel::Kernel;
 use proofs::sdr::label_par::LabelingConfig;
 use proofs::sdr::parent_cache::ParentCache;
 use proofs::seal::{c1, finalize, pc1, pc2, unseal, SectorDir, SectorIdentity};
-use proofs::snark::params::PorepParams;
+use proofs::snark::params::GrothParams;
 use proofs::snark::{self, SealStatement};
 use proofs::{ProverId, Randomness, SectorSize};
 use sealing::memory;
@@ -273,7 +273,8 @@ pub fn bench(args: BenchArgs) -> Result<()> {
         None
     };
     if let (true, Some(c1)) = (runs("c2"), &c1_out) {
-        let params = PorepParams::new(args.param_dir.clone().unwrap_or_else(sealing::dirs::param_dir), size);
+        let params =
+            GrothParams::porep(args.param_dir.clone().unwrap_or_else(sealing::dirs::param_dir), size);
         let (mapped, m) = measure("params", || {
             params.load_proving().with_context(|| {
                 format!("no usable Groth16 parameters for {size}: run `kiln params generate --sector-size {size}`")

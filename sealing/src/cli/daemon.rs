@@ -67,7 +67,7 @@ pub fn run(args: RunArgs) -> Result<()> {
     // A fresh devnet needs no long seed wait: a few blocks are enough.
     config.chain.seed_delay = 3;
     // Check the parameters now rather than after PC1 and PC2.
-    proofs::snark::params::PorepParams::new(config.param_dir(), size).load_verifying_key().with_context(
+    proofs::snark::params::GrothParams::porep(config.param_dir(), size).load_verifying_key().with_context(
         || {
             format!(
                 "Groth16 parameters for {} (run `kiln params generate --sector-size {}`)",

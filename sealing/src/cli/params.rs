@@ -2,7 +2,7 @@
 
 use anyhow::{bail, Context, Result};
 use clap::Subcommand;
-use proofs::snark::params::{verify_dir, PorepParams, SetupSeed};
+use proofs::snark::params::{verify_dir, GrothParams, SetupSeed};
 use proofs::SectorSize;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -51,7 +51,7 @@ pub fn run(cmd: ParamsCommand) -> Result<()> {
                 (Some(hex), false) => SetupSeed::ChaCha20(proofs::ids::parse_hex32(&hex, "seed")?),
                 (None, false) => SetupSeed::KILN,
             };
-            let params = PorepParams::new(param_dir.unwrap_or_else(sealing::dirs::param_dir), size);
+            let params = GrothParams::porep(param_dir.unwrap_or_else(sealing::dirs::param_dir), size);
             eprintln!("WARNING: this is a TEST setup. Anyone who knows its seed can forge proofs; never use it on mainnet.");
             let t = Instant::now();
             params.generate_test_setup(seed).context("generate parameters")?;

@@ -6,7 +6,7 @@ use clap::{Args, Subcommand};
 use proofs::sdr::label_par::LabelingConfig;
 use proofs::seal::c1::C1Output;
 use proofs::seal::{c1, finalize, pc1, pc2, unseal, SectorDir, SectorIdentity};
-use proofs::snark::params::PorepParams;
+use proofs::snark::params::GrothParams;
 use proofs::snark::{self, SealStatement};
 use proofs::{Commitment, ProverId, Randomness, SectorSize};
 use sealing::memory;
@@ -289,8 +289,8 @@ fn prover_id(hex: &Option<String>, miner: Option<u64>) -> Result<ProverId> {
     }
 }
 
-fn param_store(dir: &Option<PathBuf>, size: SectorSize) -> PorepParams {
-    PorepParams::new(dir.clone().unwrap_or_else(sealing::dirs::param_dir), size)
+fn param_store(dir: &Option<PathBuf>, size: SectorSize) -> GrothParams {
+    GrothParams::porep(dir.clone().unwrap_or_else(sealing::dirs::param_dir), size)
 }
 
 fn pre_commit(args: &PreCommitArgs, phases: &mut Phases) -> Result<Value> {

@@ -5,7 +5,7 @@
 use proofs::sdr::label_par::LabelingConfig;
 use proofs::sdr::layers::Progress;
 use proofs::seal::{c1, finalize, pc1, pc2, SectorDir, SectorIdentity};
-use proofs::snark::params::PorepParams;
+use proofs::snark::params::GrothParams;
 use proofs::{Commitment, Disposition, Randomness};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -208,7 +208,7 @@ impl ProofEngine for LocalEngine {
 
     fn c2(&self, c1: &[u8]) -> Result<Vec<u8>, EngineError> {
         let c1 = c1::C1Output::decode(c1)?;
-        let params = PorepParams::new(&self.param_dir, c1.identity.sector_size);
+        let params = GrothParams::porep(&self.param_dir, c1.identity.sector_size);
         let proving = params.load_proving()?;
         Ok(proofs::snark::prove(&c1, &proving)?)
     }

@@ -24,7 +24,7 @@ pub fn param_dir() -> PathBuf {
     READY
         .get_or_init(|| {
             let dir = sealing::dirs::param_dir();
-            let params = proofs::snark::params::PorepParams::new(&dir, SectorSize::KiB2);
+            let params = proofs::snark::params::GrothParams::porep(&dir, SectorSize::KiB2);
             params.generate_test_setup(proofs::snark::params::SetupSeed::KILN).expect("2KiB test setup");
             dir
         })

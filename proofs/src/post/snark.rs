@@ -1,0 +1,136 @@
+//! PoSt SNARKs: Groth16 proofs of [`PostCircuit`], one for a Winning PoSt and
+//! one per partition for a Window PoSt (192 bytes each, concatenated), and
+//! their verification from public values (post.md §4–§6).
+
+use super::challenges::{check_randomness, sector_challenges};
+use super::vanilla::SectorProof;
+use super::{PostKind, PostProof};
+use crate::circuit::post::{public_inputs, PostCircuit};
+use crate::error::{Error, Result};
+use crate::ids::{Commitment, Randomness};
+use crate::snark::key::ProvingKey;
+use crate::snark::{proof_bytes, prove_circuits, PROOF_BYTES};
+use bellperson::groth16::{self, PreparedVerifyingKey, Proof};
+use blstrs::{Bls12, Scalar as Fr};
+use tracing::{debug, info_span};
+
+/// A PoSt SNARK and where it was made.
+#[derive(Clone, Debug)]
+pub struct PostSnark {
+    /// The proofs, one per partition, concatenated.
+    pub bytes: Vec<u8>,
+    /// The GPUs it was proved on; empty: the CPU.
+    pub gpus: Vec<String>,
+}
+
+/// Proves the vanilla proofs of `sectors` (ascending sector id): the one sector
+/// of a Winning PoSt, or every sector of a Window PoSt, split into partitions
+/// of [`PostProof::sectors_per_partition`].
+pub fn prove(proof: &PostProof, sectors: &[SectorProof], params: &ProvingKey) -> Result<PostSnark> {
+    prove_with_rng(proof, sectors, params, &mut rand::thread_rng())
+}
+
+/// [`prove`] with the proofs' randomness drawn from `rng`.
+pub fn prove_with_rng(
+    proof: &PostProof,
+    sectors: &[SectorProof],
+    params: &ProvingKey,
+    rng: &mut impl rand_core::RngCore,
+) -> Result<PostSnark> {
+    let _span = info_span!("post_snark", proof = %proof, sectors = sectors.len()).entered();
+    if sectors.is_empty() {
+        return Err(Error::InvalidProof(format!("a {proof} proof needs at least one sector")));
+    }
+    if sectors.windows(2).any(|w| w[0].sector_id >= w[1].sector_id) {
+        return Err(Error::InvalidProof("PoSt sectors must be in ascending sector id, each once".into()));
+    }
+    let make = || {
+        sectors
+            .chunks(proof.sectors_per_partition())
+            .map(|chunk| PostCircuit::from_vanilla(proof, chunk))
+            .collect()
+    };
+    let (proofs, gpus) = prove_circuits(make, proof.sector_size(), params, rng)?;
+    Ok(PostSnark { bytes: proof_bytes(&proofs), gpus })
+}
+
+/// The public inputs of partition `k` of a proof over `sectors` (sector id
+/// and comm_r, ascending sector id).
+pub fn partition_inputs(
+    proof: &PostProof,
+    randomness: &Randomness,
+    sectors: &[(u64, Commitment)],
+    k: usize,
+) -> Result<Vec<Fr>> {
+    let (challenges, slot_count) = proof.circuit_counts();
+    let per = proof.sectors_per_partition();
+    let first = k * per;
+    let chunk = sectors.get(first..(first + per).min(sectors.len())).unwrap_or_default();
+    let mut slots = Vec::with_capacity(slot_count);
+    for (i, (sector_id, comm_r)) in chunk.iter().enumerate() {
+        let leaves = sector_challenges(proof, randomness, *sector_id, first + i);
+        for group in leaves.chunks(challenges) {
+            slots.push((*comm_r, group.to_vec()));
+        }
+    }
+    public_inputs(&slots, slot_count)
+}
+
+/// Verifies a PoSt proof of `sectors` (sector id and comm_r; Winning: the one
+/// challenged sector) for `randomness` (masked). `Ok(false)`: rejected,
+/// including proofs of the wrong length, points that do not decode, values
+/// that are not field elements, or a key of another circuit.
+pub fn verify(
+    proof: &PostProof,
+    randomness: &Randomness,
+    sectors: &[(u64, Commitment)],
+    bytes: &[u8],
+    vk: &PreparedVerifyingKey<Bls12>,
+) -> Result<bool> {
+    let _span = info_span!("verify_post", proof = %proof, sectors = sectors.len()).entered();
+    if check_randomness(randomness).is_err() {
+        debug!("randomness is not a field element");
+        return Ok(false);
+    }
+    if sectors.is_empty() || (proof.kind() == PostKind::Winning && sectors.len() != 1) {
+        debug!(sectors = sectors.len(), "wrong number of sectors");
+        return Ok(false);
+    }
+    let mut sorted = sectors.to_vec();
+    sorted.sort_by_key(|s| s.0);
+    if sorted.windows(2).any(|w| w[0].0 == w[1].0) {
+        debug!("a sector is listed twice");
+        return Ok(false);
+    }
+    let partitions = proof.partitions(sorted.len());
+    if bytes.len() != partitions * PROOF_BYTES {
+        debug!(len = bytes.len(), partitions, "proof has the wrong length");
+        return Ok(false);
+    }
+    let proofs = match Proof::<Bls12>::read_many(bytes, partitions) {
+        Ok(p) => p,
+        Err(e) => {
+            debug!(error = %e, "proof does not decode");
+            return Ok(false);
+        }
+    };
+    let mut inputs = Vec::with_capacity(partitions);
+    for k in 0..partitions {
+        match partition_inputs(proof, randomness, &sorted, k) {
+            Ok(i) => inputs.push(i),
+            Err(Error::InvalidProof(reason)) => {
+                debug!(%reason, "public inputs are not field elements");
+                return Ok(false);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    let refs: Vec<&Proof<Bls12>> = proofs.iter().collect();
+    match groth16::verify_proofs_batch(vk, &mut rand::thread_rng(), &refs, &inputs) {
+        Ok(valid) => Ok(valid),
+        Err(e) => {
+            debug!(error = %e, "verifying key does not fit this statement");
+            Ok(false)
+        }
+    }
+}
