@@ -58,6 +58,33 @@ pub struct Config {
     /// How long records are kept.
     #[serde(default)]
     pub history: HistoryConfig,
+    /// Proving sectors: Window and Winning PoSt.
+    #[serde(default)]
+    pub proving: ProvingConfig,
+}
+
+/// How the daemon proves its sectors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProvingConfig {
+    /// Epochs before a deadline's window opens that its sectors are checked
+    /// (faults declared, recoveries declared).
+    pub check_ahead_epochs: u64,
+    /// Sectors read at once for a PoSt (each holds its files open).
+    pub read_parallel: usize,
+    /// Time one sector's reads may take before it is reported faulty (ms).
+    pub sector_timeout_ms: u64,
+    /// Answer won elections with a Winning PoSt.
+    pub winning: bool,
+    /// Prove Window PoSt SNARKs on remote workers when one can (the vanilla
+    /// proofs travel, the sectors do not); locally otherwise.
+    pub remote_snark: bool,
+}
+
+impl Default for ProvingConfig {
+    fn default() -> Self {
+        Self { check_ahead_epochs: 6, read_parallel: 16, sector_timeout_ms: 60_000, winning: true, remote_snark: true }
+    }
 }
 
 /// How long records are kept.
@@ -216,13 +243,34 @@ pub struct ChainConfig {
     pub seed_delay: u64,
     /// Epochs after a PreCommit within which its ProveCommit must land.
     pub prove_commit_window: u64,
-    /// Oldest ticket a PreCommit may use, in epochs.
+    /// Oldest ticket a PoRep may use, in epochs.
     pub max_ticket_age: u64,
+    /// Deadlines per proving period (Filecoin: 48).
+    pub deadlines: u64,
+    /// Epochs of each deadline's challenge window (Filecoin: 60).
+    pub deadline_window: u64,
+    /// The Window PoSt challenge is drawn this many epochs before the window opens.
+    pub challenge_lookback: u64,
+    /// Chance per epoch, in thousandths, that the miner wins a block (and owes a Winning PoSt).
+    pub election_per_mille: u64,
+    /// Epochs a won election waits for its Winning PoSt.
+    pub winning_window: u64,
 }
 
 impl Default for ChainConfig {
     fn default() -> Self {
-        Self { block_time_ms: 1_000, seed_delay: 10, prove_commit_window: 3_000, max_ticket_age: 900 }
+        let p = EmbeddedChainConfig::default().proving;
+        Self {
+            block_time_ms: 1_000,
+            seed_delay: 10,
+            prove_commit_window: 3_000,
+            max_ticket_age: 900,
+            deadlines: p.deadlines,
+            deadline_window: p.window,
+            challenge_lookback: p.lookback,
+            election_per_mille: p.election_per_mille,
+            winning_window: p.winning_window,
+        }
     }
 }
 
@@ -295,6 +343,7 @@ impl Config {
             chain: ChainConfig::default(),
             workers: WorkersConfig::default(),
             history: HistoryConfig::default(),
+            proving: ProvingConfig::default(),
         }
     }
 
@@ -354,6 +403,15 @@ impl Config {
         if self.chain.prove_commit_window <= self.chain.seed_delay {
             return Err("chain.prove_commit_window must be longer than chain.seed_delay".into());
         }
+        if self.chain.deadlines < 1 || self.chain.deadline_window < 2 {
+            return Err("chain.deadlines must be at least 1 and chain.deadline_window at least 2".into());
+        }
+        if self.chain.election_per_mille > 1000 || self.chain.winning_window == 0 {
+            return Err("chain.election_per_mille must be 0..=1000 and chain.winning_window above 0".into());
+        }
+        if self.proving.read_parallel == 0 || self.proving.sector_timeout_ms == 0 {
+            return Err("proving.read_parallel and proving.sector_timeout_ms must be above 0".into());
+        }
         Ok(())
     }
 
@@ -380,6 +438,13 @@ impl Config {
             prove_commit_window: self.chain.prove_commit_window,
             max_ticket_age: self.chain.max_ticket_age,
             prover_id: self.prover_id(),
+            proving: crate::chain::ProvingSchedule {
+                deadlines: self.chain.deadlines,
+                window: self.chain.deadline_window,
+                lookback: self.chain.challenge_lookback,
+                election_per_mille: self.chain.election_per_mille,
+                winning_window: self.chain.winning_window,
+            },
         }
     }
 

@@ -101,6 +101,15 @@ impl SealVerifier for SharedVerifier {
     fn verify(&self, s: &proofs::snark::SealStatement, proof: &[u8]) -> Result<bool, proofs::Error> {
         self.0.verify(s, proof)
     }
+    fn verify_post(
+        &self,
+        post: &proofs::post::PostProof,
+        randomness: &proofs::Randomness,
+        sectors: &[(u64, proofs::Commitment)],
+        proof: &[u8],
+    ) -> Result<bool, proofs::Error> {
+        self.0.verify_post(post, randomness, sectors, proof)
+    }
 }
 
 /// A running daemon.

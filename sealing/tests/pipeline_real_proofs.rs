@@ -10,8 +10,9 @@ use proofs::pieces::{comm_d_from_pieces, PieceInfo};
 use proofs::seal::unseal::unseal_range;
 use proofs::{ProverId, Randomness, SectorSize};
 use sealing::chain::{
-    Chain, ChainError, EmbeddedChain, EmbeddedChainConfig, Message, MessageId, PreCommitOnChain,
-    ProofsVerifier, RandomnessKind, Receipt, EXIT_ILLEGAL_ARGUMENT, EXIT_OK,
+    Chain, ChainError, ElectionOnChain, EmbeddedChain, EmbeddedChainConfig, HealthEvent, Message, MessageId,
+    PostOnChain, PreCommitOnChain, ProofsVerifier, ProvingSchedule, ProvingSectorOnChain, RandomnessKind, Receipt,
+    EXIT_ILLEGAL_ARGUMENT, EXIT_OK,
 };
 use sealing::clock::{Clock, SystemClock};
 use sealing::config::{Limits, PackingConfig};
@@ -65,6 +66,27 @@ impl Chain for CorruptFirstProof {
     }
     fn message_counts(&self, now: i64) -> Result<(u64, u64), ChainError> {
         self.inner.message_counts(now)
+    }
+    fn proving_schedule(&self) -> ProvingSchedule {
+        self.inner.proving_schedule()
+    }
+    fn proving_sectors(&self, now: i64) -> Result<Vec<ProvingSectorOnChain>, ChainError> {
+        self.inner.proving_sectors(now)
+    }
+    fn posts_since(&self, since: u64, now: i64) -> Result<Vec<PostOnChain>, ChainError> {
+        self.inner.posts_since(since, now)
+    }
+    fn find_post_message(&self, open: u64, partition: u64, now: i64) -> Result<Option<MessageId>, ChainError> {
+        self.inner.find_post_message(open, partition, now)
+    }
+    fn health_events(&self, since: u64, now: i64) -> Result<Vec<HealthEvent>, ChainError> {
+        self.inner.health_events(since, now)
+    }
+    fn won_election(&self, epoch: u64) -> bool {
+        self.inner.won_election(epoch)
+    }
+    fn elections(&self, from: u64, to: u64, now: i64) -> Result<Vec<ElectionOnChain>, ChainError> {
+        self.inner.elections(from, to, now)
     }
 }
 

@@ -68,13 +68,62 @@ pub enum Message {
         #[serde(with = "hex_bytes")]
         proof: Vec<u8>,
     },
+    /// A Window PoSt of one partition of a deadline, in that deadline's
+    /// challenge window.
+    SubmitWindowedPoSt {
+        /// The deadline (0 ..< deadlines).
+        deadline: u64,
+        /// The epoch its challenge window opened: names the window proven.
+        open_epoch: u64,
+        /// The partition of the deadline.
+        partition: u64,
+        /// Sectors of the partition left out of the proof (they become faulty).
+        skipped: Vec<u64>,
+        /// The Groth16 proofs, one per SNARK partition.
+        #[serde(with = "hex_bytes")]
+        proof: Vec<u8>,
+    },
+    /// Sectors that will not be provable: left out of Window PoSts until
+    /// declared recovered.
+    DeclareFaults {
+        /// The sectors.
+        sectors: Vec<u64>,
+    },
+    /// Faulty sectors that are readable again: proven in their next window.
+    DeclareFaultsRecovered {
+        /// The sectors.
+        sectors: Vec<u64>,
+    },
+    /// The answer to a won election: a Winning PoSt of the chosen sector.
+    SubmitWinningPoSt {
+        /// The epoch whose election was won.
+        epoch: u64,
+        /// The sector the randomness chose.
+        sector: u64,
+        /// The Groth16 proof.
+        #[serde(with = "hex_bytes")]
+        proof: Vec<u8>,
+    },
 }
 
 impl Message {
-    /// The sector the message is about.
-    pub fn sector(&self) -> u64 {
+    /// The sector a sealing message is about (none for proving messages).
+    pub fn sector(&self) -> Option<u64> {
         match self {
-            Self::PreCommit { sector, .. } | Self::ProveCommit { sector, .. } => *sector,
+            Self::PreCommit { sector, .. } | Self::ProveCommit { sector, .. } => Some(*sector),
+            _ => None,
+        }
+    }
+
+    /// The method's name, as messages are tagged.
+    pub fn method(&self) -> &'static str {
+        match self {
+            Self::PreCommit { .. } => "PreCommit",
+            Self::ProveCommit { .. } => "ProveCommit",
+            Self::SubmitWindowedPoSt { .. } => "SubmitWindowedPoSt",
+            Self::DeclareFaults { .. } => "DeclareFaults",
+            Self::DeclareFaultsRecovered { .. } => "DeclareFaultsRecovered",
+            Self::SubmitWinningPoSt { .. } => "SubmitWinningPoSt",
         }
     }
 }
@@ -113,6 +162,159 @@ pub struct PreCommitOnChain {
     pub proven: bool,
 }
 
+/// How the chain schedules proving: the proving period split into deadlines,
+/// each with a challenge window; and the devnet's block elections.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProvingSchedule {
+    /// Deadlines per proving period.
+    pub deadlines: u64,
+    /// Epochs of one deadline's challenge window.
+    pub window: u64,
+    /// The challenge (randomness) epoch is this many epochs before a window opens.
+    pub lookback: u64,
+    /// Chance per epoch, in thousandths, that the miner wins a block.
+    pub election_per_mille: u64,
+    /// Epochs after a won election within which its Winning PoSt must land.
+    pub winning_window: u64,
+}
+
+/// One occurrence of a deadline: deadline `deadline` in proving period `period`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeadlineWindow {
+    /// Which deadline of the period.
+    pub deadline: u64,
+    /// Which proving period.
+    pub period: u64,
+    /// First epoch of the challenge window.
+    pub open: u64,
+    /// First epoch after it.
+    pub close: u64,
+    /// The epoch whose randomness challenges it.
+    pub challenge: u64,
+}
+
+impl ProvingSchedule {
+    /// Epochs per proving period.
+    pub fn period(&self) -> u64 {
+        self.deadlines * self.window
+    }
+
+    /// The `n`-th deadline window since genesis.
+    pub fn nth(&self, n: u64) -> DeadlineWindow {
+        let open = n * self.window;
+        DeadlineWindow {
+            deadline: n % self.deadlines,
+            period: n / self.deadlines,
+            open,
+            close: open + self.window,
+            challenge: open.saturating_sub(self.lookback),
+        }
+    }
+
+    /// The window open at `epoch`.
+    pub fn current(&self, epoch: u64) -> DeadlineWindow {
+        self.nth(epoch / self.window.max(1))
+    }
+
+    /// The first window of `deadline` that has not closed at `epoch`.
+    pub fn next_of(&self, deadline: u64, epoch: u64) -> DeadlineWindow {
+        let current = epoch / self.window.max(1);
+        let base = current - current % self.deadlines;
+        let n = if base + deadline >= current { base + deadline } else { base + self.deadlines + deadline };
+        self.nth(n)
+    }
+
+    /// The window that opened at `open`, if a window opens there.
+    pub fn opened_at(&self, open: u64) -> Option<DeadlineWindow> {
+        (self.window > 0 && open % self.window == 0).then(|| self.nth(open / self.window))
+    }
+}
+
+/// A sector's standing in Window PoSt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SectorHealth {
+    /// Proven in its deadlines.
+    Active,
+    /// Declared faulty, skipped, or its deadline was missed.
+    Faulty,
+    /// Declared recovered: proven in its next window, then active.
+    Recovering,
+}
+
+impl SectorHealth {
+    /// The lower-case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Faulty => "faulty",
+            Self::Recovering => "recovering",
+        }
+    }
+}
+
+/// A proven sector as the chain schedules it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProvingSectorOnChain {
+    /// The sector.
+    pub sector: u64,
+    /// Its size.
+    pub sector_size: SectorSize,
+    /// Its replica commitment.
+    pub comm_r: Commitment,
+    /// Its deadline.
+    pub deadline: u64,
+    /// Its partition in the deadline.
+    pub partition: u64,
+    /// Active, faulty or recovering.
+    pub health: SectorHealth,
+    /// The epoch its ProveCommit landed: windows challenged before it skip it.
+    pub activation: u64,
+}
+
+/// A Window PoSt the chain accepted.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PostOnChain {
+    /// The deadline.
+    pub deadline: u64,
+    /// The window's first epoch.
+    pub open_epoch: u64,
+    /// The partition.
+    pub partition: u64,
+    /// The message that proved it.
+    pub message: MessageId,
+    /// The epoch it landed in.
+    pub epoch: u64,
+    /// Sectors proven.
+    pub proven: Vec<u64>,
+    /// Sectors skipped (now faulty).
+    pub skipped: Vec<u64>,
+}
+
+/// A change of a sector's health, as the chain recorded it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HealthEvent {
+    /// The epoch.
+    pub epoch: u64,
+    /// The sector.
+    pub sector: u64,
+    /// Its new health.
+    pub health: SectorHealth,
+    /// Why (declared, skipped, missed deadline N, proven).
+    pub why: String,
+}
+
+/// A won election and its Winning PoSt, once one landed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ElectionOnChain {
+    /// The epoch won.
+    pub epoch: u64,
+    /// The sector proven, once proven.
+    pub sector: Option<u64>,
+    /// The message that proved it.
+    pub message: Option<MessageId>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -123,5 +325,19 @@ mod tests {
         assert_eq!(serde_json::from_str::<MessageId>("\"7\"").unwrap(), MessageId(7));
         assert_eq!(serde_json::from_str::<MessageId>("7").unwrap(), MessageId(7));
         assert!(serde_json::from_str::<MessageId>("\"m1\"").is_err());
+    }
+
+    #[test]
+    fn deadline_windows_tile_the_periods() {
+        let s = ProvingSchedule { deadlines: 4, window: 10, lookback: 2, election_per_mille: 0, winning_window: 5 };
+        assert_eq!(s.period(), 40);
+        let w = s.current(57);
+        assert_eq!((w.deadline, w.period, w.open, w.close, w.challenge), (1, 1, 50, 60, 48));
+        assert_eq!(s.next_of(1, 57), w, "the open window of the deadline itself");
+        assert_eq!(s.next_of(0, 57).open, 80, "deadline 0 comes again next period");
+        assert_eq!(s.next_of(3, 57).open, 70);
+        assert_eq!(s.opened_at(70).unwrap().deadline, 3);
+        assert!(s.opened_at(71).is_none());
+        assert_eq!(s.nth(0).challenge, 0);
     }
 }

@@ -8,11 +8,15 @@
 //! are checked by an on-chain verifier. Time is passed in (milliseconds since
 //! the epoch) so that tests control it.
 
+use proofs::post::PostProof;
 use proofs::snark::SealStatement;
-use proofs::Randomness;
+use proofs::{Commitment, Randomness};
 use std::path::PathBuf;
 
-pub use wire::chain::{Message, MessageId, PreCommitOnChain, Receipt};
+pub use wire::chain::{
+    DeadlineWindow, ElectionOnChain, HealthEvent, Message, MessageId, PostOnChain, PreCommitOnChain,
+    ProvingSchedule, ProvingSectorOnChain, Receipt, SectorHealth,
+};
 
 /// Exit code of a message that was executed successfully.
 pub const EXIT_OK: i64 = 0;
@@ -61,20 +65,38 @@ pub enum ChainError {
     },
 }
 
-/// The two kinds of chain randomness sealing uses.
+/// The kinds of chain randomness sealing and proving use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RandomnessKind {
     /// The seal ticket (drawn before PC1).
     Ticket,
     /// The interactive seed (drawn after the PreCommit lands).
     Seed,
+    /// A deadline's Window PoSt challenge.
+    WindowPost,
+    /// A won election's Winning PoSt challenge.
+    WinningPost,
 }
 
-/// Checks PoRep proofs (on chain, and in the driver before a proof is sent).
+/// Checks PoRep proofs (on chain, and in the driver before a proof is sent)
+/// and PoSt proofs (on chain).
 pub trait SealVerifier: Send + Sync {
     /// Whether `proof` proves `statement`; `Err` for a verifier that cannot run
     /// (its disposition tells whether the node is at fault, e.g. a corrupt key).
     fn verify(&self, statement: &SealStatement, proof: &[u8]) -> Result<bool, proofs::Error>;
+
+    /// Whether `proof` is a PoSt of type `post` over `sectors` (sector id,
+    /// comm_r) for `randomness`. Verifiers of sealing only refuse to answer.
+    fn verify_post(
+        &self,
+        post: &PostProof,
+        randomness: &Randomness,
+        sectors: &[(u64, Commitment)],
+        proof: &[u8],
+    ) -> Result<bool, proofs::Error> {
+        let _ = (randomness, sectors, proof);
+        Err(proofs::Error::InvalidProof(format!("this verifier does not check {post} proofs")))
+    }
 }
 
 /// The real verifier: Groth16 verification with the parameter directory's keys.
@@ -88,6 +110,17 @@ impl SealVerifier for ProofsVerifier {
         let params = proofs::snark::params::GrothParams::porep(&self.param_dir, statement.sector_size);
         let vk = params.seal_verifying_key()?;
         proofs::snark::verify_seal(statement, proof, &vk)
+    }
+
+    fn verify_post(
+        &self,
+        post: &PostProof,
+        randomness: &Randomness,
+        sectors: &[(u64, Commitment)],
+        proof: &[u8],
+    ) -> Result<bool, proofs::Error> {
+        let vk = proofs::snark::params::GrothParams::post(&self.param_dir, *post).load_verifying_key()?;
+        proofs::post::snark::verify(post, randomness, sectors, proof, &vk)
     }
 }
 
@@ -132,6 +165,23 @@ pub trait Chain: Send + Sync {
     }
     /// How many messages were sent and how many of them are executed (without reading them).
     fn message_counts(&self, now_ms: i64) -> Result<(u64, u64), ChainError>;
+
+    /// How proving is scheduled.
+    fn proving_schedule(&self) -> ProvingSchedule;
+    /// Every proven sector with its deadline, partition and health.
+    fn proving_sectors(&self, now_ms: i64) -> Result<Vec<ProvingSectorOnChain>, ChainError>;
+    /// The Window PoSts accepted for windows that opened at or after `since_open`.
+    fn posts_since(&self, since_open: u64, now_ms: i64) -> Result<Vec<PostOnChain>, ChainError>;
+    /// A SubmitWindowedPoSt for this window and partition that is pending or
+    /// succeeded (so that a restarted prover never submits twice).
+    fn find_post_message(&self, open_epoch: u64, partition: u64, now_ms: i64)
+        -> Result<Option<MessageId>, ChainError>;
+    /// Health changes at or after `since_epoch`, oldest first.
+    fn health_events(&self, since_epoch: u64, now_ms: i64) -> Result<Vec<HealthEvent>, ChainError>;
+    /// Whether the miner won the block election of `epoch`.
+    fn won_election(&self, epoch: u64) -> bool;
+    /// Won elections in `from..=to`, with their Winning PoSts once landed.
+    fn elections(&self, from: u64, to: u64, now_ms: i64) -> Result<Vec<ElectionOnChain>, ChainError>;
 }
 
 mod embedded;

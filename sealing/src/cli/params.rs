@@ -9,7 +9,8 @@ use std::time::Instant;
 
 #[derive(Subcommand)]
 pub enum ParamsCommand {
-    /// Generate a Groth16 TEST setup for a sector size (insecure: for tests and devnets only).
+    /// Generate Groth16 TEST setups for a sector size: PoRep, Winning PoSt and
+    /// Window PoSt (insecure: for tests and devnets only).
     Generate {
         /// 2KiB, 8MiB or 512MiB.
         #[arg(long)]
@@ -27,7 +28,7 @@ pub enum ParamsCommand {
     },
     /// Check every parameter file in the directory against its manifest digest.
     Verify {
-        /// Also report the PoRep files of these sizes as missing if absent.
+        /// Also report the PoRep and PoSt files of these sizes as missing if absent.
         #[arg(long = "sector-size")]
         sizes: Vec<String>,
         /// Parameter directory [default: $XDG_CACHE_HOME/kiln/params].
@@ -51,13 +52,18 @@ pub fn run(cmd: ParamsCommand) -> Result<()> {
                 (Some(hex), false) => SetupSeed::ChaCha20(proofs::ids::parse_hex32(&hex, "seed")?),
                 (None, false) => SetupSeed::KILN,
             };
-            let params = GrothParams::porep(param_dir.unwrap_or_else(sealing::dirs::param_dir), size);
+            let dir = param_dir.unwrap_or_else(sealing::dirs::param_dir);
             eprintln!("WARNING: this is a TEST setup. Anyone who knows its seed can forge proofs; never use it on mainnet.");
-            let t = Instant::now();
-            params.generate_test_setup(seed).context("generate parameters")?;
-            println!("params   {}", params.params_path().display());
-            println!("vk       {}", params.vk_path().display());
-            println!("seconds  {:.1}", t.elapsed().as_secs_f64());
+            for params in GrothParams::all(&dir, size) {
+                let t = Instant::now();
+                params
+                    .generate_test_setup(seed)
+                    .with_context(|| format!("generate the {} parameters", params.kind().name()))?;
+                println!("{}", params.kind().name());
+                println!("  params   {}", params.params_path().display());
+                println!("  vk       {}", params.vk_path().display());
+                println!("  seconds  {:.1}", t.elapsed().as_secs_f64());
+            }
             Ok(())
         }
         ParamsCommand::Verify { sizes, param_dir, json } => {

@@ -67,8 +67,9 @@ pub fn param_dir() -> PathBuf {
     READY
         .get_or_init(|| {
             let dir = sealing::dirs::param_dir();
-            let params = proofs::snark::params::GrothParams::porep(&dir, proofs::SectorSize::KiB2);
-            params.generate_test_setup(proofs::snark::params::SetupSeed::KILN).expect("2KiB test setup");
+            for params in proofs::snark::params::GrothParams::all(&dir, proofs::SectorSize::KiB2) {
+                params.generate_test_setup(proofs::snark::params::SetupSeed::KILN).expect("2KiB test setup");
+            }
             dir
         })
         .clone()

@@ -1,8 +1,14 @@
 //! kiln's embedded devnet chain over SQLite (the sector database's file).
+//!
+//! Sealing (PreCommit, ProveCommit) is here; proving (deadlines, Window and
+//! Winning PoSt, faults) is in [`proving`].
+
+mod proving;
 
 use super::{
-    Chain, ChainError, Message, MessageId, PreCommitOnChain, RandomnessKind, Receipt, SealVerifier,
-    EXIT_FORBIDDEN, EXIT_ILLEGAL_ARGUMENT, EXIT_NOT_FOUND, EXIT_OK,
+    Chain, ChainError, ElectionOnChain, HealthEvent, Message, MessageId, PostOnChain, PreCommitOnChain,
+    ProvingSchedule, ProvingSectorOnChain, RandomnessKind, Receipt, SealVerifier, EXIT_FORBIDDEN,
+    EXIT_ILLEGAL_ARGUMENT, EXIT_NOT_FOUND, EXIT_OK,
 };
 use crate::clock::Clock;
 use proofs::snark::SealStatement;
@@ -26,6 +32,8 @@ pub struct EmbeddedChainConfig {
     pub max_ticket_age: u64,
     /// The miner whose sectors this chain verifies.
     pub prover_id: ProverId,
+    /// Deadlines, challenge windows and elections.
+    pub proving: ProvingSchedule,
 }
 
 impl Default for EmbeddedChainConfig {
@@ -36,6 +44,13 @@ impl Default for EmbeddedChainConfig {
             prove_commit_window: 300,
             max_ticket_age: 100,
             prover_id: ProverId::from_actor_id(1000),
+            proving: ProvingSchedule {
+                deadlines: 48,
+                window: 20,
+                lookback: 2,
+                election_per_mille: 20,
+                winning_window: 10,
+            },
         }
     }
 }
@@ -66,6 +81,7 @@ CREATE TABLE IF NOT EXISTS chain_precommits (
     proven       INTEGER NOT NULL
 );
 ";
+
 
 /// kiln's devnet chain, persisted in SQLite.
 ///
@@ -101,6 +117,7 @@ impl EmbeddedChain {
         conn.pragma_update(None, "journal_mode", "WAL").map_err(sql("enable WAL"))?;
         conn.pragma_update(None, "synchronous", "FULL").map_err(sql("set synchronous"))?;
         conn.execute_batch(CHAIN_SCHEMA).map_err(sql("create schema"))?;
+        conn.execute_batch(proving::SCHEMA).map_err(sql("create the proving schema"))?;
         let fresh: [u8; 32] = rand::random();
         conn.execute(
             "INSERT OR IGNORE INTO chain_meta (id, genesis_ms, beacon) VALUES (1, ?1, ?2)",
@@ -166,6 +183,8 @@ impl EmbeddedChain {
         let tag: &[u8] = match kind {
             RandomnessKind::Ticket => b"kiln devnet ticket",
             RandomnessKind::Seed => b"kiln devnet seed",
+            RandomnessKind::WindowPost => b"kiln devnet window post",
+            RandomnessKind::WinningPost => b"kiln devnet winning post",
         };
         let mut out: [u8; 32] = Sha256::new()
             .chain_update(tag)
@@ -203,7 +222,7 @@ impl EmbeddedChain {
         for (id, sent, body) in due {
             let epoch = sent as u64 + 1;
             let outcome = match serde_json::from_str::<Message>(&body) {
-                Ok(m) => self.execute(&m, epoch)?,
+                Ok(m) => self.execute(id, &m, epoch)?,
                 Err(e) => Err((EXIT_ILLEGAL_ARGUMENT, format!("undecodable message: {e}"))),
             };
             let (code, error) = match outcome {
@@ -217,11 +236,17 @@ impl EmbeddedChain {
                 )
                 .map_err(self.sql("record a receipt"))?;
         }
-        Ok(())
+        self.close_windows(head)
     }
 
-    fn execute(&self, message: &Message, epoch: u64) -> Result<Result<(), (i64, String)>, ChainError> {
-        let live = self.precommit_at(message.sector(), epoch)?;
+    fn execute(
+        &self,
+        id: i64,
+        message: &Message,
+        epoch: u64,
+    ) -> Result<Result<(), (i64, String)>, ChainError> {
+        let Some(sector) = message.sector() else { return self.execute_proving(id, message, epoch) };
+        let live = self.precommit_at(sector, epoch)?;
         Ok(match message {
             Message::PreCommit { sector, sector_size, comm_r, comm_d, ticket_epoch } => {
                 if live.is_some() {
@@ -289,6 +314,7 @@ impl EmbeddedChain {
                                 params![*sector as i64],
                             )
                             .map_err(self.sql("record a proven sector"))?;
+                        self.activate(*sector, stored.sector_size, &stored.comm_r, epoch)?;
                         Ok(())
                     }
                     Ok(false) => {
@@ -300,6 +326,7 @@ impl EmbeddedChain {
                     )),
                 }
             }
+            _ => unreachable!("proving messages have no sector and are executed above"),
         })
     }
 
@@ -477,6 +504,44 @@ impl Chain for EmbeddedChain {
                 Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64))
             })
             .map_err(self.sql("count messages"))
+    }
+
+    fn proving_schedule(&self) -> ProvingSchedule {
+        self.config.proving
+    }
+
+    fn proving_sectors(&self, now_ms: i64) -> Result<Vec<ProvingSectorOnChain>, ChainError> {
+        self.head(now_ms)?;
+        self.sectors_where("1 = 1", params![])
+    }
+
+    fn posts_since(&self, since_open: u64, now_ms: i64) -> Result<Vec<PostOnChain>, ChainError> {
+        self.head(now_ms)?;
+        self.read_posts(since_open)
+    }
+
+    fn find_post_message(
+        &self,
+        open_epoch: u64,
+        partition: u64,
+        now_ms: i64,
+    ) -> Result<Option<MessageId>, ChainError> {
+        self.head(now_ms)?;
+        self.find_post(open_epoch, partition)
+    }
+
+    fn health_events(&self, since_epoch: u64, now_ms: i64) -> Result<Vec<HealthEvent>, ChainError> {
+        self.head(now_ms)?;
+        self.read_health_events(since_epoch)
+    }
+
+    fn won_election(&self, epoch: u64) -> bool {
+        self.elected(epoch)
+    }
+
+    fn elections(&self, from: u64, to: u64, now_ms: i64) -> Result<Vec<ElectionOnChain>, ChainError> {
+        self.head(now_ms)?;
+        self.read_elections(from, to)
     }
 }
 
