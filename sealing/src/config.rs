@@ -83,7 +83,13 @@ pub struct ProvingConfig {
 
 impl Default for ProvingConfig {
     fn default() -> Self {
-        Self { check_ahead_epochs: 6, read_parallel: 16, sector_timeout_ms: 60_000, winning: true, remote_snark: true }
+        Self {
+            check_ahead_epochs: 6,
+            read_parallel: 16,
+            sector_timeout_ms: 60_000,
+            winning: true,
+            remote_snark: true,
+        }
     }
 }
 

@@ -11,8 +11,8 @@ use proofs::seal::unseal::unseal_range;
 use proofs::{ProverId, Randomness, SectorSize};
 use sealing::chain::{
     Chain, ChainError, ElectionOnChain, EmbeddedChain, EmbeddedChainConfig, HealthEvent, Message, MessageId,
-    PostOnChain, PreCommitOnChain, ProofsVerifier, ProvingSchedule, ProvingSectorOnChain, RandomnessKind, Receipt,
-    EXIT_ILLEGAL_ARGUMENT, EXIT_OK,
+    PostOnChain, PreCommitOnChain, ProofsVerifier, ProvingSchedule, ProvingSectorOnChain, RandomnessKind,
+    Receipt, EXIT_ILLEGAL_ARGUMENT, EXIT_OK,
 };
 use sealing::clock::{Clock, SystemClock};
 use sealing::config::{Limits, PackingConfig};
@@ -76,7 +76,12 @@ impl Chain for CorruptFirstProof {
     fn posts_since(&self, since: u64, now: i64) -> Result<Vec<PostOnChain>, ChainError> {
         self.inner.posts_since(since, now)
     }
-    fn find_post_message(&self, open: u64, partition: u64, now: i64) -> Result<Option<MessageId>, ChainError> {
+    fn find_post_message(
+        &self,
+        open: u64,
+        partition: u64,
+        now: i64,
+    ) -> Result<Option<MessageId>, ChainError> {
         self.inner.find_post_message(open, partition, now)
     }
     fn health_events(&self, since: u64, now: i64) -> Result<Vec<HealthEvent>, ChainError> {

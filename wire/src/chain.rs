@@ -329,7 +329,13 @@ mod tests {
 
     #[test]
     fn deadline_windows_tile_the_periods() {
-        let s = ProvingSchedule { deadlines: 4, window: 10, lookback: 2, election_per_mille: 0, winning_window: 5 };
+        let s = ProvingSchedule {
+            deadlines: 4,
+            window: 10,
+            lookback: 2,
+            election_per_mille: 0,
+            winning_window: 5,
+        };
         assert_eq!(s.period(), 40);
         let w = s.current(57);
         assert_eq!((w.deadline, w.period, w.open, w.close, w.challenge), (1, 1, 50, 60, 48));

@@ -174,8 +174,12 @@ pub trait Chain: Send + Sync {
     fn posts_since(&self, since_open: u64, now_ms: i64) -> Result<Vec<PostOnChain>, ChainError>;
     /// A SubmitWindowedPoSt for this window and partition that is pending or
     /// succeeded (so that a restarted prover never submits twice).
-    fn find_post_message(&self, open_epoch: u64, partition: u64, now_ms: i64)
-        -> Result<Option<MessageId>, ChainError>;
+    fn find_post_message(
+        &self,
+        open_epoch: u64,
+        partition: u64,
+        now_ms: i64,
+    ) -> Result<Option<MessageId>, ChainError>;
     /// Health changes at or after `since_epoch`, oldest first.
     fn health_events(&self, since_epoch: u64, now_ms: i64) -> Result<Vec<HealthEvent>, ChainError>;
     /// Whether the miner won the block election of `epoch`.

@@ -82,7 +82,6 @@ CREATE TABLE IF NOT EXISTS chain_precommits (
 );
 ";
 
-
 /// kiln's devnet chain, persisted in SQLite.
 ///
 /// Two locks: `conn` is held only for single statements, so readers (the API,
@@ -553,12 +552,28 @@ fn message_body(message: &Message) -> Result<String, ChainError> {
 mod tests {
     use super::*;
 
-    /// Accepts exactly the proof `b"good"`.
-    struct FakeVerifier;
+    /// Accepts exactly the proof `b"good"` (PoSt: `b"good"` followed by the
+    /// proven sector ids, so a proof of another set is refused).
+    pub(super) struct FakeVerifier;
     impl SealVerifier for FakeVerifier {
         fn verify(&self, _: &SealStatement, proof: &[u8]) -> Result<bool, proofs::Error> {
             Ok(proof == b"good")
         }
+        fn verify_post(
+            &self,
+            _: &proofs::post::PostProof,
+            _: &Randomness,
+            sectors: &[(u64, Commitment)],
+            proof: &[u8],
+        ) -> Result<bool, proofs::Error> {
+            Ok(proof == fake_post(sectors.iter().map(|s| s.0)))
+        }
+    }
+
+    pub(super) fn fake_post(sectors: impl Iterator<Item = u64>) -> Vec<u8> {
+        let mut p = b"good".to_vec();
+        p.extend(sectors.flat_map(|s| s.to_le_bytes()));
+        p
     }
 
     const BLOCK: i64 = 1_000;

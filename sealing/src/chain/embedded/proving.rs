@@ -116,7 +116,8 @@ impl EmbeddedChain {
         };
         rows.into_iter()
             .map(|(sector, size, comm_r, deadline, partition, health, activation)| {
-                let bad = |what: &str, e: String| self.corrupt(format!("proving sector {sector}: {what}: {e}"));
+                let bad =
+                    |what: &str, e: String| self.corrupt(format!("proving sector {sector}: {what}: {e}"));
                 Ok(ProvingSectorOnChain {
                     sector: sector as u64,
                     sector_size: SectorSize::parse(&size).map_err(|e| bad("size", e.to_string()))?,
@@ -207,7 +208,9 @@ impl EmbeddedChain {
                 self.submit_window_post(id, *deadline, *open_epoch, *partition, skipped, proof, epoch)
             }
             Message::DeclareFaults { sectors } => self.declare(sectors, SectorHealth::Faulty, epoch),
-            Message::DeclareFaultsRecovered { sectors } => self.declare(sectors, SectorHealth::Recovering, epoch),
+            Message::DeclareFaultsRecovered { sectors } => {
+                self.declare(sectors, SectorHealth::Recovering, epoch)
+            }
             Message::SubmitWinningPoSt { epoch: won, sector, proof } => {
                 self.submit_winning_post(id, *won, *sector, proof, epoch)
             }
@@ -230,7 +233,9 @@ impl EmbeddedChain {
             if s.deadline == open {
                 return refuse(
                     EXIT_ILLEGAL_ARGUMENT,
-                    format!("sector {sector}: the window of its deadline {open} is open; declare before it opens"),
+                    format!(
+                        "sector {sector}: the window of its deadline {open} is open; declare before it opens"
+                    ),
                 );
             }
             match (to, s.health) {
@@ -300,7 +305,8 @@ impl EmbeddedChain {
                 format!("skipped sector {stray} is not due in partition {partition} of deadline {deadline}"),
             );
         }
-        let proven: Vec<&ProvingSectorOnChain> = expected.iter().filter(|s| !skipped.contains(&s.sector)).collect();
+        let proven: Vec<&ProvingSectorOnChain> =
+            expected.iter().filter(|s| !skipped.contains(&s.sector)).collect();
         if let Some(first) = proven.first() {
             let randomness = self.derive(RandomnessKind::WindowPost, window.challenge);
             let sectors: Vec<(u64, Commitment)> = proven.iter().map(|s| (s.sector, s.comm_r)).collect();
@@ -315,7 +321,10 @@ impl EmbeddedChain {
                     )
                 }
                 Err(why) => {
-                    return refuse(EXIT_ILLEGAL_ARGUMENT, format!("the Window PoSt could not be verified: {why}"))
+                    return refuse(
+                        EXIT_ILLEGAL_ARGUMENT,
+                        format!("the Window PoSt could not be verified: {why}"),
+                    )
                 }
             }
         }
@@ -378,7 +387,8 @@ impl EmbeddedChain {
             let partitions: BTreeSet<u64> = due.iter().map(|s| s.partition).collect();
             for p in partitions {
                 if self.post_row(window.open, p)?.is_none() {
-                    let why = format!("missed deadline {} (window at epoch {})", window.deadline, window.open);
+                    let why =
+                        format!("missed deadline {} (window at epoch {})", window.deadline, window.open);
                     for s in due.iter().filter(|s| s.partition == p) {
                         self.set_health(s.sector, SectorHealth::Faulty, window.close, &why)?;
                     }
@@ -410,7 +420,10 @@ impl EmbeddedChain {
 
     fn submit_winning_post(&self, id: i64, won: u64, sector: u64, proof: &[u8], epoch: u64) -> Outcome {
         if !self.elected(won) {
-            return refuse(EXIT_ILLEGAL_ARGUMENT, format!("the miner did not win the election of epoch {won}"));
+            return refuse(
+                EXIT_ILLEGAL_ARGUMENT,
+                format!("the miner did not win the election of epoch {won}"),
+            );
         }
         let limit = won + self.config.proving.winning_window;
         if epoch <= won || epoch > limit {
@@ -422,8 +435,7 @@ impl EmbeddedChain {
         if self.read_elections(won, won)?.first().is_some_and(|e| e.sector.is_some()) {
             return refuse(EXIT_FORBIDDEN, format!("the election of epoch {won} is already answered"));
         }
-        let eligible =
-            self.sectors_where("health = 'active' AND activation <= ?1", params![won as i64])?;
+        let eligible = self.sectors_where("health = 'active' AND activation <= ?1", params![won as i64])?;
         if eligible.is_empty() {
             return refuse(EXIT_ILLEGAL_ARGUMENT, format!("no active sector was eligible at epoch {won}"));
         }
@@ -440,9 +452,14 @@ impl EmbeddedChain {
         let post = PostProof::winning(chosen.sector_size);
         match self.verifier.verify_post(&post, &randomness, &[(sector, chosen.comm_r)], proof) {
             Ok(true) => {}
-            Ok(false) => return refuse(EXIT_ILLEGAL_ARGUMENT, format!("invalid Winning PoSt of sector {sector}")),
+            Ok(false) => {
+                return refuse(EXIT_ILLEGAL_ARGUMENT, format!("invalid Winning PoSt of sector {sector}"))
+            }
             Err(why) => {
-                return refuse(EXIT_ILLEGAL_ARGUMENT, format!("the Winning PoSt could not be verified: {why}"))
+                return refuse(
+                    EXIT_ILLEGAL_ARGUMENT,
+                    format!("the Winning PoSt could not be verified: {why}"),
+                )
             }
         }
         self.conn()
@@ -553,5 +570,147 @@ impl EmbeddedChain {
             });
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::{fake_post, FakeVerifier};
+    use super::*;
+    use crate::chain::{Chain, EmbeddedChainConfig, ProvingSchedule, EXIT_OK};
+    use crate::clock::ManualClock;
+
+    const BLOCK: i64 = 1_000;
+
+    /// 4 deadlines of 10 epochs, challenge 2 epochs before each opens.
+    fn chain(dir: &std::path::Path, election_per_mille: u64) -> EmbeddedChain {
+        let config = EmbeddedChainConfig {
+            proving: ProvingSchedule {
+                deadlines: 4,
+                window: 10,
+                lookback: 2,
+                election_per_mille,
+                winning_window: 5,
+            },
+            ..Default::default()
+        };
+        EmbeddedChain::open(&dir.join("kiln.db"), config, Box::new(FakeVerifier), &ManualClock::new(0))
+            .unwrap()
+    }
+
+    /// Lands a message sent at `epoch`; returns its exit code and error.
+    fn land(c: &EmbeddedChain, m: Message, epoch: u64) -> (i64, Option<String>) {
+        let id = c.send(&m, epoch as i64 * BLOCK).unwrap();
+        let r = c.receipt(id, (epoch as i64 + 1) * BLOCK).unwrap().unwrap();
+        (r.exit_code, r.error)
+    }
+
+    fn seal(c: &EmbeddedChain, sector: u64, epoch: u64) {
+        let pc = Message::PreCommit {
+            sector,
+            sector_size: SectorSize::KiB2,
+            comm_r: Commitment([sector as u8; 32]),
+            comm_d: Commitment([2; 32]),
+            ticket_epoch: epoch.saturating_sub(1),
+        };
+        assert_eq!(land(c, pc, epoch).0, EXIT_OK);
+        let prove = Message::ProveCommit { sector, proof: b"good".to_vec() };
+        assert_eq!(land(c, prove, epoch + 3).0, EXIT_OK);
+    }
+
+    fn health(c: &EmbeddedChain, sector: u64, epoch: u64) -> SectorHealth {
+        c.proving_sectors(epoch as i64 * BLOCK)
+            .unwrap()
+            .into_iter()
+            .find(|s| s.sector == sector)
+            .unwrap()
+            .health
+    }
+
+    fn post(deadline: u64, open: u64, partition: u64, skipped: Vec<u64>, proven: &[u64]) -> Message {
+        Message::SubmitWindowedPoSt {
+            deadline,
+            open_epoch: open,
+            partition,
+            skipped,
+            proof: fake_post(proven.iter().copied()),
+        }
+    }
+
+    #[test]
+    fn sectors_fill_partitions_and_must_be_proven_in_their_windows() {
+        let tmp = tempfile::tempdir().unwrap();
+        let c = chain(tmp.path(), 0);
+        // Activated in deadline 0's window: deadlines 0 and 1 are skipped;
+        // sectors 1 and 2 fill partition 0 of deadline 2, sector 3 starts the
+        // least loaded deadline, 3.
+        for s in [1, 2, 3] {
+            seal(&c, s, 1 + s);
+        }
+        let sectors = c.proving_sectors(10 * BLOCK).unwrap();
+        let slots: Vec<(u64, u64, u64)> =
+            sectors.iter().map(|s| (s.sector, s.deadline, s.partition)).collect();
+        assert_eq!(slots, [(1, 2, 0), (2, 2, 0), (3, 3, 0)]);
+
+        // Deadline 2 opens at 20: a proof before it, or of the wrong set, is refused.
+        let (code, why) = land(&c, post(2, 20, 0, vec![], &[1, 2]), 15);
+        assert_eq!(code, EXIT_ILLEGAL_ARGUMENT, "{why:?}");
+        assert_eq!(land(&c, post(2, 20, 0, vec![], &[1]), 20).0, EXIT_ILLEGAL_ARGUMENT);
+        assert_eq!(land(&c, post(2, 20, 0, vec![], &[1, 2]), 21).0, EXIT_OK);
+        let (code, why) = land(&c, post(2, 20, 0, vec![], &[1, 2]), 22);
+        assert_eq!(code, EXIT_FORBIDDEN, "never twice: {why:?}");
+        assert!(c.find_post_message(20, 0, 23 * BLOCK).unwrap().is_some());
+        // Deadline 3 (30..40) is never proven: sector 3 is faulted when it closes.
+        assert_eq!(health(&c, 3, 39), SectorHealth::Active);
+        assert_eq!(health(&c, 3, 40), SectorHealth::Faulty);
+        assert_eq!(health(&c, 1, 40), SectorHealth::Active);
+        let events = c.health_events(0, 40 * BLOCK).unwrap();
+        assert!(events.iter().any(|e| e.sector == 3 && e.why.contains("missed deadline 3")), "{events:?}");
+        let posts = c.posts_since(0, 40 * BLOCK).unwrap();
+        assert_eq!((posts.len(), posts[0].proven.clone()), (1, vec![1, 2]));
+
+        // Next period: sector 2 is skipped (faulty); 3 is declared recovered,
+        // proven, active again; a declaration while the window is open is refused.
+        assert_eq!(land(&c, Message::DeclareFaultsRecovered { sectors: vec![3] }, 45).0, EXIT_OK);
+        assert_eq!(health(&c, 3, 46), SectorHealth::Recovering);
+        assert_eq!(land(&c, post(2, 60, 0, vec![2], &[1]), 61).0, EXIT_OK);
+        assert_eq!(health(&c, 2, 62), SectorHealth::Faulty);
+        let (code, _) = land(&c, Message::DeclareFaults { sectors: vec![1] }, 62);
+        assert_eq!(code, EXIT_ILLEGAL_ARGUMENT, "deadline 2's window is open");
+        assert_eq!(land(&c, post(3, 70, 0, vec![], &[3]), 71).0, EXIT_OK);
+        assert_eq!(health(&c, 3, 72), SectorHealth::Active);
+        assert_eq!(land(&c, Message::DeclareFaults { sectors: vec![99] }, 80).0, EXIT_NOT_FOUND);
+    }
+
+    #[test]
+    fn won_elections_want_the_chosen_sectors_winning_post_in_time() {
+        let tmp = tempfile::tempdir().unwrap();
+        let c = chain(tmp.path(), 300);
+        for s in [1, 2, 3] {
+            seal(&c, s, 1 + s);
+        }
+        let won: Vec<u64> = (10..200).filter(|&e| c.won_election(e)).collect();
+        assert!(won.len() > 20 && won.len() < 120, "about 30% of epochs: {}", won.len());
+        let e = won[0];
+        let head = e + 1;
+        let randomness = c.randomness(RandomnessKind::WinningPost, e, head as i64 * BLOCK).unwrap();
+        let index = winning_sector_index(&c.config.prover_id, &randomness, 3).unwrap();
+        let chosen = index + 1;
+        let other = if chosen == 1 { 2 } else { 1 };
+        let answer = |sector: u64, epoch| Message::SubmitWinningPoSt {
+            epoch,
+            sector,
+            proof: fake_post([sector].into_iter()),
+        };
+        assert_eq!(land(&c, answer(other, e), head).0, EXIT_ILLEGAL_ARGUMENT, "not the chosen sector");
+        assert_eq!(land(&c, answer(chosen, e), head).0, EXIT_OK);
+        assert_eq!(land(&c, answer(chosen, e), head + 1).0, EXIT_FORBIDDEN);
+        let elections = c.elections(e, e, (head + 2) as i64 * BLOCK).unwrap();
+        assert_eq!(elections[0].sector, Some(chosen));
+        // Too late, and an epoch not won.
+        let late = won[1];
+        assert_eq!(land(&c, answer(chosen, late), late + 6).0, EXIT_ILLEGAL_ARGUMENT);
+        let lost = (10..200).find(|&x| !c.won_election(x)).unwrap();
+        assert_eq!(land(&c, answer(chosen, lost), lost.max(head + 3)).0, EXIT_ILLEGAL_ARGUMENT);
     }
 }
