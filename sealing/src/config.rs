@@ -67,6 +67,8 @@ pub struct Config {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ProvingConfig {
+    /// Prove sectors at all (off only for tests of sealing alone with fake proofs).
+    pub enabled: bool,
     /// Epochs before a deadline's window opens that its sectors are checked
     /// (faults declared, recoveries declared).
     pub check_ahead_epochs: u64,
@@ -84,6 +86,7 @@ pub struct ProvingConfig {
 impl Default for ProvingConfig {
     fn default() -> Self {
         Self {
+            enabled: true,
             check_ahead_epochs: 6,
             read_parallel: 16,
             sector_timeout_ms: 60_000,

@@ -119,6 +119,7 @@ pub struct Daemon {
     ledger: SharedLedger,
     stop: Arc<AtomicBool>,
     driver: Option<JoinHandle<()>>,
+    prover: Option<JoinHandle<()>>,
     /// Fires when the driver thread ends on its own (a critical failure or a panic).
     driver_ended: Option<tokio::sync::oneshot::Receiver<String>>,
     runtime: Option<tokio::runtime::Runtime>,
@@ -205,8 +206,12 @@ impl Daemon {
         crate::pipeline::packing::remove_orphan_copies(&ledger, &pipeline_config).map_err(|e| {
             DaemonError::DataDir { path: pipeline_config.pieces_dir(), reason: e.to_string() }
         })?;
+        let gate = crate::proving::ProvingGate::default();
         let pipeline = Pipeline::new(ledger.clone(), engine, verifier, pipeline_config.clone())
-            .with_dispatcher(Arc::new(dispatcher));
+            .with_dispatcher(Arc::new(dispatcher))
+            .with_proving_gate(gate.clone());
+        let prover =
+            crate::proving::Prover::new(ledger.clone(), pipeline_config.clone(), config.param_dir(), gate);
         let ctx = Arc::new(ApiContext {
             ledger: ledger.clone(),
             config: pipeline_config,
@@ -269,6 +274,19 @@ impl Daemon {
                 let _ = ended.send(reason);
             })
             .map_err(|e| DaemonError::DriverStopped(format!("cannot start the driver thread: {e}")))?;
+        let prover = if config.proving.enabled {
+            let flag = stop.clone();
+            let interval =
+                std::time::Duration::from_millis((config.chain.block_time_ms / 4).clamp(20, 1_000));
+            let handle = std::thread::Builder::new()
+                .name("kiln-prover".into())
+                .spawn(move || prover.run(&flag, interval))
+                .map_err(|e| DaemonError::DriverStopped(format!("cannot start the prover thread: {e}")))?;
+            Some(handle)
+        } else {
+            tracing::warn!("proving is disabled: sectors on chain will miss their deadlines");
+            None
+        };
         // Written last: clients find the API only once everything runs.
         let api_path = dir.join(API_FILE);
         write(&api_path, format!("{}://{addr}\n", wire::tls::scheme(tls.is_some())).as_bytes())?;
@@ -279,6 +297,7 @@ impl Daemon {
             ledger,
             stop,
             driver: Some(driver),
+            prover,
             driver_ended: Some(driver_ended),
             runtime: Some(runtime),
             shutdown: Some(shutdown),
@@ -352,6 +371,10 @@ impl Daemon {
         }
         if let Some(d) = self.driver.take() {
             let _ = d.join();
+        }
+        // A PoSt in flight finishes first (its message is sent or not at all).
+        if let Some(p) = self.prover.take() {
+            let _ = p.join();
         }
         if let Some(rt) = self.runtime.take() {
             rt.shutdown_timeout(std::time::Duration::from_secs(2));

@@ -21,6 +21,7 @@ pub const CRASH_POINTS: &[&str] = &[
     "commit:proof-written-unrecorded",
     "provecommit:sent-unrecorded",
     "finalize:done-unrecorded",
+    "wdpost:proved-unsent",
 ];
 
 /// Other points: `task:run` (in every task thread, before its work: `panic`

@@ -26,5 +26,6 @@ pub mod lifecycle;
 pub mod memory;
 pub mod pipeline;
 pub mod progress;
+pub mod proving;
 pub mod store;
 pub mod workers;

@@ -54,6 +54,11 @@ enum Command {
     /// Worker tokens.
     #[command(subcommand)]
     Auth(cli::workers::AuthCommand),
+    /// The daemon's proving: deadlines, faults, checks, PoSts.
+    #[command(subcommand)]
+    Proving(cli::proving::ProvingCommand),
+    /// A Winning or Window PoSt by hand over sealed sector directories.
+    Post(cli::proving::PostArgs),
 }
 
 #[derive(Subcommand)]
@@ -107,6 +112,8 @@ fn run(cli: Cli) -> Result<()> {
         Command::Workers(cmd) => cli::workers::workers(cmd),
         Command::Tasks(cmd) => cli::workers::tasks(cmd),
         Command::Auth(cmd) => cli::workers::auth(cmd),
+        Command::Proving(cmd) => cli::proving::run(cmd),
+        Command::Post(args) => cli::proving::post(args),
     }
 }
 

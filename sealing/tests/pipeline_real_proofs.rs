@@ -129,6 +129,7 @@ fn data_sector_reaches_proving_after_the_chain_rejects_a_corrupted_proof() {
         packing: PackingConfig { wait_ms: 0, keep_unsealed: true, min_free_bytes: 0 },
         workers: Default::default(),
         history: Default::default(),
+        proving: Default::default(),
         retry,
         node_fault_probe: Duration::from_secs(60),
         tick: Duration::from_millis(20),

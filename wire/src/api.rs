@@ -3,7 +3,10 @@
 //! `sealing::api`). Answers are views: the daemon builds them from its
 //! records, so the contract changes only when this file does.
 
-use crate::chain::{Message, MessageId, PreCommitOnChain, Receipt};
+use crate::chain::{
+    DeadlineWindow, ElectionOnChain, HealthEvent, Message, MessageId, PostOnChain, PreCommitOnChain,
+    ProvingSchedule, ProvingSectorOnChain, Receipt, SectorHealth,
+};
 use crate::worker::Capabilities;
 use proofs::{Commitment, Randomness, SectorSize};
 use serde::{Deserialize, Serialize};
@@ -532,4 +535,115 @@ pub struct Revoked {
     pub name: String,
     /// Its tasks, which will run elsewhere.
     pub expired_tasks: Vec<u64>,
+}
+
+/// A sector a PoSt could not prove, and why.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunFault {
+    /// The sector.
+    pub sector: u64,
+    /// What was wrong with it.
+    pub reason: String,
+}
+
+/// One PoSt the daemon ran.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PostRun {
+    /// Its id (0 before it is recorded).
+    pub id: u64,
+    /// `window` or `winning`.
+    pub kind: String,
+    /// Window PoSt: the deadline.
+    pub deadline: Option<u64>,
+    /// Window PoSt: the epoch its window opened.
+    pub open_epoch: Option<u64>,
+    /// Window PoSt: the partition.
+    pub partition: Option<u64>,
+    /// Winning PoSt: the election's epoch.
+    pub election: Option<u64>,
+    /// When it started (ms since the Unix epoch).
+    pub started_ms: i64,
+    /// Reading the vanilla proofs (ms).
+    pub vanilla_ms: u64,
+    /// Proving the SNARK (ms).
+    pub snark_ms: u64,
+    /// Sectors proven.
+    pub proven: Vec<u64>,
+    /// Sectors found faulty.
+    pub faults: Vec<RunFault>,
+    /// Where the SNARK was proved: `local`, or the worker's name.
+    pub prover: String,
+    /// The message it sent, if it got that far.
+    pub message: Option<u64>,
+    /// Why it failed, if it did.
+    pub error: Option<String>,
+}
+
+/// The result of checking one sector's files.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SectorCheck {
+    /// The sector.
+    pub sector: u64,
+    /// Its health on chain.
+    pub health: SectorHealth,
+    /// `None`: readable and consistent; else what is wrong.
+    pub fault: Option<String>,
+    /// Time spent reading it (ms).
+    pub ms: u64,
+}
+
+/// `GET /v0/proving`: where proving stands.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProvingInfo {
+    /// The chain's head.
+    pub head: u64,
+    /// Deadlines and elections.
+    pub schedule: ProvingSchedule,
+    /// The window open now.
+    pub current: DeadlineWindow,
+    /// Sectors proven on chain, by health.
+    pub active: u64,
+    /// Faulty sectors.
+    pub faulty: u64,
+    /// Recovering sectors.
+    pub recovering: u64,
+    /// The newest PoSt runs, newest first.
+    pub recent_runs: Vec<PostRun>,
+    /// Won elections of the last proving period, with their Winning PoSts.
+    pub elections: Vec<ElectionOnChain>,
+}
+
+/// One deadline in `GET /v0/proving/deadlines`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeadlineView {
+    /// Its next (or open) window.
+    pub window: DeadlineWindow,
+    /// Partitions with sectors.
+    pub partitions: u64,
+    /// Sectors.
+    pub sectors: u64,
+    /// Of which faulty.
+    pub faulty: u64,
+    /// Partitions proven in its last window that opened.
+    pub proven_last_window: u64,
+}
+
+/// `GET /v0/proving/deadlines/N`: one deadline in full.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeadlineDetail {
+    /// Its next (or open) window.
+    pub window: DeadlineWindow,
+    /// Its sectors, with their partitions and health.
+    pub sectors: Vec<ProvingSectorOnChain>,
+    /// Window PoSts accepted for it in the last two proving periods.
+    pub posts: Vec<PostOnChain>,
+}
+
+/// `GET /v0/proving/faults`: sectors not active, and recent health changes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FaultsView {
+    /// Faulty and recovering sectors.
+    pub sectors: Vec<ProvingSectorOnChain>,
+    /// Health changes of the last two proving periods, oldest first.
+    pub events: Vec<HealthEvent>,
 }

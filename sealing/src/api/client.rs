@@ -189,6 +189,27 @@ impl Client {
         )
     }
 
+    /// Where proving stands.
+    pub fn proving(&self) -> Result<ProvingInfo, ClientError> {
+        self.get("/proving")
+    }
+    /// Every deadline of the proving period.
+    pub fn deadlines(&self) -> Result<Vec<DeadlineView>, ClientError> {
+        self.get("/proving/deadlines")
+    }
+    /// Deadline `n` in full.
+    pub fn deadline(&self, n: u64) -> Result<DeadlineDetail, ClientError> {
+        self.get(&format!("/proving/deadlines/{n}"))
+    }
+    /// Reads the sectors of deadline `n` now, as its Window PoSt would.
+    pub fn check_deadline(&self, n: u64) -> Result<Vec<SectorCheck>, ClientError> {
+        self.post(&format!("/proving/deadlines/{n}/check"), serde_json::json!({}))
+    }
+    /// Faulty and recovering sectors, and recent health changes.
+    pub fn faults(&self) -> Result<FaultsView, ClientError> {
+        self.get("/proving/faults")
+    }
+
     /// Every item of a paginated list, `path(after)` giving each page.
     fn all_pages<T: DeserializeOwned>(
         &self,

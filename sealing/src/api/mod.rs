@@ -11,6 +11,11 @@
 //! | POST | `/v0/sectors/{n}/remove` | | `SectorView` |
 //! | GET | `/v0/chain/head` | | `ChainHead` |
 //! | GET | `/v0/chain/messages[?after=ID&limit=N]` | | `[ChainMessage]` |
+//! | GET | `/v0/proving` | | `ProvingInfo` |
+//! | GET | `/v0/proving/deadlines` | | `[DeadlineView]` |
+//! | GET | `/v0/proving/deadlines/{n}` | | `DeadlineDetail` |
+//! | POST | `/v0/proving/deadlines/{n}/check` | | `[SectorCheck]` |
+//! | GET | `/v0/proving/faults` | | `FaultsView` |
 //! | GET | `/v0/workers` | | `[WorkerView]` |
 //! | GET | `/v0/tasks[?sector=N&after=ID&limit=N]` | | `[TaskView]` |
 //! | GET | `/v0/auth/worker-tokens` | | `[TokenView]` |
@@ -26,6 +31,7 @@
 //! daemon builds answers from its records in [`views`].
 
 pub mod client;
+mod proving;
 pub mod server;
 pub mod views;
 

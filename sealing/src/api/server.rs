@@ -45,7 +45,7 @@ pub struct ApiError {
 impl ApiError {
     /// Control characters in the message (echoed from a request: a query
     /// key, a path) are escaped, so no answer carries terminal escapes.
-    fn new(status: StatusCode, kind: ErrorKind, message: impl Into<String>) -> Self {
+    pub(super) fn new(status: StatusCode, kind: ErrorKind, message: impl Into<String>) -> Self {
         let message: String = message.into();
         let message = if message.chars().any(char::is_control) {
             message
@@ -57,7 +57,11 @@ impl ApiError {
         };
         Self { status, body: ApiErrorBody { kind, message } }
     }
-    fn invalid(message: impl Into<String>) -> Self {
+    pub(super) fn internal(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, ErrorKind::Internal, message)
+    }
+
+    pub(super) fn invalid(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, ErrorKind::InvalidArgument, message)
     }
 }
@@ -122,8 +126,8 @@ impl From<BytesRejection> for ApiError {
     }
 }
 
-type Ctx = State<Arc<ApiContext>>;
-type ApiResult<T> = Result<Json<T>, ApiError>;
+pub(super) type Ctx = State<Arc<ApiContext>>;
+pub(super) type ApiResult<T> = Result<Json<T>, ApiError>;
 
 /// The API's routes: the operator's behind the daemon's token, the workers'
 /// (`/v0/worker/*`) behind worker tokens.
@@ -139,6 +143,11 @@ pub fn router(ctx: Arc<ApiContext>) -> Router {
         .route("/sectors/:number/abort", post(abort_sector))
         .route("/chain/head", get(chain_head))
         .route("/chain/messages", get(chain_messages))
+        .route("/proving", get(super::proving::info))
+        .route("/proving/deadlines", get(super::proving::deadlines))
+        .route("/proving/deadlines/:n", get(super::proving::deadline))
+        .route("/proving/deadlines/:n/check", post(super::proving::check))
+        .route("/proving/faults", get(super::proving::faults))
         .route("/workers", get(list_workers))
         .route("/workers/:name/reset", post(reset_worker))
         .route("/tasks", get(list_tasks))
@@ -254,7 +263,7 @@ async fn require_worker(State(ctx): Ctx, mut request: Request, next: Next) -> Re
 }
 
 /// Runs blocking ledger work off the async workers.
-async fn blocking<T: Send + 'static>(
+pub(super) async fn blocking<T: Send + 'static>(
     ctx: Arc<ApiContext>,
     f: impl FnOnce(&ApiContext) -> Result<T, ApiError> + Send + 'static,
 ) -> ApiResult<T> {

@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod daemon;
 pub mod params;
+pub mod proving;
 pub mod seal;
 pub mod sectors;
 pub mod workers;

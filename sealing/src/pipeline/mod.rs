@@ -125,6 +125,8 @@ pub struct PipelineConfig {
     pub workers: WorkersConfig,
     /// How long finished tasks are kept.
     pub history: HistoryConfig,
+    /// Proving (PoSt) settings.
+    pub proving: crate::config::ProvingConfig,
 }
 
 impl PipelineConfig {
@@ -141,6 +143,7 @@ impl PipelineConfig {
             tick: Duration::from_millis(100),
             workers: c.workers.clone(),
             history: c.history,
+            proving: c.proving,
         }
     }
 }
@@ -162,6 +165,8 @@ pub struct Pipeline {
     progress: ProgressMap,
     /// Task kinds paused by a fault of the node.
     paused: PauseMap,
+    /// Busy while a PoSt runs: no new local task starts then.
+    proving: crate::proving::ProvingGate,
     last_error: HashMap<u64, String>,
     /// Set by a critical failure: the driver stops at the end of the tick.
     fatal: Option<String>,
@@ -203,6 +208,7 @@ impl Pipeline {
             done_rx,
             progress: ProgressMap::default(),
             paused: PauseMap::default(),
+            proving: Default::default(),
             last_error: HashMap::new(),
             fatal: None,
             pruned_ms: None,
@@ -216,6 +222,12 @@ impl Pipeline {
     /// Hands remote tasks to workers with `dispatcher` instead of over HTTP.
     pub fn with_dispatcher(mut self, dispatcher: Arc<dyn Dispatcher>) -> Self {
         self.dispatcher = dispatcher;
+        self
+    }
+
+    /// Holds new local tasks back while the prover runs a PoSt.
+    pub fn with_proving_gate(mut self, gate: crate::proving::ProvingGate) -> Self {
+        self.proving = gate;
         self
     }
 

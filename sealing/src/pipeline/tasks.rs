@@ -119,9 +119,13 @@ impl Pipeline {
         }
     }
 
-    /// Whether a task of `kind` may start now: always, unless the kind is
-    /// paused by a node fault; then one probe task per probe interval.
+    /// Whether a task of `kind` may start now: not while a PoSt runs (proving
+    /// is time-critical; queued sealing waits); else always, unless the kind
+    /// is paused by a node fault; then one probe task per probe interval.
     pub(super) fn may_start(&mut self, kind: TaskKind, now: i64) -> bool {
+        if self.proving.busy() {
+            return false;
+        }
         let mut paused = relock(&self.paused);
         let Some(p) = paused.get_mut(&kind) else { return true };
         // One probe at a time: a slow one (a long C1) is not joined by more.

@@ -15,7 +15,10 @@ use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use wire::chain::MessageId;
 
+mod post;
 mod tasks;
+
+pub use post::{PostRun, RunFault};
 
 pub use tasks::{TaskKind, TaskRow, TaskState, TokenRow, WorkerRow};
 
@@ -293,6 +296,7 @@ impl Store {
                 })
             }
         }
+        conn.execute_batch(post::SCHEMA).map_err(sql("create the PoSt record"))?;
         Ok(Self { conn, path: path.to_path_buf(), policy })
     }
 

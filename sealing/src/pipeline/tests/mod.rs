@@ -176,6 +176,7 @@ fn rig_with(
         tick: Duration::from_millis(2),
         workers: crate::config::WorkersConfig::default(),
         history: crate::config::HistoryConfig::default(),
+        proving: Default::default(),
     };
     let mut config = config;
     tweak(&mut config);
