@@ -81,6 +81,9 @@ pub struct ProvingConfig {
     /// Prove Window PoSt SNARKs on remote workers when one can (the vanilla
     /// proofs travel, the sectors do not); locally otherwise.
     pub remote_snark: bool,
+    /// How long a worker may take for a Window PoSt SNARK before the daemon
+    /// proves it itself (ms; keep it well inside a deadline window).
+    pub remote_timeout_ms: u64,
 }
 
 impl Default for ProvingConfig {
@@ -92,6 +95,7 @@ impl Default for ProvingConfig {
             sector_timeout_ms: 60_000,
             winning: true,
             remote_snark: true,
+            remote_timeout_ms: 60_000,
         }
     }
 }

@@ -169,8 +169,10 @@ impl Daemon {
             _ => None,
         };
         let dispatch_timeout = std::time::Duration::from_millis(config.workers.dispatch_timeout_ms);
-        let dispatcher =
-            HttpDispatcher::new(wire::tls::agent(dispatch_timeout, config.workers.ca_cert.as_deref())?);
+        let dispatcher: Arc<HttpDispatcher> = Arc::new(HttpDispatcher::new(wire::tls::agent(
+            dispatch_timeout,
+            config.workers.ca_cert.as_deref(),
+        )?));
         let dir = &config.data_dir;
         std::fs::create_dir_all(dir).map_err(data_err(dir))?;
         // The directory holds the API token, workers' dispatch keys and the data: owner only.
@@ -208,7 +210,7 @@ impl Daemon {
         })?;
         let gate = crate::proving::ProvingGate::default();
         let pipeline = Pipeline::new(ledger.clone(), engine, verifier, pipeline_config.clone())
-            .with_dispatcher(Arc::new(dispatcher))
+            .with_dispatcher(dispatcher.clone())
             .with_proving_gate(gate.clone());
         let prover =
             crate::proving::Prover::new(ledger.clone(), pipeline_config.clone(), config.param_dir(), gate);

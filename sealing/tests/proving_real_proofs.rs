@@ -17,8 +17,8 @@ use sealing::lifecycle::SectorState;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-/// 4 deadlines of 12 half-second epochs: a 24 s proving period.
-const CHAIN: &str = "[chain]\nblock_time_ms = 500\nseed_delay = 2\ndeadlines = 4\ndeadline_window = 12\n\
+/// 4 deadlines of 16 half-second epochs: a 32 s proving period.
+const CHAIN: &str = "[chain]\nblock_time_ms = 500\nseed_delay = 2\ndeadlines = 4\ndeadline_window = 16\n\
                      challenge_lookback = 2\nelection_per_mille = 60\nwinning_window = 8\n\
                      [proving]\ncheck_ahead_epochs = 4\n";
 
@@ -157,7 +157,16 @@ fn sectors_are_proven_in_their_deadlines_through_faults_recoveries_and_a_crash()
         .unwrap()
         .collect::<Result<_, _>>()
         .unwrap();
-    assert!(missed.is_empty(), "{missed:?}");
+    let runs = sealing::store::Store::open(&data.join("kiln.db"), Default::default())
+        .unwrap()
+        .post_runs(100)
+        .unwrap();
+    assert!(
+        missed.is_empty(),
+        "{missed:?}\nruns: {runs:#?}\ncrash log:\n{}\nrestart log:\n{}",
+        std::fs::read_to_string(log("crash")).unwrap_or_default(),
+        std::fs::read_to_string(log("restart")).unwrap_or_default()
+    );
     let mut windows = std::collections::HashSet::new();
     for m in api.chain_messages().unwrap() {
         let code = m.receipt.as_ref().map_or(0, |r| r.exit_code);

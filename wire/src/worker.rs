@@ -1,12 +1,15 @@
 //! The daemon–worker protocol: message types, endpoints, limits and the
 //! token-derived secrets. Version [`PROTOCOL_VERSION`]; see `docs/protocol.md`.
 
-use proofs::SectorSize;
+use proofs::post::PostProof;
+use proofs::snark::params::GrothParams;
+use proofs::{Randomness, SectorSize};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use std::path::Path;
 
 /// The protocol version both sides must speak (sent at registration).
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// The daemon's endpoints for workers, under the API prefix.
 pub const DAEMON_WORKER_PATH: &str = "/worker";
@@ -29,6 +32,9 @@ pub const MAX_RESULT_BYTES: usize = 64 * 1024;
 pub enum RemoteTask {
     /// The Groth16 proof of a sector's C1 output.
     C2,
+    /// The Groth16 proofs of a Window PoSt from its vanilla proofs.
+    #[serde(rename = "wdpost")]
+    WindowPost,
 }
 
 impl RemoteTask {
@@ -36,10 +42,11 @@ impl RemoteTask {
     pub fn parse(s: &str) -> Result<Self, String> {
         match s.trim() {
             "c2" => Ok(Self::C2),
+            "wdpost" => Ok(Self::WindowPost),
             "c1" | "pc1" | "pc2" => Err(format!(
-                "task type {s:?} is not offered by kiln-worker yet (its sector files stay on the daemon); only c2 is"
+                "task type {s:?} is not offered by kiln-worker yet (its sector files stay on the daemon); c2 and wdpost are"
             )),
-            other => Err(format!("unknown task type {other:?} (known: c2)")),
+            other => Err(format!("unknown task type {other:?} (known: c2, wdpost)")),
         }
     }
 }
@@ -95,7 +102,18 @@ pub struct Capabilities {
 impl Capabilities {
     /// Whether it can prove C2 for `size`.
     pub fn proves(&self, size: SectorSize) -> bool {
-        self.tasks.contains(&RemoteTask::C2) && self.params.iter().any(|p| p.sector_size == size)
+        self.tasks.contains(&RemoteTask::C2) && self.holds(&GrothParams::porep(Path::new(""), size))
+    }
+
+    /// Whether it can prove Window PoSt SNARKs for `size`.
+    pub fn proves_window_post(&self, size: SectorSize) -> bool {
+        self.tasks.contains(&RemoteTask::WindowPost)
+            && self.holds(&GrothParams::post(Path::new(""), PostProof::window(size)))
+    }
+
+    fn holds(&self, params: &GrothParams) -> bool {
+        let name = params.params_path().file_name().map(|n| n.to_string_lossy().into_owned());
+        self.params.iter().any(|p| p.sector_size == params.sector_size() && Some(&p.file) == name.as_ref())
     }
 
     /// C2s of `size` it may run at once: its slots, but no more than its
@@ -115,6 +133,28 @@ impl Capabilities {
         let need = proofs::gpu::c2_memory_needed(size);
         !self.gpus.is_empty() && self.gpus.iter().all(|g| g.memory_bytes >= need)
     }
+}
+
+/// `POST /v0/post/window` on a worker: prove a Window PoSt (V1_2) from its
+/// sectors' vanilla proofs; the answer comes when the proof is done.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WindowPostRequest {
+    /// The sectors' size.
+    pub sector_size: SectorSize,
+    /// The window's randomness (masked).
+    pub randomness: Randomness,
+    /// Each sector's vanilla proof in the reference's bincode, hex, ascending sector id.
+    pub vanilla: Vec<String>,
+}
+
+/// A worker's Window PoSt.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WindowPostAnswer {
+    /// The proofs, one per partition, hex.
+    pub proof: String,
+    /// The GPUs it was proved on; empty: the CPU.
+    pub gpus: Vec<String>,
 }
 
 /// `POST /v0/worker/register`.

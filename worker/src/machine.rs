@@ -18,11 +18,11 @@ pub fn capabilities(tasks: &[RemoteTask], slots: u32, param_dir: &Path) -> Capab
     }
 }
 
-/// Sector sizes whose PoRep parameters (`.params` and `.vk`) are in `dir`.
+/// The parameter sets (`.params` and `.vk`: PoRep, Winning, Window PoSt) in `dir`.
 pub fn params(dir: &Path) -> Vec<ParamFile> {
     SectorSize::ALL
         .into_iter()
-        .map(|size| GrothParams::porep(dir, size))
+        .flat_map(|size| GrothParams::all(dir, size))
         .filter(GrothParams::exist)
         .map(|p| ParamFile {
             sector_size: p.sector_size(),

@@ -32,8 +32,9 @@ enum Command {
 
 #[derive(Args)]
 struct Offer {
-    /// Task types to take (comma-separated; today only c2).
-    #[arg(long, default_value = "c2", value_delimiter = ',')]
+    /// Task types to take (comma-separated): c2 (C2 of a sector), wdpost
+    /// (Window PoSt SNARKs from vanilla proofs).
+    #[arg(long, default_value = "c2,wdpost", value_delimiter = ',')]
     tasks: Vec<String>,
     /// Tasks to run at once (C2 at 32GiB needs ~190 GiB of RAM, or a GPU, each).
     #[arg(long, default_value_t = 1)]

@@ -7,6 +7,7 @@
 //! [`proofs::snark::prove_valid`], without checking it again.
 
 use crate::link::{Link, LinkError};
+use proofs::post::PostProof;
 use proofs::seal::c1::{C1Output, ValidC1Output};
 use proofs::snark::params::GrothParams;
 use std::collections::HashMap;
@@ -18,7 +19,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tracing::{info, info_span, warn, Span};
 use wire::error::ErrorKind;
 use wire::worker::{
-    Capabilities, HeartbeatRequest, RegisterRequest, WorkerInfo, WorkerTask, PROTOCOL_VERSION,
+    Capabilities, HeartbeatRequest, RegisterRequest, RemoteTask, WindowPostAnswer, WindowPostRequest,
+    WorkerInfo, WorkerTask, PROTOCOL_VERSION,
 };
 
 /// Why a task was not taken.
@@ -172,6 +174,43 @@ impl Node {
                 TaskRefused::Precondition(format!("cannot start a task thread: {e}"))
             })?;
         Ok(())
+    }
+
+    /// A Window PoSt SNARK from vanilla proofs, proved here and now (the
+    /// answer to the daemon's request; not a held task: it takes seconds, and
+    /// the daemon proves it itself if this fails or is late).
+    pub fn prove_window_post(&self, req: &WindowPostRequest) -> Result<WindowPostAnswer, TaskRefused> {
+        if !self.config.capabilities.tasks.contains(&RemoteTask::WindowPost) {
+            return Err(TaskRefused::Precondition("this worker does not offer wdpost tasks".into()));
+        }
+        let post = PostProof::window(req.sector_size);
+        let params = GrothParams::post(&self.config.param_dir, post);
+        if !params.exist() {
+            return Err(TaskRefused::Precondition(format!(
+                "no {post} parameters in {} (expected {})",
+                self.config.param_dir.display(),
+                params.params_path().display()
+            )));
+        }
+        let vanilla = req
+            .vanilla
+            .iter()
+            .enumerate()
+            .map(|(i, h)| {
+                let bytes =
+                    hex::decode(h).map_err(|e| TaskRefused::Invalid(format!("vanilla proof {i}: {e}")))?;
+                proofs::post::encoding::decode(req.sector_size, &bytes)
+                    .map_err(|e| TaskRefused::Invalid(format!("vanilla proof {i}: {e}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let _span = info_span!(parent: &self.span, "wdpost", sectors = vanilla.len()).entered();
+        let key = params.load_proving().map_err(|e| TaskRefused::Precondition(e.to_string()))?;
+        let out = proofs::post::snark::prove(&post, &vanilla, &key).map_err(|e| match e {
+            proofs::Error::InvalidProof(m) => TaskRefused::Invalid(m),
+            e => TaskRefused::Precondition(e.to_string()),
+        })?;
+        info!(sectors = vanilla.len(), gpus = ?out.gpus, "Window PoSt proved");
+        Ok(WindowPostAnswer { proof: hex::encode(out.bytes), gpus: out.gpus })
     }
 
     /// C2 of an accepted (decoded and validated) C1 output.

@@ -5,6 +5,7 @@
 //! |---|---|---|---|
 //! | GET | `/v0/info` | | `WorkerInfo` |
 //! | POST | `/v0/tasks/{id}/c2` | binary C1 output | 202 `TaskAccepted` |
+//! | POST | `/v0/post/window` | `WindowPostRequest` | `WindowPostAnswer` (when proved) |
 //! | DELETE | `/v0/tasks/{id}` | | `{}` |
 
 use crate::node::{Node, TaskRefused};
@@ -19,7 +20,7 @@ use axum::{Json, Router};
 use std::sync::Arc;
 use wire::api::API_PREFIX;
 use wire::error::{ApiErrorBody, ErrorKind};
-use wire::worker::{same_secret, TaskAccepted, WorkerInfo};
+use wire::worker::{same_secret, TaskAccepted, WindowPostAnswer, WindowPostRequest, WorkerInfo};
 
 struct Ctx {
     node: Arc<Node>,
@@ -42,6 +43,7 @@ pub fn router(node: Arc<Node>, max_task_bytes: usize) -> Router {
     let api = Router::new()
         .route("/info", get(info))
         .route("/tasks/:id/c2", post(take_c2))
+        .route("/post/window", post(window_post))
         .route("/tasks/:id", delete(cancel))
         .layer(middleware::from_fn_with_state(ctx.clone(), refuse_announced_oversize))
         .layer(middleware::from_fn_with_state(ctx.clone(), authenticate))
@@ -128,18 +130,42 @@ async fn take_c2(
             Ok((StatusCode::ACCEPTED, Json(TaskAccepted { id })))
         }
         Err(e) => {
-            let (status, kind) = match e {
-                TaskRefused::Invalid(_) => (StatusCode::BAD_REQUEST, ErrorKind::InvalidArgument),
-                TaskRefused::Precondition(_) => {
-                    (StatusCode::UNPROCESSABLE_ENTITY, ErrorKind::FailedPrecondition)
-                }
-                TaskRefused::Busy(_) => (StatusCode::TOO_MANY_REQUESTS, ErrorKind::Busy),
-                TaskRefused::Duplicate(_) => (StatusCode::CONFLICT, ErrorKind::Conflict),
-            };
             tracing::warn!(task = id, error = %e, "task refused");
-            Err(Failure(status, kind, e.to_string()))
+            Err(refused(e))
         }
     }
+}
+
+fn refused(e: TaskRefused) -> Failure {
+    let (status, kind) = match e {
+        TaskRefused::Invalid(_) => (StatusCode::BAD_REQUEST, ErrorKind::InvalidArgument),
+        TaskRefused::Precondition(_) => (StatusCode::UNPROCESSABLE_ENTITY, ErrorKind::FailedPrecondition),
+        TaskRefused::Busy(_) => (StatusCode::TOO_MANY_REQUESTS, ErrorKind::Busy),
+        TaskRefused::Duplicate(_) => (StatusCode::CONFLICT, ErrorKind::Conflict),
+    };
+    Failure(status, kind, e.to_string())
+}
+
+async fn window_post(
+    State(ctx): State<Arc<Ctx>>,
+    body: Result<Json<WindowPostRequest>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<WindowPostAnswer>, Failure> {
+    let Json(req) = body.map_err(|e| {
+        let kind = if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ErrorKind::TooLarge
+        } else {
+            ErrorKind::InvalidArgument
+        };
+        Failure(e.status(), kind, e.body_text())
+    })?;
+    let node = ctx.node.clone();
+    let answer = tokio::task::spawn_blocking(move || node.prove_window_post(&req))
+        .await
+        .map_err(|e| Failure(StatusCode::INTERNAL_SERVER_ERROR, ErrorKind::Internal, e.to_string()))?;
+    answer.map(Json).map_err(|e| {
+        tracing::warn!(error = %e, "Window PoSt refused");
+        refused(e)
+    })
 }
 
 async fn cancel(

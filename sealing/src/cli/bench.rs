@@ -10,6 +10,10 @@
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
+use proofs::post::challenges::mask_randomness;
+use proofs::post::snark as post_snark;
+use proofs::post::vanilla::{self, ProvingSector, ReadLimits};
+use proofs::post::{PostKind, PostProof};
 use proofs::sdr::graph::Graph;
 use proofs::sdr::kernel::Kernel;
 use proofs::sdr::label_par::LabelingConfig;
@@ -17,7 +21,7 @@ use proofs::sdr::parent_cache::ParentCache;
 use proofs::seal::{c1, finalize, pc1, pc2, unseal, SectorDir, SectorIdentity};
 use proofs::snark::params::GrothParams;
 use proofs::snark::{self, SealStatement};
-use proofs::{ProverId, Randomness, SectorSize};
+use proofs::{Commitment, ProverId, Randomness, SectorSize};
 use sealing::memory;
 use serde_json::{json, Value};
 use std::path::PathBuf;
@@ -25,7 +29,7 @@ use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 /// The phases `kiln bench` knows, in the order they run.
-const PHASES: [&str; 5] = ["pc1", "pc2", "c1", "c2", "unseal"];
+const PHASES: [&str; 7] = ["pc1", "pc2", "c1", "c2", "wdpost", "wnpost", "unseal"];
 
 #[derive(Args)]
 pub struct BenchArgs {
@@ -34,7 +38,7 @@ pub struct BenchArgs {
     sector_size: String,
     /// Phases to run and report, comma-separated (PC1 always runs; a phase another one
     /// needs runs anyway, unreported).
-    #[arg(long, value_delimiter = ',', default_value = "pc1,pc2,c1,c2,unseal")]
+    #[arg(long, value_delimiter = ',', default_value = "pc1,pc2,c1,c2,wdpost,wnpost,unseal")]
     phases: Vec<String>,
     /// Sectors labeled together in PC1 (batch PC1); the later phases use the first.
     #[arg(long, default_value_t = 1)]
@@ -144,6 +148,56 @@ fn sha_bound() -> (f64, f64) {
     (sha2_rate, kernel_rate)
 }
 
+/// A Window PoSt of one partition (as many of the sealed sectors as one
+/// SNARK takes) or a Winning PoSt, timed as vanilla proofs then SNARK, and
+/// verified.
+fn post_phase(
+    phase: &'static str,
+    kind: PostKind,
+    sectors: &[(SectorDir, pc1::Pc1Request)],
+    args: &BenchArgs,
+) -> Result<Measured> {
+    let size = sectors[0].1.identity.sector_size;
+    let proof = PostProof::of(kind, size);
+    let params = GrothParams::post(args.param_dir.clone().unwrap_or_else(sealing::dirs::param_dir), proof);
+    let key = params.load_proving().with_context(|| {
+        format!("no usable {proof} parameters: run `kiln params generate --sector-size {size}`")
+    })?;
+    let randomness = mask_randomness(&Randomness([0x5a; 32]));
+    let take = if kind == PostKind::Winning { 1 } else { proof.sectors_per_partition() };
+    let proving = sectors
+        .iter()
+        .take(take)
+        .map(|(dir, req)| {
+            let comm_r = dir.open()?.pc2.context("the sector has no PC2")?.comm_r;
+            Ok(ProvingSector::in_dir(req.identity.sector_id, comm_r, dir))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let (out, mut m) = measure(phase, || {
+        let t = Instant::now();
+        let van = vanilla::generate(&proof, &randomness, &proving, ReadLimits::default())?;
+        if !van.faults.is_empty() {
+            bail!("faulty sectors: {:?}", van.faults);
+        }
+        let vanilla_seconds = t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        let snark = post_snark::prove(&proof, &van.proofs, &key)?;
+        Ok((van, vanilla_seconds, t.elapsed().as_secs_f64(), snark))
+    })?;
+    let (van, vanilla_seconds, snark_seconds, snark) = out;
+    let public: Vec<(u64, Commitment)> = van.proofs.iter().map(|p| (p.sector_id, p.comm_r)).collect();
+    if !post_snark::verify(&proof, &randomness, &public, &snark.bytes, &params.load_verifying_key()?)? {
+        bail!("the benchmark's {proof} does not verify");
+    }
+    m.extra = json!({
+        "sectors": public.len(),
+        "vanilla_seconds": vanilla_seconds,
+        "snark_seconds": snark_seconds,
+        "on": if snark.gpus.is_empty() { "CPU".to_string() } else { snark.gpus.join(", ") },
+    });
+    Ok(m)
+}
+
 pub fn bench(args: BenchArgs) -> Result<()> {
     let size = SectorSize::parse(&args.sector_size)?;
     for p in &args.phases {
@@ -157,7 +211,7 @@ pub fn bench(args: BenchArgs) -> Result<()> {
     let want = |p: &str| args.phases.iter().any(|w| w == p);
     // A phase runs when it is wanted or a wanted phase needs its output.
     let runs = |p: &str| match p {
-        "pc2" => ["pc2", "c1", "c2", "unseal"].iter().any(|q| want(q)),
+        "pc2" => ["pc2", "c1", "c2", "wdpost", "wnpost", "unseal"].iter().any(|q| want(q)),
         "c1" => want("c1") || want("c2"),
         _ => want(p),
     };
@@ -302,6 +356,11 @@ pub fn bench(args: BenchArgs) -> Result<()> {
         }
         drop(mapped);
     }
+    for (phase, kind) in [("wdpost", PostKind::Window), ("wnpost", PostKind::Winning)] {
+        if runs(phase) {
+            measured.push(post_phase(phase, kind, &sectors, &args)?);
+        }
+    }
     if runs("unseal") {
         finalize::finalize(first, true)?;
         let out = scratch.path().join("unsealed-copy");
@@ -385,6 +444,13 @@ pub fn bench(args: BenchArgs) -> Result<()> {
                 m.extra["tree_c_seconds"].as_f64().unwrap_or(0.0),
                 m.extra["tree_r_last_seconds"].as_f64().unwrap_or(0.0),
                 if m.extra.get("tree_files_equal_to_gpu").is_some() { "; trees equal the GPU's" } else { "" }
+            ),
+            "wdpost" | "wnpost" => format!(
+                "{} sector(s) in one SNARK: vanilla {:.3} s, SNARK {:.3} s on {}; verified",
+                m.extra["sectors"],
+                m.extra["vanilla_seconds"].as_f64().unwrap_or(0.0),
+                m.extra["snark_seconds"].as_f64().unwrap_or(0.0),
+                m.extra["on"].as_str().unwrap_or("?")
             ),
             "c2" | "c2_cpu" => format!(
                 "on {}{}",

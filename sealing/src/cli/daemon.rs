@@ -66,15 +66,17 @@ pub fn run(args: RunArgs) -> Result<()> {
     config.api.listen = "127.0.0.1:0".into();
     // A fresh devnet needs no long seed wait: a few blocks are enough.
     config.chain.seed_delay = 3;
-    // Check the parameters now rather than after PC1 and PC2.
-    proofs::snark::params::GrothParams::porep(config.param_dir(), size).load_verifying_key().with_context(
-        || {
+    // Check the parameters (PoRep, Winning and Window PoSt) now rather than after PC1 and PC2.
+    for params in proofs::snark::params::GrothParams::all(&config.param_dir(), size) {
+        params.load_verifying_key().with_context(|| {
             format!(
-                "Groth16 parameters for {} (run `kiln params generate --sector-size {}`)",
-                args.sector_size, args.sector_size
+                "{} Groth16 parameters for {} (run `kiln params generate --sector-size {}`)",
+                params.kind().name(),
+                args.sector_size,
+                args.sector_size
             )
-        },
-    )?;
+        })?;
+    }
 
     let mut daemon = Daemon::start(&config)?;
     println!("kiln run: data directory {} (kept), API at {}", dir.display(), daemon.url());

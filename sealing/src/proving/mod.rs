@@ -21,9 +21,11 @@ use crate::config::ProvingConfig;
 use crate::ledger::SharedLedger;
 use crate::pipeline::PipelineConfig;
 use crate::store::{PostRun, RunFault};
+use crate::workers::dispatch::Dispatcher;
+use crate::workers::scheduler::worker_state;
 use proofs::post::challenges::{mask_randomness, winning_sector_index};
 use proofs::post::vanilla::{self, ProvingSector, ReadLimits, Vanilla};
-use proofs::post::{snark, PostProof};
+use proofs::post::{encoding, snark, PostProof};
 use proofs::snark::params::GrothParams;
 use proofs::Randomness;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -33,6 +35,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tracing::{info, info_span, warn};
 pub use wire::api::SectorCheck;
+use wire::api::WorkerState;
+use wire::worker::WindowPostRequest;
 
 /// Tells the sealing driver that a PoSt is running: it starts no new local
 /// task until the PoSt is done.
@@ -72,15 +76,28 @@ pub enum ProvingError {
     Proofs(#[from] proofs::Error),
 }
 
-/// The daemon's prover.
-pub struct Prover {
+/// What the prover's threads share.
+#[derive(Clone)]
+struct ProverCore {
     ledger: SharedLedger,
     layout: PipelineConfig,
     param_dir: PathBuf,
+    /// Reaches workers for Window PoSt SNARKs.
+    dispatcher: Option<Arc<dyn Dispatcher>>,
     gate: ProvingGate,
+}
+
+/// The daemon's prover. Window PoSts and checks run on its thread; Winning
+/// PoSts on a thread of their own, so a won election never delays a window.
+pub struct Prover {
+    core: ProverCore,
+    /// The thread answering elections, while it runs.
+    winning: Option<std::thread::JoinHandle<()>>,
+    /// Won elections not yet handed to it.
+    elections: Vec<u64>,
     /// Windows (by open epoch) whose sectors were checked ahead.
     checked: HashSet<u64>,
-    /// Failed attempts per (window open, partition): a rejected proof is
+    /// Attempts per (window open, partition): a rejected proof is
     /// retried a few times, not every tick.
     attempts: HashMap<(u64, u64), u32>,
     /// The next election epoch to look at.
@@ -94,41 +111,47 @@ impl Prover {
     /// proving settings.
     pub fn new(ledger: SharedLedger, layout: PipelineConfig, param_dir: PathBuf, gate: ProvingGate) -> Self {
         Self {
-            ledger,
-            layout,
-            param_dir,
-            gate,
+            core: ProverCore { ledger, layout, param_dir, dispatcher: None, gate },
+            winning: None,
+            elections: Vec::new(),
             checked: HashSet::new(),
             attempts: HashMap::new(),
             next_election: None,
         }
     }
 
+    /// Sends Window PoSt SNARKs to workers that take them
+    /// (`[proving] remote_snark`) through `dispatcher`.
+    pub fn with_dispatcher(mut self, dispatcher: Arc<dyn Dispatcher>) -> Self {
+        self.core.dispatcher = Some(dispatcher);
+        self
+    }
+
     /// Ticks every `interval` until `stop` is set.
     pub fn run(mut self, stop: &AtomicBool, interval: Duration) {
+        let mut last_error = None;
         while !stop.load(Ordering::Relaxed) {
-            if let Err(e) = self.tick() {
-                warn!(error = %e, "proving tick failed");
+            // Logged when it starts or changes, not every tick.
+            let error = self.tick().err().map(|e| e.to_string());
+            if error.is_some() && error != last_error {
+                warn!(error = error.as_deref().unwrap_or_default(), "proving tick failed");
             }
+            last_error = error;
             let until = Instant::now() + interval;
             while Instant::now() < until && !stop.load(Ordering::Relaxed) {
                 std::thread::sleep(Duration::from_millis(20).min(interval));
             }
         }
-    }
-
-    fn limits(&self) -> ReadLimits {
-        read_limits(&self.layout.proving)
-    }
-
-    fn proving_sector(&self, s: &ProvingSectorOnChain) -> ProvingSector {
-        ProvingSector::in_dir(s.sector, s.comm_r, &self.layout.sector_dir(s.sector))
+        if let Some(w) = self.winning.take() {
+            let _ = w.join();
+        }
     }
 
     /// One pass: the open window, the checks ahead, the elections.
     pub fn tick(&mut self) -> Result<(), ProvingError> {
-        let chain = self.ledger.chain();
-        let now = self.ledger.now_ms();
+        let ledger = self.core.ledger.clone();
+        let chain = ledger.chain();
+        let now = ledger.now_ms();
         let head = chain.head(now)?;
         let schedule = chain.proving_schedule();
         let sectors = chain.proving_sectors(now)?;
@@ -147,49 +170,70 @@ impl Prover {
             if chain.find_post_message(window.open, partition, now)?.is_some() {
                 continue;
             }
-            let ok = self.window_post(&window, partition, &members)?;
-            if !ok {
-                *self.attempts.entry(key).or_default() += 1;
+            // Counted whether or not it gets sent: a proof the chain keeps
+            // rejecting, or a missing parameter file, is not retried every tick.
+            *self.attempts.entry(key).or_default() += 1;
+            if let Err(e) = self.core.window_post(&window, partition, &members) {
+                warn!(deadline = window.deadline, partition, error = %e, "Window PoSt failed");
             }
         }
         self.attempts.retain(|(open, _), _| *open + schedule.window > head);
 
         for n in 1..=schedule.deadlines {
             let upcoming = schedule.nth(head / schedule.window + n);
-            if upcoming.open > head + self.layout.proving.check_ahead_epochs {
+            if upcoming.open > head + self.core.layout.proving.check_ahead_epochs {
                 break;
             }
             if self.checked.insert(upcoming.open) {
-                self.check_ahead(&upcoming, &sectors)?;
+                self.core.check_ahead(&upcoming, &sectors)?;
             }
         }
         self.checked.retain(|&open| open > head);
 
-        if self.layout.proving.winning {
-            let from = self.next_election.unwrap_or(head.saturating_sub(schedule.winning_window) + 1);
-            let from = from.max(head.saturating_sub(schedule.winning_window) + 1);
-            for epoch in from..=head {
-                if chain.won_election(epoch) {
-                    let answered =
-                        chain.elections(epoch, epoch, now)?.first().is_some_and(|e| e.sector.is_some());
-                    if !answered {
-                        self.winning_post(epoch, &sectors)?;
+        if self.core.layout.proving.winning {
+            let from = self.next_election.unwrap_or(0).max(head.saturating_sub(schedule.winning_window) + 1);
+            self.elections.extend((from..=head).filter(|&e| chain.won_election(e)));
+            self.next_election = Some(head + 1);
+            let idle = self.winning.as_ref().is_none_or(|h| h.is_finished());
+            if idle && !self.elections.is_empty() {
+                if let Some(done) = self.winning.take() {
+                    let _ = done.join();
+                }
+                let epochs = std::mem::take(&mut self.elections);
+                let core = self.core.clone();
+                let spawned = std::thread::Builder::new().name("kiln-winning".into()).spawn(move || {
+                    for epoch in epochs {
+                        if let Err(e) = core.answer_election(epoch, &sectors) {
+                            warn!(epoch, error = %e, "Winning PoSt failed");
+                        }
                     }
+                });
+                match spawned {
+                    Ok(handle) => self.winning = Some(handle),
+                    Err(e) => warn!(error = %e, "cannot start the Winning PoSt thread"),
                 }
             }
-            self.next_election = Some(head + 1);
         }
         Ok(())
     }
+}
 
-    /// Proves one partition of the open window and sends the proof; false if
-    /// nothing could be sent.
+impl ProverCore {
+    fn limits(&self) -> ReadLimits {
+        read_limits(&self.layout.proving)
+    }
+
+    fn proving_sector(&self, s: &ProvingSectorOnChain) -> ProvingSector {
+        ProvingSector::in_dir(s.sector, s.comm_r, &self.layout.sector_dir(s.sector))
+    }
+
+    /// Proves one partition of the open window and sends the proof.
     fn window_post(
         &self,
         window: &DeadlineWindow,
         partition: u64,
         members: &[&ProvingSectorOnChain],
-    ) -> Result<bool, ProvingError> {
+    ) -> Result<(), ProvingError> {
         let _span =
             info_span!("window_post", deadline = window.deadline, open = window.open, partition).entered();
         let _gate = self.gate.enter();
@@ -207,7 +251,14 @@ impl Prover {
         (run.deadline, run.open_epoch, run.partition) =
             (Some(window.deadline), Some(window.open), Some(partition));
         let t = Instant::now();
-        let proof = if van.proofs.is_empty() { Ok(Vec::new()) } else { self.prove(&post, &van, &mut run) };
+        let proof = if van.proofs.is_empty() {
+            Ok(Vec::new())
+        } else {
+            match self.prove_remote(&post, &randomness, &van, &mut run) {
+                Some(proof) => Ok(proof),
+                None => self.prove(&post, &van, &mut run),
+            }
+        };
         run.snark_ms = t.elapsed().as_millis() as u64;
         let proof = match proof {
             Ok(p) => p,
@@ -231,7 +282,7 @@ impl Prover {
         self.ledger.store().record_post_run(&run)?;
         let id = sent?;
         info!(message = %id, proven = run.proven.len(), ?skipped, vanilla_ms, snark_ms = run.snark_ms, "Window PoSt sent");
-        Ok(true)
+        Ok(())
     }
 
     fn prove(&self, post: &PostProof, van: &Vanilla, run: &mut PostRun) -> Result<Vec<u8>, ProvingError> {
@@ -240,6 +291,65 @@ impl Prover {
         run.prover =
             if out.gpus.is_empty() { "local".into() } else { format!("local GPU {}", out.gpus.join(", ")) };
         Ok(out.bytes)
+    }
+
+    /// The SNARK of a Window PoSt from an online worker that takes them (one
+    /// proving on GPUs first), checked here before use; `None` (and the daemon
+    /// proves it) when there is none, or it fails, is late or is wrong.
+    fn prove_remote(
+        &self,
+        post: &PostProof,
+        randomness: &Randomness,
+        van: &Vanilla,
+        run: &mut PostRun,
+    ) -> Option<Vec<u8>> {
+        let dispatcher = self.dispatcher.as_ref().filter(|_| self.layout.proving.remote_snark)?;
+        let size = post.sector_size();
+        let now = self.ledger.now_ms();
+        let (worker, key) = {
+            let store = self.ledger.store();
+            let workers = store.workers().ok()?;
+            let worker = workers
+                .into_iter()
+                .filter(|w| worker_state(w, now, self.layout.workers.lease_ms) == WorkerState::Online)
+                .filter(|w| w.capabilities.proves_window_post(size))
+                .min_by_key(|w| (!w.capabilities.proves_on_gpu(size), w.name.clone()))?;
+            let key = store.dispatch_key(&worker.name).ok()?;
+            (worker, key)
+        };
+        let request = WindowPostRequest {
+            sector_size: size,
+            randomness: *randomness,
+            vanilla: van.proofs.iter().map(|p| hex::encode(encoding::encode(size, p))).collect(),
+        };
+        let timeout = Duration::from_millis(self.layout.proving.remote_timeout_ms);
+        let fallback = |why: String| {
+            warn!(worker = %worker.name, %why, "Window PoSt SNARK on the worker failed; proving here");
+            None
+        };
+        let answer = match dispatcher.window_post(&worker.url, &key, &request, timeout) {
+            Ok(a) => a,
+            Err(e) => return fallback(e.to_string()),
+        };
+        let Ok(bytes) = hex::decode(&answer.proof) else { return fallback("the proof is not hex".into()) };
+        let public: Vec<(u64, proofs::Commitment)> =
+            van.proofs.iter().map(|p| (p.sector_id, p.comm_r)).collect();
+        let valid = GrothParams::post(&self.param_dir, *post)
+            .load_verifying_key()
+            .and_then(|vk| snark::verify(post, randomness, &public, &bytes, &vk));
+        match valid {
+            Ok(true) => {
+                run.prover = worker.name.clone();
+                info!(worker = %worker.name, gpus = ?answer.gpus, "Window PoSt SNARK from the worker");
+                Some(bytes)
+            }
+            Ok(false) => {
+                let why = "returned a Window PoSt that does not verify";
+                let _ = self.ledger.store().mark_worker_unhealthy(&worker.name, why);
+                fallback(why.into())
+            }
+            Err(e) => fallback(format!("cannot verify its proof: {e}")),
+        }
     }
 
     /// Checks the sectors of a window about to open; declares what changed.
@@ -278,7 +388,22 @@ impl Prover {
         Ok(())
     }
 
-    /// Answers the election of `epoch`.
+    /// Answers the election of `epoch` unless it is answered or too old.
+    fn answer_election(&self, epoch: u64, sectors: &[ProvingSectorOnChain]) -> Result<(), ProvingError> {
+        let chain = self.ledger.chain();
+        let now = self.ledger.now_ms();
+        let head = chain.head(now)?;
+        if head >= epoch + chain.proving_schedule().winning_window {
+            warn!(epoch, "a won election went unanswered: too late");
+            return Ok(());
+        }
+        if chain.elections(epoch, epoch, now)?.first().is_some_and(|e| e.sector.is_some()) {
+            return Ok(());
+        }
+        self.winning_post(epoch, sectors)
+    }
+
+    /// Proves and sends the Winning PoSt of the election of `epoch`.
     fn winning_post(&self, epoch: u64, sectors: &[ProvingSectorOnChain]) -> Result<(), ProvingError> {
         let _span = info_span!("winning_post", epoch).entered();
         let _gate = self.gate.enter();

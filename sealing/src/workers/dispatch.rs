@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 use wire::error::{ApiErrorBody, ErrorKind};
-use wire::worker::{TaskAccepted, MAX_TASK_BYTES};
+use wire::worker::{TaskAccepted, WindowPostAnswer, WindowPostRequest, MAX_TASK_BYTES};
 
 /// A task a worker did not take.
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +48,22 @@ pub trait Dispatcher: Send + Sync {
     /// Sends C2 task `task` with the binary C1 output `c1` to the worker at
     /// `url`, authenticated with its dispatch key. Ok once the worker accepted it.
     fn send_c2(&self, url: &str, key: &str, task: u64, c1: &[u8]) -> Result<(), DispatchError>;
+
+    /// Asks the worker at `url` for a Window PoSt SNARK and waits for it, at
+    /// most `timeout`.
+    fn window_post(
+        &self,
+        url: &str,
+        key: &str,
+        request: &WindowPostRequest,
+        timeout: Duration,
+    ) -> Result<WindowPostAnswer, DispatchError> {
+        let _ = (key, request, timeout);
+        Err(DispatchError::Unreachable {
+            endpoint: url.into(),
+            reason: "this dispatcher sends no PoSt".into(),
+        })
+    }
 }
 
 /// [`Dispatcher`] over HTTP.
@@ -69,6 +85,33 @@ impl HttpDispatcher {
 }
 
 impl Dispatcher for HttpDispatcher {
+    fn window_post(
+        &self,
+        url: &str,
+        key: &str,
+        request: &WindowPostRequest,
+        timeout: Duration,
+    ) -> Result<WindowPostAnswer, DispatchError> {
+        let endpoint = format!("{}/v0/post/window", url.trim_end_matches('/'));
+        let answer = self
+            .agent
+            .post(&endpoint)
+            .timeout(timeout)
+            .set("Authorization", &format!("Bearer {key}"))
+            .send_json(request);
+        match answer {
+            Ok(r) => r.into_json().map_err(|e| DispatchError::BadAnswer {
+                endpoint,
+                reason: format!("unreadable answer: {e}"),
+            }),
+            Err(ureq::Error::Status(status, r)) => {
+                let body = ApiErrorBody::from_answer(r);
+                Err(DispatchError::Refused { endpoint, status, kind: body.kind, message: body.message })
+            }
+            Err(e) => Err(DispatchError::Unreachable { endpoint, reason: e.to_string() }),
+        }
+    }
+
     fn send_c2(&self, url: &str, key: &str, task: u64, c1: &[u8]) -> Result<(), DispatchError> {
         if c1.len() > MAX_TASK_BYTES {
             return Err(DispatchError::TooLarge { len: c1.len() });
