@@ -1,5 +1,6 @@
 //! Property tests over every decoder of the proof core that reads bytes from
-//! outside: C1 outputs (binary and JSON, as a worker receives them), Groth16
+//! outside: C1 outputs (binary and JSON, as a worker receives them), PoSt
+//! vanilla proofs (the reference's bincode, as a worker receives them), Groth16
 //! parameter files, parent caches, sector metadata and piece files. Each gets
 //! valid input mutated (bytes flipped, cut, extended, spliced) and plain
 //! garbage, and must answer with an error that names the problem, never panic.
@@ -102,7 +103,45 @@ fn vk_bytes(ic: usize) -> Vec<u8> {
     out
 }
 
+/// A real 2KiB Window PoSt vanilla proof in the reference's bincode.
+fn post_vanilla() -> &'static Vec<u8> {
+    use proofs::post::{encoding, vanilla, PostProof};
+    static BYTES: OnceLock<Vec<u8>> = OnceLock::new();
+    BYTES.get_or_init(|| {
+        let tmp = tempfile::tempdir().unwrap().keep();
+        let (dir, _) = common::seal_vector("seal_2KiB_cc.json", &tmp);
+        let comm_r = dir.open().unwrap().pc2.unwrap().comm_r;
+        let sector = vanilla::ProvingSector::in_dir(7, comm_r, &dir);
+        let proof = PostProof::window(SectorSize::KiB2);
+        let van = vanilla::generate(&proof, &Randomness([3; 32]), &[sector], Default::default()).unwrap();
+        encoding::encode(SectorSize::KiB2, &van.proofs[0])
+    })
+}
+
+/// A PoSt vanilla proof decodes to the right shape or is refused as invalid.
+fn check_post_vanilla(bytes: &[u8]) {
+    use proofs::merkle::proof::TreeHash;
+    match proofs::post::encoding::decode(SectorSize::KiB2, bytes) {
+        Err(e) => assert!(matches!(e, Error::InvalidProof(_)), "{e}"),
+        Ok(p) => {
+            for ip in &p.inclusion_proofs {
+                let _ = ip.computed_root(TreeHash::Poseidon);
+            }
+        }
+    }
+}
+
 proptest! {
+    #[test]
+    fn damaged_post_vanilla_proofs_are_refused_cleanly(damages in prop::collection::vec(damage(), 1..6)) {
+        check_post_vanilla(&apply(post_vanilla().clone(), &damages));
+    }
+
+    #[test]
+    fn garbage_is_not_a_post_vanilla_proof(bytes in prop::collection::vec(any::<u8>(), 0..1024)) {
+        check_post_vanilla(&bytes);
+    }
+
     #[test]
     fn damaged_binary_c1_outputs_are_refused_cleanly(damages in prop::collection::vec(damage(), 1..6)) {
         check_c1(&apply(c1_output().to_binary(), &damages));

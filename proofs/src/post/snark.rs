@@ -12,6 +12,7 @@ use crate::snark::key::ProvingKey;
 use crate::snark::{proof_bytes, prove_circuits, PROOF_BYTES};
 use bellperson::groth16::{self, PreparedVerifyingKey, Proof};
 use blstrs::{Bls12, Scalar as Fr};
+use rand_core::SeedableRng;
 use tracing::{debug, info_span};
 
 /// A PoSt SNARK and where it was made.
@@ -50,8 +51,27 @@ pub fn prove_with_rng(
             .map(|chunk| PostCircuit::from_vanilla(proof, chunk))
             .collect()
     };
-    let (proofs, gpus) = prove_circuits(make, proof.sector_size(), params, rng)?;
+    // The pool's threads need a sendable RNG: one seeded from the caller's.
+    let mut seeded =
+        rand_chacha::ChaCha20Rng::from_rng(rng).map_err(|e| Error::Snark(format!("randomness: {e}")))?;
+    let mut prove = move || prove_circuits(make, proof.sector_size(), params, &mut seeded);
+    let (proofs, gpus) = match pool() {
+        Some(pool) => pool.install(prove)?,
+        None => prove()?,
+    };
     Ok(PostSnark { bytes: proof_bytes(&proofs), gpus })
+}
+
+/// PoSt SNARKs run on a rayon pool of their own: a deadline's proof shares
+/// the cores with a running C2 instead of queueing behind the C2's work in
+/// the global pool. `None` if its threads cannot be started (then the global
+/// pool serves).
+fn pool() -> Option<&'static rayon::ThreadPool> {
+    static POOL: std::sync::OnceLock<Option<rayon::ThreadPool>> = std::sync::OnceLock::new();
+    POOL.get_or_init(|| {
+        rayon::ThreadPoolBuilder::new().thread_name(|i| format!("post-snark-{i}")).build().ok()
+    })
+    .as_ref()
 }
 
 /// The public inputs of partition `k` of a proof over `sectors` (sector id

@@ -182,6 +182,12 @@ pub struct SealVerifyingKey {
 impl params::GrothParams {
     /// The verifying key of this sector size, checked against its manifest.
     pub fn seal_verifying_key(&self) -> Result<SealVerifyingKey> {
+        if self.kind() != params::CircuitKind::Porep {
+            return Err(Error::Params {
+                path: self.vk_path(),
+                reason: format!("a {} key, not a PoRep one", self.kind().name()),
+            });
+        }
         Ok(SealVerifyingKey { sector_size: self.sector_size(), key: self.load_verifying_key()? })
     }
 }

@@ -25,6 +25,9 @@ pub enum ParamsCommand {
         /// Parameter directory [default: $XDG_CACHE_HOME/kiln/params].
         #[arg(long)]
         param_dir: Option<PathBuf>,
+        /// Circuits to set up, comma-separated: porep, winning, window.
+        #[arg(long, value_delimiter = ',', default_value = "porep,winning,window")]
+        circuits: Vec<String>,
     },
     /// Check every parameter file in the directory against its manifest digest.
     Verify {
@@ -42,7 +45,12 @@ pub enum ParamsCommand {
 
 pub fn run(cmd: ParamsCommand) -> Result<()> {
     match cmd {
-        ParamsCommand::Generate { sector_size, seed, reference_seed, param_dir } => {
+        ParamsCommand::Generate { sector_size, seed, reference_seed, param_dir, circuits } => {
+            for c in &circuits {
+                if !["porep", "winning", "window"].contains(&c.as_str()) {
+                    bail!("unknown circuit {c:?}: expected some of porep, winning, window");
+                }
+            }
             let size = SectorSize::parse(&sector_size)?;
             if matches!(size, SectorSize::GiB32 | SectorSize::GiB64) {
                 bail!("a {size} setup is far beyond one machine's means; install the published parameters instead");
@@ -54,7 +62,8 @@ pub fn run(cmd: ParamsCommand) -> Result<()> {
             };
             let dir = param_dir.unwrap_or_else(sealing::dirs::param_dir);
             eprintln!("WARNING: this is a TEST setup. Anyone who knows its seed can forge proofs; never use it on mainnet.");
-            for params in GrothParams::all(&dir, size) {
+            let wanted = |p: &GrothParams| circuits.iter().any(|c| c.eq_ignore_ascii_case(p.kind().name()));
+            for params in GrothParams::all(&dir, size).into_iter().filter(wanted) {
                 let t = Instant::now();
                 params
                     .generate_test_setup(seed)
