@@ -4,8 +4,8 @@
 //! The proving period is `deadlines × window` epochs; deadline `d`'s challenge
 //! window is epochs `[d·window, (d+1)·window)` of each period, challenged by the
 //! randomness of `lookback` epochs before it opens. A sector is assigned a
-//! deadline and partition when its ProveCommit lands (filling a partition of
-//! a deadline that is not about to open before starting a new one). Every
+//! deadline and partition when its ProveCommit lands (filling partitions
+//! before starting a new one, which goes to a deadline not about to open). Every
 //! window, each partition's active and recovering sectors must be proven by
 //! one SubmitWindowedPoSt landing inside the window; a partition with none
 //! faults all of them when the window closes. Skipped sectors become faulty;
@@ -146,9 +146,11 @@ impl EmbeddedChain {
         Ok(())
     }
 
-    /// Schedules a newly proven sector: into the fullest partition with room of
-    /// a deadline whose window is not open now or next, else a new partition
-    /// of the least loaded such deadline.
+    /// Schedules a newly proven sector: into the fullest partition with room,
+    /// else into a new partition of the least loaded deadline whose window is
+    /// not open now or next. (A sector is due in a window only if it was
+    /// active at the window's challenge epoch, so joining a partition whose
+    /// window is open is safe.)
     pub(super) fn activate(
         &self,
         sector: u64,
@@ -175,7 +177,7 @@ impl EmbeddedChain {
         let allowed = |d: i64| schedule.deadlines <= 2 || !blocked.contains(&(d as u64));
         let fill = counts
             .iter()
-            .filter(|(d, _, n)| allowed(*d) && *n < per_partition)
+            .filter(|(_, _, n)| *n < per_partition)
             .max_by_key(|(d, p, n)| (*n, -d, -p))
             .map(|(d, p, _)| (*d, *p));
         let (deadline, partition) = match fill {
