@@ -213,7 +213,8 @@ impl Daemon {
             .with_dispatcher(dispatcher.clone())
             .with_proving_gate(gate.clone());
         let prover =
-            crate::proving::Prover::new(ledger.clone(), pipeline_config.clone(), config.param_dir(), gate);
+            crate::proving::Prover::new(ledger.clone(), pipeline_config.clone(), config.param_dir(), gate)
+                .with_dispatcher(dispatcher);
         let ctx = Arc::new(ApiContext {
             ledger: ledger.clone(),
             config: pipeline_config,

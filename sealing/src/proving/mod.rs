@@ -441,8 +441,16 @@ impl ProverCore {
                 return Err(e);
             }
         };
-        let sent = chain
-            .send(&Message::SubmitWinningPoSt { epoch, sector: chosen.sector, proof }, self.ledger.now_ms());
+        // A proof that would land after the election's window is not sent.
+        let now = self.ledger.now_ms();
+        let limit = epoch + chain.proving_schedule().winning_window;
+        if chain.head(now)? >= limit {
+            run.error = Some(format!("proved too late: it had to land by epoch {limit}"));
+            self.ledger.store().record_post_run(&run)?;
+            warn!(limit, snark_ms = run.snark_ms, "Winning PoSt proved too late; not sent");
+            return Ok(());
+        }
+        let sent = chain.send(&Message::SubmitWinningPoSt { epoch, sector: chosen.sector, proof }, now);
         run.message = sent.as_ref().ok().map(|m| m.0);
         run.error = sent.as_ref().err().map(|e| e.to_string());
         self.ledger.store().record_post_run(&run)?;
