@@ -21,7 +21,7 @@
 //! no globals beyond lazily built constants. `unsafe` is confined to
 //! [`merkle::store`] (mappings and memory advice), [`sdr::label_par`] (the
 //! labeler's shared slots), `sdr::kernel`'s SHA-NI intrinsics, one system
-//! call in [`seal::pc1`] (a thread's priority), one in [`durable`] (free
+//! call in [`priority`] (a thread's priority), one in [`durable`] (free
 //! space), [`snark::msm`] (blstrs'
 //! points handed to blst as the blst points they wrap) and [`field`] (blstrs'
 //! scalars viewed as their Montgomery limbs).
@@ -40,6 +40,7 @@ pub mod merkle;
 pub mod pieces;
 pub mod poseidon;
 pub mod post;
+pub mod priority;
 pub mod sdr;
 pub mod seal;
 pub mod shape;

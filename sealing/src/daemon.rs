@@ -208,6 +208,13 @@ impl Daemon {
         crate::pipeline::packing::remove_orphan_copies(&ledger, &pipeline_config).map_err(|e| {
             DaemonError::DataDir { path: pipeline_config.pieces_dir(), reason: e.to_string() }
         })?;
+        // Sealing's parallel work (rayon's global pool: C2, trees) runs at a low
+        // priority so that a PoSt, on its own pool, gets the cores it needs in its
+        // deadline. Best effort: a pool already built (another daemon in this
+        // process) is kept.
+        let _ = rayon::ThreadPoolBuilder::new()
+            .start_handler(|_| proofs::priority::lower_thread_priority())
+            .build_global();
         let gate = crate::proving::ProvingGate::default();
         let pipeline = Pipeline::new(ledger.clone(), engine, verifier, pipeline_config.clone())
             .with_dispatcher(dispatcher.clone())

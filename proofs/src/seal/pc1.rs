@@ -153,7 +153,7 @@ fn prepare(dir: &SectorDir, req: &Pc1Request) -> Result<Prepared> {
 /// thread of its own beside the labeling, at a low priority so that the labeling
 /// threads keep their cores (it is I/O and a little hashing).
 fn build_and_sync_tree_d(dir: &SectorDir, size_bytes: u64, comm_d: Commitment) -> Result<Duration> {
-    lower_thread_priority();
+    crate::priority::lower_thread_priority();
     let t = Instant::now();
     let from_data = build_tree_d(&dir.unsealed_path(), &dir.cache_dir(), size_bytes)?;
     if from_data != comm_d {
@@ -161,20 +161,6 @@ fn build_and_sync_tree_d(dir: &SectorDir, size_bytes: u64, comm_d: Commitment) -
     }
     sync_tree_d(&dir.cache_dir())?;
     Ok(t.elapsed())
-}
-
-/// Lowers the calling thread's scheduling priority (nice 10; Linux, best effort).
-fn lower_thread_priority() {
-    #[cfg(target_os = "linux")]
-    {
-        #[allow(unsafe_code)]
-        // SAFETY: gettid and setpriority only read their integer arguments; on Linux
-        // PRIO_PROCESS with a thread id sets that thread's nice value.
-        unsafe {
-            let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
-            libc::setpriority(libc::PRIO_PROCESS, tid, 10);
-        }
-    }
 }
 
 /// Runs PC1 for several sectors of one size, labeling them together (one parent

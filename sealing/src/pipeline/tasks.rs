@@ -206,7 +206,14 @@ impl Pipeline {
         let spawned = if refused {
             Err(std::io::Error::other("failpoint driver:spawn"))
         } else {
-            std::thread::Builder::new().name(name).spawn(body).map(drop)
+            // Sealing yields the cores to a PoSt in its deadline.
+            std::thread::Builder::new()
+                .name(name)
+                .spawn(move || {
+                    proofs::priority::lower_thread_priority();
+                    body()
+                })
+                .map(drop)
         };
         spawned.map_err(|source| PipelineError::Spawn { number, source })
     }
