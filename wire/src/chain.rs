@@ -226,7 +226,7 @@ impl ProvingSchedule {
 
     /// The window that opened at `open`, if a window opens there.
     pub fn opened_at(&self, open: u64) -> Option<DeadlineWindow> {
-        (self.window > 0 && open % self.window == 0).then(|| self.nth(open / self.window))
+        (self.window > 0 && open.is_multiple_of(self.window)).then(|| self.nth(open / self.window))
     }
 }
 
