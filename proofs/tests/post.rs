@@ -218,3 +218,25 @@ fn unreadable_and_corrupt_sectors_are_listed_as_faults() {
     let van = vanilla::generate(&window, &f.randomness, &[liar], ReadLimits::default()).unwrap();
     assert!(van.faults[0].reason.contains("comm_r"), "{}", van.faults[0].reason);
 }
+
+/// A sector whose replica never answers (a FIFO with no writer: an open that
+/// blocks, like a dead disk) is reported faulty after its own timeout; the
+/// other sectors are proven, and the call returns.
+#[test]
+fn a_sector_that_never_answers_is_faulty_after_its_timeout() {
+    let f = fixture();
+    let window = PostProof::window(SIZE);
+    let mut sectors = f.sectors.clone();
+    let stuck = f._tmp.path().join("stuck-replica");
+    let made = std::process::Command::new("mkfifo").arg(&stuck).status().unwrap();
+    assert!(made.success());
+    sectors[1].replica = stuck;
+    let limits = ReadLimits { parallel: 2, timeout: std::time::Duration::from_millis(500) };
+    let started = std::time::Instant::now();
+    let van = vanilla::generate(&window, &f.randomness, &sectors, limits).unwrap();
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    assert_eq!(van.faults.len(), 1);
+    assert_eq!(van.faults[0].sector_id, 12);
+    assert!(van.faults[0].reason.contains("not read within"), "{}", van.faults[0].reason);
+    assert_eq!(van.proofs.iter().map(|p| p.sector_id).collect::<Vec<_>>(), [11, 13]);
+}
