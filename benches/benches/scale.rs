@@ -146,7 +146,7 @@ fn scheduler_scale(sectors: usize, workers: usize) {
         tasks: vec![RemoteTask::C2],
         slots: 4,
         memory_bytes: 64 << 30,
-        params: vec![ParamFile { sector_size: SectorSize::KiB2, file: "p.params".into() }],
+        params: vec![ParamFile::porep(SectorSize::KiB2)],
         ..Default::default()
     };
     let now = clock.now_ms();

@@ -79,6 +79,28 @@ pub struct ParamFile {
     pub file: String,
 }
 
+impl ParamFile {
+    /// The entry of a parameter set.
+    pub fn of(params: &GrothParams) -> Self {
+        Self {
+            sector_size: params.sector_size(),
+            file: params
+                .params_path()
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+        }
+    }
+    /// The entry of `size`'s PoRep parameters.
+    pub fn porep(size: SectorSize) -> Self {
+        Self::of(&GrothParams::porep(Path::new(""), size))
+    }
+    /// The entry of `size`'s Window PoSt parameters.
+    pub fn window_post(size: SectorSize) -> Self {
+        Self::of(&GrothParams::post(Path::new(""), PostProof::window(size)))
+    }
+}
+
 /// What a worker can run.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Capabilities {
@@ -112,8 +134,7 @@ impl Capabilities {
     }
 
     fn holds(&self, params: &GrothParams) -> bool {
-        let name = params.params_path().file_name().map(|n| n.to_string_lossy().into_owned());
-        self.params.iter().any(|p| p.sector_size == params.sector_size() && Some(&p.file) == name.as_ref())
+        self.params.contains(&ParamFile::of(params))
     }
 
     /// C2s of `size` it may run at once: its slots, but no more than its
@@ -319,14 +340,18 @@ mod tests {
     }
 
     #[test]
-    fn a_worker_proves_only_sizes_it_holds_parameters_for() {
+    fn a_worker_proves_only_sizes_and_circuits_it_holds_parameters_for() {
         let caps = Capabilities {
-            tasks: vec![RemoteTask::C2],
-            params: vec![ParamFile { sector_size: SectorSize::KiB2, file: "x.params".into() }],
+            tasks: vec![RemoteTask::C2, RemoteTask::WindowPost],
+            params: vec![ParamFile::porep(SectorSize::KiB2)],
             ..Default::default()
         };
         assert!(caps.proves(SectorSize::KiB2));
         assert!(!caps.proves(SectorSize::GiB32));
-        assert!(!Capabilities { tasks: vec![], ..caps }.proves(SectorSize::KiB2));
+        assert!(!caps.proves_window_post(SectorSize::KiB2), "PoRep parameters only");
+        let caps = Capabilities { params: vec![ParamFile::window_post(SectorSize::KiB2)], ..caps };
+        assert!(caps.proves_window_post(SectorSize::KiB2));
+        assert!(!caps.proves(SectorSize::KiB2), "Window parameters only");
+        assert!(!Capabilities { tasks: vec![], ..caps }.proves_window_post(SectorSize::KiB2));
     }
 }

@@ -24,10 +24,7 @@ pub fn params(dir: &Path) -> Vec<ParamFile> {
         .into_iter()
         .flat_map(|size| GrothParams::all(dir, size))
         .filter(GrothParams::exist)
-        .map(|p| ParamFile {
-            sector_size: p.sector_size(),
-            file: p.params_path().file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
-        })
+        .map(|p| ParamFile::of(&p))
         .collect()
 }
 

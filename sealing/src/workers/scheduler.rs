@@ -79,7 +79,7 @@ mod tests {
             capabilities: Capabilities {
                 tasks: vec![RemoteTask::C2],
                 slots,
-                params: vec![ParamFile { sector_size: SectorSize::KiB2, file: "p".into() }],
+                params: vec![ParamFile::porep(SectorSize::KiB2)],
                 ..Default::default()
             },
             registered_ms: 0,
@@ -151,7 +151,7 @@ mod tests {
         assert_eq!(pick(&ws, &[task(1, "a")], SectorSize::KiB2).as_deref(), Some("a"));
         assert_eq!(pick(&ws, &[task(1, "a"), task(2, "a")], SectorSize::KiB2), None);
         // Not even one 32GiB C2.
-        w.capabilities.params.push(ParamFile { sector_size: SectorSize::GiB32, file: "p".into() });
+        w.capabilities.params.push(ParamFile::porep(SectorSize::GiB32));
         assert_eq!(w.capabilities.slots_for(SectorSize::GiB32), 0);
         assert_eq!(pick(&[w], &[], SectorSize::GiB32), None);
     }

@@ -62,7 +62,7 @@ fn remote_rig_with(
     let caps = Capabilities {
         tasks: vec![RemoteTask::C2],
         slots,
-        params: vec![ParamFile { sector_size: SectorSize::KiB2, file: "p.params".into() }],
+        params: vec![ParamFile::porep(SectorSize::KiB2)],
         ..Default::default()
     };
     let now = r.now();
