@@ -61,6 +61,31 @@ pub struct Config {
     /// Proving sectors: Window and Winning PoSt.
     #[serde(default)]
     pub proving: ProvingConfig,
+    /// Prometheus metrics and the web view's history.
+    #[serde(default)]
+    pub metrics: MetricsConfig,
+}
+
+/// Prometheus metrics (`GET /metrics` on the API, with the token) and the
+/// web view's history of sectors per state.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Also serve `/metrics` without a token on this loopback address (e.g.
+    /// `127.0.0.1:9464`) for a Prometheus on the same machine; refused if it
+    /// is reachable from other machines.
+    pub listen: Option<String>,
+    /// How often sectors per state are sampled for the web view's chart (ms).
+    pub history_interval_ms: u64,
+    /// Samples kept (the oldest go first).
+    pub history_samples: usize,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        // A day at 30 s.
+        Self { listen: None, history_interval_ms: 30_000, history_samples: 2_880 }
+    }
 }
 
 /// How the daemon proves its sectors.
@@ -357,6 +382,7 @@ impl Config {
             workers: WorkersConfig::default(),
             history: HistoryConfig::default(),
             proving: ProvingConfig::default(),
+            metrics: MetricsConfig::default(),
         }
     }
 
@@ -381,6 +407,14 @@ impl Config {
         self.api.limits().check().map_err(|e| format!("api: {e}"))?;
         if self.api.tls_cert.is_some() != self.api.tls_key.is_some() {
             return Err("api: tls_cert and tls_key go together".into());
+        }
+        if let Some(addr) = &self.metrics.listen {
+            wire::metrics::check_loopback(addr).map_err(|e| format!("metrics: {e}"))?;
+        }
+        if self.metrics.history_interval_ms < 100 || self.metrics.history_samples == 0 {
+            return Err(
+                "metrics: history_interval_ms must be at least 100 and history_samples above 0".into()
+            );
         }
         let w = &self.workers;
         // Timestamps are i64 milliseconds: a lease of more than a day is a typo, and

@@ -6,6 +6,7 @@
 //! DATA_DIR/token        the API token (created once, mode 0600)
 //! DATA_DIR/api          the API URL of the running daemon (http:// or https://)
 //! DATA_DIR/api.crt      with TLS on, the certificate chain the API serves (for local clients to trust)
+//! DATA_DIR/metrics      with `[metrics] listen`, the URL of the unauthenticated loopback scrape address
 //! DATA_DIR/lock         held while a daemon runs, so two cannot share the directory
 //! DATA_DIR/sectors/N/   sector N's files
 //! DATA_DIR/pieces/      the daemon's copies of data pieces
@@ -13,6 +14,7 @@
 //! ```
 
 use crate::api::client::{API_CERT_FILE, API_FILE, TOKEN_FILE};
+use crate::api::metrics::History;
 use crate::api::server::{router, ApiContext};
 use crate::chain::{EmbeddedChain, ProofsVerifier, SealVerifier};
 use crate::clock::SharedClock;
@@ -30,6 +32,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
+
+/// With `[metrics] listen`, the file in the data directory holding the scrape URL.
+pub const METRICS_FILE: &str = "metrics";
 
 /// A daemon that cannot start.
 #[derive(Debug, thiserror::Error)]
@@ -199,6 +204,9 @@ impl Daemon {
         let chain = EmbeddedChain::open(&db, config.embedded_chain(), chain_verifier, clock.as_ref())?;
         let observer = EmbeddedChain::open_observer(&db, config.embedded_chain(), clock.as_ref())?;
         let ledger: SharedLedger = Ledger::with_observer(store, Box::new(chain), Box::new(observer), clock);
+        // Messages are counted from this start on (counters begin at zero).
+        let sent = ledger.chain_view().messages(ledger.now_ms())?;
+        ledger.metrics().count_messages_after(sent.last().map_or(0, |m| m.0 .0));
 
         // Local tasks died with the last process; remote ones get a lease's
         // time for their worker to heartbeat again.
@@ -229,6 +237,10 @@ impl Daemon {
             paused: pipeline.paused(),
             token,
             instance: hex::encode(rand::random::<[u8; 8]>()),
+            history: Arc::new(History::new(
+                config.metrics.history_interval_ms,
+                config.metrics.history_samples,
+            )),
         });
 
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -243,6 +255,42 @@ impl Daemon {
             .map_err(|e| listen_err(e.to_string()))?;
         let addr = listener.local_addr().map_err(|e| listen_err(e.to_string()))?;
         let (shutdown, rx) = tokio::sync::oneshot::channel::<()>();
+        let (stopping, _) = tokio::sync::watch::channel(false);
+        let mut write_metrics_url = None;
+        if let Some(metrics_addr) = &config.metrics.listen {
+            let metrics_err = |reason: String| DaemonError::Listen { addr: metrics_addr.clone(), reason };
+            let listener =
+                runtime.block_on(wire::server::bind(metrics_addr)).map_err(|e| metrics_err(e.to_string()))?;
+            let addr = listener.local_addr().map_err(|e| metrics_err(e.to_string()))?;
+            let app = crate::api::metrics::scrape_router(ctx.clone());
+            let mut stop = stopping.subscribe();
+            let limits = config.api.limits();
+            runtime.spawn(async move {
+                let stopped = async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                };
+                if let Err(e) = wire::server::serve(listener, app, None, limits, stopped).await {
+                    tracing::error!(error = %e, "metrics server stopped");
+                }
+            });
+            write_metrics_url = Some(format!("http://{addr}/metrics\n"));
+            tracing::info!(%addr, "metrics served without a token on loopback");
+        }
+        {
+            let ctx = ctx.clone();
+            let mut stop = stopping.subscribe();
+            runtime.spawn(async move {
+                let mut every = tokio::time::interval(ctx.history.interval());
+                loop {
+                    tokio::select! {
+                        _ = every.tick() => {}
+                        _ = stop.wait_for(|s| *s) => return,
+                    }
+                    let ctx = ctx.clone();
+                    let _ = tokio::task::spawn_blocking(move || ctx.history.sample(&ctx.ledger)).await;
+                }
+            });
+        }
         let app = router(ctx);
         let cert_path = dir.join(API_CERT_FILE);
         let write = |path: &Path, bytes: &[u8]| {
@@ -259,8 +307,9 @@ impl Daemon {
         let server_tls = tls.as_ref().map(|(_, c)| c.clone());
         let limits = config.api.limits();
         runtime.spawn(async move {
-            let stopped = async {
+            let stopped = async move {
                 let _ = rx.await;
+                let _ = stopping.send(true);
             };
             if let Err(e) = wire::server::serve(listener, app, server_tls, limits, stopped).await {
                 tracing::error!(error = %e, "API server stopped");
@@ -297,6 +346,14 @@ impl Daemon {
             tracing::warn!("proving is disabled: sectors on chain will miss their deadlines");
             None
         };
+        let metrics_path = dir.join(METRICS_FILE);
+        match write_metrics_url {
+            Some(url) => write(&metrics_path, url.as_bytes())?,
+            None => match std::fs::remove_file(&metrics_path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(data_err(&metrics_path)(e)),
+                _ => {}
+            },
+        }
         // Written last: clients find the API only once everything runs.
         let api_path = dir.join(API_FILE);
         write(&api_path, format!("{}://{addr}\n", wire::tls::scheme(tls.is_some())).as_bytes())?;

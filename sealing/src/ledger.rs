@@ -1,4 +1,5 @@
-//! What the driver and the API share: the sector store, the chain and the clock.
+//! What the driver and the API share: the sector store, the chain, the clock
+//! and the metrics.
 //!
 //! The store sits behind its own mutex, held for single SQLite transactions
 //! only; the chain synchronises itself (see [`Chain`]) and is never reached
@@ -7,6 +8,7 @@
 
 use crate::chain::Chain;
 use crate::clock::SharedClock;
+use crate::metrics::Metrics;
 use crate::store::Store;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -16,6 +18,7 @@ pub struct Ledger {
     chain: Box<dyn Chain>,
     observer: Option<Box<dyn Chain>>,
     clock: SharedClock,
+    metrics: Arc<Metrics>,
 }
 
 /// The ledger, shared.
@@ -24,7 +27,7 @@ pub type SharedLedger = Arc<Ledger>;
 impl Ledger {
     /// A ledger over `store` and `chain`, telling time by `clock`.
     pub fn new(store: Store, chain: Box<dyn Chain>, clock: SharedClock) -> SharedLedger {
-        Arc::new(Self { store: Mutex::new(store), chain, observer: None, clock })
+        Self::build(store, chain, None, clock)
     }
 
     /// A ledger whose readers (the API) see the chain through `observer`, a
@@ -35,7 +38,23 @@ impl Ledger {
         observer: Box<dyn Chain>,
         clock: SharedClock,
     ) -> SharedLedger {
-        Arc::new(Self { store: Mutex::new(store), chain, observer: Some(observer), clock })
+        Self::build(store, chain, Some(observer), clock)
+    }
+
+    fn build(
+        mut store: Store,
+        chain: Box<dyn Chain>,
+        observer: Option<Box<dyn Chain>>,
+        clock: SharedClock,
+    ) -> SharedLedger {
+        let metrics = Arc::new(Metrics::new());
+        store.attach_metrics(metrics.clone());
+        Arc::new(Self { store: Mutex::new(store), chain, observer, clock, metrics })
+    }
+
+    /// The daemon's metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 
     /// The store, locked. Hold the guard for one operation or transaction:

@@ -7,7 +7,7 @@
 //! persistence ([`store`]); the chain interface and kiln's embedded devnet
 //! chain ([`chain`]); the driver that walks sectors to Proving
 //! ([`pipeline`]), the daemon around it ([`daemon`], configured by [`config`])
-//! and its authenticated local API ([`api`]); remote workers and the scheduler
+//! and its authenticated local API ([`api`]) with its metrics ([`metrics`]); remote workers and the scheduler
 //! that prefers them ([`workers`]). What crosses a process boundary (API
 //! views, the worker protocol, TLS) is the `wire` crate's.
 
@@ -24,6 +24,7 @@ pub mod failpoints;
 pub mod ledger;
 pub mod lifecycle;
 pub mod memory;
+pub mod metrics;
 pub mod pipeline;
 pub mod progress;
 pub mod proving;

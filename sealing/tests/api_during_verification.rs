@@ -86,6 +86,7 @@ fn api_calls_answer_while_the_chain_verifies_a_proof() {
         paused: Default::default(),
         token: token.clone(),
         instance: "test".into(),
+        history: Arc::new(sealing::api::metrics::History::new(1_000, 10)),
     });
     runtime.spawn(async move { axum::serve(listener, router(ctx)).await });
 

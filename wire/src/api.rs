@@ -318,6 +318,9 @@ pub struct TaskView {
     pub error: Option<String>,
     /// Size of the reported result, once a worker sent one.
     pub result_bytes: Option<u64>,
+    /// How long its sector waited for it to start (ms); none for old records.
+    #[serde(default)]
+    pub queued_ms: Option<i64>,
 }
 
 /// A worker with its state and tasks.
@@ -363,6 +366,27 @@ pub struct SectorListEntry {
     pub sector: SectorView,
     /// Its running task's progress.
     pub progress: Option<TaskProgress>,
+    /// For a failed sector (a `…Failed` state, or `Failed`), the step that failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed_step: Option<SectorState>,
+}
+
+/// Sectors per state over time (`GET /v0/history`), for the web view's chart.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryView {
+    /// Time between samples (ms).
+    pub interval_ms: u64,
+    /// Oldest first.
+    pub samples: Vec<HistorySample>,
+}
+
+/// Sectors per state at one time.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistorySample {
+    /// When (ms since the epoch).
+    pub at_ms: i64,
+    /// Sectors by state name; states with none are left out.
+    pub sectors: std::collections::BTreeMap<String, u64>,
 }
 
 /// Everything about one sector.

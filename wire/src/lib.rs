@@ -5,6 +5,7 @@
 //! - [`chain`]: chain messages, receipts and message ids as the API shows them.
 //! - [`worker`]: the daemon–worker protocol (version [`worker::PROTOCOL_VERSION`]).
 //! - [`error`]: the error body every endpoint answers with, and its [`error::ErrorKind`].
+//! - [`metrics`]: what the daemon's and the worker's `/metrics` share.
 //! - [`server`]: serving either API with a connection cap and deadlines.
 //! - [`tls`]: TLS configuration, and the HTTP(S) clients of both APIs.
 //!
@@ -17,6 +18,7 @@
 pub mod api;
 pub mod chain;
 pub mod error;
+pub mod metrics;
 pub mod server;
 pub mod tls;
 pub mod worker;

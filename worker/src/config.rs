@@ -38,6 +38,8 @@ pub struct WorkerConfig {
     pub param_dir: PathBuf,
     /// The task API's connection cap and deadlines.
     pub limits: ServerLimits,
+    /// Also serve `/metrics` without a key on this loopback address.
+    pub metrics_listen: Option<String>,
 }
 
 impl WorkerConfig {
@@ -56,6 +58,7 @@ impl WorkerConfig {
             param_dir: default_param_dir(),
             // A C1 output of a 64GiB sector is ~30 MB: its upload gets ten minutes.
             limits: ServerLimits { request_timeout_ms: 600_000, ..ServerLimits::default() },
+            metrics_listen: None,
         }
     }
 }

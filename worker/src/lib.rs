@@ -31,6 +31,7 @@ pub mod config;
 mod failpoints;
 mod link;
 pub mod machine;
+pub mod metrics;
 mod node;
 mod server;
 
@@ -57,6 +58,9 @@ pub enum Error {
     /// The configuration offers no slot, or more than the protocol allows.
     #[error("a worker offers 1 to {} slots", wire::worker::MAX_SLOTS)]
     NoSlots,
+    /// The metrics address is not loopback.
+    #[error("{0}")]
+    Metrics(String),
     /// Listening on an unspecified address (`0.0.0.0`) without an advertised URL.
     #[error("listening on {0}: the URL the daemon should use must be given (--advertise)")]
     NoAdvertise(SocketAddr),
@@ -172,8 +176,24 @@ pub async fn serve(
             .map_err(Error::io("start the link thread"))?
     };
     info!(%url, "worker listening");
+    let (scrape_stop, scrape_stopped) = tokio::sync::oneshot::channel::<()>();
+    if let Some(addr) = &config.metrics_listen {
+        wire::metrics::check_loopback(addr).map_err(Error::Metrics)?;
+        let listener = wire::server::bind(addr).await.map_err(Error::io("listen on the metrics address"))?;
+        let app = server::scrape_router(node.clone());
+        let limits = config.limits;
+        tokio::spawn(async move {
+            let stopped = async {
+                let _ = scrape_stopped.await;
+            };
+            if let Err(e) = wire::server::serve(listener, app, None, limits, stopped).await {
+                warn!(error = %e, "metrics server stopped");
+            }
+        });
+    }
     let app = server::router(node.clone(), config.max_task_bytes);
     let served = wire::server::serve(listener, app, tls, config.limits, shutdown).await;
+    drop(scrape_stop);
     drop(stop);
     node.abandon_all();
     // The link thread notices within one wait, or after its call in flight.

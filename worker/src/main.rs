@@ -88,6 +88,11 @@ struct RunArgs {
     /// The PEM private key of `--tls-cert`.
     #[arg(long, requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+    /// Also serve Prometheus metrics at `/metrics` without a key on this
+    /// loopback address (e.g. 127.0.0.1:9465); the task API's `/metrics` takes
+    /// the dispatch key.
+    #[arg(long)]
+    metrics_listen: Option<String>,
     /// Largest task body accepted (bytes); a 64GiB sector's C1 output is about 30 MB.
     #[arg(long, default_value_t = MAX_TASK_BYTES)]
     max_task_bytes: usize,
@@ -152,6 +157,7 @@ fn run(args: RunArgs) -> Result<()> {
             _ => None,
         },
         max_task_bytes: args.max_task_bytes,
+        metrics_listen: args.metrics_listen,
         ..WorkerConfig::new(args.miner, args.token)
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -7,6 +7,7 @@
 //! [`proofs::snark::prove_valid`], without checking it again.
 
 use crate::link::{Link, LinkError};
+use crate::metrics::{Kind, WorkerMetrics};
 use proofs::post::PostProof;
 use proofs::seal::c1::{C1Output, ValidC1Output};
 use proofs::snark::params::GrothParams;
@@ -76,6 +77,8 @@ pub struct Node {
     registered: AtomicBool,
     /// The worker's span: parent of every task's span.
     span: Span,
+    /// Its Prometheus metrics.
+    metrics: WorkerMetrics,
 }
 
 /// Milliseconds since the Unix epoch.
@@ -87,7 +90,9 @@ impl Node {
     /// A worker with a fresh instance id, calling its daemon through `agent`;
     /// its tasks' spans are children of `span`.
     pub fn new(config: NodeConfig, agent: ureq::Agent, span: Span) -> Self {
+        let metrics = WorkerMetrics::new(config.capabilities.slots, config.capabilities.gpus.len());
         Self {
+            metrics,
             link: Link::new(&config.miner, &config.token, agent),
             instance: hex::encode(rand::random::<[u8; 8]>()),
             config,
@@ -99,6 +104,11 @@ impl Node {
 
     fn held(&self) -> MutexGuard<'_, HashMap<u64, Held>> {
         self.tasks.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The metrics now, in the exposition format.
+    pub fn metrics(&self) -> String {
+        self.metrics.scrape()
     }
 
     /// What `GET /v0/info` shows.
@@ -204,8 +214,10 @@ impl Node {
             })
             .collect::<Result<Vec<_>, _>>()?;
         let _span = info_span!(parent: &self.span, "wdpost", sectors = vanilla.len()).entered();
-        let key = params.load_proving().map_err(|e| TaskRefused::Precondition(e.to_string()))?;
-        let out = proofs::post::snark::prove(&post, &vanilla, &key).map_err(|e| match e {
+        let timer = self.metrics.start(Kind::WindowPost);
+        let proved = params.load_proving().and_then(|key| proofs::post::snark::prove(&post, &vanilla, &key));
+        timer.finish(proved.is_ok(), proved.as_ref().map_or(&[][..], |o| &o.gpus[..]));
+        let out = proved.map_err(|e| match e {
             proofs::Error::InvalidProof(m) => TaskRefused::Invalid(m),
             e => TaskRefused::Precondition(e.to_string()),
         })?;
@@ -221,7 +233,11 @@ impl Node {
 
     fn prove_and_report(&self, id: u64, c1: &ValidC1Output, cancelled: &AtomicBool) {
         info!("C2 started");
-        let result = self.prove(c1).map(|mut proof| {
+        let timer = self.metrics.start(Kind::C2);
+        let result = self.prove(c1);
+        // C2 does not say which device proved it: no GPU attribution.
+        timer.finish(result.is_ok(), &[]);
+        let result = result.map(|mut proof| {
             crate::failpoints::corrupt_proof(&mut proof);
             proof
         });

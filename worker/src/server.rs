@@ -48,9 +48,14 @@ pub fn router(node: Arc<Node>, max_task_bytes: usize) -> Router {
         .layer(middleware::from_fn_with_state(ctx.clone(), refuse_announced_oversize))
         .layer(middleware::from_fn_with_state(ctx.clone(), authenticate))
         .layer(DefaultBodyLimit::max(max_task_bytes))
+        .with_state(ctx.clone());
+    let scrape = Router::new()
+        .route("/metrics", get(metrics))
+        .layer(middleware::from_fn_with_state(ctx.clone(), authenticate))
         .with_state(ctx);
     Router::new()
         .nest(API_PREFIX, api)
+        .merge(scrape)
         .fallback(|| async { Failure(StatusCode::NOT_FOUND, ErrorKind::NotFound, "no such endpoint".into()) })
 }
 
@@ -89,6 +94,19 @@ async fn refuse_announced_oversize(State(ctx): State<Arc<Ctx>>, request: Request
         .into_response(),
         _ => next.run(request).await,
     }
+}
+
+async fn metrics(State(ctx): State<Arc<Ctx>>) -> Response {
+    wire::metrics::response(ctx.node.metrics())
+}
+
+/// `--metrics-listen`'s routes: `/metrics` without a key (loopback only).
+pub fn scrape_router(node: Arc<Node>) -> Router {
+    Router::new()
+        .route("/metrics", get(move || async move { wire::metrics::response(node.metrics()) }))
+        .fallback(|| async {
+            Failure(StatusCode::NOT_FOUND, ErrorKind::NotFound, "this address serves /metrics only".into())
+        })
 }
 
 async fn info(State(ctx): State<Arc<Ctx>>) -> Json<WorkerInfo> {

@@ -18,11 +18,14 @@
 //! | GET | `/v0/proving/faults` | | `FaultsView` |
 //! | GET | `/v0/workers` | | `[WorkerView]` |
 //! | GET | `/v0/tasks[?sector=N&after=ID&limit=N]` | | `[TaskView]` |
+//! | GET | `/v0/history` | | `HistoryView` |
 //! | GET | `/v0/auth/worker-tokens` | | `[TokenView]` |
 //! | POST | `/v0/auth/worker-tokens` | `CreateWorkerToken` | `WorkerToken` |
 //! | POST | `/v0/auth/worker-tokens/{name}/revoke` | | `Revoked` |
 //!
-//! Those take the daemon's own token. Workers use theirs on `/v0/worker/*`
+//! Those take the daemon's own token, and so do `GET /metrics` (Prometheus;
+//! [`metrics`]) and the web view at `/ui` (which keeps it in a session cookie;
+//! see `docs/observability.md`). Workers use theirs on `/v0/worker/*`
 //! (see `docs/protocol.md`); either token elsewhere is refused with 403.
 //! Lists that grow without bound are paginated ([`Page`]): oldest first, ids
 //! above `after`, at most `limit` (default 1,000, at most 10,000).
@@ -31,8 +34,10 @@
 //! daemon builds answers from its records in [`views`].
 
 pub mod client;
+pub mod metrics;
 mod proving;
 pub mod server;
+mod ui;
 pub mod views;
 
 pub use wire::api::*;

@@ -33,6 +33,8 @@ pub struct ApiContext {
     pub token: String,
     /// This daemon process's random id (workers re-register when it changes).
     pub instance: String,
+    /// Sectors per state over time.
+    pub history: Arc<super::metrics::History>,
 }
 
 /// An error answer.
@@ -63,6 +65,10 @@ impl ApiError {
 
     pub(super) fn invalid(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, ErrorKind::InvalidArgument, message)
+    }
+
+    pub(super) fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, ErrorKind::NotFound, message)
     }
 }
 
@@ -151,6 +157,7 @@ pub fn router(ctx: Arc<ApiContext>) -> Router {
         .route("/workers", get(list_workers))
         .route("/workers/:name/reset", post(reset_worker))
         .route("/tasks", get(list_tasks))
+        .route("/history", get(super::metrics::history))
         .route("/auth/worker-tokens", get(list_tokens).post(create_token))
         .route("/auth/worker-tokens/:name/revoke", post(revoke_token))
         .layer(middleware::from_fn_with_state(ctx.clone(), require_operator));
@@ -165,13 +172,17 @@ pub fn router(ctx: Arc<ApiContext>) -> Router {
         )
         .route("/tasks/:id/failure", post(report_failure))
         .layer(middleware::from_fn_with_state(ctx.clone(), require_worker));
-    let api = operator
-        .nest(protocol::DAEMON_WORKER_PATH, workers)
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .with_state(ctx);
-    Router::new().nest(API_PREFIX, api).fallback(|| async {
-        ApiError::new(StatusCode::NOT_FOUND, ErrorKind::NotFound, "no such API endpoint")
-    })
+    let api =
+        operator.nest(protocol::DAEMON_WORKER_PATH, workers).layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
+    let scrape = Router::new()
+        .route("/metrics", get(super::metrics::metrics))
+        .layer(middleware::from_fn_with_state(ctx.clone(), require_operator));
+    Router::new()
+        .nest(API_PREFIX, api)
+        .merge(scrape)
+        .merge(super::ui::routes().layer(DefaultBodyLimit::max(4096)))
+        .with_state(ctx)
+        .fallback(|| async { ApiError::not_found("no such API endpoint") })
 }
 
 /// A result whose announced length is over the limit is refused before its
@@ -234,6 +245,14 @@ async fn identify(ctx: &Arc<ApiContext>, given: Option<String>) -> Result<Caller
 }
 
 async fn require_operator(State(ctx): Ctx, request: Request, next: Next) -> Response {
+    // The web view's session: its cookie, sent with the header only its script sets.
+    let headers = request.headers();
+    if bearer(&request).is_none()
+        && headers.contains_key(super::ui::UI_HEADER)
+        && super::ui::has_session(&ctx, headers)
+    {
+        return next.run(request).await;
+    }
     match identify(&ctx, bearer(&request)).await {
         Ok(Caller::Operator) => next.run(request).await,
         Ok(Caller::Worker(name)) => ApiError::new(
@@ -290,14 +309,20 @@ async fn status(State(ctx): Ctx) -> ApiResult<DaemonStatus> {
 
 async fn list_sectors(State(ctx): Ctx) -> ApiResult<Vec<SectorListEntry>> {
     blocking(ctx, |ctx| {
-        let rows = ctx.ledger.store().sectors()?;
-        Ok(rows
-            .into_iter()
-            .map(|sector| SectorListEntry {
-                progress: progress_of(ctx, sector.number),
-                sector: sector.into(),
+        let store = ctx.ledger.store();
+        let rows = store.sectors()?;
+        rows.into_iter()
+            .map(|sector| {
+                let state = sector.lifecycle.state;
+                let failed = state == SectorState::Failed || state.name().ends_with("Failed");
+                let failed_step = if failed { store.failed_step(sector.number)? } else { None };
+                Ok(SectorListEntry {
+                    progress: progress_of(ctx, sector.number),
+                    failed_step,
+                    sector: sector.into(),
+                })
             })
-            .collect())
+            .collect()
     })
     .await
 }

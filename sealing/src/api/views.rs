@@ -62,6 +62,7 @@ impl From<TaskRow> for TaskView {
             lease_until_ms: r.lease_until_ms,
             error: r.error,
             result_bytes: r.result_bytes,
+            queued_ms: r.queued_ms,
         }
     }
 }

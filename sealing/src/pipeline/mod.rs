@@ -389,7 +389,7 @@ impl Pipeline {
 
 /// Locks a mutex whose data stays consistent if a holder panicked (maps of
 /// progress and pauses, rewritten whole per entry).
-fn relock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(crate) fn relock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 

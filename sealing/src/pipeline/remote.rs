@@ -3,10 +3,11 @@
 //! a reported proof is verified before it is accepted, like a local one.
 
 use super::engine::EngineError;
-use super::tasks::{error_chain, DispatchError, TaskResult};
+use super::tasks::{error_chain, timed, DispatchError, TaskResult};
 use super::{Pipeline, PipelineError};
 use crate::failpoints::crash_point;
 use crate::lifecycle::{Disposition, SectorEvent};
+use crate::metrics::Phase;
 use crate::store::{SectorRow, TaskKind, TaskRow, TaskState};
 use crate::workers::scheduler;
 use tracing::{info, warn};
@@ -164,8 +165,10 @@ impl Pipeline {
         let dir = self.config.sector_dir(n);
         let engine = self.engine.clone();
         let dispatcher = self.dispatcher.clone();
+        let ledger = self.ledger.clone();
         self.spawn(n, (TaskKind::Commit, id, Some(worker)), move |_| {
-            let result = engine.c1(&dir, &seed).map_err(DispatchError::C1).and_then(|c1| {
+            let c1 = timed(&ledger, Phase::C1, || engine.c1(&dir, &seed));
+            let result = c1.map_err(DispatchError::C1).and_then(|c1| {
                 dispatcher.send_c2(&url, &key, id, &c1).map_err(|e| DispatchError::Send(e.to_string()))
             });
             TaskResult::Dispatched(result)

@@ -7,15 +7,18 @@
 use super::engine::{BatchMember, EngineError, PreCommitOutput, PreCommitTask};
 use super::{relock, Pipeline, PipelineError};
 use crate::failpoints::{crash_point, failing, panic_point};
+use crate::ledger::Ledger;
 use crate::lifecycle::{Disposition, SectorEvent, SectorState};
+use crate::metrics::Phase;
 use crate::store::{SectorRow, TaskKind, TaskState};
 use proofs::seal::SectorDir;
 use proofs::Randomness;
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tracing::{error, info, info_span, warn};
 use wire::api::{PausedTasks, TaskProgress};
 
@@ -288,6 +291,7 @@ impl Pipeline {
         let batch = Arc::new(PreCommitBatch { members: numbers.clone(), cancel: AtomicBool::new(false) });
         let engine = self.engine.clone();
         let progress = self.progress.clone();
+        let ledger = self.ledger.clone();
         let tx = self.done_tx.clone();
         let span = info_span!("task", id = tasks[0], sectors = ?numbers, kind = TaskKind::PreCommit.name());
         info!(parent: &span, tasks = ?tasks, "pre-commit task started");
@@ -297,12 +301,14 @@ impl Pipeline {
             let _g = span.enter();
             let (members, batch) = (thread_members, thread_batch);
             let mut reported = vec![false; members.len()];
+            let timer = PreCommitTimer::new(&ledger, members.len());
             let outcome = catch_unwind(AssertUnwindSafe(|| {
                 panic_point!("task:run");
                 let mut report = |p: proofs::sdr::layers::Progress| {
                     if p.phase == "labeling" && p.layer.is_some_and(|l| l >= 2) {
                         crash_mid_labeling(&members, p.layer.unwrap_or(2));
                     }
+                    timer.progress(&p);
                     let mut map = relock(&progress);
                     for n in &batch.members {
                         if let Some(t) = map.get_mut(n) {
@@ -315,6 +321,9 @@ impl Pipeline {
                 };
                 engine.pre_commit_batch(&members, &batch.cancel, &mut report, &mut |i, result| {
                     reported[i] = true;
+                    if result.is_ok() {
+                        timer.done();
+                    }
                     let _ = tx.send((members[i].task.identity.sector_id, TaskResult::PreCommit(result)));
                 });
             }));
@@ -356,9 +365,11 @@ impl Pipeline {
             row.seed.ok_or_else(|| PipelineError::Sector { number: n, reason: "no seed recorded".into() })?;
         let dir = self.config.sector_dir(n);
         let engine = self.engine.clone();
+        let ledger = self.ledger.clone();
         let id = self.record_task(n, TaskKind::Commit)?;
         self.spawn(n, (TaskKind::Commit, id, None), move |_| {
-            TaskResult::Commit(engine.c1(&dir, &seed).and_then(|c1| engine.c2(&c1)))
+            let c1 = timed(&ledger, Phase::C1, || engine.c1(&dir, &seed));
+            TaskResult::Commit(c1.and_then(|c1| timed(&ledger, Phase::C2, || engine.c2(&c1))))
         })
     }
 
@@ -484,6 +495,62 @@ impl Pipeline {
     fn record(&self, number: u64, event: SectorEvent) {
         if let Err(e) = self.apply(number, &event) {
             warn!(error = %e, "cannot record the task's outcome; the step will run again");
+        }
+    }
+}
+
+/// Runs `f`, observing its time as `phase` when it succeeds.
+pub(super) fn timed<T, E>(ledger: &Ledger, phase: Phase, f: impl FnOnce() -> Result<T, E>) -> Result<T, E> {
+    let start = Instant::now();
+    let out = f();
+    if out.is_ok() {
+        ledger.metrics().phase(phase, start.elapsed().as_secs_f64());
+    }
+    out
+}
+
+/// Times a pre-commit batch's PC1 (until the first tree) and PC2 (until the
+/// first sector's outcome), and counts the bytes it labels.
+struct PreCommitTimer<'a> {
+    ledger: &'a Ledger,
+    sectors: u64,
+    start: Instant,
+    pc2_start: Cell<Option<Instant>>,
+    pc2_timed: Cell<bool>,
+    /// The layer being labeled and its nodes done.
+    labeling: Cell<(Option<u32>, u64)>,
+}
+
+impl<'a> PreCommitTimer<'a> {
+    fn new(ledger: &'a Ledger, sectors: usize) -> Self {
+        Self {
+            ledger,
+            sectors: sectors as u64,
+            start: Instant::now(),
+            pc2_start: Cell::new(None),
+            pc2_timed: Cell::new(false),
+            labeling: Cell::new((None, 0)),
+        }
+    }
+
+    fn progress(&self, p: &proofs::sdr::layers::Progress) {
+        if p.phase == "labeling" {
+            let (layer, done) = self.labeling.get();
+            let before = if layer == p.layer { done } else { 0 };
+            // A node is 32 bytes; every sector of the batch labels it.
+            let bytes = p.done.saturating_sub(before) * proofs::shape::NODE_SIZE as u64 * self.sectors;
+            self.ledger.metrics().labeled(bytes);
+            self.labeling.set((p.layer, p.done));
+        } else if self.pc2_start.get().is_none() {
+            self.ledger.metrics().phase(Phase::Pc1, self.start.elapsed().as_secs_f64());
+            self.pc2_start.set(Some(Instant::now()));
+        }
+    }
+
+    fn done(&self) {
+        if let (Some(start), false) = (self.pc2_start.get(), self.pc2_timed.get()) {
+            self.ledger.metrics().phase(Phase::Pc2, start.elapsed().as_secs_f64());
+            self.pc2_timed.set(true);
         }
     }
 }

@@ -365,6 +365,9 @@ impl ProverCore {
             return Ok(());
         }
         let checks = check_sectors(&self.layout, &members)?;
+        for c in &checks {
+            self.ledger.metrics().sector_checked(c.ms as f64 / 1e3, c.fault.is_some());
+        }
         let newly_faulty: Vec<u64> = checks
             .iter()
             .filter(|c| c.fault.is_some() && c.health != SectorHealth::Faulty)
@@ -382,6 +385,7 @@ impl ProverCore {
         ] {
             if !sectors.is_empty() {
                 let id = chain.send(&message, self.ledger.now_ms())?;
+                self.ledger.metrics().declared(&message, sectors.len());
                 info!(message = %id, ?sectors, method = message.method(), "declared");
             }
         }

@@ -23,7 +23,7 @@ pub use post::{PostRun, RunFault};
 pub use tasks::{TaskKind, TaskRow, TaskState, TokenRow, WorkerRow};
 
 /// Schema version this build writes (SQLite `user_version`).
-const SCHEMA_VERSION: i64 = 3;
+const SCHEMA_VERSION: i64 = 4;
 
 const SCHEMA: &str = "
 CREATE TABLE counters (
@@ -243,6 +243,8 @@ pub struct Store {
     conn: Connection,
     path: PathBuf,
     policy: RetryPolicy,
+    /// Told of tasks starting and ending and of PoSt runs.
+    metrics: Option<std::sync::Arc<crate::metrics::Metrics>>,
 }
 
 fn parse_state(s: &str) -> Option<SectorState> {
@@ -265,28 +267,39 @@ impl Store {
         match version {
             0 => {
                 conn.execute_batch(&format!(
-                    "BEGIN; {SCHEMA} {} {} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;",
+                    "BEGIN; {SCHEMA} {} {} {} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;",
                     tasks::SCHEMA,
-                    tasks::INDEXES
+                    tasks::INDEXES,
+                    tasks::QUEUED
                 ))
                 .map_err(sql("create schema"))?;
             }
             // Version 1 (before remote workers) lacks only the worker and task tables.
             1 => {
                 conn.execute_batch(&format!(
-                    "BEGIN; {} {} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;",
+                    "BEGIN; {} {} {} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;",
                     tasks::SCHEMA,
-                    tasks::INDEXES
+                    tasks::INDEXES,
+                    tasks::QUEUED
                 ))
                 .map_err(sql("add the worker and task tables"))?;
             }
-            // Version 2 lacks only the task indexes.
+            // Version 2 lacks the task indexes and the tasks' queued time.
             2 => {
                 conn.execute_batch(&format!(
-                    "BEGIN; {} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;",
-                    tasks::INDEXES
+                    "BEGIN; {} {} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;",
+                    tasks::INDEXES,
+                    tasks::QUEUED
                 ))
                 .map_err(sql("add the task indexes"))?;
+            }
+            // Version 3 lacks only the tasks' queued time.
+            3 => {
+                conn.execute_batch(&format!(
+                    "BEGIN; {} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;",
+                    tasks::QUEUED
+                ))
+                .map_err(sql("add the tasks' queued time"))?;
             }
             SCHEMA_VERSION => {}
             v => {
@@ -297,7 +310,12 @@ impl Store {
             }
         }
         conn.execute_batch(post::SCHEMA).map_err(sql("create the PoSt record"))?;
-        Ok(Self { conn, path: path.to_path_buf(), policy })
+        Ok(Self { conn, path: path.to_path_buf(), policy, metrics: None })
+    }
+
+    /// Reports tasks starting and ending, and PoSt runs, to `metrics`.
+    pub fn attach_metrics(&mut self, metrics: std::sync::Arc<crate::metrics::Metrics>) {
+        self.metrics = Some(metrics);
     }
 
     fn sql(&self, op: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError + '_ {
@@ -488,6 +506,25 @@ impl Store {
     /// Every sector, by number.
     pub fn sectors(&self) -> Result<Vec<SectorRow>, StoreError> {
         self.query_sectors("SELECT * FROM sectors ORDER BY number", params![])
+    }
+
+    /// How many sectors are in each state (states with none left out).
+    pub fn sector_counts(&self) -> Result<crate::metrics::SectorCounts, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT state, count(*) FROM sectors GROUP BY state")
+            .map_err(self.sql("prepare"))?;
+        let rows = stmt
+            .query_map(params![], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+            .map_err(self.sql("count sectors"))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (state, n) = row.map_err(self.sql("count sectors"))?;
+            let state =
+                parse_state(&state).ok_or_else(|| self.corrupt(format!("unknown sector state {state:?}")))?;
+            out.push((state, n as u64));
+        }
+        Ok(out)
     }
 
     /// Sectors the pipeline still works on (not Proving, Failed or Removed), by number.

@@ -52,6 +52,9 @@ fn json<T: Serialize>(value: &T) -> String {
 impl Store {
     /// Records a PoSt run; returns its id.
     pub fn record_post_run(&mut self, run: &PostRun) -> Result<u64, StoreError> {
+        if let Some(m) = &self.metrics {
+            m.post_run(run);
+        }
         self.conn
             .execute(
                 "INSERT INTO post_runs (kind, deadline, open_epoch, partition, election, started_ms, vanilla_ms,

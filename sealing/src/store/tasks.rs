@@ -43,6 +43,9 @@ CREATE TABLE tasks (
 CREATE INDEX tasks_by_sector ON tasks(sector, id);
 ";
 
+/// How long the sector waited before each task (schema 4).
+pub(super) const QUEUED: &str = "ALTER TABLE tasks ADD COLUMN queued_ms INTEGER;";
+
 /// Indexes for the open-task scans of every tick and for pruning (schema 3).
 pub(super) const INDEXES: &str = "
 CREATE INDEX IF NOT EXISTS tasks_by_state ON tasks(state, id);
@@ -74,6 +77,9 @@ pub struct TaskRow {
     pub error: Option<String>,
     /// Bytes of the reported result, if any.
     pub result_bytes: Option<u64>,
+    /// How long its sector waited in the state that called for it before it
+    /// started (ms); none for tasks recorded before schema 4.
+    pub queued_ms: Option<i64>,
 }
 
 /// A worker token (the secret itself is never stored).
@@ -109,7 +115,7 @@ pub struct WorkerRow {
 }
 
 const TASK_COLUMNS: &str =
-    "id, sector, kind, worker, state, created_ms, updated_ms, lease_until_ms, error, length(result)";
+    "id, sector, kind, worker, state, created_ms, updated_ms, lease_until_ms, error, length(result), queued_ms";
 
 impl Store {
     fn immediate(&mut self) -> Result<rusqlite::Transaction<'_>, StoreError> {
@@ -173,6 +179,7 @@ impl Store {
         }
         let expired = expire_open_tasks(&tx, &path, name, "the worker's token was revoked", now_ms)?;
         tx.commit().map_err(sql_at(&path, "commit"))?;
+        self.report_closed(&expired);
         Ok(expired)
     }
 
@@ -244,6 +251,7 @@ impl Store {
         )
         .map_err(sql_at(&path, "record a worker"))?;
         tx.commit().map_err(sql_at(&path, "commit"))?;
+        self.report_closed(&expired);
         Ok(expired)
     }
 
@@ -352,14 +360,21 @@ impl Store {
         lease_until_ms: Option<i64>,
         now_ms: i64,
     ) -> Result<u64, StoreError> {
+        // The sector has waited since it entered the state that calls for this task.
+        let since = self.sector(sector)?.map_or(now_ms, |r| r.updated_ms);
+        let queued_ms = now_ms.saturating_sub(since).max(0);
         self.conn
             .execute(
-                "INSERT INTO tasks (sector, kind, worker, state, created_ms, updated_ms, lease_until_ms)
-                 VALUES (?1, ?2, ?3, 'running', ?4, ?4, ?5)",
-                params![sector as i64, kind.name(), worker, now_ms, lease_until_ms],
+                "INSERT INTO tasks (sector, kind, worker, state, created_ms, updated_ms, lease_until_ms, queued_ms)
+                 VALUES (?1, ?2, ?3, 'running', ?4, ?4, ?5, ?6)",
+                params![sector as i64, kind.name(), worker, now_ms, lease_until_ms, queued_ms],
             )
             .map_err(self.sql("record a task"))?;
-        Ok(self.conn.last_insert_rowid() as u64)
+        let id = self.conn.last_insert_rowid() as u64;
+        if let Some(m) = &self.metrics {
+            m.task_started(kind, worker, queued_ms);
+        }
+        Ok(id)
     }
 
     /// Sets a running task's lease.
@@ -381,13 +396,17 @@ impl Store {
         error: Option<&str>,
         now_ms: i64,
     ) -> Result<(), StoreError> {
-        self.conn
+        let closed = self
+            .conn
             .execute(
                 "UPDATE tasks SET state = ?2, error = ?3, updated_ms = ?4
                  WHERE id = ?1 AND state IN ('running', 'reported')",
                 params![id as i64, state.name(), error, now_ms],
             )
             .map_err(self.sql("close a task"))?;
+        if closed == 1 {
+            self.report_closed(&[id]);
+        }
         Ok(())
     }
 
@@ -490,6 +509,8 @@ impl Store {
     /// process; remote ones may live on and get until `lease_until_ms` for
     /// their worker to heartbeat again.
     pub fn recover_tasks(&mut self, lease_until_ms: i64, now_ms: i64) -> Result<(), StoreError> {
+        let interrupted: Vec<u64> =
+            self.open_tasks()?.into_iter().filter(|t| t.worker.is_none()).map(|t| t.id).collect();
         self.conn
             .execute(
                 "UPDATE tasks SET state = 'interrupted', updated_ms = ?1, error = 'the daemon stopped'
@@ -503,7 +524,18 @@ impl Store {
                 params![lease_until_ms],
             )
             .map_err(self.sql("renew remote leases"))?;
+        self.report_closed(&interrupted);
         Ok(())
+    }
+
+    /// Tells the metrics that tasks `ids` ended (as recorded now).
+    fn report_closed(&self, ids: &[u64]) {
+        let Some(m) = &self.metrics else { return };
+        for &id in ids {
+            if let Ok(Some(task)) = self.task(id) {
+                m.task_finished(&task);
+            }
+        }
     }
 
     fn query_tasks(&self, sql: &str, args: &[&dyn rusqlite::ToSql]) -> Result<Vec<TaskRow>, StoreError> {
@@ -533,6 +565,7 @@ impl Store {
             lease_until_ms: r.get(7).map_err(get)?,
             error: r.get(8).map_err(get)?,
             result_bytes: r.get::<_, Option<i64>>(9).map_err(get)?.map(|n| n as u64),
+            queued_ms: r.get(10).map_err(get)?,
         })
     }
 }

@@ -103,3 +103,24 @@ fn active_sectors_leave_out_proving_and_terminal_ones() {
     let active: Vec<u64> = s.active_sectors().unwrap().iter().map(|r| r.number).collect();
     assert_eq!(active, [a]);
 }
+
+#[test]
+fn tasks_record_how_long_their_sector_waited_and_schema_3_gains_the_column() {
+    let tmp = tempfile::tempdir().unwrap();
+    let old_task = {
+        let mut s = store(tmp.path());
+        let n = s.create_sector(SectorSize::KiB2, true, 1_000).unwrap();
+        s.apply(n, &E::StartSealing, 1_500).unwrap();
+        let id = s.start_task(n, TaskKind::PreCommit, None, None, 4_000).unwrap();
+        assert_eq!(s.task(id).unwrap().unwrap().queued_ms, Some(2_500), "waited since StartSealing");
+        // The database as schema 3 left it: no queued time.
+        s.conn.execute_batch("ALTER TABLE tasks DROP COLUMN queued_ms; PRAGMA user_version = 3;").unwrap();
+        id
+    };
+    let mut s = store(tmp.path());
+    assert_eq!(s.task(old_task).unwrap().unwrap().queued_ms, None, "old records have none");
+    let id = s.start_task(1, TaskKind::PreCommit, None, None, 5_000).unwrap();
+    assert_eq!(s.task(id).unwrap().unwrap().queued_ms, Some(3_500));
+    let counts = s.sector_counts().unwrap();
+    assert_eq!(counts, vec![(SectorState::Unsealed, 1)]);
+}

@@ -101,6 +101,7 @@ mod tests {
             lease_until_ms: Some(10_000),
             error: None,
             result_bytes: None,
+            queued_ms: None,
         }
     }
 

@@ -1,0 +1,186 @@
+//! The web view at `/ui`: a page, its script and its style, embedded in the
+//! binary (no build step, nothing fetched from elsewhere; the
+//! Content-Security-Policy keeps the page from reaching any other origin).
+//!
+//! The page takes the daemon's token once: `POST /ui/login` checks it and
+//! sets a session cookie (HttpOnly, SameSite=Strict, gone when the browser
+//! closes) holding a digest of the token, never the token. The cookie then
+//! opens `/ui` and, with the `X-Kiln-UI` header the script sends (which no
+//! other site can make a browser send), the operator API. Without either,
+//! `/ui` answers 401 with the login form.
+
+use super::server::{ApiContext, Ctx};
+use axum::extract::{Form, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use sha2::{Digest, Sha256};
+use std::sync::Arc;
+
+const INDEX_HTML: &str = include_str!("ui/index.html");
+const APP_JS: &str = include_str!("ui/app.js");
+const APP_CSS: &str = include_str!("ui/app.css");
+
+/// The session cookie's name.
+pub const SESSION_COOKIE: &str = "kiln_session";
+/// The header the page's script sends with every API call.
+pub const UI_HEADER: &str = "x-kiln-ui";
+
+/// Only this daemon; inline styles for progress bars, nothing else inline.
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
+                   connect-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; \
+                   base-uri 'none'";
+
+/// The session cookie's value for `token`.
+fn session_value(token: &str) -> String {
+    hex::encode(Sha256::new().chain_update(b"kiln ui session\0").chain_update(token).finalize())
+}
+
+/// Whether `headers` carry this daemon's session cookie.
+pub(super) fn has_session(ctx: &ApiContext, headers: &HeaderMap) -> bool {
+    let expected = session_value(&ctx.token);
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|c| c.trim().split_once('='))
+        .any(|(name, value)| {
+            name == SESSION_COOKIE && wire::worker::same_secret(value.as_bytes(), expected.as_bytes())
+        })
+}
+
+/// Whether a request may see the page: the session cookie, or the token itself.
+fn allowed(ctx: &ApiContext, headers: &HeaderMap) -> bool {
+    has_session(ctx, headers)
+        || wire::server::bearer(headers)
+            .is_some_and(|t| wire::worker::same_secret(t.as_bytes(), ctx.token.as_bytes()))
+}
+
+/// The web view's routes.
+pub(super) fn routes() -> Router<Arc<ApiContext>> {
+    Router::new()
+        .route("/ui", get(index))
+        .route("/ui/", get(index))
+        .route("/ui/app.js", get(app_js))
+        .route("/ui/app.css", get(app_css))
+        .route("/ui/login", post(login))
+        .route("/ui/logout", post(logout))
+}
+
+fn asset(content_type: &'static str, body: &'static str) -> Response {
+    let mut r = (StatusCode::OK, body).into_response();
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    secure(h);
+    r
+}
+
+fn secure(h: &mut HeaderMap) {
+    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+}
+
+async fn index(State(ctx): Ctx, headers: HeaderMap) -> Response {
+    if allowed(&ctx, &headers) {
+        asset("text/html; charset=utf-8", INDEX_HTML)
+    } else {
+        login_page(None)
+    }
+}
+
+async fn app_js(State(ctx): Ctx, headers: HeaderMap) -> Response {
+    if allowed(&ctx, &headers) {
+        asset("text/javascript; charset=utf-8", APP_JS)
+    } else {
+        login_page(None)
+    }
+}
+
+async fn app_css(State(ctx): Ctx, headers: HeaderMap) -> Response {
+    if allowed(&ctx, &headers) {
+        asset("text/css; charset=utf-8", APP_CSS)
+    } else {
+        login_page(None)
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct LoginForm {
+    token: String,
+}
+
+async fn login(
+    State(ctx): Ctx,
+    form: Result<Form<LoginForm>, axum::extract::rejection::FormRejection>,
+) -> Response {
+    let Ok(Form(form)) = form else { return login_page(Some("the form did not carry a token")) };
+    if !wire::worker::same_secret(form.token.trim().as_bytes(), ctx.token.as_bytes()) {
+        return login_page(Some("that is not this daemon's token"));
+    }
+    let cookie = format!("{SESSION_COOKIE}={}; Path=/; HttpOnly; SameSite=Strict", session_value(&ctx.token));
+    let mut r = (StatusCode::SEE_OTHER, "").into_response();
+    let h = r.headers_mut();
+    h.insert(header::LOCATION, HeaderValue::from_static("/ui"));
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        h.insert(header::SET_COOKIE, v);
+    }
+    secure(h);
+    r
+}
+
+async fn logout() -> Response {
+    let mut r = login_page(None);
+    *r.status_mut() = StatusCode::OK;
+    let cookie = format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0");
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        r.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    r
+}
+
+/// 401 with a form for the token.
+fn login_page(error: Option<&str>) -> Response {
+    let error = error.map_or(String::new(), |e| format!("<p class=\"error\">{e}</p>"));
+    let body = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>kiln: sign in</title>\
+         <style>body{{font:14px system-ui,sans-serif;margin:15vh auto;max-width:26rem;color:#222}}\
+         input{{width:100%;padding:.4rem;margin:.5rem 0;font:inherit}}button{{padding:.4rem 1rem;font:inherit}}\
+         .error{{color:#b00020}}code{{background:#f2f2f2;padding:0 .2rem}}</style></head><body>\
+         <h1>kiln</h1><p>Enter the daemon's API token (the file <code>token</code> in its data directory).</p>\
+         {error}<form method=\"post\" action=\"/ui/login\"><input id=\"token\" name=\"token\" type=\"password\" \
+         autocomplete=\"current-password\" autofocus required><button id=\"sign-in\" type=\"submit\">Sign in</button>\
+         </form></body></html>"
+    );
+    let mut r = (StatusCode::UNAUTHORIZED, body).into_response();
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    secure(h);
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_assets_reach_no_other_origin() {
+        for (name, text) in [("index.html", INDEX_HTML), ("app.js", APP_JS), ("app.css", APP_CSS)] {
+            for needle in ["http:", "https:", "//cdn", "url(", "@import", "ws:", "wss:"] {
+                assert!(!text.contains(needle), "{name} contains {needle:?}");
+            }
+        }
+        assert!(INDEX_HTML.contains("/ui/app.js") && INDEX_HTML.contains("/ui/app.css"));
+    }
+
+    #[test]
+    fn session_value_is_not_the_token() {
+        let v = session_value("secret");
+        assert_ne!(v, "secret");
+        assert_eq!(v.len(), 64);
+        assert_ne!(v, session_value("secret2"));
+    }
+}
