@@ -241,6 +241,8 @@ impl Daemon {
                 config.metrics.history_interval_ms,
                 config.metrics.history_samples,
             )),
+            sessions: Default::default(),
+            tls: tls.is_some(),
         });
 
         let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -74,25 +74,45 @@ enum PieceCommand {
 }
 
 fn main() {
-    init_tracing();
+    let mut cli = Cli::parse();
+    // `kiln run` keeps the log in its data directory, out of its live view.
+    let log_file = match &mut cli.command {
+        Command::Run(args) => match args.prepare() {
+            Ok(file) => file,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                std::process::exit(1);
+            }
+        },
+        _ => None,
+    };
+    init_tracing(log_file.as_deref());
     // Test builds only: points armed by the `FAILPOINTS` variable of a test harness.
     #[cfg(feature = "failpoints")]
     let _failpoints = sealing::failpoints::from_env();
-    if let Err(e) = run(Cli::parse()) {
+    if let Err(e) = run(cli) {
         eprintln!("error: {e:#}");
         std::process::exit(1);
     }
 }
 
-fn init_tracing() {
+/// Log lines to stderr, or appended to `file`.
+fn init_tracing(file: Option<&std::path::Path>) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_target(false)
-        .init();
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
+    let opened = file.map(|f| std::fs::OpenOptions::new().create(true).append(true).open(f));
+    match opened {
+        Some(Ok(f)) => builder.with_writer(std::sync::Mutex::new(f)).with_ansi(false).init(),
+        Some(Err(e)) => {
+            eprintln!("warning: cannot write the log file ({e}); logging to stderr");
+            builder.with_writer(std::io::stderr).init()
+        }
+        None => builder
+            .with_writer(std::io::stderr)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+    }
 }
 
 fn run(cli: Cli) -> Result<()> {

@@ -211,7 +211,7 @@ impl Metrics {
         );
         k.register_with_unit(
             "task_queued",
-            "Time a sector waited in the state that calls for a task before the task started",
+            "Time from a sector's last recorded event (normally entering the state that calls for a task) to the task's start",
             Unit::Seconds,
             m.task_queued.clone(),
         );
@@ -232,12 +232,12 @@ impl Metrics {
             Unit::Bytes,
             m.pc1_labeled.clone(),
         );
-        k.register("workers", "Remote workers by state", m.workers.clone());
-        k.register("worker_slots", "Tasks a worker runs at once", m.worker_slots.clone());
-        k.register("worker_slots_used", "Tasks open on a worker", m.worker_slots_used.clone());
+        k.register("remote_workers", "Remote workers by state", m.workers.clone());
+        k.register("remote_worker_slots", "Tasks a remote worker runs at once", m.worker_slots.clone());
+        k.register("remote_worker_slots_used", "Tasks open on a remote worker", m.worker_slots_used.clone());
         k.register_with_unit(
-            "worker_heartbeat_age",
-            "Time since a worker's last heartbeat",
+            "remote_worker_heartbeat_age",
+            "Time since a remote worker's last heartbeat",
             Unit::Seconds,
             m.worker_heartbeat_age.clone(),
         );
@@ -260,7 +260,11 @@ impl Metrics {
             Unit::Seconds,
             m.post_vanilla.clone(),
         );
-        k.register("post_runs", "PoSt runs by kind and outcome (sent, error)", m.post_runs.clone());
+        k.register(
+            "post_runs",
+            "PoSt runs by kind, executor (local, local GPU, or the worker) and outcome (sent, error)",
+            m.post_runs.clone(),
+        );
         k.register("post_sectors_proven", "Sectors proven in Window PoSts", m.post_sectors_proven.clone());
         k.register(
             "post_sectors_skipped",
@@ -280,7 +284,7 @@ impl Metrics {
         );
         k.register(
             "post_sector_errors",
-            "Sector reads that failed (in PoSts and in checks)",
+            "Sectors a PoSt run or a check could not prove (unreadable, wrong, too slow)",
             m.post_sector_errors.clone(),
         );
         k.register("proving_sectors", "Sectors on chain by health", m.proving_sectors.clone());

@@ -87,6 +87,8 @@ fn api_calls_answer_while_the_chain_verifies_a_proof() {
         token: token.clone(),
         instance: "test".into(),
         history: Arc::new(sealing::api::metrics::History::new(1_000, 10)),
+        sessions: Default::default(),
+        tls: false,
     });
     runtime.spawn(async move { axum::serve(listener, router(ctx)).await });
 

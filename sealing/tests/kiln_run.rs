@@ -23,6 +23,7 @@ fn kiln_run_seals_a_pledged_sector_to_proving() {
             "--param-dir",
         ])
         .arg(common::param_dir())
+        .env("RUST_LOG", "info")
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -33,6 +34,12 @@ fn kiln_run_seals_a_pledged_sector_to_proving() {
         assert!(stdout.contains(expected), "missing {expected:?} in:\n{stdout}");
     }
     assert!(stdout.contains("1 sector(s) Proving, proofs accepted by the chain"), "{stdout}");
+    // Not a terminal: plain lines, and the log goes to the data directory, not in between.
+    let log = dir.join("kiln.log");
+    assert!(stdout.contains(&format!("log: {}", log.display())), "{stdout}");
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(logged.contains("task started") && logged.contains("daemon started"), "{logged}");
+    assert!(!common::stderr(&out).contains(" INFO "), "{}", common::stderr(&out));
 
     // The database in DIR holds the sector, its full history and the chain.
     let store = Store::open(&dir.join("kiln.db"), RetryPolicy::default()).unwrap();

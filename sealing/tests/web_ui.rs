@@ -252,6 +252,27 @@ fn the_web_view_shows_the_pipeline_and_retries_a_failed_sector_in_a_real_browser
         }
     }
 
+    // Signing in sets a session cookie; signing out ends it.
+    let agent = ureq::AgentBuilder::new().redirects(0).build();
+    let signed_in = agent.post(&format!("{url}/ui/login")).send_form(&[("token", token.trim())]).unwrap();
+    assert_eq!(signed_in.status(), 303);
+    let cookie = signed_in.header("set-cookie").unwrap().split(';').next().unwrap().to_string();
+    assert!(!cookie.contains(token.trim()), "the cookie does not carry the token");
+    let with_cookie =
+        |path: &str| agent.get(&format!("{url}{path}")).set("Cookie", &cookie).set("X-Kiln-UI", "1").call();
+    assert_eq!(with_cookie("/ui").unwrap().status(), 200);
+    assert_eq!(with_cookie("/v0/sectors").unwrap().status(), 200);
+    agent.post(&format!("{url}/ui/logout")).set("Cookie", &cookie).call().unwrap();
+    for path in ["/ui", "/v0/sectors"] {
+        assert!(matches!(with_cookie(path), Err(ureq::Error::Status(401, _))), "{path} after signing out");
+    }
+    match agent.post(&format!("{url}/ui/login")).send_form(&[("token", "wrong")]) {
+        Err(ureq::Error::Status(401, r)) => {
+            assert!(r.into_string().unwrap().contains("not this daemon's token"))
+        }
+        other => panic!("a wrong token: {other:?}"),
+    }
+
     let worker_token = worker_token(&config, "gpu-box-1");
     let worker = Worker::start(worker_config(&url, &worker_token, &tmp.path().join("no-params")));
     wait_online(&config, "gpu-box-1");

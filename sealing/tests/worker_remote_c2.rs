@@ -13,6 +13,13 @@ use std::time::Duration;
 use worker::WorkerConfig;
 use worker_common::*;
 
+/// The value of `series` in an exposition (0 when absent).
+fn sample(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series).and_then(|v| v.strip_prefix(' ')))
+        .map_or(0.0, |v| v.parse().unwrap())
+}
+
 #[test]
 fn two_workers_prove_four_sectors_through_a_daemon_restart() {
     let tmp = tempfile::tempdir().unwrap();
@@ -24,9 +31,10 @@ fn two_workers_prove_four_sectors_through_a_daemon_restart() {
     let miner = format!("https://{}", config.api.listen);
     let daemon = start_daemon(&config);
     assert_eq!(daemon.url(), miner);
-    let mut workers = Vec::new();
+    let (mut workers, mut tokens) = (Vec::new(), Vec::new());
     for (name, tls) in [("w1", Some(w1_pem.tls())), ("w2", None)] {
         let token = worker_token(&config, name);
+        tokens.push(token.clone());
         workers.push(Worker::start(WorkerConfig {
             tls,
             miner_ca: Some(daemon_pem.cert.clone()),
@@ -72,6 +80,35 @@ fn two_workers_prove_four_sectors_through_a_daemon_restart() {
     for w in client(&config).workers().unwrap() {
         assert!(w.tasks.is_empty() && w.unhealthy.is_none(), "{w:?}");
     }
+
+    // Metrics: w2 counts the C2s it proved (its /metrics takes its dispatch
+    // key); the restarted daemon counts the remote C2s that ended since.
+    let w2 = format!("http://{}/metrics", workers[1].addr);
+    let key = wire::worker::dispatch_key(&tokens[1]);
+    assert!(matches!(ureq::get(&w2).call(), Err(ureq::Error::Status(401, _))));
+    let text =
+        ureq::get(&w2).set("Authorization", &format!("Bearer {key}")).call().unwrap().into_string().unwrap();
+    let on_w2 = sectors
+        .iter()
+        .flat_map(|&n| commit_tasks(&config, n))
+        .filter(|t| t.0.as_deref() == Some("w2"))
+        .count();
+    let proved = sample(&text, "kiln_worker_tasks_total{kind=\"c2\",outcome=\"done\"}");
+    assert!(proved >= 1.0 && proved <= on_w2 as f64, "w2 proved {proved} of its {on_w2} tasks:\n{text}");
+    assert_eq!(sample(&text, "kiln_worker_task_duration_seconds_count{kind=\"c2\"}"), proved);
+    assert_eq!(sample(&text, "kiln_worker_slots"), 1.0);
+    let daemon_text = client(&config).metrics().unwrap();
+    let remote_done: f64 = ["w1", "w2"]
+        .iter()
+        .map(|w| {
+            sample(
+                &daemon_text,
+                &format!("kiln_tasks_finished_total{{kind=\"commit\",executor=\"{w}\",outcome=\"done\"}}"),
+            )
+        })
+        .sum();
+    assert!(remote_done >= 1.0, "{daemon_text}");
+    assert_eq!(sample(&daemon_text, "kiln_remote_workers{state=\"online\"}"), 2.0);
     for w in workers {
         w.stop().unwrap();
     }

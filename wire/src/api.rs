@@ -207,6 +207,9 @@ pub struct TaskProgress {
     pub done: u64,
     /// Units in all.
     pub total: u64,
+    /// When the task started (ms since the epoch).
+    #[serde(default)]
+    pub started_ms: i64,
 }
 
 /// A sector's state and the consecutive failures of its current step.

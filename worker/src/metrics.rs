@@ -103,7 +103,7 @@ impl WorkerMetrics {
     /// A task of `kind` started proving; the guard counts its end.
     pub fn start(&self, kind: Kind) -> TaskTimer<'_> {
         self.running.get_or_create(&kind.label()).inc();
-        TaskTimer { metrics: self, kind, start: std::time::Instant::now() }
+        TaskTimer { metrics: self, kind, start: std::time::Instant::now(), ended: false }
     }
 
     /// The metrics now, in the exposition format.
@@ -113,16 +113,31 @@ impl WorkerMetrics {
     }
 }
 
-/// A task being proven.
+/// A task being proven; dropped without [`TaskTimer::finish`] (a panic),
+/// it counts as failed.
 pub struct TaskTimer<'a> {
     metrics: &'a WorkerMetrics,
     kind: Kind,
     start: std::time::Instant,
+    ended: bool,
+}
+
+impl Drop for TaskTimer<'_> {
+    fn drop(&mut self) {
+        if !self.ended {
+            self.end(false, &[]);
+        }
+    }
 }
 
 impl TaskTimer<'_> {
     /// The task ended: done (proved on `gpus`, none for the CPU) or failed.
-    pub fn finish(self, done: bool, gpus: &[String]) {
+    pub fn finish(mut self, done: bool, gpus: &[String]) {
+        self.end(done, gpus);
+    }
+
+    fn end(&mut self, done: bool, gpus: &[String]) {
+        self.ended = true;
         let m = self.metrics;
         let kind = self.kind.label();
         m.running.get_or_create(&kind).dec();

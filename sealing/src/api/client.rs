@@ -143,6 +143,20 @@ impl Client {
         self.call(self.agent.post(&format!("{}{API_PREFIX}{path}", self.url)), Some(body))
     }
 
+    /// The daemon's Prometheus metrics (`GET /metrics`), as text.
+    pub fn metrics(&self) -> Result<String, ClientError> {
+        let request = self.agent.get(&format!("{}/metrics", self.url));
+        let unreachable = |reason: String| ClientError::Unreachable { url: self.url.clone(), reason };
+        match request.set("Authorization", &format!("Bearer {}", self.token)).call() {
+            Ok(r) => r.into_string().map_err(|e| unreachable(format!("unreadable answer: {e}"))),
+            Err(ureq::Error::Status(status, r)) => {
+                let body = ApiErrorBody::from_answer(r);
+                Err(ClientError::Api { status, kind: body.kind, message: body.message })
+            }
+            Err(e) => Err(unreachable(e.to_string())),
+        }
+    }
+
     /// The daemon's own state (paused task kinds).
     pub fn status(&self) -> Result<DaemonStatus, ClientError> {
         self.get("/status")

@@ -37,7 +37,7 @@ pub mod client;
 pub mod metrics;
 mod proving;
 pub mod server;
-mod ui;
+pub mod ui;
 pub mod views;
 
 pub use wire::api::*;

@@ -35,6 +35,10 @@ pub struct ApiContext {
     pub instance: String,
     /// Sectors per state over time.
     pub history: Arc<super::metrics::History>,
+    /// The web view's signed-in sessions.
+    pub sessions: super::ui::Sessions,
+    /// Whether the API serves HTTPS (session cookies are then `Secure`).
+    pub tls: bool,
 }
 
 /// An error answer.

@@ -3,11 +3,12 @@
 //! Content-Security-Policy keeps the page from reaching any other origin).
 //!
 //! The page takes the daemon's token once: `POST /ui/login` checks it and
-//! sets a session cookie (HttpOnly, SameSite=Strict, gone when the browser
-//! closes) holding a digest of the token, never the token. The cookie then
-//! opens `/ui` and, with the `X-Kiln-UI` header the script sends (which no
-//! other site can make a browser send), the operator API. Without either,
-//! `/ui` answers 401 with the login form.
+//! sets a session cookie (HttpOnly, SameSite=Strict, Secure over TLS, gone
+//! when the browser closes) holding a random session id, never the token.
+//! The cookie then opens `/ui` and, with the `X-Kiln-UI` header the script
+//! sends (which no other site can make a browser send), the operator API.
+//! Without either, `/ui` answers 401 with the sign-in form. Sessions live in
+//! the daemon's memory: signing out, or a restart, ends them.
 
 use super::server::{ApiContext, Ctx};
 use axum::extract::{Form, State};
@@ -15,8 +16,8 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use sha2::{Digest, Sha256};
-use std::sync::Arc;
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
 
 const INDEX_HTML: &str = include_str!("ui/index.html");
 const APP_JS: &str = include_str!("ui/app.js");
@@ -32,23 +33,62 @@ const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self' 'unsa
                    connect-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; \
                    base-uri 'none'";
 
-/// The session cookie's value for `token`.
-fn session_value(token: &str) -> String {
-    hex::encode(Sha256::new().chain_update(b"kiln ui session\0").chain_update(token).finalize())
+/// Open sessions at most; signing in beyond them ends the oldest.
+const MAX_SESSIONS: usize = 64;
+
+/// The signed-in browser sessions' ids.
+#[derive(Default)]
+pub struct Sessions(Mutex<VecDeque<String>>);
+
+impl Sessions {
+    fn ids(&self) -> std::sync::MutexGuard<'_, VecDeque<String>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn open(&self) -> String {
+        let id = hex::encode(rand::random::<[u8; 32]>());
+        let mut ids = self.ids();
+        if ids.len() == MAX_SESSIONS {
+            ids.pop_front();
+        }
+        ids.push_back(id.clone());
+        id
+    }
+
+    fn holds(&self, id: &str) -> bool {
+        self.ids().iter().any(|s| wire::worker::same_secret(s.as_bytes(), id.as_bytes()))
+    }
+
+    fn close(&self, id: &str) {
+        self.ids().retain(|s| !wire::worker::same_secret(s.as_bytes(), id.as_bytes()));
+    }
 }
 
-/// Whether `headers` carry this daemon's session cookie.
-pub(super) fn has_session(ctx: &ApiContext, headers: &HeaderMap) -> bool {
-    let expected = session_value(&ctx.token);
+/// The session id in `headers`' cookies.
+fn session_id(headers: &HeaderMap) -> Option<&str> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|c| c.trim().split_once('='))
-        .any(|(name, value)| {
-            name == SESSION_COOKIE && wire::worker::same_secret(value.as_bytes(), expected.as_bytes())
-        })
+        .find_map(|(name, value)| (name == SESSION_COOKIE).then_some(value))
+}
+
+/// Whether `headers` carry a live session cookie of this daemon.
+pub(super) fn has_session(ctx: &ApiContext, headers: &HeaderMap) -> bool {
+    session_id(headers).is_some_and(|id| ctx.sessions.holds(id))
+}
+
+fn cookie(ctx: &ApiContext, value: &str, max_age: Option<u32>) -> Option<HeaderValue> {
+    let mut c = format!("{SESSION_COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict");
+    if ctx.tls {
+        c.push_str("; Secure");
+    }
+    if let Some(age) = max_age {
+        c.push_str(&format!("; Max-Age={age}"));
+    }
+    HeaderValue::from_str(&c).ok()
 }
 
 /// Whether a request may see the page: the session cookie, or the token itself.
@@ -121,22 +161,24 @@ async fn login(
     if !wire::worker::same_secret(form.token.trim().as_bytes(), ctx.token.as_bytes()) {
         return login_page(Some("that is not this daemon's token"));
     }
-    let cookie = format!("{SESSION_COOKIE}={}; Path=/; HttpOnly; SameSite=Strict", session_value(&ctx.token));
+    let id = ctx.sessions.open();
     let mut r = (StatusCode::SEE_OTHER, "").into_response();
     let h = r.headers_mut();
     h.insert(header::LOCATION, HeaderValue::from_static("/ui"));
-    if let Ok(v) = HeaderValue::from_str(&cookie) {
+    if let Some(v) = cookie(&ctx, &id, None) {
         h.insert(header::SET_COOKIE, v);
     }
     secure(h);
     r
 }
 
-async fn logout() -> Response {
+async fn logout(State(ctx): Ctx, headers: HeaderMap) -> Response {
+    if let Some(id) = session_id(&headers) {
+        ctx.sessions.close(id);
+    }
     let mut r = login_page(None);
     *r.status_mut() = StatusCode::OK;
-    let cookie = format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0");
-    if let Ok(v) = HeaderValue::from_str(&cookie) {
+    if let Some(v) = cookie(&ctx, "", Some(0)) {
         r.headers_mut().insert(header::SET_COOKIE, v);
     }
     r
@@ -177,10 +219,16 @@ mod tests {
     }
 
     #[test]
-    fn session_value_is_not_the_token() {
-        let v = session_value("secret");
-        assert_ne!(v, "secret");
-        assert_eq!(v.len(), 64);
-        assert_ne!(v, session_value("secret2"));
+    fn sessions_end_on_sign_out_and_the_oldest_goes_beyond_the_cap() {
+        let s = Sessions::default();
+        let first = s.open();
+        assert!(s.holds(&first) && !s.holds("guess") && !s.holds(""));
+        let second = s.open();
+        s.close(&second);
+        assert!(!s.holds(&second) && s.holds(&first));
+        for _ in 0..MAX_SESSIONS {
+            s.open();
+        }
+        assert!(!s.holds(&first), "the oldest session was ended");
     }
 }

@@ -163,8 +163,17 @@ pub fn chain(cmd: ChainCommand) -> Result<()> {
     Ok(())
 }
 
-/// `labeling 3 40%` style summary of a task.
+/// `pre_commit: labeling 3 40%, 12 s` style summary of a running task.
 pub fn progress_text(p: &TaskProgress) -> String {
+    progress_text_at(p, now_ms())
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+/// [`progress_text`] as of `now_ms`.
+pub fn progress_text_at(p: &TaskProgress, now_ms: i64) -> String {
     let mut s = p.task.clone();
     if let Some(phase) = &p.phase {
         s.push_str(&format!(": {phase}"));
@@ -175,7 +184,21 @@ pub fn progress_text(p: &TaskProgress) -> String {
             s.push_str(&format!(" {percent}%"));
         }
     }
+    if p.started_ms > 0 {
+        s.push_str(&format!(", {}", elapsed(now_ms.saturating_sub(p.started_ms))));
+    }
     s
+}
+
+/// `850 ms`, `12 s`, `3 m 05 s`, `1 h 02 m`.
+pub fn elapsed(ms: i64) -> String {
+    let secs = ms.max(0) / 1000;
+    match secs {
+        _ if ms < 1000 => format!("{} ms", ms.max(0)),
+        0..=59 => format!("{secs} s"),
+        60..=3599 => format!("{} m {:02} s", secs / 60, secs % 60),
+        _ => format!("{} h {:02} m", secs / 3600, secs % 3600 / 60),
+    }
 }
 
 fn print_list(sectors: &[SectorListEntry]) {
@@ -284,5 +307,35 @@ pub fn print_status(st: &SectorStatus, log: bool) {
             };
             println!("  {:>3} {}  {:<16} -> {}{detail}", e.seq, time(e.at_ms), e.name(), e.state);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn running_tasks_show_phase_progress_and_elapsed_time() {
+        let p = TaskProgress {
+            task: "pre_commit".into(),
+            phase: Some("labeling".into()),
+            layer: Some(3),
+            done: 40,
+            total: 100,
+            started_ms: 1_000,
+        };
+        assert_eq!(progress_text_at(&p, 13_500), "pre_commit: labeling 3 40%, 12 s");
+        let c = TaskProgress {
+            task: "commit".into(),
+            phase: None,
+            layer: None,
+            done: 0,
+            total: 0,
+            started_ms: 0,
+        };
+        assert_eq!(progress_text_at(&c, 5_000), "commit", "no start time: none shown");
+        assert_eq!(elapsed(185_000), "3 m 05 s");
+        assert_eq!(elapsed(3_720_000), "1 h 02 m");
+        assert_eq!(elapsed(850), "850 ms");
     }
 }

@@ -193,7 +193,14 @@ impl Pipeline {
     fn track(&self, number: u64, kind: TaskKind) {
         relock(&self.progress).insert(
             number,
-            TaskProgress { task: kind.name().into(), phase: None, layer: None, done: 0, total: 0 },
+            TaskProgress {
+                task: kind.name().into(),
+                phase: None,
+                layer: None,
+                done: 0,
+                total: 0,
+                started_ms: self.ledger.now_ms(),
+            },
         );
     }
 

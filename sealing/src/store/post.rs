@@ -52,9 +52,6 @@ fn json<T: Serialize>(value: &T) -> String {
 impl Store {
     /// Records a PoSt run; returns its id.
     pub fn record_post_run(&mut self, run: &PostRun) -> Result<u64, StoreError> {
-        if let Some(m) = &self.metrics {
-            m.post_run(run);
-        }
         self.conn
             .execute(
                 "INSERT INTO post_runs (kind, deadline, open_epoch, partition, election, started_ms, vanilla_ms,
@@ -77,6 +74,9 @@ impl Store {
                 ],
             )
             .map_err(self.sql("record a PoSt run"))?;
+        if let Some(m) = &self.metrics {
+            m.post_run(run);
+        }
         Ok(self.conn.last_insert_rowid() as u64)
     }
 

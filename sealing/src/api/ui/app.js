@@ -731,7 +731,7 @@
     }).join('')}</tbody></table>`;
 
     const tasks = st.tasks.length
-      ? `<table class="grid-table" id="sector-tasks"><thead><tr><th>id</th><th>kind</th><th>where</th><th>state</th><th>started</th><th>took</th><th>error</th></tr></thead><tbody>${st.tasks.slice().reverse().map((t) =>
+      ? `<table class="grid-table" id="sector-tasks"><thead><tr><th>id</th><th>kind</th><th>where</th><th>state</th><th>started</th><th>queued</th><th>took</th><th>error</th></tr></thead><tbody>${st.tasks.slice().reverse().map((t) =>
         `<tr data-task="${esc(t.id)}" data-state="${esc(t.state)}"><td class="num">${esc(t.id)}</td><td>${esc(t.kind)}</td><td>${executor(t)}</td><td><span class="badge st-${taskStateCategory(t.state)}">${esc(t.state)}</span></td><td class="time">${esc(fmtTime(t.created_ms))}</td><td>${t.queued_ms == null ? '<span class="muted">\u2014</span>' : esc(fmtDur(t.queued_ms))}</td><td>${taskTook(t)}</td><td class="err-cell">${errText(t.error)}</td></tr>`).join('')}</tbody></table>`
       : '<p class="muted">No tasks yet.</p>';
 
