@@ -385,8 +385,9 @@ impl Metrics {
                 store.open_tasks().map_err(|e| e.to_string())?,
             )
         };
-        self.sectors.clear();
-        for (state, n) in counts {
+        // Every state has a series, so an emptied state reads 0 rather than vanishing.
+        for state in SectorState::ALL {
+            let n = counts.iter().find(|(s, _)| *s == state).map_or(0, |(_, n)| *n);
             self.sectors.get_or_create(&StateLabels { state: state.name().into() }).set(n as i64);
         }
         self.tasks_running.clear();

@@ -56,6 +56,26 @@ pub enum SectorState {
 }
 
 impl SectorState {
+    /// Every state.
+    pub const ALL: [Self; 16] = [
+        Self::Packing,
+        Self::Unsealed,
+        Self::PreCommitting,
+        Self::PreCommitted,
+        Self::Committing,
+        Self::CommitWait,
+        Self::FinalizeSector,
+        Self::Proving,
+        Self::SealPreCommitFailed,
+        Self::PreCommitFailed,
+        Self::ComputeProofFailed,
+        Self::CommitFailed,
+        Self::FinalizeFailed,
+        Self::Failed,
+        Self::Removing,
+        Self::Removed,
+    ];
+
     /// States nothing leaves.
     pub fn is_terminal(self) -> bool {
         matches!(self, Self::Failed | Self::Removed)
@@ -673,4 +693,27 @@ pub struct FaultsView {
     pub sectors: Vec<ProvingSectorOnChain>,
     /// Health changes of the last two proving periods, oldest first.
     pub events: Vec<HealthEvent>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_sector_state_is_listed_once_under_its_wire_name() {
+        let names: std::collections::BTreeSet<String> = SectorState::ALL
+            .iter()
+            .map(|s| {
+                let wire = serde_json::to_value(s).unwrap();
+                assert_eq!(wire, s.name(), "{s:?}");
+                s.name().to_string()
+            })
+            .collect();
+        assert_eq!(names.len(), SectorState::ALL.len());
+        // A state missing from ALL would not parse back from its name here.
+        for name in ["Packing", "Removed", "ComputeProofFailed"] {
+            let s: SectorState = serde_json::from_value(serde_json::Value::String(name.into())).unwrap();
+            assert!(SectorState::ALL.contains(&s));
+        }
+    }
 }
