@@ -124,28 +124,25 @@ fn secure(h: &mut HeaderMap) {
     h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
 }
 
-async fn index(State(ctx): Ctx, headers: HeaderMap) -> Response {
-    if allowed(&ctx, &headers) {
-        asset("text/html; charset=utf-8", INDEX_HTML)
+/// `body` to a signed-in browser (or a caller with the token); else the sign-in form.
+fn page(ctx: &ApiContext, headers: &HeaderMap, content_type: &'static str, body: &'static str) -> Response {
+    if allowed(ctx, headers) {
+        asset(content_type, body)
     } else {
         login_page(None)
     }
+}
+
+async fn index(State(ctx): Ctx, headers: HeaderMap) -> Response {
+    page(&ctx, &headers, "text/html; charset=utf-8", INDEX_HTML)
 }
 
 async fn app_js(State(ctx): Ctx, headers: HeaderMap) -> Response {
-    if allowed(&ctx, &headers) {
-        asset("text/javascript; charset=utf-8", APP_JS)
-    } else {
-        login_page(None)
-    }
+    page(&ctx, &headers, "text/javascript; charset=utf-8", APP_JS)
 }
 
 async fn app_css(State(ctx): Ctx, headers: HeaderMap) -> Response {
-    if allowed(&ctx, &headers) {
-        asset("text/css; charset=utf-8", APP_CSS)
-    } else {
-        login_page(None)
-    }
+    page(&ctx, &headers, "text/css; charset=utf-8", APP_CSS)
 }
 
 #[derive(serde::Deserialize)]

@@ -1,7 +1,7 @@
 //! `kiln workers …`, `kiln tasks …` and `kiln auth …`: remote workers, the
 //! task record and worker tokens, as clients of a running daemon.
 
-use super::sectors::{time, RepoArgs};
+use super::sectors::{elapsed, time, RepoArgs};
 use anyhow::Result;
 use clap::Subcommand;
 use sealing::api::client::Client;
@@ -162,21 +162,28 @@ fn print_workers(workers: &[WorkerView]) {
     }
 }
 
-/// Prints task rows, one per line.
+/// Prints task rows, one per line: where each ran, when it started, how long
+/// its sector waited for it and how long it took (or has run).
 pub fn print_tasks(tasks: &[TaskView]) {
     println!(
-        "{:>6} {:>6}  {:<10} {:<12} {:<11} {:<23}  error",
-        "task", "sector", "kind", "where", "state", "started"
+        "{:>6} {:>6}  {:<10} {:<12} {:<11} {:<23} {:>10} {:>10}  error",
+        "task", "sector", "kind", "where", "state", "started", "queued", "took"
     );
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
     for t in tasks {
+        let end = if t.state.is_open() { now } else { t.updated_ms };
         println!(
-            "{:>6} {:>6}  {:<10} {:<12} {:<11} {}  {}",
+            "{:>6} {:>6}  {:<10} {:<12} {:<11} {} {:>10} {:>10}  {}",
             t.id,
             t.sector,
             t.kind.name(),
             t.worker.as_deref().unwrap_or("local"),
             t.state.name(),
             time(t.created_ms),
+            t.queued_ms.map_or("-".into(), elapsed),
+            elapsed(end - t.created_ms),
             t.error.as_deref().unwrap_or("")
         );
     }

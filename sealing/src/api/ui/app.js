@@ -894,6 +894,17 @@
 
   function renderProving(data) {
     const { info, deadlines, faults } = data;
+    /* The newest Window PoSt sent for each deadline (of the recent runs): when, and how long it took. */
+    const lastSent = new Map();
+    for (const r of info.recent_runs || []) {
+      if (r.kind !== 'window' || r.error || r.deadline == null) continue;
+      const prev = lastSent.get(r.deadline);
+      if (!prev || r.started_ms > prev.started_ms) lastSent.set(r.deadline, r);
+    }
+    const lastProof = (deadline) => {
+      const r = lastSent.get(deadline);
+      return r ? `${esc(fmtTime(r.started_ms))} <span class="muted">(${esc(fmtDur(r.vanilla_ms + r.snark_ms))})</span>` : '<span class="muted">\u2014</span>';
+    };
     const cur = info.current;
     const sch = info.schedule;
     const summary = `<div class="stats">`
@@ -907,11 +918,11 @@
       + stat('recovering', esc(info.recovering), info.recovering ? 'warn' : '')
       + `</div><p class="muted note">${esc(sch.deadlines)} deadlines of ${esc(sch.window)} epochs, lookback ${esc(sch.lookback)}; election chance ${esc(sch.election_per_mille)}\u2030 per epoch, winning window ${esc(sch.winning_window)} epochs.</p>`;
 
-    const dl = `<table id="deadlines" class="grid-table"><thead><tr><th>deadline</th><th>period</th><th>window open</th><th>window close</th><th>challenge</th><th>partitions</th><th>sectors</th><th>faulty</th><th>proven last window</th></tr></thead><tbody>${deadlines.map((d) => {
+    const dl = `<table id="deadlines" class="grid-table"><thead><tr><th>deadline</th><th>period</th><th>window open</th><th>window close</th><th>challenge</th><th>partitions</th><th>sectors</th><th>faulty</th><th>proven last window</th><th>last proof</th></tr></thead><tbody>${deadlines.map((d) => {
       const w = d.window;
       const isCur = w.deadline === cur.deadline && w.period === cur.period;
-      return `<tr data-deadline="${esc(w.deadline)}" class="${isCur ? 'current' : ''}"><td class="num">${esc(w.deadline)}${isCur ? ' <span class="badge st-running">open</span>' : ''}</td><td class="num">${esc(w.period)}</td><td class="num">${esc(w.open)}</td><td class="num">${esc(w.close)}</td><td class="num">${esc(w.challenge)}</td><td class="num">${esc(d.partitions)}</td><td class="num">${esc(d.sectors)}</td><td class="num ${d.faulty ? 'error' : ''}">${esc(d.faulty)}</td><td class="num">${esc(d.proven_last_window)}</td></tr>`;
-    }).join('') || '<tr class="empty"><td colspan="9">No deadlines.</td></tr>'}</tbody></table>`;
+      return `<tr data-deadline="${esc(w.deadline)}" class="${isCur ? 'current' : ''}"><td class="num">${esc(w.deadline)}${isCur ? ' <span class="badge st-running">open</span>' : ''}</td><td class="num">${esc(w.period)}</td><td class="num">${esc(w.open)}</td><td class="num">${esc(w.close)}</td><td class="num">${esc(w.challenge)}</td><td class="num">${esc(d.partitions)}</td><td class="num">${esc(d.sectors)}</td><td class="num ${d.faulty ? 'error' : ''}">${esc(d.faulty)}</td><td class="num">${esc(d.proven_last_window)}</td><td class="time">${lastProof(w.deadline)}</td></tr>`;
+    }).join('') || '<tr class="empty"><td colspan="10">No deadlines.</td></tr>'}</tbody></table>`;
 
     const fs = faults.sectors || [];
     const faultTable = fs.length
