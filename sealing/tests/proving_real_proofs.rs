@@ -139,9 +139,17 @@ fn sectors_are_proven_in_their_deadlines_through_faults_recoveries_and_a_crash()
         let proven = posts.iter().any(|p| p.open_epoch > restored_at && p.proven.contains(&victim.sector));
         (active && proven).then_some(())
     });
-    let events = api.faults().unwrap().events;
-    let of_victim: Vec<&str> =
-        events.iter().filter(|e| e.sector == victim.sector).map(|e| e.why.as_str()).collect();
+    // The victim's whole health record (the API shows the last two periods
+    // only, and recovery can take longer than that on a loaded machine).
+    let of_victim: Vec<String> = rusqlite::Connection::open(data.join("kiln.db"))
+        .unwrap()
+        .prepare("SELECT why FROM chain_health WHERE sector = ?1 ORDER BY id")
+        .unwrap()
+        .query_map([victim.sector as i64], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let of_victim: Vec<&str> = of_victim.iter().map(String::as_str).collect();
     assert!(of_victim.contains(&"declared recovered"), "{of_victim:?}");
     assert!(of_victim.contains(&"proven after recovery"), "{of_victim:?}");
     assert!(
