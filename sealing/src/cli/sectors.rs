@@ -168,7 +168,8 @@ pub fn progress_text(p: &TaskProgress) -> String {
     progress_text_at(p, now_ms())
 }
 
-fn now_ms() -> i64 {
+/// Now, in ms since the Unix epoch.
+pub fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 

@@ -1,7 +1,7 @@
 //! `kiln workers …`, `kiln tasks …` and `kiln auth …`: remote workers, the
 //! task record and worker tokens, as clients of a running daemon.
 
-use super::sectors::{elapsed, time, RepoArgs};
+use super::sectors::{elapsed, now_ms, time, RepoArgs};
 use anyhow::Result;
 use clap::Subcommand;
 use sealing::api::client::Client;
@@ -169,9 +169,7 @@ pub fn print_tasks(tasks: &[TaskView]) {
         "{:>6} {:>6}  {:<10} {:<12} {:<11} {:<23} {:>10} {:>10}  error",
         "task", "sector", "kind", "where", "state", "started", "queued", "took"
     );
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64);
+    let now = now_ms();
     for t in tasks {
         let end = if t.state.is_open() { now } else { t.updated_ms };
         println!(

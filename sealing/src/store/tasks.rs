@@ -361,7 +361,8 @@ impl Store {
         now_ms: i64,
     ) -> Result<u64, StoreError> {
         // The sector has waited since it entered the state that calls for this task.
-        let since = self.sector(sector)?.map_or(now_ms, |r| r.updated_ms);
+        // A sector row that does not read is reported where it is used; here it only loses the queued time.
+        let since = self.sector(sector).ok().flatten().map_or(now_ms, |r| r.updated_ms);
         let queued_ms = now_ms.saturating_sub(since).max(0);
         self.conn
             .execute(
