@@ -181,6 +181,13 @@ pub enum Error {
         found: String,
     },
 
+    /// A read that did not finish in the time it was given (a stuck disk).
+    #[error("not read within {after:?}")]
+    Timeout {
+        /// The time it had.
+        after: std::time::Duration,
+    },
+
     /// An I/O failure on a stream that has no path (a piece reader).
     #[error("{what}")]
     Stream {
@@ -228,14 +235,25 @@ impl std::fmt::Display for Disposition {
     }
 }
 
-/// The disposition of an I/O error: a full or read-only disk is the node's
-/// fault, anything else may pass.
+/// The disposition of an I/O error: a full or read-only disk, or a process
+/// or system out of file descriptors, is the node's fault; anything else may
+/// pass.
 pub fn io_disposition(e: &std::io::Error) -> Disposition {
     use std::io::ErrorKind as K;
+    if out_of_descriptors(e) {
+        return Disposition::Node;
+    }
     match e.kind() {
         K::StorageFull | K::QuotaExceeded | K::ReadOnlyFilesystem | K::PermissionDenied => Disposition::Node,
         _ => Disposition::Temporary,
     }
+}
+
+/// Whether `e` says the process (EMFILE) or the system (ENFILE) has no file
+/// descriptor left: nothing about the file being opened, so no sector is to
+/// blame and a sector read failing with it is not a faulty sector.
+pub fn out_of_descriptors(e: &std::io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::EMFILE) | Some(libc::ENFILE))
 }
 
 impl Error {
@@ -263,7 +281,17 @@ impl Error {
             | Self::MissingInput { .. }
             | Self::C1Format(_)
             | Self::Snark(_)
+            | Self::Timeout { .. }
             | Self::Cancelled => Disposition::Temporary,
+        }
+    }
+
+    /// Whether this failure is the process or the system running out of file
+    /// descriptors ([`out_of_descriptors`]).
+    pub fn is_out_of_descriptors(&self) -> bool {
+        match self {
+            Self::Io { source, .. } | Self::Stream { source, .. } => out_of_descriptors(source),
+            _ => false,
         }
     }
 
@@ -271,5 +299,25 @@ impl Error {
     pub fn io(op: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Error {
         let path = path.into();
         move |source| Error::Io { op, path, source }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn running_out_of_descriptors_is_the_nodes_fault_not_the_sectors() {
+        for code in [libc::EMFILE, libc::ENFILE] {
+            let e = std::io::Error::from_raw_os_error(code);
+            assert!(out_of_descriptors(&e));
+            assert_eq!(io_disposition(&e), Disposition::Node, "{e}");
+            let wrapped = Error::io("read", "/srv/kiln/sectors/2/sector.json")(e);
+            assert!(wrapped.is_out_of_descriptors());
+            assert_eq!(wrapped.disposition(), Disposition::Node);
+        }
+        let missing = std::io::Error::from(std::io::ErrorKind::NotFound);
+        assert!(!out_of_descriptors(&missing));
+        assert_eq!(io_disposition(&missing), Disposition::Temporary);
     }
 }

@@ -47,6 +47,6 @@ pub mod shape;
 pub mod snark;
 pub mod stamp;
 
-pub use error::{io_disposition, Disposition, Error, Result};
+pub use error::{io_disposition, out_of_descriptors, Disposition, Error, Result};
 pub use ids::{Commitment, PorepId, ProverId, Randomness, ReplicaId};
 pub use shape::{SectorShape, SectorSize};

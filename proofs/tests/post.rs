@@ -240,3 +240,50 @@ fn a_sector_that_never_answers_is_faulty_after_its_timeout() {
     assert!(van.faults[0].reason.contains("not read within"), "{}", van.faults[0].reason);
     assert_eq!(van.proofs.iter().map(|p| p.sector_id).collect::<Vec<_>>(), [11, 13]);
 }
+
+/// A process out of file descriptors cannot read any sector, but that says
+/// nothing about the sectors: the PoSt fails as a whole (the node's fault, to
+/// be tried again) instead of listing healthy sectors as faulty. Run in a
+/// child process, whose descriptor limit is lowered and used up.
+#[test]
+fn reads_that_run_out_of_descriptors_fail_the_post_instead_of_faulting_sectors() {
+    const CHILD: &str = "KILN_POST_EMFILE_CHILD";
+    if std::env::var_os(CHILD).is_none() {
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "reads_that_run_out_of_descriptors_fail_the_post_instead_of_faulting_sectors"])
+            .args(["--nocapture", "--test-threads", "1"])
+            .env(CHILD, "1")
+            .output()
+            .unwrap();
+        let text =
+            format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success(), "{text}");
+        assert!(text.contains("child: descriptors exhausted"), "the child ran: {text}");
+        return;
+    }
+    let f = fixture();
+    let window = PostProof::window(SIZE);
+    // Lower the soft limit, then hold every descriptor left.
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit and setrlimit only read and write the struct passed by reference.
+    unsafe {
+        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit), 0);
+        limit.rlim_cur = limit.rlim_cur.min(256);
+        assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &limit), 0);
+    }
+    let mut held = Vec::new();
+    loop {
+        match std::fs::File::open("/dev/null") {
+            Ok(file) => held.push(file),
+            Err(e) if proofs::out_of_descriptors(&e) => break,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    let e = vanilla::generate(&window, &f.randomness, &f.sectors, ReadLimits::default()).unwrap_err();
+    assert!(e.is_out_of_descriptors(), "{e}");
+    assert_eq!(e.disposition(), proofs::Disposition::Node);
+    drop(held);
+    let van = vanilla::generate(&window, &f.randomness, &f.sectors, ReadLimits::default()).unwrap();
+    assert!(van.faults.is_empty(), "{:?}", van.faults);
+    println!("child: descriptors exhausted, then every sector proven");
+}

@@ -75,6 +75,10 @@ pub struct MetricsConfig {
     /// `127.0.0.1:9464`) for a Prometheus on the same machine; refused if it
     /// is reachable from other machines.
     pub listen: Option<String>,
+    /// Connections the scrape address holds at once (a Prometheus needs one
+    /// or two). Unset: 16, or what the descriptor budget leaves.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_connections: Option<usize>,
     /// How often sectors per state are sampled for the web view's chart (ms).
     pub history_interval_ms: u64,
     /// Samples kept (the oldest go first).
@@ -84,7 +88,7 @@ pub struct MetricsConfig {
 impl Default for MetricsConfig {
     fn default() -> Self {
         // A day at 30 s.
-        Self { listen: None, history_interval_ms: 30_000, history_samples: 2_880 }
+        Self { listen: None, max_connections: None, history_interval_ms: 30_000, history_samples: 2_880 }
     }
 }
 
@@ -153,8 +157,11 @@ pub struct ApiConfig {
     pub tls_cert: Option<PathBuf>,
     /// The PEM private key of `tls_cert`.
     pub tls_key: Option<PathBuf>,
-    /// Connections open at once (more are closed at once).
-    pub max_connections: usize,
+    /// Connections open at once (more are closed at once). Unset: as many as
+    /// the file descriptor budget leaves, at most 8192; set by hand, it must
+    /// fit in the budget or the daemon refuses to start ([`Config::descriptor_budget`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_connections: Option<usize>,
     /// Longest wait for a request's headers; closes silent, slow and idle connections (ms).
     pub header_read_timeout_ms: u64,
     /// Longest a request may take once its headers are in (ms).
@@ -168,7 +175,7 @@ impl Default for ApiConfig {
             listen: "127.0.0.1:2345".into(),
             tls_cert: None,
             tls_key: None,
-            max_connections: limits.max_connections,
+            max_connections: None,
             header_read_timeout_ms: limits.header_read_timeout_ms,
             request_timeout_ms: limits.request_timeout_ms,
         }
@@ -176,10 +183,11 @@ impl Default for ApiConfig {
 }
 
 impl ApiConfig {
-    /// The server's limits.
-    pub fn limits(&self) -> ServerLimits {
+    /// The server's limits with `max_connections` connections (what the
+    /// descriptor budget gave it).
+    pub fn limits(&self, max_connections: usize) -> ServerLimits {
         ServerLimits {
-            max_connections: self.max_connections,
+            max_connections,
             header_read_timeout_ms: self.header_read_timeout_ms,
             request_timeout_ms: self.request_timeout_ms,
         }
@@ -404,7 +412,17 @@ impl Config {
         if l.pc1_batch == 0 {
             return Err("limits: pc1_batch needs at least 1 sector".into());
         }
-        self.api.limits().check().map_err(|e| format!("api: {e}"))?;
+        let api_cap =
+            self.api.max_connections.unwrap_or(wire::server::ServerLimits::default().max_connections);
+        self.api.limits(api_cap).check().map_err(|e| format!("api: {e}"))?;
+        if let Some(n) = self.metrics.max_connections {
+            if n == 0 || n > wire::descriptors::MAX_CONNECTIONS {
+                return Err(format!(
+                    "metrics: max_connections must be between 1 and {}",
+                    wire::descriptors::MAX_CONNECTIONS
+                ));
+            }
+        }
         if self.api.tls_cert.is_some() != self.api.tls_key.is_some() {
             return Err("api: tls_cert and tls_key go together".into());
         }
@@ -460,6 +478,53 @@ impl Config {
             return Err("proving.read_parallel and proving.sector_timeout_ms must be above 0".into());
         }
         Ok(())
+    }
+
+    /// File descriptors the daemon's own work may hold at once, kept out of
+    /// the listeners' reach: the databases, logs and runtime, the dispatcher's
+    /// connections, each sealing task's sector files (its layers, tree files,
+    /// replica and metadata) at the limits, and each sector a PoSt reads at once.
+    pub fn work_descriptors(&self) -> u64 {
+        /// stdio, the lock, SQLite (store, chain, observer: database, WAL and
+        /// shared memory each), the log, the runtime's epoll and wakers, spare.
+        const BASE: u64 = 128;
+        /// Outgoing connections to workers kept open for reuse, and in flight.
+        const DISPATCH: u64 = 32;
+        let shape = self.sector_size.shape();
+        let trees = shape.tree.base_tree_count() as u64;
+        let per_task = u64::from(shape.layers) + 2 * trees + 8;
+        let l = &self.limits;
+        let tasks = (l.pre_commit * l.pc1_batch + l.commit + l.remote_c1 + l.finalize) as u64;
+        // The replica, its tree_r_last files, p_aux and the checks beside it.
+        let per_read = trees + 3;
+        BASE + DISPATCH
+            + l.remote_c1 as u64
+            + per_task.saturating_mul(tasks)
+            + per_read.saturating_mul(self.proving.read_parallel as u64)
+    }
+
+    /// How `limit` file descriptors are shared: [`Config::work_descriptors`]
+    /// for the work, the rest for the API's connections and, with
+    /// `[metrics] listen`, the scrape address's (caps in that order). A cap
+    /// set by hand that does not fit, or a limit that leaves the API fewer
+    /// than 32 connections, is refused.
+    pub fn descriptor_budget(&self, limit: u64) -> Result<wire::descriptors::Budget, String> {
+        use wire::descriptors::ListenerCap;
+        let mut listeners = vec![ListenerCap {
+            setting: "[api] max_connections",
+            set: self.api.max_connections,
+            default: wire::server::ServerLimits::default().max_connections,
+            least: 32,
+        }];
+        if self.metrics.listen.is_some() {
+            listeners.push(ListenerCap {
+                setting: "[metrics] max_connections",
+                set: self.metrics.max_connections,
+                default: 16,
+                least: 2,
+            });
+        }
+        wire::descriptors::plan(limit, self.work_descriptors(), &listeners)
     }
 
     /// The prover id.
@@ -543,6 +608,12 @@ mod tests {
             ),
             (&format!("{base}[workers]\nlease_ms = 9223372036854775807\n"), "at most a day"),
             (&format!("{base}[api]\ntls_cert = \"/etc/kiln/api.crt\"\n"), "tls_cert and tls_key"),
+            // Beyond what a semaphore holds: refused, not a panic in the API thread.
+            (
+                &format!("{base}[api]\nmax_connections = 3000000000000000000\n"),
+                "max_connections must be between",
+            ),
+            (&format!("{base}[metrics]\nmax_connections = 0\n"), "max_connections must be between"),
             (&format!("{base}[chain]\nseed_delay = 10\nprove_commit_window = 5\n"), "prove_commit_window"),
             ("data_dir = [", "kiln.toml"),
         ];
@@ -551,5 +622,31 @@ mod tests {
             assert!(e.contains(expected), "{text:?}: {e}");
             assert!(e.contains("kiln.toml"), "{e}");
         }
+    }
+
+    #[test]
+    fn descriptors_are_shared_between_the_work_and_the_listeners() {
+        let mut c = Config::new("/d".into(), SectorSize::KiB2, 1);
+        // 2KiB, default limits: 128 + 32 + 4 + 12 per task x 8 + 4 per read x 16.
+        assert_eq!(c.work_descriptors(), 128 + 32 + 4 + 12 * 8 + 4 * 16);
+        let b = c.descriptor_budget(1024).unwrap();
+        assert_eq!(b.caps, [1024 - c.work_descriptors() as usize - 2]);
+        // 32GiB sectors hold more files per task and per PoSt read.
+        let small = c.work_descriptors();
+        c.sector_size = SectorSize::GiB32;
+        assert_eq!(c.work_descriptors(), 128 + 32 + 4 + (11 + 16 + 8) * 8 + 11 * 16);
+        assert!(c.work_descriptors() > small);
+        assert!(c.descriptor_budget(512).unwrap_err().contains("fewer than the 32"));
+        assert_eq!(c.descriptor_budget(65_536).unwrap().caps, [8192]);
+        // A cap set by hand must fit; the metrics listener takes its share.
+        c.sector_size = SectorSize::KiB2;
+        c.api.max_connections = Some(8192);
+        let e = c.descriptor_budget(1024).unwrap_err();
+        assert!(e.contains("[api] max_connections = 8192"), "{e}");
+        c.api.max_connections = None;
+        c.metrics.listen = Some("127.0.0.1:0".into());
+        let b = c.descriptor_budget(1024).unwrap();
+        assert_eq!(b.caps[1], 16);
+        assert_eq!(b.caps[0] as u64 + 16 + c.work_descriptors() + 4, 1024);
     }
 }

@@ -169,6 +169,18 @@ impl Daemon {
     pub fn start_with(config: &Config, parts: Parts) -> Result<Self, DaemonError> {
         let Parts { engine, verifier, clock } = parts;
         config.check().map_err(DaemonError::Config)?;
+        // Connections and the work share the descriptors: a flood of
+        // connections must never leave a sector file unopenable.
+        let fd_limit = wire::descriptors::raise_limit()
+            .map_err(|e| DaemonError::Config(format!("cannot read the file descriptor limit: {e}")))?;
+        let budget = config.descriptor_budget(fd_limit).map_err(DaemonError::Config)?;
+        tracing::info!(
+            limit = budget.limit,
+            work = budget.work,
+            api_connections = budget.caps[0],
+            metrics_connections = budget.caps.get(1).copied(),
+            "file descriptor budget"
+        );
         let tls = match (&config.api.tls_cert, &config.api.tls_key) {
             (Some(cert), Some(key)) => Some((cert, wire::tls::server_config(cert, key)?)),
             _ => None,
@@ -243,6 +255,7 @@ impl Daemon {
             )),
             sessions: Default::default(),
             tls: tls.is_some(),
+            descriptors: budget.clone(),
         });
 
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -266,7 +279,7 @@ impl Daemon {
             let addr = listener.local_addr().map_err(|e| metrics_err(e.to_string()))?;
             let app = crate::api::metrics::scrape_router(ctx.clone());
             let mut stop = stopping.subscribe();
-            let limits = config.api.limits();
+            let limits = config.api.limits(budget.caps[1]);
             runtime.spawn(async move {
                 let stopped = async move {
                     let _ = stop.wait_for(|s| *s).await;
@@ -307,7 +320,7 @@ impl Daemon {
             },
         }
         let server_tls = tls.as_ref().map(|(_, c)| c.clone());
-        let limits = config.api.limits();
+        let limits = config.api.limits(budget.caps[0]);
         runtime.spawn(async move {
             let stopped = async move {
                 let _ = rx.await;

@@ -89,6 +89,7 @@ fn api_calls_answer_while_the_chain_verifies_a_proof() {
         history: Arc::new(sealing::api::metrics::History::new(1_000, 10)),
         sessions: Default::default(),
         tls: false,
+        descriptors: wire::descriptors::Budget { limit: 1024, work: 512, caps: vec![500] },
     });
     runtime.spawn(async move { axum::serve(listener, router(ctx)).await });
 

@@ -107,7 +107,7 @@ fn the_connection_cap_and_idle_keep_alive_connections() {
     let tmp = tempfile::tempdir().unwrap();
     let (config, daemon) = daemon(tmp.path(), |api| {
         api.header_read_timeout_ms = 1_000;
-        api.max_connections = 4;
+        api.max_connections = Some(4);
     });
     let token = std::fs::read_to_string(config.data_dir.join("token")).unwrap();
 

@@ -452,6 +452,22 @@ pub struct DaemonStatus {
     pub instance: String,
     /// Task kinds paused by a fault of the node, until it is fixed.
     pub paused: Vec<PausedTasks>,
+    /// How the daemon shares its file descriptors between its work and its listeners.
+    #[serde(default)]
+    pub descriptors: DescriptorView,
+}
+
+/// How a daemon shares its file descriptors (`docs/daemon.md`, "File descriptors").
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DescriptorView {
+    /// The descriptor limit in force (the soft limit, raised to the hard one at start).
+    pub limit: u64,
+    /// Kept for the work: databases, sector files, PoSt reads, connections to workers.
+    pub work: u64,
+    /// The API's connection cap.
+    pub api_connections: usize,
+    /// The loopback scrape address's connection cap, when there is one.
+    pub metrics_connections: Option<usize>,
 }
 
 /// Pledge committed-capacity sectors.

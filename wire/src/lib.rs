@@ -7,6 +7,7 @@
 //! - [`error`]: the error body every endpoint answers with, and its [`error::ErrorKind`].
 //! - [`metrics`]: what the daemon's and the worker's `/metrics` share.
 //! - [`server`]: serving either API with a connection cap and deadlines.
+//! - [`descriptors`]: the file descriptor budget the listeners and the work share.
 //! - [`tls`]: TLS configuration, and the HTTP(S) clients of both APIs.
 //!
 //! This crate depends on the proof core's value types only (sector sizes,
@@ -17,6 +18,7 @@
 
 pub mod api;
 pub mod chain;
+pub mod descriptors;
 pub mod error;
 pub mod metrics;
 pub mod server;

@@ -24,6 +24,7 @@ pub fn duration_buckets() -> impl Iterator<Item = f64> {
 pub struct ProcessMetrics {
     resident: Gauge,
     open_fds: Gauge,
+    max_fds: Gauge,
     start_time: Gauge<f64, AtomicU64>,
 }
 
@@ -38,6 +39,11 @@ impl ProcessMetrics {
             m.resident.clone(),
         );
         registry.register("process_open_fds", "Open file descriptors of this process", m.open_fds.clone());
+        registry.register(
+            "process_max_fds",
+            "File descriptors this process may open (its soft limit)",
+            m.max_fds.clone(),
+        );
         registry.register_with_unit(
             "process_start_time",
             "When this process started, in seconds since the Unix epoch",
@@ -56,6 +62,9 @@ impl ProcessMetrics {
         }
         if let Ok(dir) = std::fs::read_dir("/proc/self/fd") {
             self.open_fds.set(dir.count() as i64);
+        }
+        if let Ok(limit) = crate::descriptors::limit() {
+            self.max_fds.set(i64::try_from(limit).unwrap_or(i64::MAX));
         }
     }
 }
@@ -102,6 +111,49 @@ pub fn check_loopback(addr: &str) -> Result<(), String> {
     }
 }
 
+/// Whether a `Host` header names this machine by a loopback address or
+/// `localhost` (with any port). An unauthenticated scrape address answers
+/// only such requests: a web page whose name was rebound to 127.0.0.1 (DNS
+/// rebinding) sends its own name and is refused.
+pub fn is_loopback_host(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        // [::1]:port
+        Some(rest) => match rest.split_once(']') {
+            Some((ip, tail)) if tail.is_empty() || tail.starts_with(':') => ip,
+            _ => return false,
+        },
+        None => host.rsplit_once(':').map_or(host, |(name, port)| {
+            if port.chars().all(|c| c.is_ascii_digit()) {
+                name
+            } else {
+                host
+            }
+        }),
+    };
+    name.eq_ignore_ascii_case("localhost")
+        || name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Middleware of an unauthenticated loopback scrape address: refuses (403) a
+/// request whose `Host` is not a loopback name ([`is_loopback_host`]).
+pub async fn loopback_host_only(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let host = request.headers().get(axum::http::header::HOST).and_then(|h| h.to_str().ok());
+    if host.is_some_and(is_loopback_host) {
+        return next.run(request).await;
+    }
+    let body = crate::error::ApiErrorBody {
+        kind: crate::error::ErrorKind::Forbidden,
+        message: "this scrape address answers requests for a loopback host only (Host: 127.0.0.1, [::1] \
+                  or localhost)"
+            .into(),
+    };
+    (axum::http::StatusCode::FORBIDDEN, axum::Json(body)).into_response()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -113,6 +165,33 @@ mod tests {
         let e = check_loopback("0.0.0.0:9464").unwrap_err();
         assert!(e.contains("must be loopback"), "{e}");
         assert!(check_loopback("not an address").is_err());
+    }
+
+    #[test]
+    fn only_loopback_hosts_pass() {
+        for host in [
+            "127.0.0.1:9464",
+            "127.0.0.1",
+            "localhost:9464",
+            "LOCALHOST",
+            "[::1]:9464",
+            "[::1]",
+            "127.1.2.3:1",
+        ] {
+            assert!(is_loopback_host(host), "{host}");
+        }
+        for host in [
+            "evil.example:9464",
+            "evil.example",
+            "10.0.0.1:9464",
+            "[::2]:9464",
+            "[::1]x",
+            "localhost.evil:1",
+            "",
+            "127.0.0.1.nip.io:9464",
+        ] {
+            assert!(!is_loopback_host(host), "{host}");
+        }
     }
 
     #[test]
@@ -128,6 +207,7 @@ mod tests {
         };
         assert!(value("process_resident_memory_bytes ") > 1e6, "{text}");
         assert!(value("process_open_fds ") >= 3.0, "{text}");
+        assert!(value("process_max_fds ") >= value("process_open_fds "), "{text}");
         assert!(text.ends_with("# EOF\n"));
     }
 }

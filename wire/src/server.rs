@@ -45,8 +45,9 @@ impl ServerLimits {
     /// Why these limits cannot be used, if they cannot.
     pub fn check(&self) -> Result<(), String> {
         const DAY_MS: u64 = 86_400_000;
-        if self.max_connections == 0 {
-            return Err("max_connections must be at least 1".into());
+        let most = crate::descriptors::MAX_CONNECTIONS;
+        if self.max_connections == 0 || self.max_connections > most {
+            return Err(format!("max_connections must be between 1 and {most}"));
         }
         for (name, ms) in [
             ("header_read_timeout_ms", self.header_read_timeout_ms),

@@ -45,6 +45,13 @@ use std::sync::Arc;
 use std::time::Duration;
 use tracing::{info, info_span, warn};
 use wire::error::ErrorKind;
+use wire::server::ServerLimits;
+
+/// File descriptors a worker keeps for itself: stdio, the runtime, its
+/// connection to the daemon, spare.
+const WORK_DESCRIPTORS: u64 = 64;
+/// And per slot: a task's parameter file, its answer in flight.
+const DESCRIPTORS_PER_SLOT: u64 = 8;
 
 /// Longest wait for an answer from the daemon or a worker.
 pub const LINK_TIMEOUT: Duration = Duration::from_secs(30);
@@ -61,6 +68,9 @@ pub enum Error {
     /// The metrics address is not loopback.
     #[error("{0}")]
     Metrics(String),
+    /// The file descriptor limit leaves too few for the listeners.
+    #[error("{0}")]
+    Descriptors(String),
     /// Listening on an unspecified address (`0.0.0.0`) without an advertised URL.
     #[error("listening on {0}: the URL the daemon should use must be given (--advertise)")]
     NoAdvertise(SocketAddr),
@@ -155,6 +165,27 @@ pub async fn serve(
             );
         }
     }
+    // The listeners get what the tasks' files (parameters, C1 outputs) leave of
+    // the descriptor limit, so a flood of connections cannot stop a proof.
+    let fd_limit = wire::descriptors::raise_limit().map_err(Error::io("read the file descriptor limit"))?;
+    let mut listeners = vec![wire::descriptors::ListenerCap {
+        setting: "the task API's connections",
+        set: None,
+        default: config.limits.max_connections,
+        least: 8,
+    }];
+    if config.metrics_listen.is_some() {
+        listeners.push(wire::descriptors::ListenerCap {
+            setting: "--metrics-listen's connections",
+            set: None,
+            default: 16,
+            least: 2,
+        });
+    }
+    let work = WORK_DESCRIPTORS + u64::from(config.slots) * DESCRIPTORS_PER_SLOT;
+    let budget = wire::descriptors::plan(fd_limit, work, &listeners).map_err(Error::Descriptors)?;
+    let api_limits = ServerLimits { max_connections: budget.caps[0], ..config.limits };
+    info!(limit = budget.limit, work, connections = budget.caps[0], "file descriptor budget");
     let span = info_span!("worker", %url);
     let node = Arc::new(Node::new(
         NodeConfig {
@@ -181,7 +212,7 @@ pub async fn serve(
         wire::metrics::check_loopback(addr).map_err(Error::Metrics)?;
         let listener = wire::server::bind(addr).await.map_err(Error::io("listen on the metrics address"))?;
         let app = server::scrape_router(node.clone());
-        let limits = config.limits;
+        let limits = ServerLimits { max_connections: budget.caps[1], ..config.limits };
         tokio::spawn(async move {
             let stopped = async {
                 let _ = scrape_stopped.await;
@@ -192,7 +223,7 @@ pub async fn serve(
         });
     }
     let app = server::router(node.clone(), config.max_task_bytes);
-    let served = wire::server::serve(listener, app, tls, config.limits, shutdown).await;
+    let served = wire::server::serve(listener, app, tls, api_limits, shutdown).await;
     drop(scrape_stop);
     drop(stop);
     node.abandon_all();

@@ -107,6 +107,7 @@ pub fn scrape_router(node: Arc<Node>) -> Router {
         .fallback(|| async {
             Failure(StatusCode::NOT_FOUND, ErrorKind::NotFound, "this address serves /metrics only".into())
         })
+        .layer(middleware::from_fn(wire::metrics::loopback_host_only))
 }
 
 async fn info(State(ctx): State<Arc<Ctx>>) -> Json<WorkerInfo> {

@@ -169,7 +169,7 @@ pub fn generate(
     let size = proof.sector_size();
     let parallel = limits.parallel.max(1);
     let (tx, rx) = mpsc::channel::<(usize, Result<SectorProof>)>();
-    let mut results: Vec<Option<std::result::Result<SectorProof, String>>> = vec![None; sectors.len()];
+    let mut results: Vec<Option<Result<SectorProof>>> = (0..sectors.len()).map(|_| None).collect();
     let mut in_flight: HashMap<usize, Instant> = HashMap::new();
     let mut next = 0;
     loop {
@@ -192,7 +192,7 @@ pub fn generate(
         match rx.recv_timeout(wait) {
             Ok((i, result)) => {
                 if in_flight.remove(&i).is_some() {
-                    results[i] = Some(result.map_err(|e| e.to_string()));
+                    results[i] = Some(result);
                 }
             }
             Err(mpsc::RecvTimeoutError::Timeout) => {
@@ -201,17 +201,26 @@ pub fn generate(
                     in_flight.iter().filter(|(_, &t)| now >= t + limits.timeout).map(|(&i, _)| i).collect();
                 for i in late {
                     in_flight.remove(&i);
-                    results[i] = Some(Err(format!("not read within {:?}", limits.timeout)));
+                    results[i] = Some(Err(Error::Timeout { after: limits.timeout }));
                 }
             }
             Err(mpsc::RecvTimeoutError::Disconnected) => unreachable!("the sender `tx` is alive"),
         }
     }
+    let results: Vec<Result<SectorProof>> =
+        results.into_iter().map(|r| r.expect("every sector finished or timed out")).collect();
+    // A read that failed because this process ran out of file descriptors says
+    // nothing about the sector: the whole PoSt is tried again, no sector skipped.
+    if let Some(i) = results.iter().position(|r| r.as_ref().is_err_and(Error::is_out_of_descriptors)) {
+        let e = results.into_iter().nth(i).and_then(Result::err).expect("an error at i");
+        return Err(e);
+    }
     let mut out = Vanilla::default();
     for (sector, result) in sectors.iter().zip(results) {
-        match result.expect("every sector finished or timed out") {
+        match result {
             Ok(p) => out.proofs.push(p),
-            Err(reason) => {
+            Err(e) => {
+                let reason = e.to_string();
                 warn!(sector_id = sector.sector_id, %reason, "faulty sector");
                 out.faults.push(Fault { sector_id: sector.sector_id, reason });
             }

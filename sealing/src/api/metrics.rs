@@ -75,4 +75,5 @@ pub fn scrape_router(ctx: Arc<ApiContext>) -> Router {
         .route("/metrics", get(metrics))
         .with_state(ctx)
         .fallback(|| async { ApiError::not_found("this address serves /metrics only") })
+        .layer(axum::middleware::from_fn(wire::metrics::loopback_host_only))
 }

@@ -39,6 +39,8 @@ pub struct ApiContext {
     pub sessions: super::ui::Sessions,
     /// Whether the API serves HTTPS (session cookies are then `Secure`).
     pub tls: bool,
+    /// How file descriptors are shared (shown by `/v0/status`).
+    pub descriptors: wire::descriptors::Budget,
 }
 
 /// An error answer.
@@ -308,7 +310,14 @@ async fn status(State(ctx): Ctx) -> ApiResult<DaemonStatus> {
     let mut paused: Vec<PausedTasks> =
         ctx.paused.lock().unwrap_or_else(|p| p.into_inner()).values().cloned().collect();
     paused.sort_by_key(|p| p.kind.name());
-    Ok(Json(DaemonStatus { instance: ctx.instance.clone(), paused }))
+    let d = &ctx.descriptors;
+    let descriptors = DescriptorView {
+        limit: d.limit,
+        work: d.work,
+        api_connections: d.caps.first().copied().unwrap_or(0),
+        metrics_connections: d.caps.get(1).copied(),
+    };
+    Ok(Json(DaemonStatus { instance: ctx.instance.clone(), paused, descriptors }))
 }
 
 async fn list_sectors(State(ctx): Ctx) -> ApiResult<Vec<SectorListEntry>> {
