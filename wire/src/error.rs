@@ -69,9 +69,18 @@ pub struct ApiErrorBody {
 impl ApiErrorBody {
     /// The error in an error answer's body; a body that is not one becomes the
     /// message of kind [`ErrorKind::Unknown`].
+    /// At most [`crate::answers::ERROR_BODY_BYTES`] are read and the message
+    /// is cut to [`crate::answers::ERROR_MESSAGE_CHARS`] printable characters.
     pub fn from_answer(answer: ureq::Response) -> Self {
-        let text = answer.into_string().unwrap_or_default();
-        serde_json::from_str(&text).unwrap_or(Self { kind: ErrorKind::Unknown, message: text })
+        use crate::answers::{bounded_text, ERROR_BODY_BYTES, ERROR_MESSAGE_CHARS};
+        let body = match crate::answers::bytes(answer, ERROR_BODY_BYTES) {
+            Ok(body) => body,
+            Err(e) => return Self { kind: ErrorKind::Unknown, message: e.to_string() },
+        };
+        let text = String::from_utf8_lossy(&body);
+        let body = serde_json::from_str(&text)
+            .unwrap_or_else(|_| Self { kind: ErrorKind::Unknown, message: text.into_owned() });
+        Self { kind: body.kind, message: bounded_text(&body.message, ERROR_MESSAGE_CHARS) }
     }
 }
 

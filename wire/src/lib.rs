@@ -4,6 +4,7 @@
 //!   by the daemon from its records, so a database column is not an API field.
 //! - [`chain`]: chain messages, receipts and message ids as the API shows them.
 //! - [`worker`]: the daemon–worker protocol (version [`worker::PROTOCOL_VERSION`]).
+//! - [`answers`]: reading answers from the network within bounds.
 //! - [`error`]: the error body every endpoint answers with, and its [`error::ErrorKind`].
 //! - [`metrics`]: what the daemon's and the worker's `/metrics` share.
 //! - [`server`]: serving either API with a connection cap and deadlines.
@@ -16,6 +17,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod answers;
 pub mod api;
 pub mod chain;
 pub mod descriptors;

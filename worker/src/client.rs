@@ -13,7 +13,8 @@ pub fn fetch_info(url: &str, token: &str, ca: Option<&Path>) -> Result<WorkerInf
     let agent = wire::tls::agent(LINK_TIMEOUT, ca)?;
     let answer = agent.get(&endpoint).set("Authorization", &format!("Bearer {}", dispatch_key(token))).call();
     match answer {
-        Ok(r) => r.into_json().map_err(|e| Error::BadAnswer { endpoint, reason: e.to_string() }),
+        Ok(r) => wire::answers::json(r, wire::answers::WORKER_ANSWER_BYTES)
+            .map_err(|e| Error::BadAnswer { endpoint, reason: e.to_string() }),
         Err(ureq::Error::Status(status, r)) => {
             let body = ApiErrorBody::from_answer(r);
             Err(Error::Refused { endpoint, status, kind: body.kind, message: body.message })

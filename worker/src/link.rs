@@ -68,7 +68,8 @@ impl Link {
             Err(bytes) => request.set("Content-Type", "application/octet-stream").send_bytes(bytes),
         };
         match answer {
-            Ok(r) => r.into_json().map_err(|e| LinkError::Unreachable(format!("unreadable answer: {e}"))),
+            Ok(r) => wire::answers::json(r, wire::answers::DAEMON_TO_WORKER_BYTES)
+                .map_err(|e| LinkError::Unreachable(e.to_string())),
             Err(ureq::Error::Status(status, r)) => {
                 let body = ApiErrorBody::from_answer(r);
                 Err(LinkError::Refused { status, kind: body.kind, message: body.message })

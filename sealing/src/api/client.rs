@@ -126,7 +126,8 @@ impl Client {
         };
         let unreachable = |reason: String| ClientError::Unreachable { url: self.url.clone(), reason };
         match result {
-            Ok(r) => r.into_json().map_err(|e| unreachable(format!("unreadable answer: {e}"))),
+            Ok(r) => wire::answers::json(r, wire::answers::OPERATOR_ANSWER_BYTES)
+                .map_err(|e| unreachable(e.to_string())),
             Err(ureq::Error::Status(status, r)) => {
                 let body = ApiErrorBody::from_answer(r);
                 Err(ClientError::Api { status, kind: body.kind, message: body.message })
@@ -148,7 +149,9 @@ impl Client {
         let request = self.agent.get(&format!("{}/metrics", self.url));
         let unreachable = |reason: String| ClientError::Unreachable { url: self.url.clone(), reason };
         match request.set("Authorization", &format!("Bearer {}", self.token)).call() {
-            Ok(r) => r.into_string().map_err(|e| unreachable(format!("unreadable answer: {e}"))),
+            Ok(r) => wire::answers::bytes(r, wire::answers::OPERATOR_ANSWER_BYTES)
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
+                .map_err(|e| unreachable(e.to_string())),
             Err(ureq::Error::Status(status, r)) => {
                 let body = ApiErrorBody::from_answer(r);
                 Err(ClientError::Api { status, kind: body.kind, message: body.message })

@@ -9,6 +9,7 @@
 use super::{sql_at, Store, StoreError};
 use rusqlite::{params, OptionalExtension, Row, TransactionBehavior};
 use serde::{Deserialize, Serialize};
+use wire::answers::{bounded_text, ERROR_MESSAGE_CHARS};
 use wire::worker::Capabilities;
 
 pub(super) const SCHEMA: &str = "
@@ -397,6 +398,7 @@ impl Store {
         error: Option<&str>,
         now_ms: i64,
     ) -> Result<(), StoreError> {
+        let error = error.map(|e| bounded_text(e, ERROR_MESSAGE_CHARS));
         let closed = self
             .conn
             .execute(
@@ -422,7 +424,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let (result, error) = match outcome {
             Ok(bytes) => (Some(bytes), None),
-            Err(e) => (None, Some(e)),
+            Err(e) => (None, Some(bounded_text(e, ERROR_MESSAGE_CHARS))),
         };
         let n = self
             .conn
@@ -687,6 +689,19 @@ mod tests {
         assert_eq!(s.workers().unwrap()[0].last_seen_ms, 5);
         // Another instance of the same name is not registered.
         assert!(matches!(s.worker_heartbeat("a", "other", &[], 500, 6), Err(StoreError::UnknownWorker(_))));
+    }
+
+    #[test]
+    fn stored_errors_are_bounded() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut s = store(tmp.path());
+        let n = s.create_sector(SectorSize::KiB2, true, 1).unwrap();
+        let t = s.start_task(n, TaskKind::Commit, None, None, 1).unwrap();
+        // A worker's refusal of ten megabytes, as a dispatch error carried it.
+        s.finish_task(t, TaskState::Failed, Some(&"\u{1b}".repeat(10_000_000)), 2).unwrap();
+        let error = s.task(t).unwrap().unwrap().error.unwrap();
+        assert!(error.len() < 7 * ERROR_MESSAGE_CHARS && error.ends_with("(cut)"), "{}", error.len());
+        assert!(!error.chars().any(char::is_control));
     }
 
     #[test]

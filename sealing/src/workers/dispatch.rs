@@ -100,10 +100,8 @@ impl Dispatcher for HttpDispatcher {
             .set("Authorization", &format!("Bearer {key}"))
             .send_json(request);
         match answer {
-            Ok(r) => r.into_json().map_err(|e| DispatchError::BadAnswer {
-                endpoint,
-                reason: format!("unreadable answer: {e}"),
-            }),
+            Ok(r) => wire::answers::json(r, wire::answers::WORKER_ANSWER_BYTES)
+                .map_err(|e| DispatchError::BadAnswer { endpoint, reason: e.to_string() }),
             Err(ureq::Error::Status(status, r)) => {
                 let body = ApiErrorBody::from_answer(r);
                 Err(DispatchError::Refused { endpoint, status, kind: body.kind, message: body.message })
@@ -125,10 +123,10 @@ impl Dispatcher for HttpDispatcher {
             .send_bytes(c1);
         match answer {
             Ok(r) => {
-                let accepted: TaskAccepted = r.into_json().map_err(|e| DispatchError::BadAnswer {
-                    endpoint: endpoint.clone(),
-                    reason: format!("unreadable answer: {e}"),
-                })?;
+                let accepted: TaskAccepted =
+                    wire::answers::json(r, wire::answers::WORKER_ANSWER_BYTES).map_err(|e| {
+                        DispatchError::BadAnswer { endpoint: endpoint.clone(), reason: e.to_string() }
+                    })?;
                 if accepted.id == task {
                     Ok(())
                 } else {
@@ -144,5 +142,60 @@ impl Dispatcher for HttpDispatcher {
             }
             Err(e) => Err(DispatchError::Unreachable { endpoint, reason: e.to_string() }),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+
+    /// A worker that answers every request with `status` and a body of `len`
+    /// bytes of `fill`, streamed until the caller stops reading.
+    fn flooding_worker(status: u16, len: u64, fill: u8) -> String {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut s) = stream else { continue };
+                std::thread::spawn(move || {
+                    let mut head = [0u8; 8192];
+                    let _ = s.read(&mut head);
+                    let _ = write!(s, "HTTP/1.1 {status} X\r\nContent-Length: {len}\r\n\r\n");
+                    let chunk = vec![fill; 64 * 1024];
+                    let mut sent = 0;
+                    while sent < len && s.write_all(&chunk).is_ok() {
+                        sent += chunk.len() as u64;
+                    }
+                });
+            }
+        });
+        url
+    }
+
+    #[test]
+    fn answers_are_read_within_their_bounds() {
+        let d = HttpDispatcher::with_timeout(Duration::from_secs(30));
+        let request = WindowPostRequest {
+            sector_size: proofs::SectorSize::KiB2,
+            randomness: proofs::Randomness([0; 32]),
+            vanilla: vec![],
+        };
+        // A 1.5 GB Window PoSt answer: refused after the bound, not read whole.
+        let url = flooding_worker(200, 1_500_000_000, b' ');
+        let started = std::time::Instant::now();
+        let e = d.window_post(&url, "k", &request, Duration::from_secs(30)).unwrap_err();
+        assert!(e.to_string().contains("longer than"), "{e}");
+        assert!(started.elapsed() < Duration::from_secs(10));
+        // A 100 MB refusal: its message is cut to a few KB of printable text.
+        let url = flooding_worker(422, 100_000_000, 0x1b);
+        let e = d.send_c2(&url, "k", 1, b"c1").unwrap_err();
+        let DispatchError::Refused { message, .. } = &e else { panic!("{e}") };
+        assert!(message.len() < 100, "{} bytes: {message}", message.len());
+        let url = flooding_worker(422, 50_000, b'x');
+        let DispatchError::Refused { message, .. } = d.send_c2(&url, "k", 1, b"c1").unwrap_err() else {
+            panic!()
+        };
+        assert!(message.len() <= wire::answers::ERROR_MESSAGE_CHARS + 10 && message.ends_with("(cut)"));
     }
 }
