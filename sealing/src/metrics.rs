@@ -145,6 +145,7 @@ pub struct Metrics {
     post_duration: Histograms<KindLabels>,
     post_vanilla: Histograms<KindLabels>,
     post_runs: Family<OutcomeLabels, Counter>,
+    post_rejected: Family<KindLabels, Counter>,
     post_sectors_proven: Counter,
     post_sectors_skipped: Counter,
     post_sector_check: Histogram,
@@ -187,6 +188,7 @@ impl Metrics {
             post_duration: histograms(),
             post_vanilla: histograms(),
             post_runs: Family::default(),
+            post_rejected: Family::default(),
             post_sectors_proven: Counter::default(),
             post_sectors_skipped: Counter::default(),
             post_sector_check: duration_histogram(),
@@ -265,6 +267,11 @@ impl Metrics {
             "PoSt runs by kind, executor (local, local GPU, or the worker) and outcome (sent, error)",
             m.post_runs.clone(),
         );
+        k.register(
+            "post_rejected",
+            "PoSt messages the chain refused (a non-zero exit code), by kind",
+            m.post_rejected.clone(),
+        );
         k.register("post_sectors_proven", "Sectors proven in Window PoSts", m.post_sectors_proven.clone());
         k.register(
             "post_sectors_skipped",
@@ -337,6 +344,11 @@ impl Metrics {
             self.post_sectors_skipped.inc_by(run.faults.len() as u64);
         }
         self.post_sector_errors.inc_by(run.faults.len() as u64);
+    }
+
+    /// The chain refused a PoSt message of `kind`.
+    pub fn post_rejected(&self, kind: &str) {
+        self.post_rejected.get_or_create(&KindLabels { kind: kind.into() }).inc();
     }
 
     /// One sector was read in a check; `failed` when it could not be proven.
@@ -412,8 +424,13 @@ impl Metrics {
             let age = now.saturating_sub(w.last_seen_ms).max(0) as f64 / 1e3;
             self.worker_heartbeat_age.get_or_create(&labels).set(age);
         }
-        for state in [WorkerState::Online, WorkerState::Offline, WorkerState::Unhealthy, WorkerState::Revoked]
-        {
+        for state in [
+            WorkerState::Online,
+            WorkerState::Benched,
+            WorkerState::Offline,
+            WorkerState::Unhealthy,
+            WorkerState::Revoked,
+        ] {
             let name = worker_state_name(state);
             let n = by_state.get(name).copied().unwrap_or(0);
             self.workers.get_or_create(&StateLabels { state: name.into() }).set(n);
@@ -476,6 +493,7 @@ fn task_labels(kind: TaskKind, worker: Option<&str>) -> TaskLabels {
 fn worker_state_name(state: WorkerState) -> &'static str {
     match state {
         WorkerState::Online => "online",
+        WorkerState::Benched => "benched",
         WorkerState::Offline => "offline",
         WorkerState::Unhealthy => "unhealthy",
         WorkerState::Revoked => "revoked",

@@ -157,14 +157,19 @@ pub enum TaskState {
     Rejected,
     /// Its worker stopped renewing the lease (gone, restarted, revoked).
     Expired,
-    /// No longer wanted (the sector is being removed).
+    /// No longer wanted (its sector was aborted or removed, or its PreCommit
+    /// expired), and its worker has let it go.
     Cancelled,
+    /// No longer wanted, but its worker may still be proving it: its slot
+    /// stays taken until the worker drops it (a heartbeat that no longer lists
+    /// it, a report, a restart, or its lease lapsing). Its sector does not wait for it.
+    Cancelling,
     /// Running here when the daemon stopped.
     Interrupted,
 }
 
 impl TaskState {
-    const ALL: [Self; 8] = [
+    const ALL: [Self; 9] = [
         Self::Running,
         Self::Reported,
         Self::Done,
@@ -172,6 +177,7 @@ impl TaskState {
         Self::Rejected,
         Self::Expired,
         Self::Cancelled,
+        Self::Cancelling,
         Self::Interrupted,
     ];
 
@@ -185,6 +191,7 @@ impl TaskState {
             Self::Rejected => "rejected",
             Self::Expired => "expired",
             Self::Cancelled => "cancelled",
+            Self::Cancelling => "cancelling",
             Self::Interrupted => "interrupted",
         }
     }
@@ -194,9 +201,15 @@ impl TaskState {
         Self::ALL.into_iter().find(|k| k.name() == s)
     }
 
-    /// Whether the task is still in flight.
+    /// Whether the task is still in flight for its sector.
     pub fn is_open(self) -> bool {
         matches!(self, Self::Running | Self::Reported)
+    }
+
+    /// Whether the task still takes a slot of its worker (in flight, or
+    /// cancelled but not yet let go).
+    pub fn holds_slot(self) -> bool {
+        matches!(self, Self::Running | Self::Reported | Self::Cancelling)
     }
 }
 
@@ -208,8 +221,12 @@ pub enum WorkerState {
     Online,
     /// No heartbeat within a lease.
     Offline,
-    /// It returned a proof that did not verify; no tasks until it restarts.
+    /// It returned a proof that did not verify; no tasks until the operator
+    /// resets it (`kiln workers reset NAME`).
     Unhealthy,
+    /// Online, but it failed too many tasks in a row (or just refused one): no
+    /// tasks until its bench ends (`benched_until_ms`) or the operator resets it.
+    Benched,
     /// Its token was revoked.
     Revoked,
 }
@@ -365,6 +382,15 @@ pub struct WorkerView {
     pub unhealthy: Option<String>,
     /// Whether its token is revoked.
     pub revoked: bool,
+    /// Its failed tasks in a row since its last delivered proof (docs/protocol.md, "Charging").
+    #[serde(default)]
+    pub failures: u32,
+    /// Until when it gets no task (ms since the epoch), if benched.
+    #[serde(default)]
+    pub benched_until_ms: Option<i64>,
+    /// Why it was benched.
+    #[serde(default)]
+    pub bench_reason: Option<String>,
     /// Its state now.
     pub state: WorkerState,
     /// Its open tasks.
@@ -638,8 +664,14 @@ pub struct PostRun {
     pub prover: String,
     /// The message it sent, if it got that far.
     pub message: Option<u64>,
-    /// Why it failed, if it did.
+    /// Why it failed, if it did (before its message: reading, proving, sending).
     pub error: Option<String>,
+    /// Its message's exit code once the chain executed it (0: accepted).
+    #[serde(default)]
+    pub exit_code: Option<i64>,
+    /// Why the chain refused its message, when it did.
+    #[serde(default)]
+    pub receipt_error: Option<String>,
 }
 
 /// The result of checking one sector's files.

@@ -84,6 +84,9 @@ pub fn worker_view(w: WorkerRow, state: WorkerState, tasks: Vec<u64>) -> WorkerV
         last_seen_ms: w.last_seen_ms,
         unhealthy: w.unhealthy,
         revoked: w.revoked,
+        failures: w.failures,
+        benched_until_ms: w.benched_until_ms,
+        bench_reason: w.bench_reason,
         state,
         tasks,
     }

@@ -156,10 +156,10 @@ pub struct Pipeline {
     dispatcher: Arc<dyn Dispatcher>,
     config: PipelineConfig,
     running: HashMap<u64, Running>,
-    /// Workers a dispatch failed to, or benched, and until when they get no task.
-    backoff: HashMap<String, i64>,
-    /// Consecutive failures of each worker since its last delivered proof.
-    worker_failures: HashMap<String, u32>,
+    /// Cancelled remote tasks whose worker was told to drop them.
+    told_cancelled: std::collections::HashSet<u64>,
+    /// When remote tasks were last swept (ms).
+    swept_ms: Option<i64>,
     done_tx: Sender<(u64, TaskResult)>,
     done_rx: Receiver<(u64, TaskResult)>,
     progress: ProgressMap,
@@ -195,6 +195,10 @@ impl Pipeline {
     ) -> Self {
         let (done_tx, done_rx) = channel();
         let timeout = Duration::from_millis(config.workers.dispatch_timeout_ms);
+        ledger.store().set_worker_charging(crate::store::WorkerCharging {
+            failures_before_bench: config.workers.failures_before_bench,
+            bench_ms: config.workers.bench_ms,
+        });
         Self {
             ledger,
             engine,
@@ -202,8 +206,8 @@ impl Pipeline {
             dispatcher: Arc::new(HttpDispatcher::with_timeout(timeout)),
             config,
             running: HashMap::new(),
-            backoff: HashMap::new(),
-            worker_failures: HashMap::new(),
+            told_cancelled: Default::default(),
+            swept_ms: None,
             done_tx,
             done_rx,
             progress: ProgressMap::default(),
@@ -298,6 +302,12 @@ impl Pipeline {
         for n in gone {
             self.cancel(n);
         }
+        let committing: Vec<u64> = rows
+            .iter()
+            .filter(|r| r.lifecycle.state == crate::lifecycle::SectorState::Committing)
+            .map(|r| r.number)
+            .collect();
+        self.sweep_remote(&committing, self.ledger.now_ms());
         self.pc1_ready = rows
             .iter()
             .filter(|r| {

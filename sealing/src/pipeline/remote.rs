@@ -3,12 +3,13 @@
 //! a reported proof is verified before it is accepted, like a local one.
 
 use super::engine::EngineError;
-use super::tasks::{error_chain, timed, DispatchError, TaskResult};
+use super::tasks::{error_chain, timed, DispatchError, Running, TaskResult};
 use super::{Pipeline, PipelineError};
 use crate::failpoints::crash_point;
 use crate::lifecycle::{Disposition, SectorEvent};
 use crate::metrics::Phase;
 use crate::store::{SectorRow, TaskKind, TaskRow, TaskState};
+use crate::workers::dispatch::DispatchError as DispatchFailure;
 use crate::workers::scheduler;
 use tracing::{info, warn};
 
@@ -25,12 +26,13 @@ impl Pipeline {
                 (store.open_tasks()?, store.workers()?)
             }
         };
-        if let Some(task) = open.iter().find(|t| t.sector == n && t.kind == TaskKind::Commit) {
+        if let Some(task) =
+            open.iter().find(|t| t.sector == n && t.kind == TaskKind::Commit && t.state.is_open())
+        {
             return self.follow_remote(n, task);
         }
-        self.backoff.retain(|_, until| *until > now);
         let lease = self.config.workers.lease_ms;
-        let free = scheduler::pick_worker(&workers, &open, row.sector_size, now, lease, &self.backoff);
+        let free = scheduler::pick_worker(&workers, &open, row.sector_size, now, lease);
         if let Some(w) = free {
             if self.remote_c1s() >= self.config.limits.remote_c1 {
                 // Wait for a C1 slot rather than prove here: the worker is free.
@@ -74,14 +76,16 @@ impl Pipeline {
                     );
                     warn!(task = task.id, %error, "remote task failed; the worker is charged, not the sector");
                     self.close_task(task.id, TaskState::Failed, Some(&error));
-                    self.charge_worker(&worker, now);
+                    self.charge_worker(&worker, &error, now);
                     return Ok(());
                 };
                 match self.accept_proof(n, &proof) {
                     Ok(()) => {
                         info!(task = task.id, %worker, "remote proof verified and accepted");
                         self.close_task(task.id, TaskState::Done, None);
-                        self.worker_failures.remove(&worker);
+                        if let Err(e) = self.ledger.store().worker_delivered(&worker) {
+                            warn!(%worker, error = %e, "cannot clear the worker's failures");
+                        }
                         // A probe may have gone to a worker: its proof shows the kind works again.
                         self.resume(TaskKind::Commit);
                         crash_point!("commit:proof-written-unrecorded");
@@ -111,7 +115,7 @@ impl Pipeline {
                 let why = format!("worker {worker} did not renew the lease; the task runs again");
                 warn!(task = task.id, %worker, "lease expired");
                 self.close_task(task.id, TaskState::Expired, Some(&why));
-                self.charge_worker(&worker, now);
+                self.charge_worker(&worker, &why, now);
             }
             // Heartbeats renew a lease forever: the deadline does not move.
             TaskState::Running if now.saturating_sub(task.created_ms) > self.task_deadline_ms() as i64 => {
@@ -121,7 +125,7 @@ impl Pipeline {
                 );
                 warn!(task = task.id, %worker, "task deadline passed");
                 self.close_task(task.id, TaskState::Expired, Some(&why));
-                self.charge_worker(&worker, now);
+                self.charge_worker(&worker, &why, now);
             }
             _ => {}
         }
@@ -133,16 +137,116 @@ impl Pipeline {
         self.config.workers.task_deadline_ms_for(self.config.sector_size)
     }
 
-    /// One more consecutive failure of `worker`; at `failures_before_bench`
-    /// it gets no task for `bench_ms` (a proof it delivers clears the count).
-    fn charge_worker(&mut self, worker: &str, now: i64) {
-        let failures = self.worker_failures.entry(worker.to_string()).or_default();
-        *failures += 1;
-        if *failures >= self.config.workers.failures_before_bench {
-            let until = now.saturating_add(self.config.workers.bench_ms as i64);
-            warn!(%worker, failures = *failures, until, "worker benched after consecutive failures");
-            self.worker_failures.remove(worker);
-            self.backoff.insert(worker.to_string(), until);
+    /// One more failure of `worker` in a row (the store benches it at
+    /// `failures_before_bench`; a proof it delivers clears the count).
+    fn charge_worker(&self, worker: &str, why: &str, now: i64) {
+        if let Err(e) = self.ledger.store().charge_worker(worker, why, now) {
+            warn!(%worker, error = %e, "cannot charge the worker");
+        }
+    }
+
+    /// A C2 the worker accepted: its lease runs from now, not from the start
+    /// of C1. If its sector gave it up meanwhile, the worker holds it anyway:
+    /// it keeps the slot until the worker, told now, lets it go.
+    pub(super) fn handed_over(&mut self, running: &Running) {
+        let now = self.ledger.now_ms();
+        let lease = now + self.config.workers.lease_ms as i64;
+        let worker = running.worker.as_deref().unwrap_or_default();
+        let handed = self.ledger.store().task_handed_over(running.task, lease, now);
+        match handed {
+            Ok(true) => info!(task = running.task, %worker, "C2 handed to the worker"),
+            Ok(false) => {
+                info!(task = running.task, %worker, "C2 handed over after it was cancelled; telling the worker");
+                self.tell_worker_cancelled(running.task);
+            }
+            Err(e) => warn!(error = %e, "cannot renew the lease; the worker's heartbeat will"),
+        }
+    }
+
+    /// A worker that did not take a task: charged (and held off a little)
+    /// when it refused or could not be reached; held off only when it said
+    /// it was busy; neither when this node could not open the connection.
+    pub(super) fn dispatch_failed(&mut self, running: &Running, error: &DispatchFailure) {
+        let now = self.ledger.now_ms();
+        let worker = running.worker.clone().unwrap_or_default();
+        let text = error.to_string();
+        warn!(task = running.task, %worker, error = %text, "the worker did not take the task; trying elsewhere");
+        self.close_task(running.task, TaskState::Failed, Some(&text));
+        if error.is_local() {
+            // Out of descriptors here: the node's fault, like a local task's.
+            return self.pause(TaskKind::Commit, &text, now);
+        }
+        if !error.is_busy() {
+            self.charge_worker(&worker, &format!("task {}: {text}", running.task), now);
+        }
+        let pause = self.config.workers.lease_ms.min(30_000) as i64;
+        let why = format!("did not take task {}: {text}", running.task);
+        if let Err(e) = self.ledger.store().hold_off_worker(&worker, now + pause, &why) {
+            warn!(%worker, error = %e, "cannot hold the worker off");
+        }
+    }
+
+    /// Tells the worker holding cancelled task `id` to drop it, on a thread
+    /// of its own (best effort: its next heartbeat is told too).
+    pub(super) fn tell_worker_cancelled(&mut self, id: u64) {
+        if !self.told_cancelled.insert(id) {
+            return;
+        }
+        let target = {
+            let store = self.ledger.store();
+            let worker = store.task(id).ok().flatten().and_then(|t| t.worker);
+            worker.and_then(|w| {
+                let url = store.workers().ok()?.into_iter().find(|r| r.name == w)?.url;
+                Some((w.clone(), url, store.dispatch_key(&w).ok()?))
+            })
+        };
+        let Some((worker, url, key)) = target else { return };
+        let dispatcher = self.dispatcher.clone();
+        let spawned = std::thread::Builder::new().name(format!("cancel-task-{id}")).spawn(move || {
+            match dispatcher.cancel(&url, &key, id) {
+                Ok(()) => info!(task = id, %worker, "the worker dropped the cancelled task"),
+                Err(e) => {
+                    info!(task = id, %worker, error = %e, "cannot tell the worker now; its heartbeat will")
+                }
+            }
+        });
+        if let Err(e) = spawned {
+            warn!(task = id, error = %e, "cannot start a thread to tell the worker");
+        }
+    }
+
+    /// Once a second: cancelled tasks whose worker stopped renewing them are
+    /// let go; workers still holding cancelled tasks are told; a remote task
+    /// left open for a sector no longer in Committing is cancelled.
+    pub(super) fn sweep_remote(&mut self, committing: &[u64], now: i64) {
+        if self.swept_ms.is_some_and(|t| now - t < 1_000) {
+            return;
+        }
+        self.swept_ms = Some(now);
+        let open = {
+            let mut store = self.ledger.store();
+            if let Err(e) = store.lapse_cancelling(now) {
+                warn!(error = %e, "cannot let lapsed cancelled tasks go");
+            }
+            match store.open_tasks() {
+                Ok(open) => open,
+                Err(e) => return warn!(error = %e, "cannot list open tasks"),
+            }
+        };
+        self.told_cancelled.retain(|id| open.iter().any(|t| t.id == *id));
+        for t in &open {
+            match t.state {
+                TaskState::Cancelling => self.tell_worker_cancelled(t.id),
+                _ if t.worker.is_some()
+                    && !committing.contains(&t.sector)
+                    && !self.running.contains_key(&t.sector) =>
+                {
+                    if let Err(e) = self.cancel_tasks(t.sector, "its sector no longer needs a proof") {
+                        warn!(sector = t.sector, error = %e, "cannot cancel the sector's tasks");
+                    }
+                }
+                _ => {}
+            }
         }
     }
 
@@ -168,9 +272,9 @@ impl Pipeline {
         let ledger = self.ledger.clone();
         self.spawn(n, (TaskKind::Commit, id, Some(worker)), move |_| {
             let c1 = timed(&ledger, Phase::C1, || engine.c1(&dir, &seed));
-            let result = c1.map_err(DispatchError::C1).and_then(|c1| {
-                dispatcher.send_c2(&url, &key, id, &c1).map_err(|e| DispatchError::Send(e.to_string()))
-            });
+            let result = c1
+                .map_err(DispatchError::C1)
+                .and_then(|c1| dispatcher.send_c2(&url, &key, id, &c1).map_err(DispatchError::Send));
             TaskResult::Dispatched(result)
         })
     }

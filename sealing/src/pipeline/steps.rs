@@ -5,7 +5,7 @@ use super::{Pipeline, PipelineError};
 use crate::chain::{Message, MessageId, RandomnessKind};
 use crate::failpoints::crash_point;
 use crate::lifecycle::{Disposition, SectorEvent, SectorState};
-use crate::store::{SectorRow, TaskKind, TaskState};
+use crate::store::{SectorRow, TaskKind};
 use proofs::pieces::place_pieces;
 use proofs::snark::SealStatement;
 use proofs::ProverId;
@@ -82,13 +82,13 @@ impl Pipeline {
                 if self.ledger.chain().precommit(n, now)?.is_none() {
                     // The prove-commit window passed (a worker pinning the task with
                     // heartbeats cannot hold the sector past it): seal again.
-                    self.close_open_tasks(n, TaskState::Cancelled, Some("the PreCommit expired"))?;
+                    self.cancel_tasks(n, "the PreCommit expired")?;
                     return self.expire(n);
                 }
                 if self.config.proof_path(n).exists() {
                     // C2 finished before a crash: its verified proof is on disk.
                     info!("reusing the proof computed before the restart");
-                    self.close_open_tasks(n, TaskState::Done, None)?;
+                    self.close_open_tasks_done(n)?;
                     self.apply(n, &SectorEvent::ProofReady)?;
                 } else {
                     self.schedule_commit(row, now)?;
@@ -146,8 +146,9 @@ impl Pipeline {
                 self.apply(n, &SectorEvent::Retry)?;
             }
             S::Removing => {
-                // Remote tasks are dropped by their workers at the next heartbeat.
-                self.close_open_tasks(n, TaskState::Cancelled, Some("the sector is being removed"))?;
+                // Cancelled when the removal was asked for; this catches a task
+                // recorded since. Remote ones keep their slot until their worker lets go.
+                self.cancel_tasks(n, "the sector is being removed")?;
                 let dir = self.config.sector_dir(n);
                 remove_path(dir.root()).map_err(|reason| PipelineError::Sector { number: n, reason })?;
                 self.remove_file(&self.config.proof_path(n), n)?;

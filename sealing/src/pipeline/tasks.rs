@@ -41,8 +41,9 @@ pub(super) enum TaskResult {
 pub(super) enum DispatchError {
     /// C1 failed: the sector's problem.
     C1(EngineError),
-    /// The worker could not be reached or refused the task: the worker's.
-    Send(String),
+    /// The worker could not be reached or refused the task (the worker's
+    /// fault, unless [`crate::workers::dispatch::DispatchError::is_local`]).
+    Send(crate::workers::dispatch::DispatchError),
 }
 
 pub(super) struct Running {
@@ -176,16 +177,23 @@ impl Pipeline {
         }
     }
 
-    pub(super) fn close_open_tasks(
-        &self,
-        number: u64,
-        state: TaskState,
-        error: Option<&str>,
-    ) -> Result<(), PipelineError> {
+    /// Closes sector `number`'s open tasks as done (its proof is on disk).
+    pub(super) fn close_open_tasks_done(&self, number: u64) -> Result<(), PipelineError> {
         let now = self.ledger.now_ms();
         let mut store = self.ledger.store();
-        for t in store.open_tasks()?.into_iter().filter(|t| t.sector == number) {
-            store.finish_task(t.id, state, error, now)?;
+        for t in store.open_tasks()?.into_iter().filter(|t| t.sector == number && t.state.is_open()) {
+            store.finish_task(t.id, TaskState::Done, None, now)?;
+        }
+        Ok(())
+    }
+
+    /// Stops sector `number`'s open tasks (`why`); a remote one keeps its
+    /// worker's slot until the worker, told now, lets it go.
+    pub(super) fn cancel_tasks(&mut self, number: u64, why: &str) -> Result<(), PipelineError> {
+        let now = self.ledger.now_ms();
+        let cancelling = self.ledger.store().cancel_sector_tasks(number, why, now)?;
+        for id in cancelling {
+            self.tell_worker_cancelled(id);
         }
         Ok(())
     }
@@ -398,6 +406,9 @@ impl Pipeline {
         let Some(running) = self.running.remove(&number) else { return };
         relock(&self.progress).remove(&number);
         self.probing.remove(&running.kind);
+        if let TaskResult::Dispatched(Ok(())) = result {
+            return self.handed_over(&running);
+        }
         let state = self.ledger.store().sector(number).ok().flatten().map(|r| r.lifecycle.state);
         if let Some(why) = match state {
             Some(SectorState::Removing) => Some("the sector is being removed"),
@@ -428,22 +439,9 @@ impl Pipeline {
                 }
                 Err(refusal) => refusal.into_failure(),
             },
-            TaskResult::Dispatched(Ok(())) => {
-                // The worker has it: the lease runs from now, not from the start of C1.
-                let lease = self.ledger.now_ms() + self.config.workers.lease_ms as i64;
-                if let Err(e) = self.ledger.store().set_task_lease(id, lease) {
-                    warn!(error = %e, "cannot renew the lease; the worker's heartbeat will");
-                }
-                info!(task = id, worker = running.worker.as_deref(), "C2 handed to the worker");
-                return;
-            }
+            TaskResult::Dispatched(Ok(())) => unreachable!("handled above"),
             TaskResult::Dispatched(Err(DispatchError::Send(error))) => {
-                let worker = running.worker.clone().unwrap_or_default();
-                warn!(task = id, %worker, %error, "the worker did not take the task; trying elsewhere");
-                self.close_task(id, TaskState::Failed, Some(&error));
-                let pause = self.config.workers.lease_ms.min(30_000) as i64;
-                self.backoff.insert(worker, self.ledger.now_ms() + pause);
-                return;
+                return self.dispatch_failed(&running, &error);
             }
             TaskResult::Finalize(Ok(())) => {
                 self.close_task(id, TaskState::Done, None);

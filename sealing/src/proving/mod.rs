@@ -323,8 +323,13 @@ impl ProverCore {
             vanilla: van.proofs.iter().map(|p| hex::encode(encoding::encode(size, p))).collect(),
         };
         let timeout = Duration::from_millis(self.layout.proving.remote_timeout_ms);
+        // Charged like a failed C2: a worker that hangs or fails PoSts is benched.
         let fallback = |why: String| {
             warn!(worker = %worker.name, %why, "Window PoSt SNARK on the worker failed; proving here");
+            let charge = format!("Window PoSt: {why}");
+            if let Err(e) = self.ledger.store().charge_worker(&worker.name, &charge, self.ledger.now_ms()) {
+                warn!(worker = %worker.name, error = %e, "cannot charge the worker");
+            }
             None
         };
         let answer = match dispatcher.window_post(&worker.url, &key, &request, timeout) {
@@ -533,5 +538,7 @@ fn run_record(kind: &str, started_ms: i64, vanilla_ms: u64, van: &Vanilla) -> Po
         prover: "local".into(),
         message: None,
         error: None,
+        exit_code: None,
+        receipt_error: None,
     }
 }

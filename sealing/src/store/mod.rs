@@ -20,10 +20,10 @@ mod tasks;
 
 pub use post::{PostRun, RunFault};
 
-pub use tasks::{TaskKind, TaskRow, TaskState, TokenRow, WorkerRow};
+pub use tasks::{TaskKind, TaskRow, TaskState, TokenRow, WorkerCharging, WorkerRow};
 
 /// Schema version this build writes (SQLite `user_version`).
-const SCHEMA_VERSION: i64 = 4;
+const SCHEMA_VERSION: i64 = 5;
 
 const SCHEMA: &str = "
 CREATE TABLE counters (
@@ -245,6 +245,8 @@ pub struct Store {
     policy: RetryPolicy,
     /// Told of tasks starting and ending and of PoSt runs.
     metrics: Option<std::sync::Arc<crate::metrics::Metrics>>,
+    /// How failing workers are charged.
+    charging: WorkerCharging,
 }
 
 fn parse_state(s: &str) -> Option<SectorState> {
@@ -267,39 +269,51 @@ impl Store {
         match version {
             0 => {
                 conn.execute_batch(&format!(
-                    "BEGIN; {SCHEMA} {} {} {} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;",
+                    "BEGIN; {SCHEMA} {} {} {} {} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;",
                     tasks::SCHEMA,
                     tasks::INDEXES,
-                    tasks::QUEUED
+                    tasks::QUEUED,
+                    tasks::CHARGES
                 ))
                 .map_err(sql("create schema"))?;
             }
             // Version 1 (before remote workers) lacks only the worker and task tables.
             1 => {
                 conn.execute_batch(&format!(
-                    "BEGIN; {} {} {} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;",
+                    "BEGIN; {} {} {} {} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;",
                     tasks::SCHEMA,
                     tasks::INDEXES,
-                    tasks::QUEUED
+                    tasks::QUEUED,
+                    tasks::CHARGES
                 ))
                 .map_err(sql("add the worker and task tables"))?;
             }
             // Version 2 lacks the task indexes and the tasks' queued time.
             2 => {
                 conn.execute_batch(&format!(
-                    "BEGIN; {} {} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;",
+                    "BEGIN; {} {} {} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;",
                     tasks::INDEXES,
-                    tasks::QUEUED
+                    tasks::QUEUED,
+                    tasks::CHARGES
                 ))
                 .map_err(sql("add the task indexes"))?;
             }
-            // Version 3 lacks only the tasks' queued time.
+            // Version 3 lacks the tasks' queued time and the workers' charges.
             3 => {
                 conn.execute_batch(&format!(
-                    "BEGIN; {} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;",
-                    tasks::QUEUED
+                    "BEGIN; {} {} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;",
+                    tasks::QUEUED,
+                    tasks::CHARGES
                 ))
                 .map_err(sql("add the tasks' queued time"))?;
+            }
+            // Version 4 lacks the workers' charges (failures and bench, kept across restarts).
+            4 => {
+                conn.execute_batch(&format!(
+                    "BEGIN; {} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;",
+                    tasks::CHARGES
+                ))
+                .map_err(sql("add the workers' charges"))?;
             }
             SCHEMA_VERSION => {}
             v => {
@@ -310,7 +324,14 @@ impl Store {
             }
         }
         conn.execute_batch(post::SCHEMA).map_err(sql("create the PoSt record"))?;
-        Ok(Self { conn, path: path.to_path_buf(), policy, metrics: None })
+        post::add_receipt_columns(&conn).map_err(sql("add the PoSt runs' receipts"))?;
+        Ok(Self {
+            conn,
+            path: path.to_path_buf(),
+            policy,
+            metrics: None,
+            charging: WorkerCharging::default(),
+        })
     }
 
     /// Reports tasks starting and ending, and PoSt runs, to `metrics`.
@@ -425,7 +446,21 @@ impl Store {
             }
             _ => {}
         }
+        // A sector taken out of the work stops its tasks in the same transaction:
+        // no task is left open for a sector the driver no longer steps.
+        let cancelled = match event {
+            SectorEvent::Abort { .. } | SectorEvent::Remove => {
+                let why = if matches!(event, SectorEvent::Remove) {
+                    "the sector is being removed"
+                } else {
+                    "the sector was aborted"
+                };
+                tasks::cancel_sector_tasks(&tx, &path, number, why, now_ms)?.0
+            }
+            _ => Vec::new(),
+        };
         tx.commit().map_err(sql("commit"))?;
+        self.report_closed(&cancelled);
         self.sector(number)?.ok_or(StoreError::UnknownSector(number))
     }
 

@@ -23,10 +23,24 @@ CREATE TABLE IF NOT EXISTS post_runs (
     faults      TEXT NOT NULL,
     prover      TEXT NOT NULL,
     message     INTEGER,
-    error       TEXT
+    error       TEXT,
+    exit_code   INTEGER,
+    receipt_error TEXT
 );
 CREATE INDEX IF NOT EXISTS post_runs_started ON post_runs (started_ms);
 ";
+
+/// Adds the receipt columns to a record made before schema 5.
+pub(super) fn add_receipt_columns(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
+    let mut stmt = conn.prepare("SELECT name FROM pragma_table_info('post_runs')")?;
+    let columns: Vec<String> = stmt.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
+    for (name, decl) in [("exit_code", "INTEGER"), ("receipt_error", "TEXT")] {
+        if !columns.iter().any(|c| c == name) {
+            conn.execute_batch(&format!("ALTER TABLE post_runs ADD COLUMN {name} {decl};"))?;
+        }
+    }
+    Ok(())
+}
 
 type Row = (
     i64,
@@ -41,6 +55,8 @@ type Row = (
     String,
     String,
     String,
+    Option<i64>,
+    Option<String>,
     Option<i64>,
     Option<String>,
 );
@@ -80,13 +96,53 @@ impl Store {
         Ok(self.conn.last_insert_rowid() as u64)
     }
 
+    /// Runs whose message has no receipt recorded yet: (run id, message id).
+    pub fn runs_awaiting_receipt(&self) -> Result<Vec<(u64, u64)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT id, message FROM post_runs WHERE message IS NOT NULL AND exit_code IS NULL ORDER BY id",
+            )
+            .map_err(self.sql("prepare"))?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64)))
+            .map_err(self.sql("read PoSt runs"))?;
+        rows.collect::<Result<_, _>>().map_err(self.sql("read PoSt runs"))
+    }
+
+    /// Records what the chain made of run `id`'s message.
+    pub fn set_run_receipt(
+        &mut self,
+        id: u64,
+        exit_code: i64,
+        error: Option<&str>,
+    ) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "UPDATE post_runs SET exit_code = ?2, receipt_error = ?3 WHERE id = ?1",
+                params![id as i64, exit_code, error],
+            )
+            .map_err(self.sql("record a PoSt run's receipt"))?;
+        if exit_code != 0 {
+            let kind: Option<String> = self
+                .conn
+                .query_row("SELECT kind FROM post_runs WHERE id = ?1", params![id as i64], |r| r.get(0))
+                .ok();
+            if let (Some(m), Some(kind)) = (&self.metrics, kind) {
+                m.post_rejected(&kind);
+            }
+        }
+        Ok(())
+    }
+
     /// The newest `limit` PoSt runs, newest first.
     pub fn post_runs(&self, limit: usize) -> Result<Vec<PostRun>, StoreError> {
         let mut stmt = self
             .conn
             .prepare_cached(
                 "SELECT id, kind, deadline, open_epoch, partition, election, started_ms, vanilla_ms, snark_ms,
-                 proven, faults, prover, message, error FROM post_runs ORDER BY id DESC LIMIT ?1",
+                 proven, faults, prover, message, error, exit_code, receipt_error
+                 FROM post_runs ORDER BY id DESC LIMIT ?1",
             )
             .map_err(self.sql("prepare"))?;
         let rows: Vec<Row> = stmt
@@ -106,6 +162,8 @@ impl Store {
                     r.get(11)?,
                     r.get(12)?,
                     r.get(13)?,
+                    r.get(14)?,
+                    r.get(15)?,
                 ))
             })
             .map_err(self.sql("read PoSt runs"))?
@@ -132,6 +190,8 @@ impl Store {
                     prover: r.11,
                     message: r.12.map(|v| v as u64),
                     error: r.13,
+                    exit_code: r.14,
+                    receipt_error: r.15,
                 })
             })
             .collect()

@@ -47,6 +47,14 @@ CREATE INDEX tasks_by_sector ON tasks(sector, id);
 /// How long the sector waited before each task (schema 4).
 pub(super) const QUEUED: &str = "ALTER TABLE tasks ADD COLUMN queued_ms INTEGER;";
 
+/// What a worker is charged with (schema 5): its failed tasks in a row and
+/// its bench, kept across restarts of the daemon.
+pub(super) const CHARGES: &str = "
+ALTER TABLE workers ADD COLUMN failures INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE workers ADD COLUMN benched_until_ms INTEGER;
+ALTER TABLE workers ADD COLUMN bench_reason TEXT;
+";
+
 /// Indexes for the open-task scans of every tick and for pruning (schema 3).
 pub(super) const INDEXES: &str = "
 CREATE INDEX IF NOT EXISTS tasks_by_state ON tasks(state, id);
@@ -113,6 +121,30 @@ pub struct WorkerRow {
     pub unhealthy: Option<String>,
     /// Whether its token is revoked.
     pub revoked: bool,
+    /// Its failed tasks in a row since its last delivered proof.
+    pub failures: u32,
+    /// Until when it gets no task (ms since the epoch).
+    pub benched_until_ms: Option<i64>,
+    /// Why it was benched.
+    pub bench_reason: Option<String>,
+}
+
+/// How a worker is charged for the tasks it fails (`[workers]`
+/// `failures_before_bench`, `bench_ms`): each failed, expired or refused
+/// task counts; at `failures_before_bench` in a row it is benched for
+/// `bench_ms`; a delivered proof clears the count.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WorkerCharging {
+    /// Failures in a row that bench a worker.
+    pub failures_before_bench: u32,
+    /// How long a bench lasts (ms).
+    pub bench_ms: u64,
+}
+
+impl Default for WorkerCharging {
+    fn default() -> Self {
+        Self { failures_before_bench: 3, bench_ms: 600_000 }
+    }
 }
 
 const TASK_COLUMNS: &str =
@@ -178,9 +210,12 @@ impl Store {
                 None => StoreError::UnknownWorker(name.into()),
             });
         }
-        let expired = expire_open_tasks(&tx, &path, name, "the worker's token was revoked", now_ms)?;
+        let why = "the worker's token was revoked";
+        let expired = expire_open_tasks(&tx, &path, name, why, now_ms)?;
+        let released = release_cancelling(&tx, &path, name, why, now_ms)?;
         tx.commit().map_err(sql_at(&path, "commit"))?;
         self.report_closed(&expired);
+        self.report_closed(&released);
         Ok(expired)
     }
 
@@ -218,8 +253,11 @@ impl Store {
     }
 
     /// Records worker `name`'s registration. A new instance (the worker
-    /// restarted) expires the tasks the old instance held, which are returned.
-    /// An unhealthy mark stays: a worker cannot clear it by re-registering,
+    /// restarted) expires the tasks the old instance held, which are returned,
+    /// and is charged for them once ([`WorkerCharging`]), in the same
+    /// transaction: a worker that restarts with tasks open is benched like one
+    /// that fails them. Cancelled tasks it still held are let go. An unhealthy
+    /// mark and a bench stay: a worker cannot clear them by re-registering,
     /// only the operator can ([`Store::reset_worker`]).
     pub fn register_worker(
         &mut self,
@@ -229,7 +267,7 @@ impl Store {
         capabilities: &Capabilities,
         now_ms: i64,
     ) -> Result<Vec<u64>, StoreError> {
-        let path = self.path.clone();
+        let (path, charging) = (self.path.clone(), self.charging);
         let caps = serde_json::to_string(capabilities).expect("capabilities serialise");
         let tx = self.immediate()?;
         let previous: Option<String> = tx
@@ -237,10 +275,16 @@ impl Store {
             .optional()
             .map_err(sql_at(&path, "read a worker"))?;
         let restarted = previous.as_deref().is_some_and(|p| p != instance);
-        let expired = if restarted {
-            expire_open_tasks(&tx, &path, name, "the worker restarted", now_ms)?
+        let (expired, released) = if restarted {
+            let why = "the worker restarted";
+            let expired = expire_open_tasks(&tx, &path, name, why, now_ms)?;
+            if !expired.is_empty() {
+                let why = format!("it restarted with {} task(s) open: {expired:?}", expired.len());
+                charge(&tx, &path, charging, name, &why, now_ms)?;
+            }
+            (expired, release_cancelling(&tx, &path, name, why, now_ms)?)
         } else {
-            Vec::new()
+            (Vec::new(), Vec::new())
         };
         tx.execute(
             "INSERT INTO workers (name, instance, url, capabilities, registered_ms, last_seen_ms)
@@ -253,12 +297,15 @@ impl Store {
         .map_err(sql_at(&path, "record a worker"))?;
         tx.commit().map_err(sql_at(&path, "commit"))?;
         self.report_closed(&expired);
+        self.report_closed(&released);
         Ok(expired)
     }
 
     /// Records a heartbeat of worker `name`'s `instance`, renewing the leases
     /// of the `running` tasks it holds. Returns the ids among `running` the
-    /// worker should drop (cancelled, expired or not its own).
+    /// worker should drop (cancelled, expired or not its own). A cancelled
+    /// task it still lists keeps its lease (its slot stays taken until the
+    /// worker lets go); one it no longer lists is let go now.
     /// [`StoreError::UnknownWorker`] if that instance is not registered.
     pub fn worker_heartbeat(
         &mut self,
@@ -283,15 +330,24 @@ impl Store {
         for &id in running {
             let renewed = tx
                 .execute(
-                    "UPDATE tasks SET lease_until_ms = ?3 WHERE id = ?1 AND worker = ?2 AND state = 'running'",
+                    "UPDATE tasks SET lease_until_ms = ?3
+                     WHERE id = ?1 AND worker = ?2 AND state IN ('running', 'cancelling')",
                     params![id as i64, name, lease_until_ms],
                 )
                 .map_err(sql_at(&path, "renew a lease"))?;
-            if renewed == 0 {
+            let wanted = renewed == 1 && task_state(&tx, &path, id)? == Some(TaskState::Running);
+            if !wanted {
                 drop.push(id);
             }
         }
+        let listed: std::collections::HashSet<u64> = running.iter().copied().collect();
+        let let_go: Vec<u64> =
+            tasks_of(&tx, &path, name, "cancelling")?.into_iter().filter(|id| !listed.contains(id)).collect();
+        for &id in &let_go {
+            set_state(&tx, &path, id, TaskState::Cancelled, now_ms)?;
+        }
         tx.commit().map_err(sql_at(&path, "commit"))?;
+        self.report_closed(&let_go);
         Ok(drop)
     }
 
@@ -301,7 +357,7 @@ impl Store {
             .conn
             .prepare_cached(
                 "SELECT w.name, w.instance, w.url, w.capabilities, w.registered_ms, w.last_seen_ms,
-                        w.unhealthy, t.revoked_ms IS NOT NULL
+                        w.unhealthy, t.revoked_ms IS NOT NULL, w.failures, w.benched_until_ms, w.bench_reason
                  FROM workers w JOIN worker_tokens t ON t.name = w.name ORDER BY w.name",
             )
             .map_err(self.sql("prepare"))?;
@@ -317,6 +373,9 @@ impl Store {
                         last_seen_ms: r.get(5)?,
                         unhealthy: r.get(6)?,
                         revoked: r.get(7)?,
+                        failures: r.get::<_, i64>(8)?.clamp(0, u32::MAX as i64) as u32,
+                        benched_until_ms: r.get(9)?,
+                        bench_reason: r.get(10)?,
                     },
                     r.get::<_, String>(3)?,
                 ))
@@ -332,11 +391,16 @@ impl Store {
         Ok(out)
     }
 
-    /// Clears worker `name`'s unhealthy mark (the operator checked it).
+    /// Clears worker `name`'s unhealthy mark, bench and failure count (the
+    /// operator checked it).
     pub fn reset_worker(&mut self, name: &str) -> Result<(), StoreError> {
         let n = self
             .conn
-            .execute("UPDATE workers SET unhealthy = NULL WHERE name = ?1", params![name])
+            .execute(
+                "UPDATE workers SET unhealthy = NULL, failures = 0, benched_until_ms = NULL, bench_reason = NULL
+                 WHERE name = ?1",
+                params![name],
+            )
             .map_err(self.sql("reset a worker"))?;
         if n == 0 {
             return Err(StoreError::UnknownWorker(name.into()));
@@ -350,6 +414,123 @@ impl Store {
             .execute("UPDATE workers SET unhealthy = ?2 WHERE name = ?1", params![name, reason])
             .map_err(self.sql("mark a worker unhealthy"))?;
         Ok(())
+    }
+
+    /// How failing workers are charged from now on.
+    pub fn set_worker_charging(&mut self, charging: WorkerCharging) {
+        self.charging = charging;
+    }
+
+    /// Charges worker `name` with a failed, expired or refused task (`why`):
+    /// one more failure in a row; at `failures_before_bench` it is benched.
+    /// Returns until when, if this benched it. A worker with no row (its
+    /// token re-created) is not charged.
+    pub fn charge_worker(&mut self, name: &str, why: &str, now_ms: i64) -> Result<Option<i64>, StoreError> {
+        let (path, charging) = (self.path.clone(), self.charging);
+        let tx = self.immediate()?;
+        let benched = charge(&tx, &path, charging, name, why, now_ms)?;
+        tx.commit().map_err(sql_at(&path, "commit"))?;
+        Ok(benched)
+    }
+
+    /// Gives worker `name` no task until `until_ms` (a dispatch it refused or
+    /// could not take), unless it is benched longer already.
+    pub fn hold_off_worker(&mut self, name: &str, until_ms: i64, why: &str) -> Result<(), StoreError> {
+        let why = bounded_text(why, ERROR_MESSAGE_CHARS);
+        self.conn
+            .execute(
+                "UPDATE workers SET bench_reason = ?3, benched_until_ms = ?2
+                 WHERE name = ?1 AND (benched_until_ms IS NULL OR benched_until_ms < ?2)",
+                params![name, until_ms, why],
+            )
+            .map_err(self.sql("hold a worker off"))?;
+        Ok(())
+    }
+
+    /// Worker `name` delivered a proof that verified: its failure count starts again.
+    pub fn worker_delivered(&mut self, name: &str) -> Result<(), StoreError> {
+        self.conn
+            .execute("UPDATE workers SET failures = 0 WHERE name = ?1 AND failures != 0", params![name])
+            .map_err(self.sql("clear a worker's failures"))?;
+        Ok(())
+    }
+
+    /// Stops sector `sector`'s open tasks (`why`): local ones and remote ones
+    /// whose worker already reported are cancelled; remote ones still running
+    /// become cancelling, keeping their worker's slot until it lets go.
+    /// Returns the ids now cancelling (their workers are to be told).
+    pub fn cancel_sector_tasks(
+        &mut self,
+        sector: u64,
+        why: &str,
+        now_ms: i64,
+    ) -> Result<Vec<u64>, StoreError> {
+        let path = self.path.clone();
+        let tx = self.immediate()?;
+        let (cancelled, cancelling) = cancel_sector_tasks(&tx, &path, sector, why, now_ms)?;
+        tx.commit().map_err(sql_at(&path, "commit"))?;
+        self.report_closed(&cancelled);
+        Ok(cancelling)
+    }
+
+    /// A remote task's worker accepted it: its lease runs from now. A task
+    /// cancelled while it was being handed over becomes cancelling (the
+    /// worker holds it now). Returns whether the task is still wanted.
+    pub fn task_handed_over(
+        &mut self,
+        id: u64,
+        lease_until_ms: i64,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let path = self.path.clone();
+        let tx = self.immediate()?;
+        let state = task_state(&tx, &path, id)?;
+        match state {
+            Some(TaskState::Running) => {
+                tx.execute(
+                    "UPDATE tasks SET lease_until_ms = ?2 WHERE id = ?1",
+                    params![id as i64, lease_until_ms],
+                )
+                .map_err(sql_at(&path, "set a lease"))?;
+            }
+            Some(TaskState::Cancelled) => {
+                tx.execute(
+                    "UPDATE tasks SET state = 'cancelling', lease_until_ms = ?2, updated_ms = ?3
+                     WHERE id = ?1 AND worker IS NOT NULL",
+                    params![id as i64, lease_until_ms, now_ms],
+                )
+                .map_err(sql_at(&path, "hold a cancelled task's slot"))?;
+            }
+            _ => {}
+        }
+        tx.commit().map_err(sql_at(&path, "commit"))?;
+        Ok(state == Some(TaskState::Running))
+    }
+
+    /// Cancelling tasks whose lease lapsed (their worker is gone or stopped
+    /// listing them without a heartbeat) are let go; returns them.
+    pub fn lapse_cancelling(&mut self, now_ms: i64) -> Result<Vec<u64>, StoreError> {
+        let ids: Vec<u64> = self
+            .query_tasks(
+                &format!(
+                    "SELECT {TASK_COLUMNS} FROM tasks WHERE state = 'cancelling' AND lease_until_ms < ?1 ORDER BY id"
+                ),
+                params![now_ms],
+            )?
+            .into_iter()
+            .map(|t| t.id)
+            .collect();
+        if ids.is_empty() {
+            return Ok(ids);
+        }
+        let path = self.path.clone();
+        let tx = self.immediate()?;
+        for &id in &ids {
+            set_state(&tx, &path, id, TaskState::Cancelled, now_ms)?;
+        }
+        tx.commit().map_err(sql_at(&path, "commit"))?;
+        self.report_closed(&ids);
+        Ok(ids)
     }
 
     /// Records a task starting on `worker` (none: here); returns its id.
@@ -403,7 +584,7 @@ impl Store {
             .conn
             .execute(
                 "UPDATE tasks SET state = ?2, error = ?3, updated_ms = ?4
-                 WHERE id = ?1 AND state IN ('running', 'reported')",
+                 WHERE id = ?1 AND state IN ('running', 'reported', 'cancelling')",
                 params![id as i64, state.name(), error, now_ms],
             )
             .map_err(self.sql("close a task"))?;
@@ -438,6 +619,11 @@ impl Store {
             return Ok(());
         }
         match self.task(id)? {
+            Some(t) if t.worker.as_deref() == Some(worker) && t.state == TaskState::Cancelling => {
+                // The worker is done with it: its slot is free.
+                self.finish_task(id, TaskState::Cancelled, t.error.as_deref(), now_ms)?;
+                Err(StoreError::Conflict(format!("task {id} was cancelled; its result is not wanted")))
+            }
             Some(t) if t.worker.as_deref() == Some(worker) => {
                 Err(StoreError::Conflict(format!("task {id} is {}, not running", t.state.name())))
             }
@@ -461,10 +647,14 @@ impl Store {
             .map_err(self.sql("read a task result"))
     }
 
-    /// Tasks in flight, oldest first.
+    /// Tasks in flight, oldest first: running and reported ones, and
+    /// cancelling ones still holding their worker's slot
+    /// ([`TaskState::holds_slot`]).
     pub fn open_tasks(&self) -> Result<Vec<TaskRow>, StoreError> {
         self.query_tasks(
-            &format!("SELECT {TASK_COLUMNS} FROM tasks WHERE state IN ('running', 'reported') ORDER BY id"),
+            &format!(
+                "SELECT {TASK_COLUMNS} FROM tasks WHERE state IN ('running', 'reported', 'cancelling') ORDER BY id"
+            ),
             params![],
         )
     }
@@ -502,7 +692,7 @@ impl Store {
     pub fn prune_tasks(&mut self, before_ms: i64) -> Result<usize, StoreError> {
         self.conn
             .execute(
-                "DELETE FROM tasks WHERE updated_ms < ?1 AND state NOT IN ('running', 'reported')",
+                "DELETE FROM tasks WHERE updated_ms < ?1 AND state NOT IN ('running', 'reported', 'cancelling')",
                 params![before_ms],
             )
             .map_err(self.sql("prune tasks"))
@@ -532,7 +722,7 @@ impl Store {
     }
 
     /// Tells the metrics that tasks `ids` ended (as recorded now).
-    fn report_closed(&self, ids: &[u64]) {
+    pub(super) fn report_closed(&self, ids: &[u64]) {
         let Some(m) = &self.metrics else { return };
         for &id in ids {
             if let Ok(Some(task)) = self.task(id) {
@@ -571,6 +761,138 @@ impl Store {
             queued_ms: r.get(10).map_err(get)?,
         })
     }
+}
+
+fn task_state(
+    tx: &rusqlite::Transaction<'_>,
+    path: &std::path::Path,
+    id: u64,
+) -> Result<Option<TaskState>, StoreError> {
+    let state: Option<String> = tx
+        .query_row("SELECT state FROM tasks WHERE id = ?1", params![id as i64], |r| r.get(0))
+        .optional()
+        .map_err(sql_at(path, "read a task"))?;
+    Ok(state.and_then(|s| TaskState::parse(&s)))
+}
+
+fn set_state(
+    tx: &rusqlite::Transaction<'_>,
+    path: &std::path::Path,
+    id: u64,
+    state: TaskState,
+    now_ms: i64,
+) -> Result<(), StoreError> {
+    tx.execute(
+        "UPDATE tasks SET state = ?2, updated_ms = ?3 WHERE id = ?1",
+        params![id as i64, state.name(), now_ms],
+    )
+    .map_err(sql_at(path, "update a task"))?;
+    Ok(())
+}
+
+/// Ids of worker `worker`'s tasks in `state`.
+fn tasks_of(
+    tx: &rusqlite::Transaction<'_>,
+    path: &std::path::Path,
+    worker: &str,
+    state: &str,
+) -> Result<Vec<u64>, StoreError> {
+    let mut stmt = tx
+        .prepare_cached("SELECT id FROM tasks WHERE worker = ?1 AND state = ?2 ORDER BY id")
+        .map_err(sql_at(path, "prepare"))?;
+    let ids = stmt
+        .query_map(params![worker, state], |r| r.get::<_, i64>(0))
+        .map_err(sql_at(path, "read tasks"))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(sql_at(path, "read tasks"))?;
+    Ok(ids.into_iter().map(|i| i as u64).collect())
+}
+
+/// The worker's cancelling tasks are let go (it restarted or lost its token).
+fn release_cancelling(
+    tx: &rusqlite::Transaction<'_>,
+    path: &std::path::Path,
+    worker: &str,
+    why: &str,
+    now_ms: i64,
+) -> Result<Vec<u64>, StoreError> {
+    let ids = tasks_of(tx, path, worker, "cancelling")?;
+    tx.execute(
+        "UPDATE tasks SET state = 'cancelled', updated_ms = ?3, error = COALESCE(error, ?2)
+         WHERE worker = ?1 AND state = 'cancelling'",
+        params![worker, why, now_ms],
+    )
+    .map_err(sql_at(path, "let cancelled tasks go"))?;
+    Ok(ids)
+}
+
+/// See [`Store::cancel_sector_tasks`]; returns (cancelled, cancelling).
+pub(super) fn cancel_sector_tasks(
+    tx: &rusqlite::Transaction<'_>,
+    path: &std::path::Path,
+    sector: u64,
+    why: &str,
+    now_ms: i64,
+) -> Result<(Vec<u64>, Vec<u64>), StoreError> {
+    let mut stmt = tx
+        .prepare_cached(
+            "SELECT id, worker IS NOT NULL AND state = 'running' FROM tasks
+             WHERE sector = ?1 AND state IN ('running', 'reported') ORDER BY id",
+        )
+        .map_err(sql_at(path, "prepare"))?;
+    let open: Vec<(i64, bool)> = stmt
+        .query_map(params![sector as i64], |r| Ok((r.get(0)?, r.get(1)?)))
+        .map_err(sql_at(path, "read tasks"))?
+        .collect::<Result<_, _>>()
+        .map_err(sql_at(path, "read tasks"))?;
+    let (mut cancelled, mut cancelling) = (Vec::new(), Vec::new());
+    for (id, on_worker) in open {
+        let state = if on_worker { "cancelling" } else { "cancelled" };
+        tx.execute(
+            "UPDATE tasks SET state = ?2, error = ?3, updated_ms = ?4 WHERE id = ?1",
+            params![id, state, why, now_ms],
+        )
+        .map_err(sql_at(path, "cancel a task"))?;
+        if on_worker {
+            cancelling.push(id as u64);
+        } else {
+            cancelled.push(id as u64);
+        }
+    }
+    Ok((cancelled, cancelling))
+}
+
+/// One more failure of `worker` (see [`Store::charge_worker`]).
+fn charge(
+    tx: &rusqlite::Transaction<'_>,
+    path: &std::path::Path,
+    charging: WorkerCharging,
+    worker: &str,
+    why: &str,
+    now_ms: i64,
+) -> Result<Option<i64>, StoreError> {
+    let failures: Option<i64> = tx
+        .query_row("SELECT failures FROM workers WHERE name = ?1", params![worker], |r| r.get(0))
+        .optional()
+        .map_err(sql_at(path, "read a worker's failures"))?;
+    let Some(failures) = failures else { return Ok(None) };
+    let failures = failures.saturating_add(1);
+    if failures < i64::from(charging.failures_before_bench) {
+        tx.execute("UPDATE workers SET failures = ?2 WHERE name = ?1", params![worker, failures])
+            .map_err(sql_at(path, "charge a worker"))?;
+        return Ok(None);
+    }
+    let until = now_ms.saturating_add(charging.bench_ms.min(i64::MAX as u64) as i64);
+    let reason =
+        bounded_text(&format!("{failures} failed tasks in a row; the last: {why}"), ERROR_MESSAGE_CHARS);
+    tx.execute(
+        "UPDATE workers SET failures = 0, bench_reason = ?3,
+           benched_until_ms = MAX(COALESCE(benched_until_ms, 0), ?2) WHERE name = ?1",
+        params![worker, until, reason],
+    )
+    .map_err(sql_at(path, "bench a worker"))?;
+    tracing::warn!(%worker, failures, until, %why, "worker benched after failed tasks in a row");
+    Ok(Some(until))
 }
 
 fn expire_open_tasks(

@@ -114,7 +114,14 @@ fn tasks_record_how_long_their_sector_waited_and_schema_3_gains_the_column() {
         let id = s.start_task(n, TaskKind::PreCommit, None, None, 4_000).unwrap();
         assert_eq!(s.task(id).unwrap().unwrap().queued_ms, Some(2_500), "waited since StartSealing");
         // The database as schema 3 left it: no queued time.
-        s.conn.execute_batch("ALTER TABLE tasks DROP COLUMN queued_ms; PRAGMA user_version = 3;").unwrap();
+        s.conn
+            .execute_batch(
+                "ALTER TABLE tasks DROP COLUMN queued_ms; ALTER TABLE workers DROP COLUMN failures;
+                 ALTER TABLE workers DROP COLUMN benched_until_ms; ALTER TABLE workers DROP COLUMN bench_reason;
+                 ALTER TABLE post_runs DROP COLUMN exit_code; ALTER TABLE post_runs DROP COLUMN receipt_error;
+                 PRAGMA user_version = 3;",
+            )
+            .unwrap();
         id
     };
     let mut s = store(tmp.path());
@@ -123,4 +130,10 @@ fn tasks_record_how_long_their_sector_waited_and_schema_3_gains_the_column() {
     assert_eq!(s.task(id).unwrap().unwrap().queued_ms, Some(3_500));
     let counts = s.sector_counts().unwrap();
     assert_eq!(counts, vec![(SectorState::Unsealed, 1)]);
+    // Schema 5's columns came with the migration: workers' charges, runs' receipts.
+    s.create_worker_token("w", "h", "k", 1).unwrap();
+    s.register_worker("w", "i", "http://w", &Default::default(), 1).unwrap();
+    assert_eq!(s.charge_worker("w", "x", 2).unwrap(), None);
+    assert_eq!(s.workers().unwrap()[0].failures, 1);
+    assert!(s.runs_awaiting_receipt().unwrap().is_empty());
 }

@@ -21,6 +21,14 @@ pub enum DispatchError {
         /// Why.
         reason: String,
     },
+    /// This node could not open a connection (it is out of file descriptors).
+    #[error("{endpoint}: this node cannot open a connection: {reason}")]
+    Local {
+        /// The task endpoint.
+        endpoint: String,
+        /// Why.
+        reason: String,
+    },
     /// The worker refused the task.
     #[error("{endpoint}: HTTP {status} {kind}: {message}")]
     Refused {
@@ -43,11 +51,40 @@ pub enum DispatchError {
     },
 }
 
+impl DispatchError {
+    /// Whether this node, not the worker, is at fault: it ran out of file
+    /// descriptors for the connection. The worker is not charged for it.
+    pub fn is_local(&self) -> bool {
+        matches!(self, Self::Local { .. })
+    }
+
+    /// Whether the worker said it was busy (every slot taken): it is held off
+    /// briefly, not charged, since its view of its slots is the true one.
+    pub fn is_busy(&self) -> bool {
+        matches!(self, Self::Refused { kind: ErrorKind::Busy, .. })
+    }
+}
+
+fn unreachable(endpoint: String, e: ureq::Error) -> DispatchError {
+    let local = std::error::Error::source(&e)
+        .and_then(|s| s.downcast_ref::<std::io::Error>())
+        .is_some_and(proofs::out_of_descriptors);
+    if local {
+        DispatchError::Local { endpoint, reason: e.to_string() }
+    } else {
+        DispatchError::Unreachable { endpoint, reason: e.to_string() }
+    }
+}
+
 /// Hands tasks to workers (a trait so the driver's tests can stand in for the network).
 pub trait Dispatcher: Send + Sync {
     /// Sends C2 task `task` with the binary C1 output `c1` to the worker at
     /// `url`, authenticated with its dispatch key. Ok once the worker accepted it.
     fn send_c2(&self, url: &str, key: &str, task: u64, c1: &[u8]) -> Result<(), DispatchError>;
+
+    /// Tells the worker at `url` that task `task` is no longer wanted
+    /// (`DELETE /v0/tasks/{id}`): it throws the result away and frees the slot.
+    fn cancel(&self, url: &str, key: &str, task: u64) -> Result<(), DispatchError>;
 
     /// Asks the worker at `url` for a Window PoSt SNARK and waits for it, at
     /// most `timeout`.
@@ -85,6 +122,18 @@ impl HttpDispatcher {
 }
 
 impl Dispatcher for HttpDispatcher {
+    fn cancel(&self, url: &str, key: &str, task: u64) -> Result<(), DispatchError> {
+        let endpoint = format!("{}/v0/tasks/{task}", url.trim_end_matches('/'));
+        match self.agent.delete(&endpoint).set("Authorization", &format!("Bearer {key}")).call() {
+            Ok(_) => Ok(()),
+            Err(ureq::Error::Status(status, r)) => {
+                let body = ApiErrorBody::from_answer(r);
+                Err(DispatchError::Refused { endpoint, status, kind: body.kind, message: body.message })
+            }
+            Err(e) => Err(unreachable(endpoint, e)),
+        }
+    }
+
     fn window_post(
         &self,
         url: &str,
@@ -106,7 +155,7 @@ impl Dispatcher for HttpDispatcher {
                 let body = ApiErrorBody::from_answer(r);
                 Err(DispatchError::Refused { endpoint, status, kind: body.kind, message: body.message })
             }
-            Err(e) => Err(DispatchError::Unreachable { endpoint, reason: e.to_string() }),
+            Err(e) => Err(unreachable(endpoint, e)),
         }
     }
 
@@ -140,7 +189,7 @@ impl Dispatcher for HttpDispatcher {
                 let body = ApiErrorBody::from_answer(r);
                 Err(DispatchError::Refused { endpoint, status, kind: body.kind, message: body.message })
             }
-            Err(e) => Err(DispatchError::Unreachable { endpoint, reason: e.to_string() }),
+            Err(e) => Err(unreachable(endpoint, e)),
         }
     }
 }

@@ -15,15 +15,17 @@ pub fn worker_state(w: &WorkerRow, now_ms: i64, lease_ms: u64) -> WorkerState {
         WorkerState::Unhealthy
     } else if now_ms.saturating_sub(w.last_seen_ms) > lease_ms as i64 {
         WorkerState::Offline
+    } else if w.benched_until_ms.is_some_and(|until| now_ms < until) {
+        WorkerState::Benched
     } else {
         WorkerState::Online
     }
 }
 
-/// Open tasks per worker.
+/// Slots taken per worker: its open tasks, cancelled ones it has not let go included.
 pub fn load(open: &[TaskRow]) -> HashMap<&str, u32> {
     let mut out = HashMap::new();
-    for t in open {
+    for t in open.iter().filter(|t| t.state.holds_slot()) {
         if let Some(w) = t.worker.as_deref() {
             *out.entry(w).or_default() += 1;
         }
@@ -33,8 +35,7 @@ pub fn load(open: &[TaskRow]) -> HashMap<&str, u32> {
 
 /// The worker a C2 of a `size` sector goes to: online, holding the size's
 /// parameters, with a free slot (its slots, as many as its memory holds C2s
-/// of the size: [`Capabilities::slots_for`]), and not in `backoff` (a failed dispatch)
-/// until then; workers that prove the size on GPUs before those that do not,
+/// of the size: [`Capabilities::slots_for`]), not benched; workers that prove the size on GPUs before those that do not,
 /// then the least loaded (by share of slots in use), then by name. None: no
 /// worker is free, and the task runs locally if the local limit allows.
 pub fn pick_worker<'a>(
@@ -43,14 +44,12 @@ pub fn pick_worker<'a>(
     size: SectorSize,
     now_ms: i64,
     lease_ms: u64,
-    backoff: &HashMap<String, i64>,
 ) -> Option<&'a WorkerRow> {
     let load = load(open);
     workers
         .iter()
         .filter(|w| worker_state(w, now_ms, lease_ms) == WorkerState::Online)
         .filter(|w| w.capabilities.proves(size))
-        .filter(|w| backoff.get(&w.name).is_none_or(|&until| now_ms >= until))
         .filter(|w| load.get(w.name.as_str()).copied().unwrap_or(0) < w.capabilities.slots_for(size))
         .min_by(|a, b| {
             let share = |w: &WorkerRow| {
@@ -86,6 +85,9 @@ mod tests {
             last_seen_ms,
             unhealthy: None,
             revoked: false,
+            failures: 0,
+            benched_until_ms: None,
+            bench_reason: None,
         }
     }
 
@@ -106,7 +108,7 @@ mod tests {
     }
 
     fn pick(workers: &[WorkerRow], open: &[TaskRow], size: SectorSize) -> Option<String> {
-        pick_worker(workers, open, size, 1_000, 5_000, &HashMap::new()).map(|w| w.name.clone())
+        pick_worker(workers, open, size, 1_000, 5_000).map(|w| w.name.clone())
     }
 
     #[test]
@@ -135,11 +137,17 @@ mod tests {
         assert_eq!(worker_state(&revoked, 1_000, 5_000), WorkerState::Revoked);
         assert_eq!(pick(&[sick, revoked], &[], SectorSize::KiB2), None);
 
-        let backoff = HashMap::from([("a".to_string(), 2_000)]);
-        assert!(pick_worker(std::slice::from_ref(&online), &[], SectorSize::KiB2, 1_000, 5_000, &backoff)
-            .is_none());
-        assert!(pick_worker(std::slice::from_ref(&online), &[], SectorSize::KiB2, 2_000, 5_000, &backoff)
-            .is_some());
+        let mut benched = online.clone();
+        benched.benched_until_ms = Some(2_000);
+        assert_eq!(worker_state(&benched, 1_000, 5_000), WorkerState::Benched);
+        assert!(pick_worker(std::slice::from_ref(&benched), &[], SectorSize::KiB2, 1_000, 5_000).is_none());
+        assert!(pick_worker(std::slice::from_ref(&benched), &[], SectorSize::KiB2, 2_000, 5_000).is_some());
+        // A cancelled task its worker still proves keeps the slot taken.
+        let mut cancelling = task(1, "a");
+        cancelling.state = TaskState::Cancelling;
+        assert_eq!(pick(std::slice::from_ref(&online), &[cancelling.clone()], SectorSize::KiB2), None);
+        cancelling.state = TaskState::Cancelled;
+        assert!(pick(std::slice::from_ref(&online), &[cancelling], SectorSize::KiB2).is_some());
     }
 
     #[test]

@@ -11,9 +11,17 @@ const TOKEN: &str = "kiln-worker-test";
 struct FakeDispatcher {
     sent: Mutex<Vec<u64>>,
     refuse: AtomicBool,
+    /// Tasks the daemon told the worker to drop.
+    cancelled: Mutex<Vec<u64>>,
 }
 
 impl Dispatcher for FakeDispatcher {
+    fn cancel(&self, _: &str, key: &str, task: u64) -> Result<(), DispatchError> {
+        assert_eq!(key, protocol::dispatch_key(TOKEN));
+        self.cancelled.lock().unwrap().push(task);
+        Ok(())
+    }
+
     fn send_c2(&self, url: &str, key: &str, task: u64, c1: &[u8]) -> Result<(), DispatchError> {
         assert_eq!(key, protocol::dispatch_key(TOKEN), "the daemon presents the worker's dispatch key");
         assert!(!c1.is_empty());
@@ -98,7 +106,8 @@ impl Rig {
                 let mut store = self.ledger.store();
                 store.worker_heartbeat("w", "i", &sent, now + 60_000, now).unwrap();
                 for id in sent {
-                    if !reported.contains(&id) {
+                    let running = store.task(id).unwrap().is_some_and(|t| t.state == TaskState::Running);
+                    if running && !reported.contains(&id) {
                         store.report_task(id, "w", Ok(proof), now).unwrap();
                         reported.push(id);
                     }
@@ -214,7 +223,8 @@ fn a_worker_refusing_the_task_is_backed_off_and_with_no_local_slots_the_sector_w
     assert_eq!(r.engine.commits.load(Ordering::SeqCst), 0);
     // A failure the worker reports is charged to the worker, not the sector.
     d.refuse.store(false, Ordering::SeqCst);
-    r.pipeline.backoff.clear();
+    assert_eq!(r.ledger.store().workers().unwrap()[0].failures, 1, "the refusal is charged");
+    r.ledger.store().reset_worker("w").unwrap();
     for _ in 0..1_000 {
         if !d.sent.lock().unwrap().is_empty() {
             break;
@@ -258,7 +268,9 @@ fn a_failing_worker_is_benched_and_the_sector_proves_without_losing_attempts() {
     let mut want = vec![(Some("w"), TaskState::Failed); bench];
     want.push((None, TaskState::Done));
     assert_eq!(summary(&r.commit_tasks(1)), want);
-    assert!(r.pipeline.backoff.contains_key("w"), "benched");
+    let w = &r.ledger.store().workers().unwrap()[0];
+    assert!(w.benched_until_ms.is_some_and(|t| t > r.now()), "benched: {w:?}");
+    assert!(w.bench_reason.as_deref().unwrap().contains("parameter file digest mismatch"), "{w:?}");
 }
 
 /// A worker that takes tasks and heartbeats but never finishes (a hung
@@ -327,6 +339,135 @@ fn a_hung_worker_cannot_hold_a_sector_past_its_precommit_expiry() {
     }
     assert!(r.event_names(1).contains(&"PreCommitExpired"), "{:?}", r.event_names(1));
     let tasks = r.commit_tasks(1);
-    assert_eq!(summary(&tasks)[0], (Some("w"), TaskState::Cancelled), "{tasks:?}");
+    // The worker still lists it: it keeps the slot, and was told to drop it.
+    assert_eq!(summary(&tasks)[0], (Some("w"), TaskState::Cancelling), "{tasks:?}");
     assert!(tasks[0].error.as_deref().unwrap().contains("PreCommit expired"));
+    r.pass(1_100);
+    assert!(d.cancelled.lock().unwrap().contains(&tasks[0].id));
+}
+
+/// A worker that accepts every C2 and then registers again as a new instance
+/// (a crash loop, or a lie) loses the task each time and is charged for it,
+/// wherever the expiry is found (here: at its registration): after
+/// `failures_before_bench` it is benched, the C2 runs locally, and the bench
+/// outlives a restart of the daemon. (It was never charged: C2 starved.)
+#[test]
+fn a_worker_that_restarts_with_tasks_open_is_charged_and_benched() {
+    let (mut r, d) = remote_rig(60_000, 1);
+    let caps = r.ledger.store().workers().unwrap()[0].capabilities.clone();
+    pledge(&r.ledger, &r.config, 1, r.now()).unwrap();
+    let mut restarts = 0;
+    for _ in 0..20_000 {
+        if r.state(1) == SectorState::Proving {
+            break;
+        }
+        r.turn();
+        let sent = d.sent.lock().unwrap().len();
+        if sent > restarts {
+            restarts = sent;
+            let now = r.now();
+            r.ledger.store().register_worker("w", &format!("i{restarts}"), "http://w", &caps, now).unwrap();
+        }
+    }
+    assert_eq!(r.state(1), SectorState::Proving);
+    let bench = r.config.workers.failures_before_bench as usize;
+    let mut want = vec![(Some("w"), TaskState::Expired); bench];
+    want.push((None, TaskState::Done));
+    assert_eq!(summary(&r.commit_tasks(1)), want);
+    assert!(!r.event_names(1).contains(&"StepFailed"));
+    let benched = |store: &crate::store::Store| {
+        let w = store.workers().unwrap().remove(0);
+        assert!(w.bench_reason.as_deref().unwrap().contains("restarted"), "{w:?}");
+        w.benched_until_ms.unwrap()
+    };
+    let until = benched(&r.ledger.store());
+    assert!(until > r.now());
+    // The bench is in the database: a daemon restarting finds it.
+    let reopened = crate::store::Store::open(&r.config.database_path(), r.config.retry).unwrap();
+    assert_eq!(benched(&reopened), until);
+    assert_eq!(
+        crate::workers::scheduler::worker_state(&reopened.workers().unwrap()[0], r.now(), 60_000),
+        wire::api::WorkerState::Benched
+    );
+}
+
+/// Aborting a sector whose C2 is on a worker cancels the task at once and
+/// tells the worker; the slot stays taken while the worker still proves it
+/// (it was freed at once, oversubscribing the worker) and is freed when the
+/// worker reports (409: not wanted). Another sector then gets the worker.
+/// Before, the task stayed open for good and the slot with it.
+#[test]
+fn an_aborted_sectors_remote_task_holds_the_slot_until_the_worker_lets_go() {
+    let (mut r, d) = remote_rig(60_000, 0);
+    pledge(&r.ledger, &r.config, 2, r.now()).unwrap();
+    for _ in 0..20_000 {
+        if !d.sent.lock().unwrap().is_empty() && !r.pipeline.busy() {
+            break;
+        }
+        r.turn();
+    }
+    let first = d.sent.lock().unwrap()[0];
+    let task = r.ledger.store().task(first).unwrap().unwrap();
+    let (aborted, other) = (task.sector, 3 - task.sector);
+    let now = r.now();
+    let abort = crate::lifecycle::SectorEvent::Abort { reason: "operator".into() };
+    r.ledger.store().apply(aborted, &abort, now).unwrap();
+    assert_eq!(r.ledger.store().task(first).unwrap().unwrap().state, TaskState::Cancelling);
+    // The worker still lists it: told to drop it, and the slot stays taken.
+    for _ in 0..400 {
+        r.turn();
+        let now = r.now();
+        let drop = r.ledger.store().worker_heartbeat("w", "i", &[first], now + 60_000, now).unwrap();
+        assert_eq!(drop, [first]);
+    }
+    assert!(d.cancelled.lock().unwrap().contains(&first), "the worker was told");
+    r.drive_to(other, SectorState::Committing);
+    r.pass(200);
+    assert_eq!(d.sent.lock().unwrap().len(), 1, "no second C2 while the worker still proves the first");
+    // The worker finishes and reports a failure: refused (not wanted), the slot freed.
+    let now = r.now();
+    let e = r.ledger.store().report_task(first, "w", Err("out of memory"), now).unwrap_err();
+    assert!(e.to_string().contains("cancelled"), "{e}");
+    assert_eq!(r.ledger.store().task(first).unwrap().unwrap().state, TaskState::Cancelled);
+    r.drive_with_worker(&d, other, SectorState::Proving, true, GOOD);
+    assert_eq!(r.state(aborted), SectorState::Failed);
+    assert!(r.ledger.store().open_tasks().unwrap().is_empty(), "{:?}", r.ledger.store().open_tasks());
+}
+
+/// Removing a sector whose worker already reported closes the task with the
+/// removal (it was left `reported` with the slot taken); a cancelled task the
+/// worker no longer lists in a heartbeat is let go at once.
+#[test]
+fn removal_closes_reported_tasks_and_a_heartbeat_without_the_task_lets_it_go() {
+    let (mut r, d) = remote_rig(60_000, 0);
+    pledge(&r.ledger, &r.config, 2, r.now()).unwrap();
+    for _ in 0..20_000 {
+        if d.sent.lock().unwrap().len() == 1 && !r.pipeline.busy() {
+            break;
+        }
+        r.turn();
+    }
+    let first = d.sent.lock().unwrap()[0];
+    let sector = r.ledger.store().task(first).unwrap().unwrap().sector;
+    let now = r.now();
+    r.ledger.store().report_task(first, "w", Err("out of memory"), now).unwrap();
+    r.ledger.store().apply(sector, &crate::lifecycle::SectorEvent::Remove, now).unwrap();
+    assert_eq!(r.ledger.store().task(first).unwrap().unwrap().state, TaskState::Cancelled);
+    r.drive_to(sector, SectorState::Removed);
+    // The other sector's C2 goes out; abort it, and the worker's next
+    // heartbeat does not list it (it had not started): let go.
+    for _ in 0..20_000 {
+        if d.sent.lock().unwrap().len() == 2 && !r.pipeline.busy() {
+            break;
+        }
+        r.turn();
+    }
+    let second = d.sent.lock().unwrap()[1];
+    let other = r.ledger.store().task(second).unwrap().unwrap().sector;
+    let now = r.now();
+    r.ledger.store().apply(other, &crate::lifecycle::SectorEvent::Abort { reason: "x".into() }, now).unwrap();
+    assert_eq!(r.ledger.store().task(second).unwrap().unwrap().state, TaskState::Cancelling);
+    r.ledger.store().worker_heartbeat("w", "i", &[], now + 60_000, now).unwrap();
+    assert_eq!(r.ledger.store().task(second).unwrap().unwrap().state, TaskState::Cancelled);
+    assert!(r.ledger.store().open_tasks().unwrap().is_empty());
 }
