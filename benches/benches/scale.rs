@@ -89,6 +89,9 @@ impl Dispatcher for RecordingDispatcher {
         self.sent.lock().unwrap().push((task, url.to_string(), SystemClock.now_ms()));
         Ok(())
     }
+    fn cancel(&self, _: &str, _: &str, _: u64) -> Result<(), DispatchError> {
+        Ok(())
+    }
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {

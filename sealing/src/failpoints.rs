@@ -20,6 +20,7 @@ pub const CRASH_POINTS: &[&str] = &[
     "precommitted:waiting-seed",
     "commit:proof-written-unrecorded",
     "provecommit:sent-unrecorded",
+    "chain:executed-unrecorded",
     "finalize:done-unrecorded",
     "wdpost:proved-unsent",
 ];

@@ -80,6 +80,9 @@ fn sigkill_in_every_state_loses_nothing_and_sends_nothing_twice() {
     let steps = [
         ("pc1:mid-labeling", SectorState::Unsealed),
         ("precommit:sent-unrecorded", SectorState::PreCommitting),
+        // The chain executes the PreCommit and dies before its receipt: the
+        // effect goes with it (one transaction), so it executes once, with exit 0.
+        ("chain:executed-unrecorded", SectorState::PreCommitting),
         ("precommitted:waiting-seed", SectorState::PreCommitted),
     ];
     for (point, state) in steps {
@@ -108,6 +111,7 @@ fn sigkill_in_every_state_loses_nothing_and_sends_nothing_twice() {
     let steps = [
         ("commit:proof-written-unrecorded", SectorState::Committing),
         ("provecommit:sent-unrecorded", SectorState::CommitWait),
+        ("chain:executed-unrecorded", SectorState::CommitWait),
         ("finalize:done-unrecorded", SectorState::FinalizeSector),
     ];
     for (point, state) in steps {
@@ -119,7 +123,7 @@ fn sigkill_in_every_state_loses_nothing_and_sends_nothing_twice() {
     let after_proof = read_log("provecommit:sent-unrecorded");
     assert!(after_proof.contains("reusing the proof"), "{after_proof}");
     assert!(!after_proof.contains("circuit synthesised"), "C2 ran again");
-    assert!(read_log("finalize:done-unrecorded").contains("adopting the message"));
+    assert!(read_log("chain:executed-unrecorded").contains("adopting the message"));
 
     // A last start reaches Proving, although its first task thread (finalize) panics:
     // the task fails, is retried, and the daemon goes on.

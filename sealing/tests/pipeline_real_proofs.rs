@@ -93,6 +93,9 @@ impl Chain for CorruptFirstProof {
     fn elections(&self, from: u64, to: u64, now: i64) -> Result<Vec<ElectionOnChain>, ChainError> {
         self.inner.elections(from, to, now)
     }
+    fn election_sectors(&self, epoch: u64, now: i64) -> Result<Vec<ProvingSectorOnChain>, ChainError> {
+        self.inner.election_sectors(epoch, now)
+    }
 }
 
 fn now_ms() -> i64 {

@@ -160,6 +160,15 @@ pub struct PreCommitOnChain {
     pub expiry: u64,
     /// Whether the sector has been proven.
     pub proven: bool,
+    /// The comm_r it commits to.
+    #[serde(default)]
+    pub comm_r: Commitment,
+    /// The comm_d it commits to.
+    #[serde(default)]
+    pub comm_d: Commitment,
+    /// The epoch its ProveCommit landed in, once proven.
+    #[serde(default)]
+    pub proven_epoch: Option<u64>,
 }
 
 /// How the chain schedules proving: the proving period split into deadlines,

@@ -184,6 +184,10 @@ pub trait Chain: Send + Sync {
     fn health_events(&self, since_epoch: u64, now_ms: i64) -> Result<Vec<HealthEvent>, ChainError>;
     /// Whether the miner won the block election of `epoch`.
     fn won_election(&self, epoch: u64) -> bool;
+    /// The sectors a Winning PoSt for the election of `epoch` draws from, by
+    /// sector id: those active as of that epoch (what the chain checks the
+    /// Winning PoSt against; a fault declared later does not change it).
+    fn election_sectors(&self, epoch: u64, now_ms: i64) -> Result<Vec<ProvingSectorOnChain>, ChainError>;
     /// Won elections in `from..=to`, with their Winning PoSts once landed.
     fn elections(&self, from: u64, to: u64, now_ms: i64) -> Result<Vec<ElectionOnChain>, ChainError>;
 }

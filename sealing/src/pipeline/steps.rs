@@ -52,6 +52,9 @@ impl Pipeline {
                     Some(Ok(epoch)) => {
                         self.apply(n, &SectorEvent::PreCommitLanded { epoch })?;
                     }
+                    // Refused, yet the chain may hold this sector's PreCommit
+                    // (one this store lost track of): that is adopted.
+                    Some(Err(_)) if self.adopt_precommit(row, now)? => {}
                     Some(Err(error)) => {
                         self.apply(
                             n,
@@ -61,9 +64,15 @@ impl Pipeline {
                 },
                 None => {
                     let message = precommit_message(row)?;
-                    let message =
-                        self.send_once(&message, now, || crash_point!("precommit:sent-unrecorded"))?;
-                    self.apply(n, &SectorEvent::PreCommitSent { message })?;
+                    let sent = self.send_once(
+                        &message,
+                        now,
+                        || self.adopt_precommit(row, now),
+                        || crash_point!("precommit:sent-unrecorded"),
+                    )?;
+                    if let Some(message) = sent {
+                        self.apply(n, &SectorEvent::PreCommitSent { message })?;
+                    }
                 }
             },
             S::PreCommitted => {
@@ -79,7 +88,15 @@ impl Pipeline {
                 }
             }
             S::Committing => {
-                if self.ledger.chain().precommit(n, now)?.is_none() {
+                let on_chain = self.ledger.chain().precommit(n, now)?;
+                if on_chain.as_ref().is_some_and(|pc| pc.proven && holds(row, pc)) {
+                    // Proven on chain already (a ProveCommit this store lost track of).
+                    info!("the chain holds this sector proven; adopting it");
+                    self.cancel_tasks(n, "the sector is proven on chain")?;
+                    self.apply(n, &SectorEvent::ProofReady)?;
+                    return Ok(());
+                }
+                if on_chain.is_none() {
                     // The prove-commit window passed (a worker pinning the task with
                     // heartbeats cannot hold the sector past it): seal again.
                     self.cancel_tasks(n, "the PreCommit expired")?;
@@ -99,7 +116,9 @@ impl Pipeline {
                     None => {}
                     Some(Ok(epoch)) => {
                         self.apply(n, &SectorEvent::CommitLanded { epoch })?;
+                        self.drop_landed_proof(n);
                     }
+                    Some(Err(_)) if self.adopt_commit(row, now)? => {}
                     Some(Err(reason)) => {
                         self.apply(n, &SectorEvent::CommitRejected { reason })?;
                     }
@@ -107,9 +126,21 @@ impl Pipeline {
                 None => match std::fs::read(self.config.proof_path(n)) {
                     Ok(proof) => {
                         let message = Message::ProveCommit { sector: n, proof };
-                        let message =
-                            self.send_once(&message, now, || crash_point!("provecommit:sent-unrecorded"))?;
-                        self.apply(n, &SectorEvent::CommitSent { message })?;
+                        let sent = self.send_once(
+                            &message,
+                            now,
+                            || self.adopt_commit(row, now),
+                            || crash_point!("provecommit:sent-unrecorded"),
+                        )?;
+                        if let Some(message) = sent {
+                            self.apply(n, &SectorEvent::CommitSent { message })?;
+                        }
+                    }
+                    Err(_) if self.adopt_commit(row, now)? => {}
+                    // Out of descriptors: this node's trouble, tried again without a charge.
+                    Err(e) if proofs::out_of_descriptors(&e) => {
+                        let reason = format!("read the proof {}: {e}", self.config.proof_path(n).display());
+                        return Err(PipelineError::Sector { number: n, reason });
                     }
                     Err(e) => {
                         let error = format!("proof file {}: {e}", self.config.proof_path(n).display());
@@ -121,6 +152,8 @@ impl Pipeline {
                 },
             },
             S::FinalizeSector => {
+                // Landed: the proof file is not needed (a data directory from before kept it).
+                self.drop_landed_proof(n);
                 if self.count(TaskKind::Finalize) < self.config.limits.finalize
                     && self.may_start(TaskKind::Finalize, now)
                 {
@@ -163,6 +196,31 @@ impl Pipeline {
         Ok(())
     }
 
+    /// A sector whose PreCommit the chain already holds live (the same
+    /// comm_r and comm_d) is pre-committed, whatever became of the message
+    /// this store recorded: it is adopted, never sent again (which the chain
+    /// would refuse). True when it was.
+    fn adopt_precommit(&self, row: &SectorRow, now: i64) -> Result<bool, PipelineError> {
+        let Some(pc) = self.ledger.chain().precommit(row.number, now)? else { return Ok(false) };
+        if !holds(row, &pc) {
+            return Ok(false);
+        }
+        info!(epoch = pc.epoch, "the chain holds this sector's PreCommit; adopting it");
+        self.apply(row.number, &SectorEvent::PreCommitLanded { epoch: pc.epoch })?;
+        Ok(true)
+    }
+
+    /// A sector the chain holds proven is committed: adopted, whatever became
+    /// of its ProveCommit message. True when it was.
+    fn adopt_commit(&self, row: &SectorRow, now: i64) -> Result<bool, PipelineError> {
+        let Some(pc) = self.ledger.chain().precommit(row.number, now)? else { return Ok(false) };
+        let Some(epoch) = pc.proven_epoch.filter(|_| pc.proven && holds(row, &pc)) else { return Ok(false) };
+        info!(epoch, "the chain holds this sector proven; adopting it");
+        self.apply(row.number, &SectorEvent::CommitLanded { epoch })?;
+        self.drop_landed_proof(row.number);
+        Ok(true)
+    }
+
     /// What became of recorded message `id`: nothing yet, landed in an epoch,
     /// or failed (why).
     fn outcome(
@@ -186,22 +244,36 @@ impl Pipeline {
     }
 
     /// Sends `message` unless an identical one is already pending or landed
-    /// (sent before a crash that kept the send from being recorded); `sent`
-    /// runs between the send and its record (a crash point).
+    /// (sent before a crash that kept the send from being recorded: its id is
+    /// adopted) or `adopt` finds the chain already holds what it would do (it
+    /// records that itself: `None`); `sent` runs between the send and its
+    /// record (a crash point).
     fn send_once(
         &self,
         message: &Message,
         now: i64,
+        adopt: impl FnOnce() -> Result<bool, PipelineError>,
         sent: impl FnOnce(),
-    ) -> Result<MessageId, PipelineError> {
+    ) -> Result<Option<MessageId>, PipelineError> {
         let chain = self.ledger.chain();
         if let Some(id) = chain.find_message(message, now)? {
             info!(message = %id, "adopting the message sent before the restart");
-            return Ok(id);
+            return Ok(Some(id));
+        }
+        if adopt()? {
+            return Ok(None);
         }
         let id = chain.send(message, now)?;
         sent();
-        Ok(id)
+        Ok(Some(id))
+    }
+
+    /// A landed proof is no longer needed: its file goes (best effort; a
+    /// later finalize or removal tries again).
+    pub(super) fn drop_landed_proof(&self, n: u64) {
+        if let Err(reason) = remove_path(&self.config.proof_path(n)) {
+            tracing::warn!(%reason, "cannot remove the landed proof");
+        }
     }
 
     /// The PreCommit expired: drop the proof and seal again with a new ticket.
@@ -230,6 +302,11 @@ impl Pipeline {
         let waited = now.saturating_sub(first.added_ms) >= self.config.packing.wait_ms as i64;
         Ok(full || waited)
     }
+}
+
+/// Whether the chain's PreCommit `pc` is this sector's own (its comm_r and comm_d).
+fn holds(row: &SectorRow, pc: &crate::chain::PreCommitOnChain) -> bool {
+    row.comm_r == Some(pc.comm_r) && row.comm_d == Some(pc.comm_d)
 }
 
 fn missing(number: u64, what: &str) -> PipelineError {

@@ -417,8 +417,8 @@ impl ProverCore {
         let _span = info_span!("winning_post", epoch).entered();
         let _gate = self.gate.enter();
         let chain = self.ledger.chain();
-        let eligible: Vec<&ProvingSectorOnChain> =
-            sectors.iter().filter(|s| s.health == SectorHealth::Active && s.activation <= epoch).collect();
+        // The chain's own set for this election: the one it checks the proof against.
+        let eligible = chain.election_sectors(epoch, self.ledger.now_ms())?;
         if eligible.is_empty() {
             warn!("won an election with no eligible sector");
             return Ok(());
@@ -427,7 +427,7 @@ impl ProverCore {
         let randomness = chain.randomness(RandomnessKind::WinningPost, epoch, started_ms)?;
         let prover_id = self.layout.prover_id;
         let index = winning_sector_index(&prover_id, &randomness, eligible.len() as u64)?;
-        let chosen = eligible[index as usize];
+        let chosen = &eligible[index as usize];
         let post = PostProof::winning(chosen.sector_size);
         let t = Instant::now();
         let van = vanilla::generate(&post, &randomness, &[self.proving_sector(chosen)], self.limits())?;

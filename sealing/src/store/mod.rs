@@ -703,6 +703,12 @@ impl Store {
             .collect()
     }
 
+    /// The connection, for tests that set up states no event leads to.
+    #[cfg(test)]
+    pub(crate) fn conn_for_tests(&self) -> &Connection {
+        &self.conn
+    }
+
     /// Replays sector `number`'s log and checks it gives the stored state.
     pub fn check_replay(&self, number: u64) -> Result<Lifecycle, StoreError> {
         let row = self.sector(number)?.ok_or(StoreError::UnknownSector(number))?;

@@ -90,6 +90,8 @@ CREATE TABLE IF NOT EXISTS chain_precommits (
 pub struct EmbeddedChain {
     conn: Mutex<Connection>,
     executing: Mutex<()>,
+    /// Why execution waits, while a message cannot be judged.
+    stalled: Mutex<Option<String>>,
     /// False for an observer: it reads what its executor recorded and runs nothing.
     executes: bool,
     path: PathBuf,
@@ -135,6 +137,7 @@ impl EmbeddedChain {
         Ok(Self {
             conn: Mutex::new(conn),
             executing: Mutex::new(()),
+            stalled: Mutex::new(None),
             executes: true,
             path: path.to_path_buf(),
             config,
@@ -197,103 +200,154 @@ impl EmbeddedChain {
 
     /// Executes every message sent before the head's epoch, in order, unless
     /// another caller is doing so (it will finish them; this one reads on).
+    /// Each message's effects and its receipt are one transaction, so a crash
+    /// never leaves an effect without its receipt (which would execute the
+    /// message again, and refuse it). A message the verifier cannot judge
+    /// (its key unreadable: the node's fault, not the message's) stops
+    /// execution there until it can, instead of getting a receipt.
     fn execute_due(&self, head: u64) -> Result<(), ChainError> {
         if !self.executes {
             return Ok(());
         }
         // Another caller is executing: it records every due message. A lock
-        // poisoned by a panic there is taken as is (each receipt is one statement).
+        // poisoned by a panic there is taken as is (each message is one transaction).
         let _executing = match self.executing.try_lock() {
             Ok(guard) => guard,
             Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
             Err(std::sync::TryLockError::WouldBlock) => return Ok(()),
         };
+        self.execute_locked(head)
+    }
+
+    /// [`EmbeddedChain::execute_due`], waiting for another caller's execution
+    /// to end first: what it returns after is complete up to `head`.
+    fn execute_due_waiting(&self, head: u64) -> Result<(), ChainError> {
+        if !self.executes {
+            return Ok(());
+        }
+        let _executing = self.executing.lock().unwrap_or_else(|p| p.into_inner());
+        self.execute_locked(head)
+    }
+
+    fn execute_locked(&self, head: u64) -> Result<(), ChainError> {
         let due: Vec<(i64, i64, String)> = {
             let conn = self.conn();
             let mut stmt = conn
-                .prepare_cached("SELECT id, sent_epoch, body FROM chain_messages WHERE exec_epoch IS NULL AND sent_epoch < ?1 ORDER BY id")
+                .prepare_cached("SELECT id, sent_epoch, body FROM chain_messages WHERE exec_epoch IS NULL AND sent_epoch < ?1 ORDER BY sent_epoch, id")
                 .map_err(self.sql("prepare"))?;
             let rows = stmt
                 .query_map(params![head as i64], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
                 .map_err(self.sql("read pending messages"))?;
             rows.collect::<Result<_, _>>().map_err(self.sql("read pending messages"))?
         };
+        let mut closing = head;
         for (id, sent, body) in due {
             let epoch = sent as u64 + 1;
+            // Windows that close by this message's epoch are settled; later ones wait for it.
+            self.close_windows(closing.min(epoch))?;
             let outcome = match serde_json::from_str::<Message>(&body) {
                 Ok(m) => self.execute(id, &m, epoch)?,
-                Err(e) => Err((EXIT_ILLEGAL_ARGUMENT, format!("undecodable message: {e}"))),
+                Err(e) => Exec::Refused(EXIT_ILLEGAL_ARGUMENT, format!("undecodable message: {e}")),
             };
-            let (code, error) = match outcome {
-                Ok(()) => (EXIT_OK, None),
-                Err((code, why)) => (code, Some(why)),
+            let (writes, code, error) = match outcome {
+                Exec::Done(writes) => (writes, EXIT_OK, None),
+                Exec::Refused(code, why) => (Vec::new(), code, Some(why)),
+                Exec::Stalled(why) => {
+                    let mut stalled = relock(&self.stalled);
+                    if stalled.as_deref() != Some(why.as_str()) {
+                        tracing::error!(message = id, %why, "the chain cannot verify a message; execution waits until it can");
+                        *stalled = Some(why);
+                    }
+                    closing = epoch;
+                    break;
+                }
             };
-            self.conn()
-                .execute(
+            *relock(&self.stalled) = None;
+            self.commit(writes, |tx| {
+                crate::failpoints::crash_point!("chain:executed-unrecorded");
+                tx.execute(
                     "UPDATE chain_messages SET exec_epoch = ?2, exit_code = ?3, error = ?4 WHERE id = ?1",
                     params![id, epoch as i64, code, error],
                 )
-                .map_err(self.sql("record a receipt"))?;
+                .map(drop)
+            })?;
         }
-        self.close_windows(head)
+        self.close_windows(closing)
     }
 
-    fn execute(
+    /// Applies `writes`, then `last`, in one transaction.
+    pub(super) fn commit(
         &self,
-        id: i64,
-        message: &Message,
-        epoch: u64,
-    ) -> Result<Result<(), (i64, String)>, ChainError> {
+        writes: Writes,
+        last: impl FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<()>,
+    ) -> Result<(), ChainError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(self.sql("begin"))?;
+        for write in writes {
+            write(&tx).map_err(self.sql("apply a message's effects"))?;
+        }
+        last(&tx).map_err(self.sql("record a receipt"))?;
+        tx.commit().map_err(self.sql("commit"))
+    }
+
+    fn execute(&self, id: i64, message: &Message, epoch: u64) -> Result<Exec, ChainError> {
         let Some(sector) = message.sector() else { return self.execute_proving(id, message, epoch) };
         let live = self.precommit_at(sector, epoch)?;
         Ok(match message {
             Message::PreCommit { sector, sector_size, comm_r, comm_d, ticket_epoch } => {
                 if live.is_some() {
-                    return Ok(Err((EXIT_FORBIDDEN, format!("sector {sector} is already pre-committed"))));
+                    return Ok(Exec::Refused(
+                        EXIT_FORBIDDEN,
+                        format!("sector {sector} is already pre-committed"),
+                    ));
                 }
                 if *ticket_epoch >= epoch || epoch - ticket_epoch > self.config.max_ticket_age {
-                    return Ok(Err((
+                    return Ok(Exec::Refused(
                         EXIT_ILLEGAL_ARGUMENT,
                         format!(
                             "ticket epoch {ticket_epoch} is not within {} epochs before {epoch}",
                             self.config.max_ticket_age
                         ),
-                    )));
+                    ));
                 }
-                self.conn()
-                    .execute(
+                let row = (
+                    *sector as i64,
+                    sector_size.name(),
+                    comm_r.to_hex(),
+                    comm_d.to_hex(),
+                    *ticket_epoch as i64,
+                    epoch as i64,
+                    (epoch + self.config.seed_delay) as i64,
+                    (epoch + self.config.prove_commit_window) as i64,
+                );
+                Exec::Done(vec![Box::new(move |tx| {
+                    tx.execute(
                         "INSERT OR REPLACE INTO chain_precommits
                          (sector, sector_size, comm_r, comm_d, ticket_epoch, epoch, seed_epoch, expiry, proven)
                          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 0)",
-                        params![
-                            *sector as i64,
-                            sector_size.name(),
-                            comm_r.to_hex(),
-                            comm_d.to_hex(),
-                            *ticket_epoch as i64,
-                            epoch as i64,
-                            (epoch + self.config.seed_delay) as i64,
-                            (epoch + self.config.prove_commit_window) as i64
-                        ],
+                        params![row.0, row.1, row.2, row.3, row.4, row.5, row.6, row.7],
                     )
-                    .map_err(self.sql("record a PreCommit"))?;
-                Ok(())
+                    .map(drop)
+                })])
             }
             Message::ProveCommit { sector, proof } => {
                 let Some((pc, stored)) = live else {
-                    return Ok(Err((EXIT_NOT_FOUND, format!("sector {sector} has no live PreCommit"))));
+                    return Ok(Exec::Refused(
+                        EXIT_NOT_FOUND,
+                        format!("sector {sector} has no live PreCommit"),
+                    ));
                 };
                 if pc.proven {
-                    return Ok(Err((EXIT_FORBIDDEN, format!("sector {sector} is already proven"))));
+                    return Ok(Exec::Refused(EXIT_FORBIDDEN, format!("sector {sector} is already proven")));
                 }
                 if epoch <= pc.seed_epoch {
-                    return Ok(Err((
+                    return Ok(Exec::Refused(
                         EXIT_ILLEGAL_ARGUMENT,
                         format!(
                             "the seed of sector {sector} is not available before epoch {}",
                             pc.seed_epoch + 1
                         ),
-                    )));
+                    ));
                 }
                 let statement = SealStatement {
                     sector_size: stored.sector_size,
@@ -307,22 +361,19 @@ impl EmbeddedChain {
                 // The slow part: no connection lock is held here.
                 match self.verifier.verify(&statement, proof) {
                     Ok(true) => {
-                        self.conn()
-                            .execute(
-                                "UPDATE chain_precommits SET proven = 1 WHERE sector = ?1",
-                                params![*sector as i64],
-                            )
-                            .map_err(self.sql("record a proven sector"))?;
-                        self.activate(*sector, stored.sector_size, &stored.comm_r, epoch)?;
-                        Ok(())
+                        let s = *sector as i64;
+                        let mut writes: Writes = vec![Box::new(move |tx| {
+                            tx.execute("UPDATE chain_precommits SET proven = 1 WHERE sector = ?1", params![s])
+                                .map(drop)
+                        })];
+                        writes.push(self.activate(*sector, stored.sector_size, &stored.comm_r, epoch)?);
+                        Exec::Done(writes)
                     }
-                    Ok(false) => {
-                        Err((EXIT_ILLEGAL_ARGUMENT, format!("invalid PoRep proof for sector {sector}")))
-                    }
-                    Err(why) => Err((
+                    Ok(false) => Exec::Refused(
                         EXIT_ILLEGAL_ARGUMENT,
-                        format!("proof of sector {sector} could not be verified: {why}"),
-                    )),
+                        format!("invalid PoRep proof for sector {sector}"),
+                    ),
+                    Err(why) => unjudged(why, &format!("proof of sector {sector}")),
                 }
             }
             _ => unreachable!("proving messages have no sector and are executed above"),
@@ -372,14 +423,57 @@ impl EmbeddedChain {
             comm_d: Commitment::from_hex(&comm_d).map_err(corrupt)?,
             ticket_epoch: ticket_epoch as u64,
         };
+        let proven_epoch = if proven {
+            self.conn()
+                .query_row(
+                    "SELECT activation FROM chain_sectors WHERE sector = ?1",
+                    params![sector as i64],
+                    |r| r.get::<_, i64>(0),
+                )
+                .optional()
+                .map_err(self.sql("read a proven sector"))?
+                .map(|e| e as u64)
+        } else {
+            None
+        };
         let pc = PreCommitOnChain {
             epoch: pc_epoch as u64,
             seed_epoch: seed_epoch as u64,
             expiry: expiry as u64,
             proven,
+            comm_r: stored.comm_r,
+            comm_d: stored.comm_d,
+            proven_epoch,
         };
         Ok(Some((pc, stored)))
     }
+}
+
+/// A message's effects, applied with its receipt in one transaction.
+pub(super) type Writes = Vec<Box<dyn FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<()> + Send>>;
+
+/// What executing a message came to.
+pub(super) enum Exec {
+    /// Accepted: its effects.
+    Done(Writes),
+    /// Refused: the exit code and why.
+    Refused(i64, String),
+    /// Not judged: the verifier cannot run (why); it waits.
+    Stalled(String),
+}
+
+/// A verifier's error: a proof it cannot parse is the message's fault
+/// (refused); a key it cannot read is the node's (the message waits).
+pub(super) fn unjudged(why: proofs::Error, what: &str) -> Exec {
+    if why.disposition() == proofs::Disposition::Permanent {
+        Exec::Refused(EXIT_ILLEGAL_ARGUMENT, format!("{what} could not be verified: {why}"))
+    } else {
+        Exec::Stalled(format!("{what}: the verifier failed: {why}"))
+    }
+}
+
+fn relock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 struct StoredPreCommit {
@@ -538,6 +632,16 @@ impl Chain for EmbeddedChain {
         self.elected(epoch)
     }
 
+    fn election_sectors(&self, epoch: u64, now_ms: i64) -> Result<Vec<ProvingSectorOnChain>, ChainError> {
+        let head = self.epoch_at(now_ms);
+        if epoch > head {
+            return Err(ChainError::FutureEpoch { asked: epoch, head });
+        }
+        // Everything up to the election's epoch is executed before it is read.
+        self.execute_due_waiting(head)?;
+        self.eligible_at(epoch)
+    }
+
     fn elections(&self, from: u64, to: u64, now_ms: i64) -> Result<Vec<ElectionOnChain>, ChainError> {
         self.head(now_ms)?;
         self.read_elections(from, to)
@@ -681,6 +785,50 @@ mod tests {
         let head = c.head(after_window).unwrap();
         let again = c.send(&precommit(3, head - 1), after_window).unwrap();
         assert_eq!(c.receipt(again, after_window + BLOCK).unwrap().unwrap().exit_code, EXIT_OK);
+    }
+
+    /// A verifier that cannot read its key (the node's fault) for its first
+    /// `failures` calls, then accepts `b"good"`.
+    struct BrokenKey(std::sync::atomic::AtomicU32);
+    impl SealVerifier for BrokenKey {
+        fn verify(&self, _: &SealStatement, proof: &[u8]) -> Result<bool, proofs::Error> {
+            use std::sync::atomic::Ordering;
+            if self.0.load(Ordering::SeqCst) > 0 {
+                self.0.fetch_sub(1, Ordering::SeqCst);
+                return Err(proofs::Error::Params {
+                    path: "/params/v28-stacked-proof-of-replication.vk".into(),
+                    reason: "unreadable".into(),
+                });
+            }
+            Ok(proof == b"good")
+        }
+    }
+
+    /// A ProveCommit the verifier cannot judge (its key unreadable) gets no
+    /// receipt and waits; once the key reads again it is executed in the
+    /// epoch after it was sent, as if nothing happened (it got exit 16 for good).
+    #[test]
+    fn a_message_the_verifier_cannot_judge_waits_instead_of_failing() {
+        let tmp = tempfile::tempdir().unwrap();
+        // Two reads (two receipts asked) per epoch, for three epochs.
+        let verifier = BrokenKey(std::sync::atomic::AtomicU32::new(6));
+        let c = EmbeddedChain::open(
+            &tmp.path().join("kiln.db"),
+            EmbeddedChainConfig::default(),
+            Box::new(verifier),
+            &crate::clock::ManualClock::new(0),
+        )
+        .unwrap();
+        c.send(&precommit(1, 9), 10 * BLOCK).unwrap();
+        let prove = c.send(&prove(1, b"good"), 14 * BLOCK).unwrap();
+        let after = c.send(&precommit(2, 13), 14 * BLOCK).unwrap();
+        for epoch in [15, 16, 17] {
+            assert_eq!(c.receipt(prove, epoch * BLOCK).unwrap(), None, "waits at epoch {epoch}");
+            assert_eq!(c.receipt(after, epoch * BLOCK).unwrap(), None, "later messages wait behind it");
+        }
+        let r = c.receipt(prove, 18 * BLOCK).unwrap().unwrap();
+        assert_eq!((r.epoch, r.exit_code), (15, EXIT_OK), "{r:?}");
+        assert_eq!(c.receipt(after, 18 * BLOCK).unwrap().unwrap().exit_code, EXIT_OK);
     }
 
     #[test]

@@ -16,7 +16,7 @@
 //! the beacon); a won election wants a Winning PoSt of the sector its
 //! randomness picks among the active sectors, within `winning_window` epochs.
 
-use super::EmbeddedChain;
+use super::{unjudged, EmbeddedChain, Exec, Writes};
 use crate::chain::{
     ChainError, ElectionOnChain, HealthEvent, Message, MessageId, PostOnChain, ProvingSectorOnChain,
     RandomnessKind, SectorHealth, EXIT_FORBIDDEN, EXIT_ILLEGAL_ARGUMENT, EXIT_NOT_FOUND,
@@ -57,6 +57,7 @@ CREATE TABLE IF NOT EXISTS chain_health (
     why    TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS chain_health_epoch ON chain_health (epoch);
+CREATE INDEX IF NOT EXISTS chain_health_sector ON chain_health (sector, id);
 CREATE TABLE IF NOT EXISTS chain_elections (
     epoch   INTEGER PRIMARY KEY,
     sector  INTEGER NOT NULL,
@@ -68,10 +69,31 @@ CREATE TABLE IF NOT EXISTS chain_cron (
 );
 ";
 
-type Outcome = Result<Result<(), (i64, String)>, ChainError>;
+type Outcome = Result<Exec, ChainError>;
 
 fn refuse(code: i64, why: String) -> Outcome {
-    Ok(Err((code, why)))
+    Ok(Exec::Refused(code, why))
+}
+
+/// A sector's new health and the event that records it.
+fn health_write(
+    sector: u64,
+    health: SectorHealth,
+    epoch: u64,
+    why: &str,
+) -> Box<dyn FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<()> + Send> {
+    let why = why.to_string();
+    Box::new(move |tx| {
+        tx.execute(
+            "UPDATE chain_sectors SET health = ?2 WHERE sector = ?1",
+            params![sector as i64, health.name()],
+        )?;
+        tx.execute(
+            "INSERT INTO chain_health (epoch, sector, health, why) VALUES (?1, ?2, ?3, ?4)",
+            params![epoch as i64, sector as i64, health.name(), why],
+        )
+        .map(drop)
+    })
 }
 
 fn health_of(s: &str) -> Option<SectorHealth> {
@@ -131,21 +153,6 @@ impl EmbeddedChain {
             .collect()
     }
 
-    fn set_health(&self, sector: u64, health: SectorHealth, epoch: u64, why: &str) -> Result<(), ChainError> {
-        let conn = self.conn();
-        conn.execute(
-            "UPDATE chain_sectors SET health = ?2 WHERE sector = ?1",
-            params![sector as i64, health.name()],
-        )
-        .map_err(self.sql("record a sector's health"))?;
-        conn.execute(
-            "INSERT INTO chain_health (epoch, sector, health, why) VALUES (?1, ?2, ?3, ?4)",
-            params![epoch as i64, sector as i64, health.name(), why],
-        )
-        .map_err(self.sql("record a sector's health"))?;
-        Ok(())
-    }
-
     /// Schedules a newly proven sector: into the fullest partition with room,
     /// else into a new partition of the least loaded deadline whose window is
     /// not open now or next. (A sector is due in a window only if it was
@@ -157,7 +164,7 @@ impl EmbeddedChain {
         size: SectorSize,
         comm_r: &Commitment,
         epoch: u64,
-    ) -> Result<(), ChainError> {
+    ) -> Result<Box<dyn FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<()> + Send>, ChainError> {
         let schedule = self.config.proving;
         let current = schedule.current(epoch).deadline;
         let blocked = [current, (current + 1) % schedule.deadlines];
@@ -192,15 +199,16 @@ impl EmbeddedChain {
                 (d, next)
             }
         };
-        self.conn()
-            .execute(
+        let (size, comm_r) = (size.name(), comm_r.to_hex());
+        Ok(Box::new(move |tx| {
+            tx.execute(
                 "INSERT OR REPLACE INTO chain_sectors
                  (sector, sector_size, comm_r, deadline, partition, health, activation)
                  VALUES (?1, ?2, ?3, ?4, ?5, 'active', ?6)",
-                params![sector as i64, size.name(), comm_r.to_hex(), deadline, partition, epoch as i64],
+                params![sector as i64, size, comm_r, deadline, partition, epoch as i64],
             )
-            .map_err(self.sql("schedule a proven sector"))?;
-        Ok(())
+            .map(drop)
+        }))
     }
 
     /// Executes a proving message (one with no sealing sector).
@@ -251,10 +259,7 @@ impl EmbeddedChain {
             }
         }
         let why = if to == SectorHealth::Faulty { "declared faulty" } else { "declared recovered" };
-        for sector in changes {
-            self.set_health(sector, to, epoch, why)?;
-        }
-        Ok(Ok(()))
+        Ok(Exec::Done(changes.into_iter().map(|sector| health_write(sector, to, epoch, why)).collect()))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -322,18 +327,14 @@ impl EmbeddedChain {
                         format!("invalid Window PoSt for partition {partition} of deadline {deadline}"),
                     )
                 }
-                Err(why) => {
-                    return refuse(
-                        EXIT_ILLEGAL_ARGUMENT,
-                        format!("the Window PoSt could not be verified: {why}"),
-                    )
-                }
+                Err(why) => return Ok(unjudged(why, "the Window PoSt")),
             }
         }
         let proven_ids: Vec<u64> = proven.iter().map(|s| s.sector).collect();
         let skipped_ids: Vec<u64> = skipped.iter().copied().collect();
-        self.conn()
-            .execute(
+        let (proven_json, skipped_json) = (ids_json(&proven_ids), ids_json(&skipped_ids));
+        let mut writes: Writes = vec![Box::new(move |tx| {
+            tx.execute(
                 "INSERT INTO chain_posts (open_epoch, partition, deadline, message, epoch, proven, skipped)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 params![
@@ -342,20 +343,22 @@ impl EmbeddedChain {
                     deadline as i64,
                     id,
                     epoch as i64,
-                    ids_json(&proven_ids),
-                    ids_json(&skipped_ids)
+                    proven_json,
+                    skipped_json
                 ],
             )
-            .map_err(self.sql("record a Window PoSt"))?;
+            .map(drop)
+        })];
         for s in &proven {
             if s.health == SectorHealth::Recovering {
-                self.set_health(s.sector, SectorHealth::Active, epoch, "proven after recovery")?;
+                writes.push(health_write(s.sector, SectorHealth::Active, epoch, "proven after recovery"));
             }
         }
+        let skipped_why = format!("skipped in deadline {deadline}");
         for &sector in &skipped_ids {
-            self.set_health(sector, SectorHealth::Faulty, epoch, &format!("skipped in deadline {deadline}"))?;
+            writes.push(health_write(sector, SectorHealth::Faulty, epoch, &skipped_why));
         }
-        Ok(Ok(()))
+        Ok(Exec::Done(writes))
     }
 
     fn post_row(&self, open_epoch: u64, partition: u64) -> Result<Option<i64>, ChainError> {
@@ -379,7 +382,7 @@ impl EmbeddedChain {
             .optional()
             .map_err(self.sql("read the deadline cron"))?
             .unwrap_or(0) as u64;
-        let start = next;
+        // Each window's faults and the cron's advance past it are one transaction.
         while schedule.nth(next).close <= head {
             let window = schedule.nth(next);
             let due = self.sectors_where(
@@ -387,26 +390,38 @@ impl EmbeddedChain {
                 params![window.deadline as i64, window.challenge as i64],
             )?;
             let partitions: BTreeSet<u64> = due.iter().map(|s| s.partition).collect();
+            let mut writes: Writes = Vec::new();
             for p in partitions {
                 if self.post_row(window.open, p)?.is_none() {
                     let why =
                         format!("missed deadline {} (window at epoch {})", window.deadline, window.open);
                     for s in due.iter().filter(|s| s.partition == p) {
-                        self.set_health(s.sector, SectorHealth::Faulty, window.close, &why)?;
+                        writes.push(health_write(s.sector, SectorHealth::Faulty, window.close, &why));
                     }
                 }
             }
             next += 1;
-        }
-        if next != start {
-            self.conn()
-                .execute(
+            self.commit(writes, |tx| {
+                tx.execute(
                     "INSERT OR REPLACE INTO chain_cron (id, next_window) VALUES (1, ?1)",
                     params![next as i64],
                 )
-                .map_err(self.sql("record the deadline cron"))?;
+                .map(drop)
+            })?;
         }
         Ok(())
+    }
+
+    /// The sectors eligible for the election of `epoch`: activated by then
+    /// and active as of then (their last health change at or before `epoch`,
+    /// if any, left them active), by sector id.
+    pub(super) fn eligible_at(&self, epoch: u64) -> Result<Vec<ProvingSectorOnChain>, ChainError> {
+        let sectors = self.sectors_where(
+            "activation <= ?1 AND COALESCE((SELECT h.health FROM chain_health h
+               WHERE h.sector = chain_sectors.sector AND h.epoch <= ?1 ORDER BY h.id DESC LIMIT 1), 'active') = 'active'",
+            params![epoch as i64],
+        )?;
+        Ok(sectors.into_iter().map(|s| ProvingSectorOnChain { health: SectorHealth::Active, ..s }).collect())
     }
 
     /// Whether the miner won the election of `epoch` (epoch 0 has none).
@@ -437,7 +452,7 @@ impl EmbeddedChain {
         if self.read_elections(won, won)?.first().is_some_and(|e| e.sector.is_some()) {
             return refuse(EXIT_FORBIDDEN, format!("the election of epoch {won} is already answered"));
         }
-        let eligible = self.sectors_where("health = 'active' AND activation <= ?1", params![won as i64])?;
+        let eligible = self.eligible_at(won)?;
         if eligible.is_empty() {
             return refuse(EXIT_ILLEGAL_ARGUMENT, format!("no active sector was eligible at epoch {won}"));
         }
@@ -457,20 +472,15 @@ impl EmbeddedChain {
             Ok(false) => {
                 return refuse(EXIT_ILLEGAL_ARGUMENT, format!("invalid Winning PoSt of sector {sector}"))
             }
-            Err(why) => {
-                return refuse(
-                    EXIT_ILLEGAL_ARGUMENT,
-                    format!("the Winning PoSt could not be verified: {why}"),
-                )
-            }
+            Err(why) => return Ok(unjudged(why, "the Winning PoSt")),
         }
-        self.conn()
-            .execute(
+        Ok(Exec::Done(vec![Box::new(move |tx| {
+            tx.execute(
                 "INSERT INTO chain_elections (epoch, sector, message) VALUES (?1, ?2, ?3)",
                 params![won as i64, sector as i64, id],
             )
-            .map_err(self.sql("record a Winning PoSt"))?;
-        Ok(Ok(()))
+            .map(drop)
+        })]))
     }
 
     pub(super) fn read_posts(&self, since_open: u64) -> Result<Vec<PostOnChain>, ChainError> {
@@ -714,5 +724,47 @@ mod tests {
         assert_eq!(land(&c, answer(chosen, late), late + 6).0, EXIT_ILLEGAL_ARGUMENT);
         let lost = (10..200).find(|&x| !c.won_election(x)).unwrap();
         assert_eq!(land(&c, answer(chosen, lost), lost.max(head + 3)).0, EXIT_ILLEGAL_ARGUMENT);
+    }
+
+    /// The sectors an election draws from are those active as of its epoch,
+    /// for the daemon (`election_sectors`) and for the chain's check alike: a
+    /// fault declared after the election does not change the chosen sector.
+    /// (The chain checked against the set at execution, refusing the proof:
+    /// "the randomness of epoch E chose sector 3, not 2".)
+    #[test]
+    fn the_elections_sectors_are_those_active_at_its_epoch() {
+        let tmp = tempfile::tempdir().unwrap();
+        let c = chain(tmp.path(), 500);
+        for s in [1, 2, 3] {
+            seal(&c, s, 1 + s);
+        }
+        // An election in deadline 1's window (the sectors sit in deadlines 2
+        // and 3), so that the chosen sector's fault can be declared right after.
+        let (e, chosen) = (10..19)
+            .filter(|&e| c.won_election(e))
+            .find_map(|e| {
+                let eligible = c.election_sectors(e, (e as i64 + 1) * BLOCK).unwrap();
+                let r = c.randomness(RandomnessKind::WinningPost, e, (e as i64 + 1) * BLOCK).unwrap();
+                let index = winning_sector_index(&c.config.prover_id, &r, eligible.len() as u64).unwrap();
+                (eligible.len() == 3).then(|| (e, eligible[index as usize].sector))
+            })
+            .expect("an election in deadline 1's window");
+        // The chosen sector is declared faulty in the epoch after the election.
+        assert_eq!(land(&c, Message::DeclareFaults { sectors: vec![chosen] }, e).0, EXIT_OK);
+        assert_eq!(health(&c, chosen, e + 1), SectorHealth::Faulty);
+        // Both sides still see the set as of the election.
+        let set: Vec<u64> =
+            c.election_sectors(e, (e as i64 + 2) * BLOCK).unwrap().iter().map(|s| s.sector).collect();
+        assert_eq!(set, [1, 2, 3]);
+        let answer =
+            Message::SubmitWinningPoSt { epoch: e, sector: chosen, proof: fake_post([chosen].into_iter()) };
+        let (code, why) = land(&c, answer, e + 1);
+        assert_eq!(code, EXIT_OK, "{why:?}");
+        // A later election leaves the faulty sector out.
+        let later = (e + 2..200).find(|&x| c.won_election(x)).unwrap();
+        let set: Vec<u64> =
+            c.election_sectors(later, (later as i64 + 1) * BLOCK).unwrap().iter().map(|s| s.sector).collect();
+        assert!(!set.contains(&chosen), "{set:?}");
+        assert!(c.election_sectors(later + 5, (later as i64 + 1) * BLOCK).is_err(), "a future epoch");
     }
 }

@@ -266,8 +266,78 @@ fn pledged_sectors_reach_proving_with_one_message_each() {
     assert!(messages.iter().all(|m| m.2.as_ref().unwrap().exit_code == EXIT_OK));
     for n in [1, 2] {
         r.ledger.store().check_replay(n).unwrap();
-        assert_eq!(std::fs::read(r.config.proof_path(n)).unwrap(), GOOD);
+        // Landed: the proof file is gone (it was kept forever).
+        assert!(!r.config.proof_path(n).exists(), "sector {n}'s proof file is left");
     }
+}
+
+/// A sector whose PreCommit the chain holds although this store recorded a
+/// message the chain refused (a crash between a message's effect and its
+/// receipt left the effect, and the resend was refused as "already
+/// pre-committed"): the driver adopts what the chain holds and goes on. It
+/// failed the sector while its PreCommit was live.
+#[test]
+fn a_precommit_the_chain_holds_is_adopted_after_a_refused_resend() {
+    let mut r = rig(3, 0, 60_000);
+    let n = pledge(&r.ledger, &r.config, 1, r.now()).unwrap()[0];
+    let (comm_d, comm_r) = (Commitment([n as u8; 32]), Commitment([n as u8 + 100; 32]));
+    let now = r.now();
+    let epoch = r.ledger.chain().head(now).unwrap();
+    let ticket = r.ledger.chain().randomness(RandomnessKind::Ticket, epoch, now).unwrap();
+    {
+        let mut store = r.ledger.store();
+        store.apply(n, &SectorEvent::StartSealing, now).unwrap();
+        store.apply(n, &SectorEvent::TicketDrawn { ticket, epoch }, now).unwrap();
+        store.apply(n, &SectorEvent::PreCommitted2 { comm_d, comm_r }, now).unwrap();
+    }
+    std::fs::create_dir_all(r.config.sector_dir(n).root()).unwrap();
+    let row = r.ledger.store().sector(n).unwrap().unwrap();
+    let message = precommit_message(&row).unwrap();
+    let chain = r.ledger.chain();
+    let landed = chain.send(&message, now).unwrap();
+    let refused = chain.send(&message, now + 25).unwrap();
+    r.clock.advance(100);
+    let now = r.now();
+    assert_eq!(chain.receipt(landed, now).unwrap().unwrap().exit_code, EXIT_OK);
+    let refusal = chain.receipt(refused, now).unwrap().unwrap();
+    assert_eq!(refusal.exit_code, crate::chain::EXIT_FORBIDDEN, "{refusal:?}");
+    r.ledger.store().apply(n, &SectorEvent::PreCommitSent { message: refused }, now).unwrap();
+
+    r.drive_to(n, SectorState::Proving);
+    let events = r.event_names(n);
+    assert!(!events.contains(&"StepFailed"), "{events:?}");
+    assert_eq!(count(&r.messages(), true), 2, "no third PreCommit");
+}
+
+/// A proven sector the store still has in CommitWait with a refused
+/// ProveCommit recorded is adopted as landed, not rejected.
+#[test]
+fn a_proven_sector_is_adopted_after_a_refused_resend() {
+    let mut r = rig(3, 0, 60_000);
+    let n = pledge(&r.ledger, &r.config, 1, r.now()).unwrap()[0];
+    r.drive_to(n, SectorState::Proving);
+    // Put the sector back as if its CommitLanded was never recorded, with a
+    // duplicate ProveCommit (refused: already proven) as its message.
+    let now = r.now();
+    let dup = r.ledger.chain().send(&Message::ProveCommit { sector: n, proof: GOOD.to_vec() }, now).unwrap();
+    r.clock.advance(100);
+    let code = r.ledger.chain().receipt(dup, r.now()).unwrap().unwrap().exit_code;
+    assert_eq!(code, crate::chain::EXIT_FORBIDDEN);
+    {
+        let store = r.ledger.store();
+        store
+            .conn_for_tests()
+            .execute_batch(&format!(
+                "UPDATE sectors SET state = 'CommitWait', commit_message = '{dup}' WHERE number = {n};
+                 DELETE FROM events WHERE number = {n} AND event LIKE '%CommitLanded%';"
+            ))
+            .unwrap();
+    }
+    assert_eq!(r.state(n), SectorState::CommitWait);
+    r.drive_to(n, SectorState::Proving);
+    let events = r.event_names(n);
+    assert!(!events.contains(&"CommitRejected"), "{events:?}");
+    assert_eq!(events.iter().filter(|e| **e == "CommitLanded").count(), 1, "{events:?}");
 }
 
 /// With `pc1_batch = 3` and one pre-commit task at a time, five pledged sectors are
