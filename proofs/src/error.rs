@@ -181,6 +181,16 @@ pub enum Error {
         found: String,
     },
 
+    /// An output path inside the sector directory it is computed from (it
+    /// would replace the replica or a cache file).
+    #[error("{out} is inside the sector directory {dir}: write the output elsewhere (it would replace a file of the sector)")]
+    OutputInSector {
+        /// The output path asked for.
+        out: PathBuf,
+        /// The sector directory.
+        dir: PathBuf,
+    },
+
     /// A read that did not finish in the time it was given (a stuck disk).
     #[error("not read within {after:?}")]
     Timeout {
@@ -270,7 +280,8 @@ impl Error {
             | Self::ForeignSector { .. }
             | Self::CommDMismatch { .. }
             | Self::CommPMismatch { .. }
-            | Self::InvalidProof(_) => Disposition::Permanent,
+            | Self::InvalidProof(_)
+            | Self::OutputInSector { .. } => Disposition::Permanent,
             // Shared files of the node.
             Self::Params { .. } | Self::ParamsDigest { .. } | Self::Gpu(_) => Disposition::Node,
             // A batch is formed by the caller: a mixed one is its bug.

@@ -343,6 +343,11 @@ pub struct WorkersConfig {
     pub failures_before_bench: u32,
     /// How long a benched worker gets no task (ms).
     pub bench_ms: u64,
+    /// Accept a worker's registration whose URL names a host other than the
+    /// address it connects from (a worker behind NAT or a proxy). Off, such a
+    /// registration is refused: a worker token cannot point the daemon's
+    /// requests (with the C1 outputs and dispatch key) at another machine.
+    pub trust_advertised_urls: bool,
 }
 
 impl WorkersConfig {
@@ -369,6 +374,7 @@ impl Default for WorkersConfig {
             task_deadline_ms: 4 * 3_600_000,
             failures_before_bench: 3,
             bench_ms: 600_000,
+            trust_advertised_urls: false,
         }
     }
 }

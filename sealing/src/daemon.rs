@@ -242,6 +242,17 @@ impl Daemon {
         let prover =
             crate::proving::Prover::new(ledger.clone(), pipeline_config.clone(), config.param_dir(), gate)
                 .with_dispatcher(dispatcher);
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .thread_name("kiln-api")
+            .build()
+            .map_err(|e| DaemonError::Listen { addr: config.api.listen.clone(), reason: e.to_string() })?;
+        let listen_err = |reason: String| DaemonError::Listen { addr: config.api.listen.clone(), reason };
+        let listener = runtime
+            .block_on(wire::server::bind(&config.api.listen))
+            .map_err(|e| listen_err(e.to_string()))?;
+        let addr = listener.local_addr().map_err(|e| listen_err(e.to_string()))?;
         let ctx = Arc::new(ApiContext {
             ledger: ledger.clone(),
             config: pipeline_config,
@@ -256,19 +267,10 @@ impl Daemon {
             sessions: Default::default(),
             tls: tls.is_some(),
             descriptors: budget.clone(),
+            port: addr.port(),
+            worker_calls: Default::default(),
         });
 
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .thread_name("kiln-api")
-            .build()
-            .map_err(|e| DaemonError::Listen { addr: config.api.listen.clone(), reason: e.to_string() })?;
-        let listen_err = |reason: String| DaemonError::Listen { addr: config.api.listen.clone(), reason };
-        let listener = runtime
-            .block_on(wire::server::bind(&config.api.listen))
-            .map_err(|e| listen_err(e.to_string()))?;
-        let addr = listener.local_addr().map_err(|e| listen_err(e.to_string()))?;
         let (shutdown, rx) = tokio::sync::oneshot::channel::<()>();
         let (stopping, _) = tokio::sync::watch::channel(false);
         let mut write_metrics_url = None;

@@ -6,6 +6,28 @@ use proofs::pieces::commit_piece;
 use serde_json::json;
 use std::path::PathBuf;
 
+/// `println!` for command output: a reader that went away (`kiln proving
+/// deadlines | head`) ends the command quietly with success, where
+/// `println!` would panic on the broken pipe.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = writeln!(std::io::stdout().lock(), $($arg)*) {
+            $crate::output_failed(e);
+        }
+    }};
+}
+
+/// What a failed write of command output does: a closed pipe ends the
+/// command (status 0, as `head` asked for no more); anything else is reported.
+fn output_failed(e: std::io::Error) {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        std::process::exit(0);
+    }
+    eprintln!("error: cannot write the output: {e}");
+    std::process::exit(1);
+}
+
 mod cli;
 
 #[derive(Parser)]
@@ -148,11 +170,11 @@ fn piece_commp(file: PathBuf, json: bool) -> Result<()> {
             "unpadded_size": info.unpadded_size(),
             "file_bytes": raw_len,
         });
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        outln!("{}", serde_json::to_string_pretty(&out)?);
     } else {
-        println!("comm_p        {}", info.comm_p);
-        println!("padded size   {}", info.padded_size);
-        println!("unpadded size {} ({} from the file, the rest zero)", info.unpadded_size(), raw_len);
+        outln!("comm_p        {}", info.comm_p);
+        outln!("padded size   {}", info.padded_size);
+        outln!("unpadded size {} ({} from the file, the rest zero)", info.unpadded_size(), raw_len);
     }
     Ok(())
 }

@@ -90,6 +90,8 @@ fn api_calls_answer_while_the_chain_verifies_a_proof() {
         sessions: Default::default(),
         tls: false,
         descriptors: wire::descriptors::Budget { limit: 1024, work: 512, caps: vec![500] },
+        port: 0,
+        worker_calls: Default::default(),
     });
     runtime.spawn(async move { axum::serve(listener, router(ctx)).await });
 

@@ -178,6 +178,24 @@ fn c2_runs_from_a_c1_file_in_another_process_and_directory() {
         kiln(tmp.path()).args(["seal", "finalize", "--dir", sector.to_str().unwrap()]).output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(unseal("0", "2032"), data);
+    // Output into the sector directory is refused, by any path to it: the
+    // replica (and every file beside it) stays as it was.
+    let replica = std::fs::read(sector.join("sealed")).unwrap();
+    let link = tmp.path().join("sector-link");
+    std::os::unix::fs::symlink(&sector, &link).unwrap();
+    for out_path in
+        [sector.join("sealed"), link.join("sealed"), sector.join("cache/../sealed"), sector.join("new-file")]
+    {
+        let out = kiln(tmp.path())
+            .args(["unseal", "--dir", sector.to_str().unwrap(), "--out"])
+            .arg(&out_path)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{} was accepted", out_path.display());
+        assert!(stderr(&out).contains("inside the sector directory"), "{}", stderr(&out));
+    }
+    assert_eq!(std::fs::read(sector.join("sealed")).unwrap(), replica, "the replica is untouched");
+    assert!(!sector.join("new-file").exists());
 
     // C2 elsewhere: only the C1 file travels; the sector is gone.
     let elsewhere = tempfile::tempdir().unwrap();

@@ -161,6 +161,18 @@ fn bad_requests_get_clear_errors_and_change_nothing() {
     // The chain answers.
     let out = client(&data, &["chain", "head"]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("epoch"), "{}", stderr(&out));
+    // A reader that stops early (`kiln proving deadlines | head`): the command
+    // ends quietly with success (it panicked on the broken pipe).
+    let mut reader_gone = kiln()
+        .args(["proving", "deadlines", "--repo", data.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(reader_gone.stdout.take());
+    let out = reader_gone.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("panicked"), "{}", stderr(&out));
 
     // A second daemon on the same directory is refused; the first keeps serving.
     let out = kiln().args(["daemon", "--config", config.to_str().unwrap()]).output().unwrap();

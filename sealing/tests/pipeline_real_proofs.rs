@@ -34,6 +34,9 @@ impl Chain for CorruptFirstProof {
     fn head(&self, now: i64) -> Result<u64, ChainError> {
         self.inner.head(now)
     }
+    fn epoch_start_ms(&self, epoch: u64) -> i64 {
+        self.inner.epoch_start_ms(epoch)
+    }
     fn randomness(&self, kind: RandomnessKind, epoch: u64, now: i64) -> Result<Randomness, ChainError> {
         self.inner.randomness(kind, epoch, now)
     }

@@ -258,22 +258,33 @@ fn the_web_view_shows_the_pipeline_and_retries_a_failed_sector_in_a_real_browser
     assert_eq!(signed_in.status(), 303);
     let cookie = signed_in.header("set-cookie").unwrap().split(';').next().unwrap().to_string();
     assert!(!cookie.contains(token.trim()), "the cookie does not carry the token");
-    // The status of a request carrying the cookie and the page's header.
-    let with_cookie = |path: &str| match agent
+    let port = daemon.addr().port();
+    assert!(cookie.starts_with(&format!("kiln_session_{port}=")), "named after the port: {cookie}");
+    // The page key comes in the redirect's fragment only (never sent to a server).
+    let location = signed_in.header("location").unwrap().to_string();
+    let key = location.strip_prefix("/ui#key=").unwrap_or_else(|| panic!("{location}")).to_string();
+    assert!(!cookie.contains(&key));
+    // The status of a request carrying the cookie and `header` as the page's key.
+    let with = |path: &str, header: &str| match agent
         .get(&format!("{url}{path}"))
         .set("Cookie", &cookie)
-        .set("X-Kiln-UI", "1")
+        .set("X-Kiln-UI", header)
         .call()
     {
         Ok(r) => r.status(),
         Err(ureq::Error::Status(code, _)) => code,
         Err(e) => panic!("{path}: {e}"),
     };
+    let with_cookie = |path: &str| with(path, &key);
     assert_eq!(with_cookie("/ui"), 200);
     assert_eq!(with_cookie("/v0/sectors"), 200);
-    // The cookie alone (what another site could make a browser send) opens no API call.
+    // The cookie alone (which any service on this host may receive, and any
+    // site make a browser send) opens no API call, with any header but the key.
     let cookie_only = agent.get(&format!("{url}/v0/sectors")).set("Cookie", &cookie).call();
-    assert!(matches!(cookie_only, Err(ureq::Error::Status(401, _))), "the API without the page's header");
+    assert!(matches!(cookie_only, Err(ureq::Error::Status(401, _))), "the API without the page's key");
+    for guess in ["1", "", &"0".repeat(64)] {
+        assert_eq!(with("/v0/sectors", guess), 401, "X-Kiln-UI: {guess:?}");
+    }
     agent.post(&format!("{url}/ui/logout")).set("Cookie", &cookie).call().unwrap();
     for path in ["/ui", "/v0/sectors"] {
         assert_eq!(with_cookie(path), 401, "{path} after signing out");

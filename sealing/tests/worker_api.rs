@@ -194,3 +194,45 @@ fn tokens_are_scoped_revocable_and_bad_bodies_get_4xx_while_the_worker_stays_up(
     worker.stop().unwrap();
     daemon.stop();
 }
+
+/// Registrations and heartbeats are each a durable transaction: a worker
+/// calling faster than it needs is answered 429 (it retries later). A worker
+/// may register only a URL on the address it connects from, so its token
+/// cannot point the daemon's requests at another machine.
+#[test]
+fn registrations_are_rate_limited_and_a_worker_url_must_be_its_own() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = config(tmp.path(), false, 1);
+    let daemon = start_daemon(&config);
+    let d = |path: &str| format!("{}/v0{path}", daemon.url());
+    let token = worker_token(&config, "gpu-1");
+    let register = |instance: &str, url: &str| {
+        let body = serde_json::json!({"protocol": PROTOCOL_VERSION, "instance": instance, "url": url,
+            "version": "t", "capabilities": {"tasks": ["c2"], "slots": 1, "cores": 1, "memory_bytes": 1,
+            "gpus": [], "gpu_build": false, "params": []}});
+        call(ureq::post(&d("/worker/register")), Some(&token), Some(&serde_json::to_vec(&body).unwrap()))
+    };
+    // Another machine's URL: refused, naming both addresses.
+    let (s, kind, msg) = register("a", "http://10.255.255.1:3456");
+    assert_eq!((s, kind), (400, Some(K::InvalidArgument)), "{msg}");
+    assert!(
+        msg.contains("10.255.255.1") && msg.contains("127.0.0.1") && msg.contains("trust_advertised_urls"),
+        "{msg}"
+    );
+    assert!(client(&config).workers().unwrap().is_empty(), "nothing recorded");
+    // Its own address, by IP or by a name that resolves to it.
+    std::thread::sleep(std::time::Duration::from_millis(600));
+    let (s, _, msg) = register("a", "http://localhost:3456");
+    assert_eq!(s, 200, "{msg}");
+    // A second registration within half a second: 429, retried later.
+    let (s, kind, msg) = register("b", "http://127.0.0.1:3456");
+    assert_eq!((s, kind), (429, Some(K::Busy)), "{msg}");
+    // Heartbeats faster than a quarter of the interval (300 ms) are refused.
+    let hb = br#"{"instance":"a","running":[]}"#;
+    let answers: Vec<u16> =
+        (0..20).map(|_| call(ureq::post(&d("/worker/heartbeat")), Some(&token), Some(hb)).0).collect();
+    assert_eq!(answers[0], 200, "{answers:?}");
+    assert!(answers.contains(&429), "{answers:?}");
+    assert!(answers.iter().all(|s| matches!(s, 200 | 429)), "{answers:?}");
+    daemon.stop();
+}

@@ -7,6 +7,7 @@
 mod worker_common;
 
 use std::time::Duration;
+use wire::api::WorkerState;
 use wire::worker::RemoteTask;
 use worker::WorkerConfig;
 use worker_common::*;
@@ -16,11 +17,14 @@ fn a_worker_proves_window_posts_and_the_daemon_falls_back_when_it_leaves() {
     capture_logs();
     let tmp = tempfile::tempdir().unwrap();
     let mut config = config(tmp.path(), true, 1);
-    // Two deadlines of 12 epochs of 300 ms: a window every 3.6 s.
+    // Two deadlines of 40 epochs of 300 ms: a window every 12 s (room to wait
+    // for a hung worker and still prove here in time).
     config.chain.deadlines = 2;
-    config.chain.deadline_window = 12;
+    config.chain.deadline_window = 40;
     config.proving.winning = false;
-    config.proving.remote_timeout_ms = 3_000;
+    // Longer than a window: the wait must end where the window still
+    // leaves time to prove here.
+    config.proving.remote_timeout_ms = 60_000;
     let daemon = start_daemon(&config);
     let miner = format!("http://{}", config.api.listen);
     let token = worker_token(&config, "w1");
@@ -51,6 +55,39 @@ fn a_worker_proves_window_posts_and_the_daemon_falls_back_when_it_leaves() {
         (runs("local") >= before + 2).then_some(())
     });
 
+    // A worker whose prover hangs: the daemon waits only as long as the window
+    // leaves, proves here in time, charges the worker, and once it is benched
+    // asks it no more.
+    let scenario = fail::FailScenario::setup();
+    fail::cfg("worker:hang-window-post", "return").unwrap();
+    let token2 = worker_token(&config, "hung");
+    let hung = Worker::start(WorkerConfig {
+        tasks: vec![RemoteTask::WindowPost],
+        ..worker_config(&miner, &token2, &param_dir())
+    });
+    wait_online(&config, "hung");
+    let asked = || log_lines(&["hung", "Window PoSt SNARK on the worker failed"]).len();
+    let before = runs("local");
+    let benched = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        wait_for(Duration::from_secs(150), "the hung worker benched, the PoSts proved here", || {
+            let w = api_worker(&config, "hung");
+            (w.state == WorkerState::Benched && runs("local") >= before + 3).then_some(())
+        })
+    }));
+    if benched.is_err() {
+        panic!("{:#?}\n{:#?}", api_worker(&config, "hung"), log_lines(&["Window PoSt"]));
+    }
+    let benched_after = asked();
+    assert_eq!(benched_after, config.workers.failures_before_bench as usize, "{:#?}", log_lines(&["hung"]));
+    let more = runs("local");
+    wait_for(Duration::from_secs(60), "two more PoSts proved here", || {
+        (runs("local") >= more + 2).then_some(())
+    });
+    assert_eq!(asked(), benched_after, "a benched worker is not asked");
+    // Its requests are still held (a hung prover): left to the process's end.
+    std::mem::forget(hung);
+    scenario.teardown();
+
     // Every Window PoSt sent was accepted, none twice, no window missed.
     let api = client(&config);
     let mut windows = std::collections::HashSet::new();
@@ -64,5 +101,12 @@ fn a_worker_proves_window_posts_and_the_daemon_falls_back_when_it_leaves() {
     let events = api.faults().unwrap().events;
     assert!(events.iter().all(|e| !e.why.contains("missed")), "{events:?}");
     assert!(api.workers().unwrap().iter().all(|w| w.unhealthy.is_none()));
+    // The runs show the chain's verdicts: every one accepted.
+    let runs = daemon.ledger().store().post_runs(200).unwrap();
+    assert!(
+        runs.iter().filter(|r| r.message.is_some()).all(|r| r.exit_code.is_none_or(|c| c == 0)),
+        "{runs:#?}"
+    );
+    assert!(runs.iter().any(|r| r.exit_code == Some(0)), "receipts are recorded");
     daemon.stop();
 }

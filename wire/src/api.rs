@@ -418,6 +418,19 @@ pub struct SectorListEntry {
     /// For a failed sector (a `…Failed` state, or `Failed`), the step that failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failed_step: Option<SectorState>,
+    /// For a sector being removed or removed, the state it was in when its
+    /// removal was asked for (how far it had got).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub removed_from: Option<SectorState>,
+}
+
+/// `POST /v0/sectors/{n}/remove` (the body may be empty).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RemoveRequest {
+    /// Remove a sector the chain still holds (a live PreCommit, or proven),
+    /// accepting what follows: it fails its Window PoSts and is declared faulty.
+    pub force: bool,
 }
 
 /// Sectors per state over time (`GET /v0/history`), for the web view's chart.

@@ -65,6 +65,17 @@ impl ServerLimits {
     }
 }
 
+tokio::task_local! {
+    /// The address of the peer whose connection the current task serves.
+    static PEER: std::net::SocketAddr;
+}
+
+/// The peer address of the connection the calling handler serves (`None`
+/// outside a connection served by [`serve`]); IPv4-mapped addresses as IPv4.
+pub fn peer() -> Option<std::net::SocketAddr> {
+    PEER.try_with(|p| std::net::SocketAddr::new(p.ip().to_canonical(), p.port())).ok()
+}
+
 /// Pending connections the kernel queues for a listener (capped by
 /// `net.core.somaxconn`): a burst of clients is accepted, not dropped.
 pub const LISTEN_BACKLOG: u32 = 4096;
@@ -148,7 +159,7 @@ pub async fn serve(
         let app = app.clone();
         let acceptor = acceptor.clone();
         let stop = stop_rx.clone();
-        tokio::spawn(async move {
+        tokio::spawn(PEER.scope(peer, async move {
             let _slot = slot;
             match acceptor {
                 None => serve_connection(stream, app, limits, stop).await,
@@ -161,7 +172,7 @@ pub async fn serve(
                     }
                 }
             }
-        });
+        }));
     }
     let _ = stop_tx.send(true);
     // Let open requests finish (each connection closes after its answer).

@@ -10,6 +10,7 @@
 //! | point | armed with `return` |
 //! |---|---|
 //! | `worker:corrupt-proof` | every proof has a bit flipped before it is reported |
+//! | `worker:hang-window-post` | a Window PoSt request is held for ten minutes before it is proved (a hung prover) |
 
 /// Flips a bit of `proof` when the point `worker:corrupt-proof` is armed
 /// (`failpoints` builds only; otherwise does nothing).
@@ -24,6 +25,16 @@ pub(crate) fn corrupt_proof(proof: &mut [u8]) {
     }
     #[cfg(not(feature = "failpoints"))]
     let _ = proof;
+}
+
+/// Holds a Window PoSt request for ten minutes when `worker:hang-window-post`
+/// is armed (`failpoints` builds only; otherwise returns at once).
+pub(crate) fn hang_window_post() {
+    #[cfg(feature = "failpoints")]
+    if fail::eval("worker:hang-window-post", |_| ()).is_some() {
+        tracing::warn!("fault injection (worker:hang-window-post): this Window PoSt hangs");
+        std::thread::sleep(std::time::Duration::from_secs(600));
+    }
 }
 
 #[cfg(all(test, feature = "failpoints"))]

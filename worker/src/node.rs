@@ -214,6 +214,7 @@ impl Node {
             })
             .collect::<Result<Vec<_>, _>>()?;
         let _span = info_span!(parent: &self.span, "wdpost", sectors = vanilla.len()).entered();
+        crate::failpoints::hang_window_post();
         let timer = self.metrics.start(Kind::WindowPost);
         let proved = params.load_proving().and_then(|key| proofs::post::snark::prove(&post, &vanilla, &key));
         timer.finish(proved.is_ok(), proved.as_ref().map_or(&[][..], |o| &o.gpus[..]));

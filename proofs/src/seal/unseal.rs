@@ -203,6 +203,7 @@ pub fn unseal_range_with(
     progress: &mut dyn FnMut(Progress),
 ) -> Result<UnsealReport> {
     let meta = dir.open()?;
+    refuse_output_in(dir, out)?;
     let shape = meta.identity.sector_size.shape();
     let _span = info_span!("unseal", sector_id = meta.identity.sector_id).entered();
     let pc1 = meta.pc1.ok_or(Error::MissingInput { step: "unseal", missing: "a finished PC1".into() })?;
@@ -275,6 +276,27 @@ pub fn unseal_range_with(
     drop(writer);
     durable::rename(&tmp, out)?;
     Ok(UnsealReport { bytes: len, regenerated_layers: !intact, scratch })
+}
+
+/// Refuses an output path inside the sector directory (after resolving
+/// symlinks and `..`): the output is renamed into place, so `D/sealed` would
+/// replace the replica.
+fn refuse_output_in(dir: &SectorDir, out: &Path) -> Result<()> {
+    let root = dir.root().canonicalize().map_err(Error::io("resolve", dir.root()))?;
+    let parent = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    // A parent that does not exist yet cannot be inside the sector directory.
+    let Ok(parent) = parent.canonicalize() else { return Ok(()) };
+    let resolved = match out.file_name() {
+        Some(name) => parent.join(name),
+        None => parent,
+    };
+    if resolved.starts_with(&root) {
+        return Err(Error::OutputInSector { out: out.to_path_buf(), dir: dir.root().to_path_buf() });
+    }
+    Ok(())
 }
 
 /// Labels every layer into two scratch buffers used in turn, the last one straight

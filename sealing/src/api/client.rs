@@ -183,7 +183,12 @@ impl Client {
     }
     /// Asks for a sector's removal.
     pub fn remove(&self, number: u64) -> Result<SectorView, ClientError> {
-        self.post(&format!("/sectors/{number}/remove"), serde_json::json!({}))
+        self.remove_with(number, false)
+    }
+    /// Removes a sector; with `force`, also one the chain still holds (it then
+    /// fails its Window PoSts and is declared faulty).
+    pub fn remove_with(&self, number: u64, force: bool) -> Result<SectorView, ClientError> {
+        self.post(&format!("/sectors/{number}/remove"), serde_json::json!({ "force": force }))
     }
     /// Sends a failed sector back to the step that failed.
     pub fn retry(&self, number: u64) -> Result<SectorView, ClientError> {

@@ -41,6 +41,77 @@ pub struct ApiContext {
     pub tls: bool,
     /// How file descriptors are shared (shown by `/v0/status`).
     pub descriptors: wire::descriptors::Budget,
+    /// The API's port (names the web view's session cookie).
+    pub port: u16,
+    /// When each worker last registered and heartbeated (rate limits).
+    pub worker_calls: WorkerCalls,
+}
+
+/// When each worker last registered and heartbeated: each is a durable
+/// transaction, so a worker calling faster than its heartbeat needs is
+/// answered 429 (`busy`), which it retries later.
+#[derive(Default)]
+pub struct WorkerCalls(std::sync::Mutex<std::collections::HashMap<(String, String), std::time::Instant>>);
+
+impl WorkerCalls {
+    /// Whether worker `name` may make call `what` now, given at most one per
+    /// `every`; records the call if so.
+    fn allow(&self, name: &str, what: &str, every: std::time::Duration) -> bool {
+        let now = std::time::Instant::now();
+        let mut last = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        // Bounded by the worker tokens: entries of names no longer calling are dropped.
+        if last.len() > 4096 {
+            last.retain(|_, t| now.duration_since(*t) < std::time::Duration::from_secs(3600));
+        }
+        let key = (name.to_string(), what.to_string());
+        match last.get(&key) {
+            Some(t) if now.duration_since(*t) < every => false,
+            _ => {
+                last.insert(key, now);
+                true
+            }
+        }
+    }
+}
+
+/// At most one registration per worker in this time.
+const REGISTER_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
+
+fn slow_down(what: &str, every: std::time::Duration) -> ApiError {
+    ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        ErrorKind::Busy,
+        format!("{what} at most once every {} ms; try again later", every.as_millis()),
+    )
+}
+
+/// Refuses a worker URL whose host is not the address the registration came
+/// from (unless `[workers] trust_advertised_urls`).
+fn check_worker_url(ctx: &ApiContext, url: &str, peer: Option<std::net::SocketAddr>) -> Result<(), ApiError> {
+    if ctx.config.workers.trust_advertised_urls {
+        return Ok(());
+    }
+    let Some(peer) = peer else { return Ok(()) };
+    let authority = url.split_once("://").map_or(url, |(_, rest)| rest).split('/').next().unwrap_or_default();
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let with_port = if host_port.starts_with('[') && host_port.ends_with(']') || !host_port.contains(':') {
+        format!("{host_port}:0")
+    } else {
+        host_port.to_string()
+    };
+    let resolved: Vec<std::net::IpAddr> = std::net::ToSocketAddrs::to_socket_addrs(&with_port)
+        .map(|addrs| addrs.map(|a| a.ip().to_canonical()).collect())
+        .unwrap_or_default();
+    if resolved.contains(&peer.ip()) {
+        return Ok(());
+    }
+    Err(ApiError::invalid(format!(
+        "worker url {url:?} names {}, but this registration comes from {}: a worker registers the URL it is \
+         reached at on this machine (kiln-worker --advertise); the operator may allow URLs elsewhere with \
+         [workers] trust_advertised_urls = true",
+        if resolved.is_empty() { "no address it resolves to".to_string() } else { format!("{resolved:?}") },
+        peer.ip()
+    )))
 }
 
 /// An error answer.
@@ -252,11 +323,7 @@ async fn identify(ctx: &Arc<ApiContext>, given: Option<String>) -> Result<Caller
 
 async fn require_operator(State(ctx): Ctx, request: Request, next: Next) -> Response {
     // The web view's session: its cookie, sent with the header only its script sets.
-    let headers = request.headers();
-    if bearer(&request).is_none()
-        && headers.contains_key(super::ui::UI_HEADER)
-        && super::ui::has_session(&ctx, headers)
-    {
+    if bearer(&request).is_none() && super::ui::opens_api(&ctx, request.headers()) {
         return next.run(request).await;
     }
     match identify(&ctx, bearer(&request)).await {
@@ -329,9 +396,12 @@ async fn list_sectors(State(ctx): Ctx) -> ApiResult<Vec<SectorListEntry>> {
                 let state = sector.lifecycle.state;
                 let failed = state == SectorState::Failed || state.name().ends_with("Failed");
                 let failed_step = if failed { store.failed_step(sector.number)? } else { None };
+                let removed = matches!(state, SectorState::Removing | SectorState::Removed);
+                let removed_from = if removed { store.removed_from(sector.number)? } else { None };
                 Ok(SectorListEntry {
                     progress: progress_of(ctx, sector.number),
                     failed_step,
+                    removed_from,
                     sector: sector.into(),
                 })
             })
@@ -395,17 +465,66 @@ async fn add_piece(
     .await
 }
 
-async fn remove_sector(State(ctx): Ctx, UrlPath(number): UrlPath<String>) -> ApiResult<SectorView> {
+/// Removes a sector and its files. A sector the chain still holds (a live
+/// PreCommit, or proven) is refused (409 `failed_precondition`, saying what
+/// would follow) unless the body says `{"force": true}`; its record stays.
+async fn remove_sector(
+    State(ctx): Ctx,
+    UrlPath(number): UrlPath<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<SectorView> {
     let number = sector_number(&number)?;
+    let body = body?;
+    let RemoveRequest { force } = if body.iter().all(u8::is_ascii_whitespace) {
+        RemoveRequest::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| ApiError::invalid(format!("remove request: {e}")))?
+    };
     blocking(ctx, move |ctx| {
         let now = ctx.ledger.now_ms();
-        Ok(ctx.ledger.store().apply(number, &SectorEvent::Remove, now)?.into())
+        let row = ctx.ledger.store().sector(number)?.ok_or(StoreError::UnknownSector(number))?;
+        if !force && !matches!(row.lifecycle.state, SectorState::Removing | SectorState::Removed) {
+            if let Some(why) = held_on_chain(ctx, number, now)? {
+                return Err(ApiError::new(StatusCode::CONFLICT, ErrorKind::FailedPrecondition, why));
+            }
+        }
+        let row = ctx.ledger.store().apply(number, &SectorEvent::Remove, now)?;
+        tracing::warn!(sector = number, force, "sector removal asked for");
+        Ok(row.into())
     })
     .await
 }
 
+/// Why removing sector `number` has consequences on chain, if it has.
+fn held_on_chain(ctx: &ApiContext, number: u64, now: i64) -> Result<Option<String>, ApiError> {
+    let chain = ctx.ledger.chain_view();
+    let Some(pc) = chain.precommit(number, now)? else { return Ok(None) };
+    let force =
+        "remove it anyway with `kiln sectors remove N --force` (API: {\"force\": true}); its record is kept";
+    if !pc.proven {
+        return Ok(Some(format!(
+            "sector {number} has a live PreCommit on chain (its ProveCommit is due by epoch {}): removing its \
+             files now means it can never be proven, and on Filecoin its pre-commit deposit is lost when the \
+             PreCommit expires; {}",
+            pc.expiry,
+            force.replace('N', &number.to_string())
+        )));
+    }
+    let proving = chain.proving_sectors(now)?.into_iter().find(|s| s.sector == number);
+    let place = proving.map_or(String::new(), |s| {
+        format!(" (deadline {}, partition {}, {})", s.deadline, s.partition, s.health.name())
+    });
+    Ok(Some(format!(
+        "sector {number} is proven and held by the chain{place}: removing its files makes it fail every \
+         Window PoSt from now on, so it is declared faulty and, on Filecoin, charged a fault fee every proving \
+         period until it is terminated (kiln cannot terminate sectors yet); a Winning PoSt that draws it cannot \
+         be proven; {}",
+        force.replace('N', &number.to_string())
+    )))
+}
+
 /// Sends a failed sector back to the step that failed (an operator event).
-/// A proof kept from the failed attempt is dropped first: the retry proves anew.
+/// Nothing is touched unless the event is accepted.
 async fn retry_sector(State(ctx): Ctx, UrlPath(number): UrlPath<String>) -> ApiResult<SectorView> {
     let number = sector_number(&number)?;
     blocking(ctx, move |ctx| {
@@ -416,16 +535,7 @@ async fn retry_sector(State(ctx): Ctx, UrlPath(number): UrlPath<String>) -> ApiR
                 format!("sector {number} has no failed step"),
             )
         })?;
-        if matches!(step, SectorState::Committing | SectorState::CommitWait) {
-            let proof = ctx.config.proof_path(number);
-            match std::fs::remove_file(&proof) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                    let why = format!("remove the old proof {}: {e}", proof.display());
-                    return Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, ErrorKind::Internal, why));
-                }
-                _ => {}
-            }
-        }
+        // The driver drops a proof kept from the failed attempt (the retry proves anew).
         let now = ctx.ledger.now_ms();
         let row = ctx.ledger.store().apply(number, &SectorEvent::OperatorRetry { step }, now)?;
         tracing::info!(sector = number, %step, state = %row.lifecycle.state, "operator retry");
@@ -606,7 +716,12 @@ async fn register(
             req.capabilities.slots
         )));
     }
+    if !ctx.worker_calls.allow(&name, "register", REGISTER_EVERY) {
+        return Err(slow_down("a worker registers", REGISTER_EVERY));
+    }
+    let peer = wire::server::peer();
     blocking(ctx, move |ctx| {
+        check_worker_url(ctx, &req.url, peer)?;
         let now = ctx.ledger.now_ms();
         let expired =
             ctx.ledger.store().register_worker(&name, &req.instance, &req.url, &req.capabilities, now)?;
@@ -633,6 +748,12 @@ async fn heartbeat(
             protocol::MAX_HEARTBEAT_TASKS,
             req.running.len()
         )));
+    }
+    // A quarter of the heartbeat interval: room for retries, none for a flood.
+    let every = std::time::Duration::from_millis((ctx.config.workers.heartbeat_ms / 4).max(10));
+    // Per instance: a restarted worker's first heartbeat is not held back by its old one's.
+    if !ctx.worker_calls.allow(&name, &format!("heartbeat {}", req.instance), every) {
+        return Err(slow_down("a worker heartbeats", every));
     }
     blocking(ctx, move |ctx| {
         let now = ctx.ledger.now_ms();

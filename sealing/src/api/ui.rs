@@ -3,12 +3,17 @@
 //! Content-Security-Policy keeps the page from reaching any other origin).
 //!
 //! The page takes the daemon's token once: `POST /ui/login` checks it and
-//! sets a session cookie (HttpOnly, SameSite=Strict, Secure over TLS, gone
-//! when the browser closes) holding a random session id, never the token.
-//! The cookie then opens `/ui` and, with the `X-Kiln-UI` header the script
-//! sends (which no other site can make a browser send), the operator API.
-//! Without either, `/ui` answers 401 with the sign-in form. Sessions live in
-//! the daemon's memory: signing out, or a restart, ends them.
+//! opens a session of two random secrets, never the token. One is the
+//! session cookie (HttpOnly, SameSite=Strict, Secure over TLS, gone when the
+//! browser closes, named after the API's port). The other, the page key,
+//! goes to the page only in the fragment of the redirect (`/ui#key=…`),
+//! which browsers never send to a server; the script keeps it in the
+//! origin's own storage and sends it as the `X-Kiln-UI` header. The cookie
+//! alone opens `/ui` (the static page); the operator API needs both. Cookies
+//! are not kept apart by port, so any service on 127.0.0.1 a browser visits
+//! receives the cookie: without the page key, which only this origin's
+//! script holds, it opens nothing. Sessions live in the daemon's memory:
+//! signing out, or a restart, ends them.
 
 use super::server::{ApiContext, Ctx};
 use axum::extract::{Form, State};
@@ -23,9 +28,9 @@ const INDEX_HTML: &str = include_str!("ui/index.html");
 const APP_JS: &str = include_str!("ui/app.js");
 const APP_CSS: &str = include_str!("ui/app.css");
 
-/// The session cookie's name.
+/// The session cookie's name, before the API's port (`kiln_session_2345`).
 pub const SESSION_COOKIE: &str = "kiln_session";
-/// The header the page's script sends with every API call.
+/// The header the page's script sends with every API call: the session's page key.
 pub const UI_HEADER: &str = "x-kiln-ui";
 
 /// Only this daemon; inline styles for progress bars, nothing else inline.
@@ -36,52 +41,75 @@ const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self' 'unsa
 /// Open sessions at most; signing in beyond them ends the oldest.
 const MAX_SESSIONS: usize = 64;
 
-/// The signed-in browser sessions' ids.
+/// The signed-in browser sessions: (cookie id, page key) pairs.
 #[derive(Default)]
-pub struct Sessions(Mutex<VecDeque<String>>);
+pub struct Sessions(Mutex<VecDeque<(String, String)>>);
 
 impl Sessions {
-    fn ids(&self) -> std::sync::MutexGuard<'_, VecDeque<String>> {
+    fn all(&self) -> std::sync::MutexGuard<'_, VecDeque<(String, String)>> {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn open(&self) -> String {
+    /// A new session: its cookie id and its page key.
+    fn open(&self) -> (String, String) {
         let id = hex::encode(rand::random::<[u8; 32]>());
-        let mut ids = self.ids();
-        if ids.len() == MAX_SESSIONS {
-            ids.pop_front();
+        let key = hex::encode(rand::random::<[u8; 32]>());
+        let mut all = self.all();
+        if all.len() == MAX_SESSIONS {
+            all.pop_front();
         }
-        ids.push_back(id.clone());
-        id
+        all.push_back((id.clone(), key.clone()));
+        (id, key)
     }
 
+    /// Whether `id` is a live session's cookie.
     fn holds(&self, id: &str) -> bool {
-        self.ids().iter().any(|s| wire::worker::same_secret(s.as_bytes(), id.as_bytes()))
+        self.all().iter().any(|(s, _)| wire::worker::same_secret(s.as_bytes(), id.as_bytes()))
+    }
+
+    /// Whether `id` is a live session's cookie and `key` its page key.
+    fn opens(&self, id: &str, key: &str) -> bool {
+        self.all().iter().any(|(s, k)| {
+            wire::worker::same_secret(s.as_bytes(), id.as_bytes())
+                & wire::worker::same_secret(k.as_bytes(), key.as_bytes())
+        })
     }
 
     fn close(&self, id: &str) {
-        self.ids().retain(|s| !wire::worker::same_secret(s.as_bytes(), id.as_bytes()));
+        self.all().retain(|(s, _)| !wire::worker::same_secret(s.as_bytes(), id.as_bytes()));
     }
 }
 
+/// This daemon's cookie name: one per API port, so two daemons on one host
+/// do not overwrite each other's session.
+fn cookie_name(ctx: &ApiContext) -> String {
+    format!("{SESSION_COOKIE}_{}", ctx.port)
+}
+
 /// The session id in `headers`' cookies.
-fn session_id(headers: &HeaderMap) -> Option<&str> {
+fn session_id<'h>(ctx: &ApiContext, headers: &'h HeaderMap) -> Option<&'h str> {
+    let name = cookie_name(ctx);
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|c| c.trim().split_once('='))
-        .find_map(|(name, value)| (name == SESSION_COOKIE).then_some(value))
+        .find_map(|(n, value)| (n == name).then_some(value))
 }
 
-/// Whether `headers` carry a live session cookie of this daemon.
-pub(super) fn has_session(ctx: &ApiContext, headers: &HeaderMap) -> bool {
-    session_id(headers).is_some_and(|id| ctx.sessions.holds(id))
+/// Whether `headers` carry a live session's cookie and, in [`UI_HEADER`],
+/// that session's page key: the web view's call to the operator API.
+pub(super) fn opens_api(ctx: &ApiContext, headers: &HeaderMap) -> bool {
+    let key = headers.get(UI_HEADER).and_then(|v| v.to_str().ok());
+    match (session_id(ctx, headers), key) {
+        (Some(id), Some(key)) => ctx.sessions.opens(id, key),
+        _ => false,
+    }
 }
 
 fn cookie(ctx: &ApiContext, value: &str, max_age: Option<u32>) -> Option<HeaderValue> {
-    let mut c = format!("{SESSION_COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict");
+    let mut c = format!("{}={value}; Path=/; HttpOnly; SameSite=Strict", cookie_name(ctx));
     if ctx.tls {
         c.push_str("; Secure");
     }
@@ -93,7 +121,7 @@ fn cookie(ctx: &ApiContext, value: &str, max_age: Option<u32>) -> Option<HeaderV
 
 /// Whether a request may see the page: the session cookie, or the token itself.
 fn allowed(ctx: &ApiContext, headers: &HeaderMap) -> bool {
-    has_session(ctx, headers)
+    session_id(ctx, headers).is_some_and(|id| ctx.sessions.holds(id))
         || wire::server::bearer(headers)
             .is_some_and(|t| wire::worker::same_secret(t.as_bytes(), ctx.token.as_bytes()))
 }
@@ -158,10 +186,13 @@ async fn login(
     if !wire::worker::same_secret(form.token.trim().as_bytes(), ctx.token.as_bytes()) {
         return login_page(Some("that is not this daemon's token"));
     }
-    let id = ctx.sessions.open();
+    let (id, key) = ctx.sessions.open();
     let mut r = (StatusCode::SEE_OTHER, "").into_response();
     let h = r.headers_mut();
-    h.insert(header::LOCATION, HeaderValue::from_static("/ui"));
+    // The page key travels in the fragment: the browser keeps it, no server sees it.
+    if let Ok(to) = HeaderValue::from_str(&format!("/ui#key={key}")) {
+        h.insert(header::LOCATION, to);
+    }
     if let Some(v) = cookie(&ctx, &id, None) {
         h.insert(header::SET_COOKIE, v);
     }
@@ -170,7 +201,7 @@ async fn login(
 }
 
 async fn logout(State(ctx): Ctx, headers: HeaderMap) -> Response {
-    if let Some(id) = session_id(&headers) {
+    if let Some(id) = session_id(&ctx, &headers) {
         ctx.sessions.close(id);
     }
     let mut r = login_page(None);
@@ -218,9 +249,12 @@ mod tests {
     #[test]
     fn sessions_end_on_sign_out_and_the_oldest_goes_beyond_the_cap() {
         let s = Sessions::default();
-        let first = s.open();
+        let (first, key) = s.open();
         assert!(s.holds(&first) && !s.holds("guess") && !s.holds(""));
-        let second = s.open();
+        assert!(s.opens(&first, &key));
+        assert!(!s.opens(&first, "1") && !s.opens(&first, ""), "the cookie without its page key");
+        let (second, second_key) = s.open();
+        assert!(!s.opens(&first, &second_key), "another session's key");
         s.close(&second);
         assert!(!s.holds(&second) && s.holds(&first));
         for _ in 0..MAX_SESSIONS {

@@ -130,6 +130,9 @@ impl SealVerifier for ProofsVerifier {
 pub trait Chain: Send + Sync {
     /// The current epoch (executing any messages due, unless another caller is).
     fn head(&self, now_ms: i64) -> Result<u64, ChainError>;
+    /// When `epoch` begins (ms since the Unix epoch): a message sent before
+    /// the start of epoch `e` lands by epoch `e`, so deadlines are met by it.
+    fn epoch_start_ms(&self, epoch: u64) -> i64;
     /// Randomness of `kind` at `epoch` (at most the head).
     fn randomness(&self, kind: RandomnessKind, epoch: u64, now_ms: i64) -> Result<Randomness, ChainError>;
     /// Sends a message; it is executed in the next epoch.

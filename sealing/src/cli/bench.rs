@@ -412,10 +412,10 @@ pub fn bench(args: BenchArgs) -> Result<()> {
         "phases": phases,
     });
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        outln!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(());
     }
-    println!(
+    outln!(
         "{size}, batch {}, {} cores, {} kernel; SHA bound {:.1} M blocks/s one stream (sha2 {:.1}, kiln {:.1}; kiln 2 streams {:.1}, 4 streams {:.1})",
         args.batch,
         out["cores"],
@@ -426,7 +426,7 @@ pub fn bench(args: BenchArgs) -> Result<()> {
         streams[0] / 1e6,
         streams[1] / 1e6
     );
-    println!("{:<8} {:>10} {:>10} {:>6}  notes", "phase", "seconds", "peak MiB", "cores");
+    outln!("{:<8} {:>10} {:>10} {:>6}  notes", "phase", "seconds", "peak MiB", "cores");
     for m in &measured {
         let mib = m.peak_rss.map_or("-".to_string(), |b| format!("{:.0}", b as f64 / (1 << 20) as f64));
         let notes = match m.name {
@@ -459,7 +459,7 @@ pub fn bench(args: BenchArgs) -> Result<()> {
             ),
             _ => String::new(),
         };
-        println!("{:<8} {:>10.3} {:>10} {:>6.2}  {notes}", m.name, m.seconds, mib, m.cpu_seconds / m.seconds);
+        outln!("{:<8} {:>10.3} {:>10} {:>6.2}  {notes}", m.name, m.seconds, mib, m.cpu_seconds / m.seconds);
     }
     Ok(())
 }

@@ -69,7 +69,7 @@ impl RunArgs {
 pub fn daemon(args: DaemonArgs) -> Result<()> {
     let config = Config::load(&args.config)?;
     let mut daemon = Daemon::start(&config)?;
-    println!("kiln daemon: API at {} (data directory {})", daemon.url(), config.data_dir.display());
+    outln!("kiln daemon: API at {} (data directory {})", daemon.url(), config.data_dir.display());
     let outcome = daemon.wait();
     daemon.stop();
     // A stopped driver exits non-zero, so a supervisor (systemd) restarts the daemon.
@@ -103,13 +103,13 @@ pub fn run(args: RunArgs) -> Result<()> {
     }
 
     let mut daemon = Daemon::start(&config)?;
-    println!("kiln run: data directory {} (kept), API at {}", dir.display(), daemon.url());
+    outln!("kiln run: data directory {} (kept), API at {}", dir.display(), daemon.url());
     if let Some(log) = &log {
-        println!("log: {} (-v to log here instead)", log.display());
+        outln!("log: {} (-v to log here instead)", log.display());
     }
     let client = Client::from_repo(&dir)?;
     let pledged = client.pledge(args.pledge)?.sectors;
-    println!("pledged sector(s) {pledged:?}");
+    outln!("pledged sector(s) {pledged:?}");
 
     let started = Instant::now();
     let mut view = if std::io::stdout().is_terminal() { View::live() } else { View::plain() };
@@ -149,13 +149,13 @@ pub fn run(args: RunArgs) -> Result<()> {
         let status = client.sector(*n)?;
         let accepted = status.commit_receipt.as_ref().is_some_and(|r| r.exit_code == 0)
             && status.on_chain.as_ref().is_some_and(|pc| pc.proven);
-        println!();
+        outln!();
         print_status(&status, false);
         if !accepted {
             bail!("sector {n} is Proving but the chain does not show its proof accepted");
         }
     }
-    println!(
+    outln!(
         "\n{} sector(s) Proving, proofs accepted by the chain, in {:.1} s",
         pledged.len(),
         started.elapsed().as_secs_f64()
@@ -221,11 +221,11 @@ impl View {
                         continue;
                     }
                     match &now.1 {
-                        Some(p) => println!("[{t:7.1}s] sector {}: {} ({p})", e.sector.number, now.0),
-                        None => println!("[{t:7.1}s] sector {}: {}", e.sector.number, now.0),
+                        Some(p) => outln!("[{t:7.1}s] sector {}: {} ({p})", e.sector.number, now.0),
+                        None => outln!("[{t:7.1}s] sector {}: {}", e.sector.number, now.0),
                     }
                     if let (true, Some(err)) = (retrying(now.0), &e.sector.last_error) {
-                        println!("           error: {err} (will retry)");
+                        outln!("           error: {err} (will retry)");
                     }
                     seen.insert(e.sector.number, now);
                     *last_line = Instant::now();
@@ -235,7 +235,7 @@ impl View {
                         .iter()
                         .map(|e| format!("{} {}", e.sector.number, e.sector.lifecycle.state))
                         .collect();
-                    println!("[{t:7.1}s] still working: {}", states.join(", "));
+                    outln!("[{t:7.1}s] still working: {}", states.join(", "));
                     *last_line = Instant::now();
                 }
             }

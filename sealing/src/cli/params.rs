@@ -68,10 +68,10 @@ pub fn run(cmd: ParamsCommand) -> Result<()> {
                 params
                     .generate_test_setup(seed)
                     .with_context(|| format!("generate the {} parameters", params.kind().name()))?;
-                println!("{}", params.kind().name());
-                println!("  params   {}", params.params_path().display());
-                println!("  vk       {}", params.vk_path().display());
-                println!("  seconds  {:.1}", t.elapsed().as_secs_f64());
+                outln!("{}", params.kind().name());
+                outln!("  params   {}", params.params_path().display());
+                outln!("  vk       {}", params.vk_path().display());
+                outln!("  seconds  {:.1}", t.elapsed().as_secs_f64());
             }
             Ok(())
         }
@@ -80,11 +80,11 @@ pub fn run(cmd: ParamsCommand) -> Result<()> {
             let sizes = sizes.iter().map(|s| SectorSize::parse(s)).collect::<Result<Vec<_>, _>>()?;
             let checks = verify_dir(&dir, &sizes)?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&checks)?);
+                outln!("{}", serde_json::to_string_pretty(&checks)?);
             } else {
-                println!("{}", dir.display());
+                outln!("{}", dir.display());
                 for c in &checks {
-                    println!("  {:<9} {} {}", c.status, c.name, c.detail.as_deref().unwrap_or(""));
+                    outln!("  {:<9} {} {}", c.status, c.name, c.detail.as_deref().unwrap_or(""));
                 }
             }
             let bad = checks.iter().filter(|c| c.status != "ok").count();

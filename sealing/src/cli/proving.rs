@@ -65,7 +65,7 @@ pub enum ProvingCommand {
 }
 
 pub fn run(cmd: ProvingCommand) -> Result<()> {
-    let print = |v: serde_json::Value| println!("{}", serde_json::to_string_pretty(&v).expect("JSON"));
+    let print = |v: serde_json::Value| outln!("{}", serde_json::to_string_pretty(&v).expect("JSON"));
     match cmd {
         ProvingCommand::Info { repo, json } => {
             let info = Client::from_repo(&repo.repo)?.proving()?;
@@ -74,36 +74,42 @@ pub fn run(cmd: ProvingCommand) -> Result<()> {
                 return Ok(());
             }
             let (s, w) = (info.schedule, info.current);
-            println!("head            {}", info.head);
-            println!(
-                "proving period  {} epochs: {} deadlines of {} epochs",
-                s.period(),
-                s.deadlines,
-                s.window
-            );
-            println!(
+            outln!("head            {}", info.head);
+            outln!("proving period  {} epochs: {} deadlines of {} epochs", s.period(), s.deadlines, s.window);
+            outln!(
                 "current         deadline {} (period {}), epochs {}..{}, challenge {}",
-                w.deadline, w.period, w.open, w.close, w.challenge
+                w.deadline,
+                w.period,
+                w.open,
+                w.close,
+                w.challenge
             );
-            println!(
+            outln!(
                 "sectors         {} active, {} faulty, {} recovering",
-                info.active, info.faulty, info.recovering
+                info.active,
+                info.faulty,
+                info.recovering
             );
             let answered = info.elections.iter().filter(|e| e.sector.is_some()).count();
-            println!("elections       {} won in the last period, {answered} answered", info.elections.len());
-            println!("recent PoSts:");
+            outln!("elections       {} won in the last period, {answered} answered", info.elections.len());
+            outln!("recent PoSts:");
             for r in &info.recent_runs {
                 let what = match (r.kind.as_str(), r.deadline, r.partition, r.election) {
                     ("window", Some(d), Some(p), _) => format!("window deadline {d} partition {p}"),
                     (_, _, _, Some(e)) => format!("winning epoch {e}"),
                     (k, ..) => k.to_string(),
                 };
-                let outcome = match (&r.error, r.message) {
-                    (Some(e), _) => format!("FAILED: {e}"),
-                    (None, Some(m)) => format!("message {m}"),
-                    (None, None) => "not sent".into(),
+                let outcome = match (&r.error, r.message, r.exit_code) {
+                    (Some(e), ..) => format!("FAILED: {e}"),
+                    (None, Some(m), None) => format!("message {m} sent, not executed yet"),
+                    (None, Some(m), Some(0)) => format!("message {m} accepted"),
+                    (None, Some(m), Some(code)) => format!(
+                        "REFUSED: message {m} exit code {code}: {}",
+                        r.receipt_error.as_deref().unwrap_or("no reason given")
+                    ),
+                    (None, None, _) => "not sent".into(),
                 };
-                println!(
+                outln!(
                     "  {}  {what:<32} vanilla {:>6} ms  snark {:>7} ms  proven {:?}  faulty {:?}  {outcome}",
                     time(r.started_ms),
                     r.vanilla_ms,
@@ -119,12 +125,16 @@ pub fn run(cmd: ProvingCommand) -> Result<()> {
                 print(serde_json::to_value(&deadlines)?);
                 return Ok(());
             }
-            println!(
+            outln!(
                 "{:>8}  {:>13}  {:>10}  {:>7}  {:>6}  proven last window",
-                "deadline", "next window", "partitions", "sectors", "faulty"
+                "deadline",
+                "next window",
+                "partitions",
+                "sectors",
+                "faulty"
             );
             for d in &deadlines {
-                println!(
+                outln!(
                     "{:>8}  {:>13}  {:>10}  {:>7}  {:>6}  {}",
                     d.window.deadline,
                     format!("{}..{}", d.window.open, d.window.close),
@@ -141,13 +151,15 @@ pub fn run(cmd: ProvingCommand) -> Result<()> {
                 print(serde_json::to_value(&d)?);
                 return Ok(());
             }
-            println!(
+            outln!(
                 "deadline {n}: next window epochs {}..{} (challenge {})",
-                d.window.open, d.window.close, d.window.challenge
+                d.window.open,
+                d.window.close,
+                d.window.challenge
             );
-            println!("{:>9}  {:>6}  {:<10}  {:>10}  comm_r", "partition", "sector", "health", "activation");
+            outln!("{:>9}  {:>6}  {:<10}  {:>10}  comm_r", "partition", "sector", "health", "activation");
             for s in &d.sectors {
-                println!(
+                outln!(
                     "{:>9}  {:>6}  {:<10}  {:>10}  {}",
                     s.partition,
                     s.sector,
@@ -156,11 +168,16 @@ pub fn run(cmd: ProvingCommand) -> Result<()> {
                     s.comm_r
                 );
             }
-            println!("Window PoSts:");
+            outln!("Window PoSts:");
             for p in &d.posts {
-                println!(
+                outln!(
                     "  window {} partition {}: message {} landed in {}, proven {:?}, skipped {:?}",
-                    p.open_epoch, p.partition, p.message, p.epoch, p.proven, p.skipped
+                    p.open_epoch,
+                    p.partition,
+                    p.message,
+                    p.epoch,
+                    p.proven,
+                    p.skipped
                 );
             }
         }
@@ -171,10 +188,10 @@ pub fn run(cmd: ProvingCommand) -> Result<()> {
                 return Ok(());
             }
             if f.sectors.is_empty() {
-                println!("no faulty or recovering sector");
+                outln!("no faulty or recovering sector");
             }
             for s in &f.sectors {
-                println!(
+                outln!(
                     "sector {:>6}  {:<10}  deadline {} partition {}",
                     s.sector,
                     s.health.name(),
@@ -182,15 +199,9 @@ pub fn run(cmd: ProvingCommand) -> Result<()> {
                     s.partition
                 );
             }
-            println!("health changes:");
+            outln!("health changes:");
             for e in &f.events {
-                println!(
-                    "  epoch {:>8}  sector {:>6}  {:<10}  {}",
-                    e.epoch,
-                    e.sector,
-                    e.health.name(),
-                    e.why
-                );
+                outln!("  epoch {:>8}  sector {:>6}  {:<10}  {}", e.epoch, e.sector, e.health.name(), e.why);
             }
         }
         ProvingCommand::Check { n, repo, json } => {
@@ -200,7 +211,7 @@ pub fn run(cmd: ProvingCommand) -> Result<()> {
             } else {
                 for c in &checks {
                     let verdict = c.fault.as_deref().map_or("ok".to_string(), |f| format!("FAULTY: {f}"));
-                    println!("sector {:>6}  {:<10}  {:>6} ms  {verdict}", c.sector, c.health.name(), c.ms);
+                    outln!("sector {:>6}  {:<10}  {:>6} ms  {verdict}", c.sector, c.health.name(), c.ms);
                 }
             }
             let bad = checks.iter().filter(|c| c.fault.is_some()).count();
@@ -304,20 +315,20 @@ pub fn post(args: PostArgs) -> Result<()> {
         "verified": verified,
     });
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        outln!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        println!("proof type   {}", proof.name());
-        println!("randomness   {}", randomness);
+        outln!("proof type   {}", proof.name());
+        outln!("randomness   {}", randomness);
         for c in &challenges {
-            println!("sector {:>6} leaves {}", c["sector"], c["leaves"]);
+            outln!("sector {:>6} leaves {}", c["sector"], c["leaves"]);
         }
         for f in &van.faults {
-            println!("FAULTY sector {}: {}", f.sector_id, f.reason);
+            outln!("FAULTY sector {}: {}", f.sector_id, f.reason);
         }
-        println!("vanilla      {vanilla_s:.3} s");
-        println!("snark        {snark_s:.3} s ({} partition(s))", report["partitions"]);
-        println!("proof        {}", hex::encode(&bytes));
-        println!(
+        outln!("vanilla      {vanilla_s:.3} s");
+        outln!("snark        {snark_s:.3} s ({} partition(s))", report["partitions"]);
+        outln!("proof        {}", hex::encode(&bytes));
+        outln!(
             "verified     {}",
             verified.map_or("no proof (every sector faulty)".into(), |v| v.to_string())
         );

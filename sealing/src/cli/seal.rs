@@ -243,9 +243,9 @@ pub fn run(cmd: SealCommand) -> Result<()> {
         SealCommand::Finalize { dir, drop_unsealed } => {
             let removed = finalize::finalize(&SectorDir::new(&dir), !drop_unsealed)?;
             for path in &removed {
-                println!("removed {}", path.display());
+                outln!("removed {}", path.display());
             }
-            println!("{} file(s) removed; the replica, tree_r_last, p_aux and t_aux are kept", removed.len());
+            outln!("{} file(s) removed; the replica, tree_r_last, p_aux and t_aux are kept", removed.len());
             Ok(())
         }
         SealCommand::All(args) => all(args),
@@ -273,10 +273,10 @@ impl Phases {
         )
     }
     fn print_table(&self) {
-        println!("{:<10} {:>10} {:>12}", "phase", "seconds", "peak MiB");
+        outln!("{:<10} {:>10} {:>12}", "phase", "seconds", "peak MiB");
         for (name, s, peak) in &self.0 {
             let mib = peak.map_or("-".to_string(), |b| format!("{:.1}", b as f64 / (1 << 20) as f64));
-            println!("{name:<10} {s:>10.3} {mib:>12}");
+            outln!("{name:<10} {s:>10.3} {mib:>12}");
         }
     }
 }
@@ -437,12 +437,12 @@ fn batch(args: BatchArgs) -> Result<()> {
     reporter.finish();
     let out = json!({ "sector_size": args.sector_size, "sectors": results, "phases": phases.json() });
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        outln!("{}", serde_json::to_string_pretty(&out)?);
     } else {
         for r in &results {
             match r.get("error") {
-                Some(e) => println!("sector {:<6} FAILED: {}", r["sector_id"], e.as_str().unwrap_or("")),
-                None => println!(
+                Some(e) => outln!("sector {:<6} FAILED: {}", r["sector_id"], e.as_str().unwrap_or("")),
+                None => outln!(
                     "sector {:<6} comm_d {} comm_r {}",
                     r["sector_id"],
                     r["comm_d"].as_str().unwrap_or(""),
@@ -460,12 +460,12 @@ fn batch(args: BatchArgs) -> Result<()> {
 
 fn print_pre_commit(out: &Value, json: bool) -> Result<()> {
     if json {
-        println!("{}", serde_json::to_string_pretty(out)?);
+        outln!("{}", serde_json::to_string_pretty(out)?);
         return Ok(());
     }
-    println!("sector        {} ({})", out["sector_id"], out["sector_size"].as_str().unwrap_or(""));
+    outln!("sector        {} ({})", out["sector_id"], out["sector_size"].as_str().unwrap_or(""));
     for p in out["pieces"].as_array().into_iter().flatten() {
-        println!(
+        outln!(
             "piece         {} {} ({} bytes padded)",
             p["comm_p"].as_str().unwrap_or(""),
             p["file"],
@@ -473,14 +473,14 @@ fn print_pre_commit(out: &Value, json: bool) -> Result<()> {
         );
     }
     for key in ["comm_d", "replica_id", "comm_c", "comm_r_last", "comm_r"] {
-        println!("{key:<13} {}", out[key].as_str().unwrap_or(""));
+        outln!("{key:<13} {}", out[key].as_str().unwrap_or(""));
     }
     if out["layers_reused"].as_array().is_some_and(|a| !a.is_empty()) {
-        println!("layers kept   {} (labeled earlier)", out["layers_reused"]);
+        outln!("layers kept   {} (labeled earlier)", out["layers_reused"]);
     }
-    println!("seconds:");
+    outln!("seconds:");
     for (phase, s) in out["seconds"].as_object().into_iter().flatten() {
-        println!("  {phase:<12} {:.3}", s.as_f64().unwrap_or(0.0));
+        outln!("  {phase:<12} {:.3}", s.as_f64().unwrap_or(0.0));
     }
     Ok(())
 }
@@ -555,11 +555,11 @@ fn finish_proof(
         std::fs::write(path, proof).with_context(|| format!("write {}", path.display()))?;
     }
     if json {
-        println!("{}", serde_json::to_string_pretty(&proof_json(c1, proof, verified, phases))?);
+        outln!("{}", serde_json::to_string_pretty(&proof_json(c1, proof, verified, phases))?);
     } else {
-        println!("comm_r    {}", c1.comm_r);
-        println!("proof     {}", hex::encode(proof));
-        println!("verified  {verified}");
+        outln!("comm_r    {}", c1.comm_r);
+        outln!("proof     {}", hex::encode(proof));
+        outln!("verified  {verified}");
         phases.print_table();
     }
     if !verified {
@@ -609,9 +609,9 @@ fn verify(args: VerifyArgs) -> Result<()> {
     let vk = param_store(&args.param_dir, sector_size).seal_verifying_key()?;
     let verified = snark::verify_seal(&statement, &proof, &vk)?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&json!({ "verified": verified }))?);
+        outln!("{}", serde_json::to_string_pretty(&json!({ "verified": verified }))?);
     } else {
-        println!("verified  {verified}");
+        outln!("verified  {verified}");
     }
     if !verified {
         bail!("the proof does not verify");
@@ -630,7 +630,7 @@ fn all(args: AllArgs) -> Result<()> {
         for key in ["comm_c", "comm_r_last", "pieces"] {
             out[key] = pre[key].clone();
         }
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        outln!("{}", serde_json::to_string_pretty(&out)?);
         if !verified {
             bail!("the proof does not verify");
         }
@@ -653,7 +653,7 @@ pub fn unseal(args: UnsealArgs) -> Result<()> {
         reporter.report(p)
     })?;
     reporter.finish();
-    println!(
+    outln!(
         "unsealed {} bytes at offset {} into {} in {:.3} s (comm_d checked{})",
         report.bytes,
         args.offset,

@@ -58,10 +58,16 @@ pub enum SectorsCommand {
         #[command(flatten)]
         repo: RepoArgs,
     },
-    /// Remove a sector and its files.
+    /// Remove a sector and its files (its record is kept). A sector the chain
+    /// still holds (a live PreCommit, or proven) is refused unless `--force`.
     Remove {
         /// The sector number.
         number: u64,
+        /// Remove it even though the chain holds it: it then fails every Window
+        /// PoSt and is declared faulty (on Filecoin: a fault fee every proving
+        /// period until it is terminated).
+        #[arg(long)]
+        force: bool,
         #[command(flatten)]
         repo: RepoArgs,
     },
@@ -99,12 +105,12 @@ pub fn run(cmd: SectorsCommand) -> Result<()> {
             let client = Client::from_repo(&repo.repo)?;
             let sectors = client.sectors()?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&sectors)?);
+                outln!("{}", serde_json::to_string_pretty(&sectors)?);
             } else {
                 print_list(&sectors);
                 // A node fault stops a whole kind of task: say so above all else.
                 for p in client.status()?.paused {
-                    println!(
+                    outln!(
                         "PAUSED: {} tasks since {} (next try {}): {}",
                         p.kind.name(),
                         time(p.since_ms),
@@ -117,7 +123,7 @@ pub fn run(cmd: SectorsCommand) -> Result<()> {
         SectorsCommand::Status { number, repo, log, json } => {
             let status = Client::from_repo(&repo.repo)?.sector(number)?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&status)?);
+                outln!("{}", serde_json::to_string_pretty(&status)?);
             } else {
                 print_status(&status, log);
             }
@@ -125,28 +131,32 @@ pub fn run(cmd: SectorsCommand) -> Result<()> {
         SectorsCommand::Pledge { repo, count } => {
             let r = Client::from_repo(&repo.repo)?.pledge(count)?;
             for n in r.sectors {
-                println!("pledged sector {n}");
+                outln!("pledged sector {n}");
             }
         }
         SectorsCommand::AddPiece { file, repo } => {
             let file = std::path::absolute(&file)?;
             let p = Client::from_repo(&repo.repo)?.add_piece(&file)?;
-            println!(
+            outln!(
                 "piece {} ({} bytes, padded {}) added to sector {} as piece {}",
-                p.comm_p, p.raw_len, p.padded_size, p.sector, p.index
+                p.comm_p,
+                p.raw_len,
+                p.padded_size,
+                p.sector,
+                p.index
             );
         }
-        SectorsCommand::Remove { number, repo } => {
-            let row = Client::from_repo(&repo.repo)?.remove(number)?;
-            println!("sector {number}: {} (files are removed by the daemon)", row.lifecycle.state);
+        SectorsCommand::Remove { number, force, repo } => {
+            let row = Client::from_repo(&repo.repo)?.remove_with(number, force)?;
+            outln!("sector {number}: {} (files are removed by the daemon)", row.lifecycle.state);
         }
         SectorsCommand::Retry { number, repo } => {
             let row = Client::from_repo(&repo.repo)?.retry(number)?;
-            println!("sector {number}: {} (attempts reset)", row.lifecycle.state);
+            outln!("sector {number}: {} (attempts reset)", row.lifecycle.state);
         }
         SectorsCommand::Abort { number, reason, repo } => {
             let row = Client::from_repo(&repo.repo)?.abort(number, &reason)?;
-            println!("sector {number}: {}", row.lifecycle.state);
+            outln!("sector {number}: {}", row.lifecycle.state);
         }
     }
     Ok(())
@@ -156,8 +166,8 @@ pub fn chain(cmd: ChainCommand) -> Result<()> {
     match cmd {
         ChainCommand::Head { repo } => {
             let head = Client::from_repo(&repo.repo)?.chain_head()?;
-            println!("epoch    {}", head.epoch);
-            println!("messages {} sent, {} executed", head.messages, head.executed);
+            outln!("epoch    {}", head.epoch);
+            outln!("messages {} sent, {} executed", head.messages, head.executed);
         }
     }
     Ok(())
@@ -203,7 +213,7 @@ pub fn elapsed(ms: i64) -> String {
 }
 
 fn print_list(sectors: &[SectorListEntry]) {
-    println!("{:>6}  {:<8} {:<5} {:<20} {:>8}  activity", "sector", "size", "kind", "state", "attempts");
+    outln!("{:>6}  {:<8} {:<5} {:<20} {:>8}  activity", "sector", "size", "kind", "state", "attempts");
     for e in sectors {
         let s = &e.sector;
         let activity = match (&e.progress, &s.last_error) {
@@ -213,7 +223,7 @@ fn print_list(sectors: &[SectorListEntry]) {
             }
             _ => String::new(),
         };
-        println!(
+        outln!(
             "{:>6}  {:<8} {:<5} {:<20} {:>8}  {}",
             s.number,
             s.sector_size.name(),
@@ -253,34 +263,37 @@ pub fn print_status(st: &SectorStatus, log: bool) {
     fn opt<T: std::fmt::Display>(v: &Option<T>) -> String {
         v.as_ref().map_or_else(|| "-".into(), T::to_string)
     }
-    println!("sector        {}", s.number);
-    println!(
+    outln!("sector        {}", s.number);
+    outln!(
         "size          {} ({})",
         s.sector_size.name(),
         if s.pledged { "committed capacity" } else { "data" }
     );
-    println!("state         {} (attempts {})", s.lifecycle.state, s.lifecycle.attempts);
+    outln!("state         {} (attempts {})", s.lifecycle.state, s.lifecycle.attempts);
     if let Some(p) = &st.progress {
-        println!("running       {}", progress_text(p));
+        outln!("running       {}", progress_text(p));
     }
-    println!(
+    outln!(
         "ticket        {} (epoch {})",
         opt(&s.ticket),
         s.ticket_epoch.map_or("-".into(), |e| e.to_string())
     );
-    println!("comm_d        {}", opt(&s.comm_d));
-    println!("comm_r        {}", opt(&s.comm_r));
-    println!("seed          {} (epoch {})", opt(&s.seed), s.seed_epoch.map_or("-".into(), |e| e.to_string()));
-    println!("precommit msg {}", opt(&s.precommit_message));
-    println!("commit msg    {}", opt(&s.commit_message));
+    outln!("comm_d        {}", opt(&s.comm_d));
+    outln!("comm_r        {}", opt(&s.comm_r));
+    outln!("seed          {} (epoch {})", opt(&s.seed), s.seed_epoch.map_or("-".into(), |e| e.to_string()));
+    outln!("precommit msg {}", opt(&s.precommit_message));
+    outln!("commit msg    {}", opt(&s.commit_message));
     if let Some(pc) = &st.on_chain {
-        println!(
+        outln!(
             "on chain      precommitted at epoch {}, seed epoch {}, expiry {}, proven {}",
-            pc.epoch, pc.seed_epoch, pc.expiry, pc.proven
+            pc.epoch,
+            pc.seed_epoch,
+            pc.expiry,
+            pc.proven
         );
     }
     if let Some(r) = &st.commit_receipt {
-        println!(
+        outln!(
             "commit receipt epoch {}, exit code {}{}",
             r.epoch,
             r.exit_code,
@@ -288,17 +301,17 @@ pub fn print_status(st: &SectorStatus, log: bool) {
         );
     }
     for p in &st.pieces {
-        println!("piece {:<7} {} {} bytes (padded {})", p.index, p.comm_p, p.raw_len, p.padded_size);
+        outln!("piece {:<7} {} {} bytes (padded {})", p.index, p.comm_p, p.raw_len, p.padded_size);
     }
     if let Some(e) = &s.last_error {
-        println!("last error    {e}");
+        outln!("last error    {e}");
     }
     if !st.tasks.is_empty() {
-        println!("tasks:");
+        outln!("tasks:");
         super::workers::print_tasks(&st.tasks);
     }
     if log {
-        println!("events:");
+        outln!("events:");
         for e in &st.events {
             let detail = match (e.field("error"), e.field("disposition"), e.field("reason")) {
                 (Some(error), Some(disposition), _) => format!("  error ({disposition}): {error}"),
@@ -306,7 +319,7 @@ pub fn print_status(st: &SectorStatus, log: bool) {
                 (_, _, Some(reason)) => format!("  rejected: {reason}"),
                 _ => String::new(),
             };
-            println!("  {:>3} {}  {:<16} -> {}{detail}", e.seq, time(e.at_ms), e.name(), e.state);
+            outln!("  {:>3} {}  {:<16} -> {}{detail}", e.seq, time(e.at_ms), e.name(), e.state);
         }
     }
 }

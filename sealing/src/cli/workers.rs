@@ -70,14 +70,14 @@ pub fn workers(cmd: WorkersCommand) -> Result<()> {
         WorkersCommand::List { repo, json } => {
             let workers = Client::from_repo(&repo.repo)?.workers()?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&workers)?);
+                outln!("{}", serde_json::to_string_pretty(&workers)?);
             } else {
                 print_workers(&workers);
             }
         }
         WorkersCommand::Reset { name, repo } => {
             let r = Client::from_repo(&repo.repo)?.reset_worker(&name)?;
-            println!("worker {}: unhealthy mark cleared", r.name);
+            outln!("worker {}: unhealthy mark cleared", r.name);
         }
     }
     Ok(())
@@ -88,7 +88,7 @@ pub fn tasks(cmd: TasksCommand) -> Result<()> {
         TasksCommand::List { sector, repo, json } => {
             let tasks = Client::from_repo(&repo.repo)?.tasks(sector)?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&tasks)?);
+                outln!("{}", serde_json::to_string_pretty(&tasks)?);
             } else {
                 print_tasks(&tasks);
             }
@@ -102,16 +102,16 @@ pub fn auth(cmd: AuthCommand) -> Result<()> {
         AuthCommand::CreateWorkerToken { name, repo } => {
             let t = Client::from_repo(&repo.repo)?.create_worker_token(&name)?;
             eprintln!("token for worker {} (shown once; the daemon keeps only its hash):", t.name);
-            println!("{}", t.token);
+            outln!("{}", t.token);
         }
         AuthCommand::RevokeWorkerToken { name, repo } => {
             let r = Client::from_repo(&repo.repo)?.revoke_worker_token(&name)?;
-            println!("revoked the token of worker {}; tasks re-run elsewhere: {:?}", r.name, r.expired_tasks);
+            outln!("revoked the token of worker {}; tasks re-run elsewhere: {:?}", r.name, r.expired_tasks);
         }
         AuthCommand::ListWorkerTokens { repo } => {
-            println!("{:<24} {:<23}  revoked", "worker", "created");
+            outln!("{:<24} {:<23}  revoked", "worker", "created");
             for t in Client::from_repo(&repo.repo)?.worker_tokens()? {
-                println!("{:<24} {}  {}", t.name, time(t.created_ms), t.revoked_ms.map_or("-".into(), time));
+                outln!("{:<24} {}  {}", t.name, time(t.created_ms), t.revoked_ms.map_or("-".into(), time));
             }
         }
     }
@@ -119,9 +119,13 @@ pub fn auth(cmd: AuthCommand) -> Result<()> {
 }
 
 fn print_workers(workers: &[WorkerView]) {
-    println!(
+    outln!(
         "{:<16} {:<10} {:<12} {:<23}  {:<26} url",
-        "worker", "state", "tasks", "last heartbeat", "capabilities"
+        "worker",
+        "state",
+        "tasks",
+        "last heartbeat",
+        "capabilities"
     );
     for v in workers {
         let w = v;
@@ -147,7 +151,7 @@ fn print_workers(workers: &[WorkerView]) {
         } else {
             v.tasks.iter().map(u64::to_string).collect::<Vec<_>>().join(",")
         };
-        println!(
+        outln!(
             "{:<16} {:<10} {:<12} {}  {:<26} {}",
             w.name,
             serde_json::to_value(v.state).ok().and_then(|s| s.as_str().map(String::from)).unwrap_or_default(),
@@ -157,7 +161,7 @@ fn print_workers(workers: &[WorkerView]) {
             w.url
         );
         if let Some(why) = &w.unhealthy {
-            println!("{:<16} unhealthy: {why}", "");
+            outln!("{:<16} unhealthy: {why}", "");
         }
     }
 }
@@ -165,14 +169,21 @@ fn print_workers(workers: &[WorkerView]) {
 /// Prints task rows, one per line: where each ran, when it started, how long
 /// its sector waited for it and how long it took (or has run).
 pub fn print_tasks(tasks: &[TaskView]) {
-    println!(
+    outln!(
         "{:>6} {:>6}  {:<10} {:<12} {:<11} {:<23} {:>10} {:>10}  error",
-        "task", "sector", "kind", "where", "state", "started", "queued", "took"
+        "task",
+        "sector",
+        "kind",
+        "where",
+        "state",
+        "started",
+        "queued",
+        "took"
     );
     let now = now_ms();
     for t in tasks {
         let end = if t.state.is_open() { now } else { t.updated_ms };
-        println!(
+        outln!(
             "{:>6} {:>6}  {:<10} {:<12} {:<11} {} {:>10} {:>10}  {}",
             t.id,
             t.sector,

@@ -102,6 +102,11 @@ impl Pipeline {
                     self.cancel_tasks(n, "the PreCommit expired")?;
                     return self.expire(n);
                 }
+                if self.config.proof_path(n).exists() && self.proof_predates_retry(n)? {
+                    // The operator's retry proves anew: the proof of the failed attempt goes.
+                    info!("dropping the proof of the failed attempt");
+                    self.remove_file(&self.config.proof_path(n), n)?;
+                }
                 if self.config.proof_path(n).exists() {
                     // C2 finished before a crash: its verified proof is on disk.
                     info!("reusing the proof computed before the restart");
@@ -189,11 +194,52 @@ impl Pipeline {
                 for p in pieces {
                     self.remove_file(&self.config.piece_copy(&p.path), n)?;
                 }
+                self.declare_removed_faulty(n, now);
                 self.apply(n, &SectorEvent::RemoveDone)?;
             }
             S::Proving | S::Failed | S::Removed => {}
         }
         Ok(())
+    }
+
+    /// Whether sector `n`'s last event is the operator's retry and its proof
+    /// file was written before it (a proof of the failed attempt, not one the
+    /// retry computed before a crash).
+    fn proof_predates_retry(&self, n: u64) -> Result<bool, PipelineError> {
+        let events = self.ledger.store().events(n)?;
+        let Some(retry) = events.last().filter(|e| matches!(e.event, SectorEvent::OperatorRetry { .. }))
+        else {
+            return Ok(false);
+        };
+        let written = std::fs::metadata(self.config.proof_path(n))
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| d.as_millis() as i64);
+        Ok(written.is_none_or(|ms| ms <= retry.at_ms))
+    }
+
+    /// A sector removed while the chain holds it proven (a forced removal)
+    /// is declared faulty at once, unless its window is open (its PoSt then
+    /// skips it); best effort, as the prover's check before its window
+    /// declares it too.
+    fn declare_removed_faulty(&self, n: u64, now: i64) {
+        let chain = self.ledger.chain();
+        let on_chain = chain.proving_sectors(now).map(|all| all.into_iter().find(|s| s.sector == n));
+        let Ok(Some(s)) = on_chain else { return };
+        if s.health == crate::chain::SectorHealth::Faulty {
+            return;
+        }
+        let open = chain.head(now).map(|head| chain.proving_schedule().current(head).deadline);
+        if open.as_ref().is_ok_and(|&d| d == s.deadline) {
+            return info!(deadline = s.deadline, "removed while its window is open: its PoSt skips it");
+        }
+        match chain.send(&Message::DeclareFaults { sectors: vec![n] }, now) {
+            Ok(id) => info!(message = %id, "removed while proven on chain: declared faulty"),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot declare the removed sector faulty; the prover's check will")
+            }
+        }
     }
 
     /// A sector whose PreCommit the chain already holds live (the same

@@ -14,9 +14,18 @@
 //!    recoveries for faulty ones that read again (`kiln proving check`);
 //! 3. answers won elections with a Winning PoSt.
 //!
-//! Every run is recorded with its timings ([`crate::store::PostRun`]).
+//! Window PoSt comes first. A Winning PoSt waits while a window's PoSt is
+//! due or running, or when a window opens before it would be done; one that
+//! cannot land in its election's window (by the time the last ones took) is
+//! not started. A Window PoSt SNARK sent to a worker is waited for only as
+//! long as the window leaves time to prove it here after all.
+//!
+//! Every run is recorded with its timings ([`crate::store::PostRun`]) and,
+//! once the chain has executed its message, what the chain made of it.
 
-use crate::chain::{DeadlineWindow, Message, ProvingSectorOnChain, RandomnessKind, SectorHealth};
+use crate::chain::{
+    DeadlineWindow, Message, ProvingSchedule, ProvingSectorOnChain, RandomnessKind, SectorHealth,
+};
 use crate::config::ProvingConfig;
 use crate::ledger::SharedLedger;
 use crate::pipeline::PipelineConfig;
@@ -76,6 +85,64 @@ pub enum ProvingError {
     Proofs(#[from] proofs::Error),
 }
 
+impl ProvingError {
+    /// This process out of file descriptors: nothing about the sectors or
+    /// the proof, so the attempt does not count and is made again.
+    pub fn is_out_of_descriptors(&self) -> bool {
+        matches!(self, Self::Proofs(e) if e.is_out_of_descriptors())
+    }
+}
+
+/// What the Window PoSt side has ahead, for the Winning PoSt thread to keep
+/// out of its way.
+#[derive(Clone, Copy, Debug, Default)]
+struct WindowOutlook {
+    /// A partition of the open window is being proven or still due.
+    busy: bool,
+    /// When the next window with sectors to prove opens (ms since the Unix epoch).
+    next_open_ms: Option<i64>,
+}
+
+/// How long PoSts took lately: the longest of the last few of each.
+#[derive(Debug, Default)]
+struct Timings {
+    /// A Window PoSt SNARK proved here (ms).
+    window_snark: std::collections::VecDeque<u64>,
+    /// A whole Winning PoSt, vanilla and SNARK (ms).
+    winning: std::collections::VecDeque<u64>,
+}
+
+impl Timings {
+    const KEPT: usize = 3;
+
+    fn from_runs(runs: &[PostRun]) -> Self {
+        let mut t = Self::default();
+        // Oldest first, so the newest stay.
+        for r in runs.iter().rev() {
+            match r.kind.as_str() {
+                "window" if r.error.is_none() && r.prover.starts_with("local") && !r.proven.is_empty() => {
+                    Self::push(&mut t.window_snark, r.snark_ms)
+                }
+                // Proved, whether sent or too late to send.
+                "winning" if r.snark_ms > 0 => Self::push(&mut t.winning, r.vanilla_ms + r.snark_ms),
+                _ => {}
+            }
+        }
+        t
+    }
+
+    fn push(q: &mut std::collections::VecDeque<u64>, ms: u64) {
+        if q.len() == Self::KEPT {
+            q.pop_front();
+        }
+        q.push_back(ms);
+    }
+
+    fn longest(q: &std::collections::VecDeque<u64>) -> Option<u64> {
+        q.iter().copied().max()
+    }
+}
+
 /// What the prover's threads share.
 #[derive(Clone)]
 struct ProverCore {
@@ -85,6 +152,8 @@ struct ProverCore {
     /// Reaches workers for Window PoSt SNARKs.
     dispatcher: Option<Arc<dyn Dispatcher>>,
     gate: ProvingGate,
+    outlook: Arc<std::sync::Mutex<WindowOutlook>>,
+    timings: Arc<std::sync::Mutex<Timings>>,
 }
 
 /// The daemon's prover. Window PoSts and checks run on its thread; Winning
@@ -102,6 +171,8 @@ pub struct Prover {
     attempts: HashMap<(u64, u64), u32>,
     /// The next election epoch to look at.
     next_election: Option<u64>,
+    /// When receipts of sent PoSts were last looked for (ms).
+    receipts_ms: Option<i64>,
 }
 
 const MAX_ATTEMPTS: u32 = 3;
@@ -110,13 +181,25 @@ impl Prover {
     /// A prover of the sectors in `layout`'s data directory, with its
     /// proving settings.
     pub fn new(ledger: SharedLedger, layout: PipelineConfig, param_dir: PathBuf, gate: ProvingGate) -> Self {
+        // Earlier runs tell how long PoSts take here, from the first tick on.
+        let runs = ledger.store().post_runs(50).unwrap_or_default();
+        let timings = Arc::new(std::sync::Mutex::new(Timings::from_runs(&runs)));
         Self {
-            core: ProverCore { ledger, layout, param_dir, dispatcher: None, gate },
+            core: ProverCore {
+                ledger,
+                layout,
+                param_dir,
+                dispatcher: None,
+                gate,
+                outlook: Default::default(),
+                timings,
+            },
             winning: None,
             elections: Vec::new(),
             checked: HashSet::new(),
             attempts: HashMap::new(),
             next_election: None,
+            receipts_ms: None,
         }
     }
 
@@ -147,36 +230,46 @@ impl Prover {
         }
     }
 
-    /// One pass: the open window, the checks ahead, the elections.
+    /// One pass: the receipts of sent PoSts, the open window, the checks
+    /// ahead, the elections.
     pub fn tick(&mut self) -> Result<(), ProvingError> {
         let ledger = self.core.ledger.clone();
         let chain = ledger.chain();
         let now = ledger.now_ms();
+        self.record_receipts(now);
         let head = chain.head(now)?;
         let schedule = chain.proving_schedule();
         let sectors = chain.proving_sectors(now)?;
         if sectors.is_empty() {
+            *relock(&self.core.outlook) = WindowOutlook::default();
             self.next_election = Some(head + 1);
             return Ok(());
         }
 
         let window = schedule.current(head);
-        let due = due_partitions(&sectors, &window);
+        let due: Vec<(u64, Vec<&ProvingSectorOnChain>)> = due_partitions(&sectors, &window)
+            .into_iter()
+            .filter(|(p, _)| self.attempts.get(&(window.open, *p)).copied().unwrap_or(0) < MAX_ATTEMPTS)
+            .collect();
+        let next_open_ms = next_window_open(&schedule, head, &sectors).map(|open| chain.epoch_start_ms(open));
         for (partition, members) in due {
             let key = (window.open, partition);
-            if self.attempts.get(&key).copied().unwrap_or(0) >= MAX_ATTEMPTS {
-                continue;
-            }
             if chain.find_post_message(window.open, partition, now)?.is_some() {
                 continue;
             }
+            *relock(&self.core.outlook) = WindowOutlook { busy: true, next_open_ms };
             // Counted whether or not it gets sent: a proof the chain keeps
             // rejecting, or a missing parameter file, is not retried every tick.
             *self.attempts.entry(key).or_default() += 1;
             if let Err(e) = self.core.window_post(&window, partition, &members) {
                 warn!(deadline = window.deadline, partition, error = %e, "Window PoSt failed");
+                if e.is_out_of_descriptors() {
+                    // Not the proof's fault: tried again next tick, as often as it takes.
+                    *self.attempts.entry(key).or_default() -= 1;
+                }
             }
         }
+        *relock(&self.core.outlook) = WindowOutlook { busy: false, next_open_ms };
         self.attempts.retain(|(open, _), _| *open + schedule.window > head);
 
         for n in 1..=schedule.deadlines {
@@ -184,8 +277,10 @@ impl Prover {
             if upcoming.open > head + self.core.layout.proving.check_ahead_epochs {
                 break;
             }
-            if self.checked.insert(upcoming.open) {
+            if !self.checked.contains(&upcoming.open) {
+                // Marked only once done: a check that failed (out of descriptors) runs again.
                 self.core.check_ahead(&upcoming, &sectors)?;
+                self.checked.insert(upcoming.open);
             }
         }
         self.checked.retain(|&open| open > head);
@@ -203,7 +298,7 @@ impl Prover {
                 let core = self.core.clone();
                 let spawned = std::thread::Builder::new().name("kiln-winning".into()).spawn(move || {
                     for epoch in epochs {
-                        if let Err(e) = core.answer_election(epoch, &sectors) {
+                        if let Err(e) = core.answer_election(epoch) {
                             warn!(epoch, error = %e, "Winning PoSt failed");
                         }
                     }
@@ -216,6 +311,56 @@ impl Prover {
         }
         Ok(())
     }
+
+    /// Records what the chain made of the PoSts sent (once a second): a
+    /// refused one shows as refused, not as sent.
+    fn record_receipts(&mut self, now: i64) {
+        if self.receipts_ms.is_some_and(|t| now - t < 1_000) {
+            return;
+        }
+        self.receipts_ms = Some(now);
+        let ledger = &self.core.ledger;
+        let awaiting = match ledger.store().runs_awaiting_receipt() {
+            Ok(runs) => runs,
+            Err(e) => return warn!(error = %e, "cannot list PoSt runs awaiting receipts"),
+        };
+        for (run, message) in awaiting {
+            let receipt = match ledger.chain().receipt(crate::chain::MessageId(message), now) {
+                Ok(Some(r)) => r,
+                Ok(None) => continue,
+                Err(e) => return warn!(run, error = %e, "cannot read a PoSt's receipt"),
+            };
+            if receipt.exit_code != 0 {
+                warn!(
+                    run,
+                    message,
+                    exit_code = receipt.exit_code,
+                    error = receipt.error.as_deref(),
+                    "the chain refused a PoSt"
+                );
+            }
+            if let Err(e) = ledger.store().set_run_receipt(run, receipt.exit_code, receipt.error.as_deref()) {
+                warn!(run, error = %e, "cannot record a PoSt's receipt");
+            }
+        }
+    }
+}
+
+fn relock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The open epoch of the next window (after the one open at `head`) with a
+/// sector to prove, within a proving period.
+fn next_window_open(schedule: &ProvingSchedule, head: u64, sectors: &[ProvingSectorOnChain]) -> Option<u64> {
+    (1..=schedule.deadlines).map(|n| schedule.nth(head / schedule.window + n)).find_map(|w| {
+        sectors
+            .iter()
+            .any(|s| {
+                s.deadline == w.deadline && s.health != SectorHealth::Faulty && s.activation <= w.challenge
+            })
+            .then_some(w.open)
+    })
 }
 
 impl ProverCore {
@@ -236,7 +381,6 @@ impl ProverCore {
     ) -> Result<(), ProvingError> {
         let _span =
             info_span!("window_post", deadline = window.deadline, open = window.open, partition).entered();
-        let _gate = self.gate.enter();
         let chain = self.ledger.chain();
         let size = members[0].sector_size;
         let post = PostProof::window(size);
@@ -244,7 +388,11 @@ impl ProverCore {
         let randomness = chain.randomness(RandomnessKind::WindowPost, window.challenge, started_ms)?;
         let proving: Vec<ProvingSector> = members.iter().map(|s| self.proving_sector(s)).collect();
         let t = Instant::now();
-        let van = vanilla::generate(&post, &randomness, &proving, self.limits())?;
+        // Local sealing waits while this node reads and proves, not while a worker does.
+        let van = {
+            let _gate = self.gate.enter();
+            vanilla::generate(&post, &randomness, &proving, self.limits())?
+        };
         let vanilla_ms = t.elapsed().as_millis() as u64;
         let skipped: Vec<u64> = van.faults.iter().map(|f| f.sector_id).collect();
         let mut run = run_record("window", started_ms, vanilla_ms, &van);
@@ -254,9 +402,20 @@ impl ProverCore {
         let proof = if van.proofs.is_empty() {
             Ok(Vec::new())
         } else {
-            match self.prove_remote(&post, &randomness, &van, &mut run) {
+            match self.prove_remote(&post, &randomness, &van, &mut run, window) {
                 Some(proof) => Ok(proof),
-                None => self.prove(&post, &van, &mut run),
+                None => {
+                    let _gate = self.gate.enter();
+                    let t = Instant::now();
+                    let proof = self.prove(&post, &van, &mut run);
+                    if proof.is_ok() {
+                        Timings::push(
+                            &mut relock(&self.timings).window_snark,
+                            t.elapsed().as_millis() as u64,
+                        );
+                    }
+                    proof
+                }
             }
         };
         run.snark_ms = t.elapsed().as_millis() as u64;
@@ -296,16 +455,32 @@ impl ProverCore {
     /// The SNARK of a Window PoSt from an online worker that takes them (one
     /// proving on GPUs first), checked here before use; `None` (and the daemon
     /// proves it) when there is none, or it fails, is late or is wrong.
+    /// The wait is capped so that the window leaves time to prove here after
+    /// all: until the last moment to send (the start of the window's last
+    /// epoch) less one and a half times the last local SNARKs' time (half the
+    /// time left before any was measured); with under a second left, no worker
+    /// is asked. Benched workers are not asked; a failed or late one is charged.
     fn prove_remote(
         &self,
         post: &PostProof,
         randomness: &Randomness,
         van: &Vanilla,
         run: &mut PostRun,
+        window: &DeadlineWindow,
     ) -> Option<Vec<u8>> {
         let dispatcher = self.dispatcher.as_ref().filter(|_| self.layout.proving.remote_snark)?;
         let size = post.sector_size();
         let now = self.ledger.now_ms();
+        let send_by = self.ledger.chain().epoch_start_ms(window.close.saturating_sub(1));
+        let local = Timings::longest(&relock(&self.timings).window_snark);
+        let Some(wait_ms) = remote_wait_ms(now, send_by, local, self.layout.proving.remote_timeout_ms) else {
+            info!(
+                left_ms = send_by - now,
+                local_snark_ms = local,
+                "no time to wait for a worker in this window; proving here"
+            );
+            return None;
+        };
         let (worker, key) = {
             let store = self.ledger.store();
             let workers = store.workers().ok()?;
@@ -322,7 +497,7 @@ impl ProverCore {
             randomness: *randomness,
             vanilla: van.proofs.iter().map(|p| hex::encode(encoding::encode(size, p))).collect(),
         };
-        let timeout = Duration::from_millis(self.layout.proving.remote_timeout_ms);
+        let timeout = Duration::from_millis(wait_ms);
         // Charged like a failed C2: a worker that hangs or fails PoSts is benched.
         let fallback = |why: String| {
             warn!(worker = %worker.name, %why, "Window PoSt SNARK on the worker failed; proving here");
@@ -397,23 +572,60 @@ impl ProverCore {
         Ok(())
     }
 
-    /// Answers the election of `epoch` unless it is answered or too old.
-    fn answer_election(&self, epoch: u64, sectors: &[ProvingSectorOnChain]) -> Result<(), ProvingError> {
+    /// Answers the election of `epoch` unless it is answered or too late.
+    /// Window PoSt comes first: while a window's PoSt is due or running, or a
+    /// window would open before this one is done, it waits; if by the time
+    /// the last Winning PoSts took it can no longer land in its window, it is
+    /// not started (and recorded so).
+    fn answer_election(&self, epoch: u64) -> Result<(), ProvingError> {
         let chain = self.ledger.chain();
-        let now = self.ledger.now_ms();
-        let head = chain.head(now)?;
-        if head >= epoch + chain.proving_schedule().winning_window {
-            warn!(epoch, "a won election went unanswered: too late");
-            return Ok(());
+        let limit = epoch + chain.proving_schedule().winning_window;
+        // Sent before the start of epoch `limit`, it lands by `limit`.
+        let send_by = chain.epoch_start_ms(limit);
+        let mut waited = false;
+        loop {
+            let now = self.ledger.now_ms();
+            if chain.head(now)? >= limit {
+                warn!(epoch, "a won election went unanswered: too late");
+                return Ok(());
+            }
+            if chain.elections(epoch, epoch, now)?.first().is_some_and(|e| e.sector.is_some()) {
+                return Ok(());
+            }
+            let takes = Timings::longest(&relock(&self.timings).winning);
+            if let Some(ms) = takes.filter(|&ms| now.saturating_add(ms as i64) > send_by) {
+                let why = format!(
+                    "not started: a Winning PoSt takes about {ms} ms here and had to be sent within {} ms \
+                     to land by epoch {limit}",
+                    send_by.saturating_sub(now).max(0)
+                );
+                warn!(epoch, %why, "Winning PoSt skipped");
+                let mut run = run_record("winning", now, 0, &Vanilla::default());
+                (run.election, run.error) = (Some(epoch), Some(why));
+                self.ledger.store().record_post_run(&run)?;
+                return Ok(());
+            }
+            let outlook = *relock(&self.outlook);
+            let in_the_way = outlook.busy
+                || outlook
+                    .next_open_ms
+                    .is_some_and(|open| open > now && open < now.saturating_add(takes.unwrap_or(0) as i64));
+            if !in_the_way {
+                if waited {
+                    info!(epoch, "the Window PoSt is done; proving the Winning PoSt");
+                }
+                return self.winning_post(epoch);
+            }
+            if !waited {
+                info!(epoch, "a Window PoSt comes first; the Winning PoSt waits");
+                waited = true;
+            }
+            std::thread::sleep(Duration::from_millis(100));
         }
-        if chain.elections(epoch, epoch, now)?.first().is_some_and(|e| e.sector.is_some()) {
-            return Ok(());
-        }
-        self.winning_post(epoch, sectors)
     }
 
     /// Proves and sends the Winning PoSt of the election of `epoch`.
-    fn winning_post(&self, epoch: u64, sectors: &[ProvingSectorOnChain]) -> Result<(), ProvingError> {
+    fn winning_post(&self, epoch: u64) -> Result<(), ProvingError> {
         let _span = info_span!("winning_post", epoch).entered();
         let _gate = self.gate.enter();
         let chain = self.ledger.chain();
@@ -450,6 +662,7 @@ impl ProverCore {
                 return Err(e);
             }
         };
+        Timings::push(&mut relock(&self.timings).winning, run.vanilla_ms + run.snark_ms);
         // A proof that would land after the election's window is not sent.
         let now = self.ledger.now_ms();
         let limit = epoch + chain.proving_schedule().winning_window;
@@ -467,6 +680,21 @@ impl ProverCore {
         info!(message = %id, sector = chosen.sector, snark_ms = run.snark_ms, "Winning PoSt sent");
         Ok(())
     }
+}
+
+/// How long a worker's Window PoSt SNARK may be waited for at `now`, when the
+/// proof must be sent by `send_by` and proving it here takes `local_ms` (the
+/// longest of the last few; unknown: half the time left is kept for it): the
+/// time left less one and a half times `local_ms`, at most `timeout_ms`;
+/// `None` under a second.
+fn remote_wait_ms(now: i64, send_by: i64, local_ms: Option<u64>, timeout_ms: u64) -> Option<u64> {
+    let left = send_by.saturating_sub(now);
+    let budget = match local_ms {
+        Some(ms) => left.saturating_sub((ms.min(i64::MAX as u64) as i64).saturating_mul(3) / 2),
+        None => left / 2,
+    };
+    let wait = budget.min(timeout_ms.min(i64::MAX as u64) as i64);
+    (wait >= 1_000).then_some(wait as u64)
 }
 
 fn read_limits(config: &ProvingConfig) -> ReadLimits {
@@ -540,5 +768,55 @@ fn run_record(kind: &str, started_ms: i64, vanilla_ms: u64, van: &Vanilla) -> Po
         error: None,
         exit_code: None,
         receipt_error: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A 60 s remote timeout no longer outlasts a 20 s window: the wait ends
+    /// where proving here still lands in time (it waited the whole timeout,
+    /// proved here after the window closed, and the sector went faulty).
+    #[test]
+    fn the_wait_for_a_worker_leaves_time_to_prove_here() {
+        // 20 s left, a local SNARK takes 4 s: 20 - 6 = 14 s at most.
+        assert_eq!(remote_wait_ms(0, 20_000, Some(4_000), 60_000), Some(14_000));
+        // Nothing measured yet: half the time left.
+        assert_eq!(remote_wait_ms(0, 20_000, None, 60_000), Some(10_000));
+        // The configured timeout, when shorter.
+        assert_eq!(remote_wait_ms(0, 20_000, Some(4_000), 3_000), Some(3_000));
+        // Too little left: prove here at once.
+        assert_eq!(remote_wait_ms(0, 6_500, Some(4_000), 60_000), None);
+        assert_eq!(remote_wait_ms(25_000, 20_000, None, 60_000), None);
+    }
+
+    #[test]
+    fn timings_keep_the_longest_of_the_last_runs() {
+        let run = |kind: &str, prover: &str, snark_ms, error: Option<&str>| PostRun {
+            snark_ms,
+            prover: prover.into(),
+            error: error.map(Into::into),
+            message: Some(1),
+            proven: vec![1],
+            vanilla_ms: 10,
+            ..run_record(kind, 0, 0, &Vanilla::default())
+        };
+        // Newest first, as the store lists them.
+        let runs = [
+            run("winning", "local", 900, Some("proved too late: it had to land by epoch 9")),
+            run("window", "w1", 50, None),
+            run("window", "local", 400, None),
+            run("winning", "local", 300, None),
+            run("window", "local", 7_000, Some("send failed")),
+        ];
+        let t = Timings::from_runs(&runs);
+        assert_eq!(Timings::longest(&t.window_snark), Some(400), "local, proved and sent");
+        assert_eq!(Timings::longest(&t.winning), Some(910), "a late one counts: it was proved");
+        let mut q = std::collections::VecDeque::new();
+        for ms in [5, 1, 2, 3] {
+            Timings::push(&mut q, ms);
+        }
+        assert_eq!(Timings::longest(&q), Some(3), "the oldest of four is gone");
     }
 }

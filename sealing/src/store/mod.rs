@@ -493,6 +493,16 @@ impl Store {
         })
     }
 
+    /// The state sector `number` was in when its removal was asked for, from
+    /// the event log; `None` if it was never asked to be removed.
+    pub fn removed_from(&self, number: u64) -> Result<Option<SectorState>, StoreError> {
+        let events = self.events(number)?;
+        Ok(events.iter().rposition(|e| e.event == SectorEvent::Remove).map(|i| match i {
+            0 => SectorState::Packing,
+            i => events[i - 1].state,
+        }))
+    }
+
     /// The working state whose step last failed or was aborted (what an
     /// operator retry resumes), from the event log; `None` if nothing failed.
     pub fn failed_step(&self, number: u64) -> Result<Option<SectorState>, StoreError> {

@@ -30,6 +30,10 @@ CREATE TABLE IF NOT EXISTS post_runs (
 CREATE INDEX IF NOT EXISTS post_runs_started ON post_runs (started_ms);
 ";
 
+/// Runs still waiting for their message's receipt (the prover looks each tick).
+const AWAITING_INDEX: &str = "CREATE INDEX IF NOT EXISTS post_runs_awaiting ON post_runs (id)
+    WHERE message IS NOT NULL AND exit_code IS NULL;";
+
 /// Adds the receipt columns to a record made before schema 5.
 pub(super) fn add_receipt_columns(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
     let mut stmt = conn.prepare("SELECT name FROM pragma_table_info('post_runs')")?;
@@ -39,7 +43,7 @@ pub(super) fn add_receipt_columns(conn: &rusqlite::Connection) -> rusqlite::Resu
             conn.execute_batch(&format!("ALTER TABLE post_runs ADD COLUMN {name} {decl};"))?;
         }
     }
-    Ok(())
+    conn.execute_batch(AWAITING_INDEX)
 }
 
 type Row = (

@@ -118,6 +118,7 @@ fn tasks_record_how_long_their_sector_waited_and_schema_3_gains_the_column() {
             .execute_batch(
                 "ALTER TABLE tasks DROP COLUMN queued_ms; ALTER TABLE workers DROP COLUMN failures;
                  ALTER TABLE workers DROP COLUMN benched_until_ms; ALTER TABLE workers DROP COLUMN bench_reason;
+                 DROP INDEX post_runs_awaiting;
                  ALTER TABLE post_runs DROP COLUMN exit_code; ALTER TABLE post_runs DROP COLUMN receipt_error;
                  PRAGMA user_version = 3;",
             )

@@ -210,6 +210,12 @@ pub fn wait_online(config: &Config, name: &str) -> String {
     })
 }
 
+/// Worker `name` as the daemon's API shows it.
+pub fn api_worker(config: &Config, name: &str) -> wire::api::WorkerView {
+    let workers = client(config).workers().unwrap();
+    workers.into_iter().find(|w| w.name == name).unwrap_or_else(|| panic!("no worker {name}"))
+}
+
 /// Waits until every sector in `sectors` is Proving.
 pub fn wait_proving(config: &Config, sectors: &[u64], limit: Duration) {
     wait_for(limit, "sectors Proving", || {

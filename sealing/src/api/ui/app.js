@@ -201,6 +201,8 @@
     }
   }
 
+  const S_KEY = { value: '' };
+
   const S = {
     /* Signed in: the daemon served this page, so the session cookie is set. */
     signedIn: true,
@@ -218,10 +220,27 @@
     actionBusy: false,
   };
 
+  /* The session's page key: handed over in the sign-in redirect's fragment
+     (#key=...), which no server sees, and kept in this origin's own storage. */
+  const KEY_ITEM = 'kiln-ui-key';
+  (function takePageKey() {
+    const m = /^#key=([0-9a-f]{64})$/.exec(location.hash);
+    if (m) {
+      try { localStorage.setItem(KEY_ITEM, m[1]); } catch (e) { /* kept for this page only */ }
+      S_KEY.value = m[1];
+      history.replaceState(null, '', '/ui');
+    }
+  })();
+
+  function pageKey() {
+    if (S_KEY.value) return S_KEY.value;
+    try { return localStorage.getItem(KEY_ITEM) || ''; } catch (e) { return ''; }
+  }
+
   async function api(path, opts = {}) {
-    /* The session cookie authenticates; this header (which no other site can
-       make a browser send) tells the daemon the call comes from this page. */
-    const headers = { 'X-Kiln-UI': '1' };
+    /* The session cookie and the page key together open the API: the cookie
+       alone, which any service on this host may receive, opens nothing. */
+    const headers = { 'X-Kiln-UI': pageKey() };
     const init = { method: opts.method || 'GET', headers, cache: 'no-store', credentials: 'same-origin' };
     if (opts.body !== undefined) {
       headers['Content-Type'] = 'application/json';
@@ -477,7 +496,12 @@
   function stagePlan(state, progress, failedStep) {
     const n = STAGES.length;
     if (state === 'Proving') return { cells: Array(n).fill('done'), progressAt: -1 };
-    if (REMOVED_STATES.has(state)) return { cells: Array(n).fill('pending'), progressAt: -1 };
+    if (REMOVED_STATES.has(state)) {
+      /* The stages it had reached before it was removed (failedStep: the state then). */
+      if (!failedStep || REMOVED_STATES.has(failedStep)) return { cells: Array(n).fill('pending'), progressAt: -1 };
+      const before = stagePlan(failedStep, null, null);
+      return { cells: before.cells.map((c) => (c === 'running' || c === 'failed' ? 'removed' : c)), progressAt: -1 };
+    }
     let step;
     let status;
     if (FAILED_STATES.has(state)) {
@@ -609,7 +633,7 @@
       body += `<tr data-sector="${esc(s.number)}" data-state="${esc(st)}" class="${cls}">`
         + `<td class="num" title="${esc(s.sector_size)}${s.pledged ? ' CC' : ''}">${sectorLink(s.number)}</td>`
         + `<td class="state st-${stateCategory(st)}" title="${esc(stateTitle)}">${esc(st)}</td>`
-        + stageCells(s, e.progress, e.failed_step)
+        + stageCells(s, e.progress, REMOVED_STATES.has(st) ? e.removed_from : e.failed_step)
         + `<td class="time">${esc(fmtTime(s.updated_ms))}</td>`
         + `<td class="err-cell">${err}</td></tr>`;
     }
@@ -655,6 +679,14 @@
     return null;
   }
 
+  /* The state a removed sector was in when its removal was asked for. */
+  function removedFrom(events) {
+    for (let i = events.length - 1; i >= 0; i -= 1) {
+      if (!REMOVED_STATES.has(events[i].state)) return events[i].state;
+    }
+    return null;
+  }
+
   function kv(rows) {
     return `<table class="kv">${rows.map(([k, v]) => `<tr><th>${esc(k)}</th><td>${v}</td></tr>`).join('')}</table>`;
   }
@@ -684,7 +716,8 @@
     const state = s.lifecycle.state;
     setHTML($('sector-state'), `<span class="badge st-${stateCategory(state)}">${esc(state)}</span>`);
 
-    const failedStep = state === 'Failed' ? inferFailedStep(st.events) : null;
+    const failedStep = state === 'Failed' ? inferFailedStep(st.events)
+      : REMOVED_STATES.has(state) ? removedFrom(st.events) : null;
     const strip = `<table class="grid-table strip"><thead><tr>${STAGES.map((x) => `<th>${esc(x.label)}</th>`).join('')}</tr></thead>`
       + `<tbody><tr class="${FAILED_STATES.has(state) ? 'row-failed' : REMOVED_STATES.has(state) ? 'row-removed' : ''}">${stageCells(s, st.progress, failedStep)}</tr></tbody></table>`;
 
@@ -897,7 +930,7 @@
     /* The newest Window PoSt sent for each deadline (of the recent runs): when, and how long it took. */
     const lastSent = new Map();
     for (const r of info.recent_runs || []) {
-      if (r.kind !== 'window' || r.error || r.deadline == null) continue;
+      if (r.kind !== 'window' || r.error || (r.exit_code != null && r.exit_code !== 0) || r.deadline == null) continue;
       const prev = lastSent.get(r.deadline);
       if (!prev || r.started_ms > prev.started_ms) lastSent.set(r.deadline, r);
     }
@@ -940,7 +973,11 @@
       ? `<table id="post-runs" class="grid-table"><thead><tr><th>id</th><th>kind</th><th>deadline</th><th>partition</th><th>started</th><th>vanilla</th><th>snark</th><th>proven</th><th>faults</th><th>prover</th><th>message</th><th>error</th></tr></thead><tbody>${runs.map((r) => {
         const faultTitle = (r.faults || []).map((f) => `sector ${f.sector}: ${f.reason}`).join('\n');
         const where = r.kind === 'winning' ? `<span class="muted">election ${esc(r.election)}</span>` : esc(r.deadline ?? '\u2014');
-        return `<tr class="${r.error ? 'row-failed' : ''}" data-run="${esc(r.id)}"><td class="num">${esc(r.id)}</td><td>${esc(r.kind)}</td><td class="num">${where}</td><td class="num">${esc(r.partition ?? '\u2014')}</td><td class="time">${esc(fmtTime(r.started_ms))}</td><td class="num">${esc(fmtDur(r.vanilla_ms))}</td><td class="num">${esc(fmtDur(r.snark_ms))}</td><td class="num">${esc((r.proven || []).length)}</td><td class="num ${(r.faults || []).length ? 'error' : ''}" title="${esc(faultTitle)}">${esc((r.faults || []).length)}</td><td>${esc(r.prover)}</td><td class="num">${r.message == null ? '<span class="muted">\u2014</span>' : `#${esc(r.message)}`}</td><td class="err-cell">${errText(r.error)}</td></tr>`;
+        const refused = r.exit_code != null && r.exit_code !== 0;
+        const why = r.error || (refused ? `refused by the chain (exit ${r.exit_code}): ${r.receipt_error || ''}` : '');
+        const sent = r.message == null ? '<span class="muted">\u2014</span>'
+          : `#${esc(r.message)}${r.exit_code == null ? ' <span class="muted">pending</span>' : (refused ? ` <span class="exit-bad">exit ${esc(r.exit_code)}</span>` : ' <span class="exit-ok">ok</span>')}`;
+        return `<tr class="${why ? 'row-failed' : ''}" data-run="${esc(r.id)}"><td class="num">${esc(r.id)}</td><td>${esc(r.kind)}</td><td class="num">${where}</td><td class="num">${esc(r.partition ?? '\u2014')}</td><td class="time">${esc(fmtTime(r.started_ms))}</td><td class="num">${esc(fmtDur(r.vanilla_ms))}</td><td class="num">${esc(fmtDur(r.snark_ms))}</td><td class="num">${esc((r.proven || []).length)}</td><td class="num ${(r.faults || []).length ? 'error' : ''}" title="${esc(faultTitle)}">${esc((r.faults || []).length)}</td><td>${esc(r.prover)}</td><td class="num">${sent}</td><td class="err-cell">${errText(why)}</td></tr>`;
       }).join('')}</tbody></table>`
       : '<p class="muted">No PoSt runs yet.</p>';
 
@@ -1026,6 +1063,8 @@
     retry: { question: (n) => `Retry sector ${n}? It goes back to the step that failed, with its attempts reset.`, yes: 'Retry' },
     abort: { question: (n) => `Abort sector ${n}? Work on it stops and it becomes Failed.`, yes: 'Abort', reason: true },
     remove: { question: (n) => `Remove sector ${n}? Its files are deleted; this cannot be undone.`, yes: 'Remove' },
+    /* Offered after the daemon refused a removal because the chain holds the sector. */
+    force: { question: (n) => `Remove sector ${n} although the chain holds it? It will fail every Window PoSt and be declared faulty (on Filecoin: a fault fee each proving period until it is terminated). Its record is kept.`, yes: 'Remove anyway' },
   };
 
   function closeConfirm() {
@@ -1077,17 +1116,21 @@
       }
       body = { reason };
     }
+    if (action === 'force') body = { force: true };
+    const route = action === 'force' ? 'remove' : action;
     S.actionBusy = true;
     for (const b of dlg.querySelectorAll('button')) b.disabled = true;
     try {
-      await api(`/sectors/${encodeURIComponent(n)}/${action}`, { method: 'POST', body });
+      await api(`/sectors/${encodeURIComponent(n)}/${route}`, { method: 'POST', body });
       closeConfirm();
-      setActionResult(true, `${action}: done`);
+      setActionResult(true, `${route}: done`);
       poke();
     } catch (e) {
       closeConfirm();
       if (e instanceof AuthError) { logout(false); return; }
-      setActionResult(false, `${action} failed: ${e.message}`);
+      setActionResult(false, `${route} failed: ${e.message}`);
+      /* The chain holds it: say what follows, and offer to remove it anyway. */
+      if (action === 'remove' && e.status === 409 && e.kind === 'failed_precondition') openConfirm('force', n);
     } finally {
       S.actionBusy = false;
     }
@@ -1191,9 +1234,11 @@
   async function logout(signOut) {
     S.signedIn = null;
     clearTimeout(timer);
-    if (signOut) {
-      try { await fetch('/ui/logout', { method: 'POST', credentials: 'same-origin' }); } catch (e) { /* reloads anyway */ }
-    }
+    try { localStorage.removeItem(KEY_ITEM); } catch (e) { /* nothing kept */ }
+    /* Signing out, or refused (the session ended, or this page has no key):
+       the cookie is dropped too, so the reload shows the sign-in form. */
+    void signOut;
+    try { await fetch('/ui/logout', { method: 'POST', credentials: 'same-origin' }); } catch (e) { /* reloads anyway */ }
     window.location.replace('/ui');
   }
 
