@@ -230,6 +230,9 @@ fn api_load(sectors: usize, workers: usize, clients: usize, seconds: u64, held: 
     let tmp = tempfile::tempdir().unwrap();
     let mut config = config(tmp.path());
     config.limits.commit = 16;
+    // The simulated workers heartbeat every second, as told (faster is answered 429).
+    config.workers.heartbeat_ms = 1_000;
+    config.workers.lease_ms = 5_000;
     let parts =
         Parts { engine: Arc::new(SimEngine), verifier: Arc::new(SimVerifier), clock: Arc::new(SystemClock) };
     let daemon = Daemon::start_with(&config, parts).unwrap();

@@ -235,6 +235,8 @@ impl Daemon {
         let _ = rayon::ThreadPoolBuilder::new()
             .start_handler(|_| proofs::priority::lower_thread_priority())
             .build_global();
+        // blst's own MSM threads (C2's Pippenger) too; a PoSt's MSMs run on its own pool.
+        proofs::snark::msm::start_shared_pool_at_low_priority();
         let gate = crate::proving::ProvingGate::default();
         let pipeline = Pipeline::new(ledger.clone(), engine, verifier, pipeline_config.clone())
             .with_dispatcher(dispatcher.clone())

@@ -106,6 +106,11 @@ fn metrics_follow_a_real_pledge_and_parse_as_prometheus_text() {
 
     assert_eq!(scrape(&metrics, None).map(|_| ()), Err(401), "/metrics without a token");
     let before = parse(&scrape(&loopback, None).unwrap());
+    // A page whose DNS name was rebound to 127.0.0.1 sends its own Host: refused.
+    let rebound = ureq::get(&loopback).set("Host", "evil.example:9464").call();
+    assert!(matches!(rebound, Err(ureq::Error::Status(403, _))), "{rebound:?}");
+    let localhost = loopback.replace("127.0.0.1", "localhost");
+    assert!(scrape(&localhost, None).is_ok(), "localhost is a loopback name");
     assert_eq!(value(&before, "kiln_tasks_started_total{kind=\"pre_commit\",executor=\"local\"}"), 0.0);
 
     let client = Client::from_repo(&data).unwrap();

@@ -6,7 +6,7 @@
 //! never submits twice. A replica is corrupted: the sector is declared faulty
 //! (or skipped) while its partition's other sector is still proven; once the
 //! file is restored, recovery is declared and the sector proven again.
-//! ~6 minutes on two cores.
+//! Windows are sized from the PoSt times measured first. ~6 minutes on two cores.
 
 mod common;
 
@@ -16,13 +16,6 @@ use sealing::chain::{Message, SectorHealth};
 use sealing::lifecycle::SectorState;
 use std::path::Path;
 use std::time::{Duration, Instant};
-
-/// 3 deadlines of 30 half-second epochs: a 45 s proving period. (Windows are
-/// 15 s: a 2KiB PoSt in this test profile takes up to ~10 s on two cores
-/// while C2s run beside it.)
-const CHAIN: &str = "[chain]\nblock_time_ms = 500\nseed_delay = 2\ndeadlines = 3\ndeadline_window = 30\n\
-                     challenge_lookback = 2\nelection_per_mille = 40\nwinning_window = 20\n\
-                     [proving]\ncheck_ahead_epochs = 6\n";
 
 fn wait_for<T>(what: &str, limit: Duration, log: &Path, mut probe: impl FnMut() -> Option<T>) -> T {
     let start = Instant::now();
@@ -48,7 +41,11 @@ fn head(api: &Client) -> u64 {
 fn sectors_are_proven_in_their_deadlines_through_faults_recoveries_and_a_crash() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    let config = daemon_config(&data, true, CHAIN);
+    // 3 deadlines of half-second epochs, windows sized from the PoSt times
+    // measured here (at least 15 s): on a slower machine the test takes longer
+    // instead of missing deadlines.
+    let chain = common::chain_for_posts(common::post_seconds(tmp.path()), 500, 3, 40);
+    let config = daemon_config(&data, true, &chain);
     let log = |run: &str| tmp.path().join(format!("{run}.log"));
 
     // Seal three sectors.
@@ -185,16 +182,8 @@ fn sectors_are_proven_in_their_deadlines_through_faults_recoveries_and_a_crash()
                 assert!(windows.insert((*open_epoch, *partition)), "sent twice: {m:?}");
                 assert_eq!(code, 0, "{m:?}");
             }
-            // Under the load of three C2s a Winning PoSt may come late (and
-            // is then refused as such); never is one wrong.
-            Message::SubmitWinningPoSt { .. } => {
-                let late = m
-                    .receipt
-                    .as_ref()
-                    .and_then(|r| r.error.as_deref())
-                    .is_some_and(|e| e.contains("had to land by"));
-                assert!(code == 0 || late, "{m:?}");
-            }
+            // One that could not land in time was not sent: every one sent is accepted.
+            Message::SubmitWinningPoSt { .. } => assert_eq!(code, 0, "{m:?}"),
             _ => {}
         }
     }

@@ -62,14 +62,19 @@ pub fn prove_with_rng(
     Ok(PostSnark { bytes: proof_bytes(&proofs), gpus })
 }
 
-/// PoSt SNARKs run on a rayon pool of their own: a deadline's proof shares
-/// the cores with a running C2 instead of queueing behind the C2's work in
-/// the global pool. `None` if its threads cannot be started (then the global
+/// PoSt SNARKs run on a rayon pool of their own, their MSMs included: a
+/// deadline's proof shares the cores with a running C2 instead of queueing
+/// behind the C2's work in the global pool or in blst's. `None` if its threads cannot be started (then the global
 /// pool serves).
 fn pool() -> Option<&'static rayon::ThreadPool> {
     static POOL: std::sync::OnceLock<Option<rayon::ThreadPool>> = std::sync::OnceLock::new();
     POOL.get_or_init(|| {
-        rayon::ThreadPoolBuilder::new().thread_name(|i| format!("post-snark-{i}")).build().ok()
+        rayon::ThreadPoolBuilder::new()
+            .thread_name(|i| format!("post-snark-{i}"))
+            // Its MSMs stay on it too, not in blst's pool behind a C2's.
+            .start_handler(|_| crate::snark::msm::keep_msms_on_this_pool())
+            .build()
+            .ok()
     })
     .as_ref()
 }

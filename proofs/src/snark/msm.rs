@@ -15,17 +15,63 @@
 use super::key::Query;
 use crate::error::{Error, Result};
 use blst::{
-    blst_p1, blst_p1_affine, blst_p1s_to_affine, blst_p2, blst_p2_affine, blst_p2s_to_affine, MultiPoint,
+    blst_p1, blst_p1_affine, blst_p1s_mult_pippenger, blst_p1s_mult_pippenger_scratch_sizeof,
+    blst_p1s_to_affine, blst_p2, blst_p2_affine, blst_p2s_mult_pippenger,
+    blst_p2s_mult_pippenger_scratch_sizeof, blst_p2s_to_affine, MultiPoint,
 };
 use blstrs::{G1Affine, G1Projective, G2Affine, G2Projective, Scalar as Fr};
 use ff::Field;
 use group::prime::PrimeCurveAffine;
 use group::Group;
 use rayon::prelude::*;
+use std::cell::Cell;
 
 /// Bases per Pippenger call: 2^23 G1 bases decode to 768 MiB. Smaller
 /// circuits (2^22 bases up to 512MiB) run in one call.
 const PIPPENGER_SLICE: usize = 1 << 23;
+
+thread_local! {
+    /// Set on the threads of a pool whose MSMs stay on that pool.
+    static OWN_POOL: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Makes the MSMs run on this thread (and so on the rayon pool it belongs
+/// to, when called from its start handler) stay on that pool: its Pippenger
+/// is split into chunks of blst's single-threaded one across the pool.
+/// Otherwise blst runs every Pippenger on its one process-wide thread pool,
+/// where a PoSt's would queue behind a C2's.
+pub fn keep_msms_on_this_pool() {
+    OWN_POOL.with(|c| c.set(true));
+}
+
+/// Starts blst's process-wide MSM threads from a thread of low priority:
+/// they inherit its nice value, so the MSMs sealing runs there (C2) yield the
+/// cores to a PoSt proved on its own pool. Call once, before any MSM runs;
+/// a pool already started is kept as it is.
+pub fn start_shared_pool_at_low_priority() {
+    let started = std::thread::Builder::new().name("msm-pool-start".into()).spawn(|| {
+        crate::priority::lower_thread_priority();
+        // Enough points that blst hands the work to its pool (which starts it).
+        let g = G1Affine::generator();
+        let points = vec![g; 64];
+        let scalars = vec![1u8; 64 * 32];
+        let _ = G1Projective::pippenger(&points, &scalars);
+    });
+    if let Ok(handle) = started {
+        let _ = handle.join();
+    }
+}
+
+/// Σ scalar · point on the current rayon pool: chunks of blst's
+/// single-threaded Pippenger, one per thread, summed.
+fn pippenger_on_this_pool<G: Curve>(points: &[G::Affine], scalars: &[u8]) -> G {
+    let per = points.len().div_ceil(rayon::current_num_threads().max(1)).max(1);
+    points
+        .par_chunks(per)
+        .zip(scalars.par_chunks(per * 32))
+        .map(|(p, s)| G::pippenger_one_thread(p, s))
+        .reduce(G::identity, |a, b| a + b)
+}
 
 /// The terms of one query, by base index.
 #[derive(Debug, Default)]
@@ -72,8 +118,11 @@ pub trait Curve: Group + Send + Sync {
     fn decode(bytes: &[u8]) -> Option<Self::Affine>;
     /// Σ points (batched affine additions); `points` is not empty.
     fn sum_affine(points: &[Self::Affine]) -> Self;
-    /// Σ scalar · point, the scalars 32 little-endian bytes each; not empty.
+    /// Σ scalar · point, the scalars 32 little-endian bytes each; not empty
+    /// (on blst's process-wide thread pool).
     fn pippenger(points: &[Self::Affine], scalars: &[u8]) -> Self;
+    /// The same on the calling thread alone.
+    fn pippenger_one_thread(points: &[Self::Affine], scalars: &[u8]) -> Self;
     /// The affine forms of `points` (one shared inversion), into `out` of the
     /// same length.
     fn batch_to_affine(points: &[Self], out: &mut [Self::Affine]);
@@ -109,6 +158,23 @@ impl Curve for G1Projective {
         // SAFETY: as in `sum_affine`.
         unsafe { std::mem::transmute::<blst_p1, G1Projective>(points.mult(scalars, 255)) }
     }
+    fn pippenger_one_thread(points: &[G1Affine], scalars: &[u8]) -> Self {
+        assert!(!points.is_empty() && scalars.len() >= 32 * points.len(), "32 scalar bytes per point");
+        // SAFETY: sizeof only reads its argument.
+        let words = unsafe { blst_p1s_mult_pippenger_scratch_sizeof(points.len()) }.div_ceil(8);
+        let mut scratch = vec![0u64; words];
+        let p: [*const blst_p1_affine; 2] = [points.as_ptr().cast(), std::ptr::null()];
+        let s: [*const u8; 2] = [scalars.as_ptr(), std::ptr::null()];
+        let mut out = blst_p1::default();
+        // SAFETY: the points are repr(transparent) blst affine points, contiguous
+        // (a null second pointer says so), as many as `len`; the scalars hold 32
+        // bytes (255 bits) per point; the scratch has the size blst asks for.
+        unsafe {
+            blst_p1s_mult_pippenger(&mut out, p.as_ptr(), points.len(), s.as_ptr(), 255, scratch.as_mut_ptr())
+        };
+        // SAFETY: as in `sum_affine`.
+        unsafe { std::mem::transmute::<blst_p1, G1Projective>(out) }
+    }
     fn batch_to_affine(points: &[Self], out: &mut [G1Affine]) {
         assert_eq!(points.len(), out.len());
         let inputs: [*const blst_p1; 2] = [points.as_ptr().cast(), std::ptr::null()];
@@ -139,6 +205,23 @@ impl Curve for G2Projective {
             unsafe { std::slice::from_raw_parts(points.as_ptr().cast(), points.len()) };
         // SAFETY: as in `sum_affine`.
         unsafe { std::mem::transmute::<blst_p2, G2Projective>(points.mult(scalars, 255)) }
+    }
+    fn pippenger_one_thread(points: &[G2Affine], scalars: &[u8]) -> Self {
+        assert!(!points.is_empty() && scalars.len() >= 32 * points.len(), "32 scalar bytes per point");
+        // SAFETY: sizeof only reads its argument.
+        let words = unsafe { blst_p2s_mult_pippenger_scratch_sizeof(points.len()) }.div_ceil(8);
+        let mut scratch = vec![0u64; words];
+        let p: [*const blst_p2_affine; 2] = [points.as_ptr().cast(), std::ptr::null()];
+        let s: [*const u8; 2] = [scalars.as_ptr(), std::ptr::null()];
+        let mut out = blst_p2::default();
+        // SAFETY: the points are repr(transparent) blst affine points, contiguous
+        // (a null second pointer says so), as many as `len`; the scalars hold 32
+        // bytes (255 bits) per point; the scratch has the size blst asks for.
+        unsafe {
+            blst_p2s_mult_pippenger(&mut out, p.as_ptr(), points.len(), s.as_ptr(), 255, scratch.as_mut_ptr())
+        };
+        // SAFETY: as in `sum_affine`.
+        unsafe { std::mem::transmute::<blst_p2, G2Projective>(out) }
     }
     fn batch_to_affine(points: &[Self], out: &mut [G2Affine]) {
         assert_eq!(points.len(), out.len());
@@ -179,7 +262,11 @@ pub fn msm<G: Curve>(file: &[u8], query: &Query, terms: &Terms, name: &str) -> R
     {
         let points = gather(indices)?;
         let scalars: Vec<u8> = scalars.par_iter().flat_map_iter(|s| s.to_bytes_le()).collect();
-        acc += G::pippenger(&points, &scalars);
+        acc += if OWN_POOL.with(Cell::get) {
+            pippenger_on_this_pool::<G>(&points, &scalars)
+        } else {
+            G::pippenger(&points, &scalars)
+        };
     }
     Ok(acc)
 }
@@ -187,6 +274,38 @@ pub fn msm<G: Curve>(file: &[u8], query: &Query, terms: &Terms, name: &str) -> R
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The chunked Pippenger on a rayon pool of its own (PoSt) gives blst's
+    /// threaded result, for both groups and sizes that split unevenly.
+    #[test]
+    fn pippenger_on_a_pool_of_its_own_matches_blsts() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(3)
+            .start_handler(|_| keep_msms_on_this_pool())
+            .build()
+            .unwrap();
+        for n in [1usize, 2, 31, 33, 1000] {
+            let scalars: Vec<u8> =
+                (0..n * 32).map(|i| if i % 32 == 31 { rng.gen::<u8>() & 0x3f } else { rng.gen() }).collect();
+            let g1: Vec<G1Affine> =
+                (0..n).map(|_| G1Affine::from(G1Projective::generator() * Fr::random(&mut rng))).collect();
+            let g2: Vec<G2Affine> =
+                (0..n).map(|_| G2Affine::from(G2Projective::generator() * Fr::random(&mut rng))).collect();
+            let (a1, a2) = pool.install(|| {
+                assert!(OWN_POOL.with(Cell::get));
+                (
+                    pippenger_on_this_pool::<G1Projective>(&g1, &scalars),
+                    pippenger_on_this_pool::<G2Projective>(&g2, &scalars),
+                )
+            });
+            assert_eq!(a1, G1Projective::pippenger(&g1, &scalars), "G1, {n} points");
+            assert_eq!(a2, G2Projective::pippenger(&g2, &scalars), "G2, {n} points");
+            assert_eq!(G1Projective::pippenger_one_thread(&g1, &scalars), a1);
+        }
+        assert!(!OWN_POOL.with(Cell::get), "other threads keep blst's pool");
+    }
 
     #[test]
     fn terms_are_split_by_value() {

@@ -301,7 +301,7 @@ mod tests {
             created_ms: 0,
             updated_ms: 0,
         };
-        SectorListEntry { sector, progress, failed_step: None }
+        SectorListEntry { sector, progress, failed_step: None, removed_from: None }
     }
 
     #[test]

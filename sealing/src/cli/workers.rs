@@ -18,7 +18,7 @@ pub enum WorkersCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Clear a worker's unhealthy mark (after checking it): it gets tasks again.
+    /// Clear a worker's unhealthy mark, bench and failure count (after checking it): it gets tasks again.
     Reset {
         /// The worker's name.
         name: String,
@@ -162,6 +162,16 @@ fn print_workers(workers: &[WorkerView]) {
         );
         if let Some(why) = &w.unhealthy {
             outln!("{:<16} unhealthy: {why}", "");
+        }
+        if let (wire::api::WorkerState::Benched, Some(until)) = (v.state, w.benched_until_ms) {
+            outln!(
+                "{:<16} benched until {}: {}",
+                "",
+                time(until),
+                w.bench_reason.as_deref().unwrap_or_default()
+            );
+        } else if w.failures > 0 {
+            outln!("{:<16} {} failed task(s) in a row", "", w.failures);
         }
     }
 }

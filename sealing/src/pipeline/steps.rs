@@ -102,11 +102,6 @@ impl Pipeline {
                     self.cancel_tasks(n, "the PreCommit expired")?;
                     return self.expire(n);
                 }
-                if self.config.proof_path(n).exists() && self.proof_predates_retry(n)? {
-                    // The operator's retry proves anew: the proof of the failed attempt goes.
-                    info!("dropping the proof of the failed attempt");
-                    self.remove_file(&self.config.proof_path(n), n)?;
-                }
                 if self.config.proof_path(n).exists() {
                     // C2 finished before a crash: its verified proof is on disk.
                     info!("reusing the proof computed before the restart");
@@ -200,23 +195,6 @@ impl Pipeline {
             S::Proving | S::Failed | S::Removed => {}
         }
         Ok(())
-    }
-
-    /// Whether sector `n`'s last event is the operator's retry and its proof
-    /// file was written before it (a proof of the failed attempt, not one the
-    /// retry computed before a crash).
-    fn proof_predates_retry(&self, n: u64) -> Result<bool, PipelineError> {
-        let events = self.ledger.store().events(n)?;
-        let Some(retry) = events.last().filter(|e| matches!(e.event, SectorEvent::OperatorRetry { .. }))
-        else {
-            return Ok(false);
-        };
-        let written = std::fs::metadata(self.config.proof_path(n))
-            .and_then(|m| m.modified())
-            .ok()
-            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .map(|d| d.as_millis() as i64);
-        Ok(written.is_none_or(|ms| ms <= retry.at_ms))
     }
 
     /// A sector removed while the chain holds it proven (a forced removal)

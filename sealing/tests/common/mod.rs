@@ -137,3 +137,53 @@ pub fn client(repo: &Path, args: &[&str]) -> Output {
         .output()
         .unwrap()
 }
+
+/// Seconds a Window PoSt partition and a Winning PoSt take here, in this
+/// build (`kiln bench --phases wdpost,wnpost`, 2KiB, quiet: run before any
+/// daemon): what a test's deadline windows are sized from.
+pub fn post_seconds(home: &Path) -> (f64, f64) {
+    let out = kiln(home)
+        .args(["bench", "--sector-size", "2KiB", "--batch", "2", "--phases", "wdpost,wnpost", "--json"])
+        .arg("--param-dir")
+        .arg(param_dir())
+        .output()
+        .unwrap();
+    let report = json_of(&out);
+    let seconds = |phase: &str| {
+        report["phases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["phase"] == phase)
+            .and_then(|p| p["seconds"].as_f64())
+            .unwrap_or_else(|| panic!("no {phase} in {report}"))
+    };
+    (seconds("wdpost"), seconds("wnpost"))
+}
+
+/// A `[chain]` and `[proving]` table for proving tests, sized from the PoSt
+/// times measured here (`post_seconds`) rather than guessed: a window holds
+/// three times a Window and a Winning PoSt together (a Winning PoSt may have
+/// started just before it opened, and sealing runs beside both), at least 15
+/// s; an election waits twice as long as both take (a Winning PoSt waits for
+/// a Window PoSt due first), at least 10 s. Epochs of `block_ms`.
+pub fn chain_for_posts(
+    (window_post, winning_post): (f64, f64),
+    block_ms: u64,
+    deadlines: u64,
+    election_per_mille: u64,
+) -> String {
+    let epochs = |seconds: f64| (seconds * 1000.0 / block_ms as f64).ceil() as u64;
+    let both = window_post + winning_post;
+    let window = epochs((3.0 * both).max(15.0));
+    let winning = epochs((2.0 * both).max(10.0));
+    eprintln!(
+        "PoSt here: Window {window_post:.2} s, Winning {winning_post:.2} s: windows of {window} epochs, \
+         elections wait {winning} epochs ({block_ms} ms each)"
+    );
+    format!(
+        "[chain]\nblock_time_ms = {block_ms}\nseed_delay = 2\ndeadlines = {deadlines}\ndeadline_window = {window}\n\
+         challenge_lookback = 2\nelection_per_mille = {election_per_mille}\nwinning_window = {winning}\n\
+         [proving]\ncheck_ahead_epochs = 6\n"
+    )
+}

@@ -75,8 +75,8 @@
   };
   const KIND_COLOURS = { pre_commit: '#2563eb', commit: '#d97706', finalize: '#16a34a' };
   const TASK_KINDS = ['pre_commit', 'commit', 'finalize'];
-  const TASK_STATES = ['running', 'reported', 'done', 'failed', 'rejected', 'expired', 'cancelled', 'interrupted'];
-  const OPEN_TASK_STATES = new Set(['running', 'reported']);
+  const TASK_STATES = ['running', 'reported', 'done', 'failed', 'rejected', 'expired', 'cancelling', 'cancelled', 'interrupted'];
+  const OPEN_TASK_STATES = new Set(['running', 'reported', 'cancelling']);
   const BAD_TASK_STATES = new Set(['failed', 'rejected', 'expired']);
 
   /* ---------------------------------------------------------------- 2. helpers */
@@ -887,6 +887,7 @@
       const slots = w.capabilities && w.capabilities.slots ? ` / ${esc(w.capabilities.slots)}` : '';
       const health = `<span class="badge w-${esc(w.state)}">${esc(w.state)}</span>`
         + (w.unhealthy ? ` ${errText(w.unhealthy)}` : '')
+        + (w.state === 'benched' && w.benched_until_ms ? ` <span class="muted">until ${esc(fmtTime(w.benched_until_ms))}</span> ${errText(w.bench_reason || '')}` : '')
         + (w.revoked && w.state !== 'revoked' ? ' <span class="error">token revoked</span>' : '');
       const failTitle = fails.map((t) => `#${t.id} ${t.kind} sector ${t.sector}: ${t.state}${t.error ? ` (${t.error})` : ''}`).join('\n');
       return `<tr data-worker="${esc(w.name)}" data-state="${esc(w.state)}">`
