@@ -451,8 +451,11 @@ impl EmbeddedChain {
     }
 }
 
+/// One effect of a message: statements run in its transaction.
+pub(super) type Write = Box<dyn FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<()> + Send>;
+
 /// A message's effects, applied with its receipt in one transaction.
-pub(super) type Writes = Vec<Box<dyn FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<()> + Send>>;
+pub(super) type Writes = Vec<Write>;
 
 /// What executing a message came to.
 pub(super) enum Exec {

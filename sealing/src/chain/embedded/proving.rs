@@ -16,7 +16,7 @@
 //! the beacon); a won election wants a Winning PoSt of the sector its
 //! randomness picks among the active sectors, within `winning_window` epochs.
 
-use super::{unjudged, EmbeddedChain, Exec, Writes};
+use super::{unjudged, EmbeddedChain, Exec, Write, Writes};
 use crate::chain::{
     ChainError, ElectionOnChain, HealthEvent, Message, MessageId, PostOnChain, ProvingSectorOnChain,
     RandomnessKind, SectorHealth, EXIT_FORBIDDEN, EXIT_ILLEGAL_ARGUMENT, EXIT_NOT_FOUND,
@@ -76,12 +76,7 @@ fn refuse(code: i64, why: String) -> Outcome {
 }
 
 /// A sector's new health and the event that records it.
-fn health_write(
-    sector: u64,
-    health: SectorHealth,
-    epoch: u64,
-    why: &str,
-) -> Box<dyn FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<()> + Send> {
+fn health_write(sector: u64, health: SectorHealth, epoch: u64, why: &str) -> Write {
     let why = why.to_string();
     Box::new(move |tx| {
         tx.execute(
@@ -164,7 +159,7 @@ impl EmbeddedChain {
         size: SectorSize,
         comm_r: &Commitment,
         epoch: u64,
-    ) -> Result<Box<dyn FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<()> + Send>, ChainError> {
+    ) -> Result<Write, ChainError> {
         let schedule = self.config.proving;
         let current = schedule.current(epoch).deadline;
         let blocked = [current, (current + 1) % schedule.deadlines];
