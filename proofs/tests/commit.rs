@@ -141,7 +141,8 @@ fn unsealed(dir: &SectorDir, offset: u64, len: u64) -> Vec<u8> {
 
 /// Unseals a range; with layers removed, regenerates them in the given scratch.
 fn unsealed_with(dir: &SectorDir, offset: u64, len: u64, scratch: Option<unseal::Scratch>) -> Vec<u8> {
-    let out = dir.root().join(format!("unsealed-{offset}-{len}"));
+    // Beside the sector directory: unseal refuses to write into it.
+    let out = dir.root().with_file_name(format!("unsealed-{offset}-{len}"));
     let cancel = AtomicBool::new(false);
     let parents = common::parent_cache_dir();
     let report =
