@@ -3,7 +3,8 @@
 //! `scripts/test-deps.sh`), loads `/ui` from a daemon whose sectors stand in
 //! several states (a fast double of the proof engine) with a registered
 //! worker. The test signs in with the token, reads the rendered DOM of every
-//! page, retries a failed sector with the page's button, and saves a
+//! page, retries a failed sector with the page's button (and checks that a
+//! retry the sector's state refuses leaves its proof file), and saves a
 //! screenshot of each page at 1280×800 (into `docs/ui/` when
 //! `KILN_UPDATE_SCREENSHOTS=1`, else into the build's temporary directory).
 
@@ -20,7 +21,7 @@ use serde_json::{json, Value};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use wire::api::SectorState;
@@ -32,12 +33,12 @@ const C1_ERROR: &str = "sector cache unreadable: tree-c.dat checksum mismatch";
 
 /// Seals at once, except: sectors in `pc_fails` fail PC1 permanently once,
 /// sector `held` reports labeling progress and waits while `hold` is set,
-/// sector `c1_fails` fails C1 every time (temporarily).
+/// sector `c1_fails` fails C1 every time (temporarily) while it is set.
 struct Engine {
     pc_fails: Mutex<HashSet<u64>>,
     held: u64,
     hold: AtomicBool,
-    c1_fails: u64,
+    c1_fails: AtomicU64,
 }
 
 fn sector_of(dir: &SectorDir) -> u64 {
@@ -66,7 +67,7 @@ impl ProofEngine for Engine {
         Ok(PreCommitOutput { comm_d: Commitment([n as u8; 32]), comm_r: Commitment([n as u8 + 100; 32]) })
     }
     fn c1(&self, dir: &SectorDir, seed: &Randomness) -> Result<Vec<u8>, EngineError> {
-        if sector_of(dir) == self.c1_fails {
+        if sector_of(dir) == self.c1_fails.load(Ordering::Relaxed) {
             return Err(EngineError::failed(C1_ERROR, Disposition::Temporary));
         }
         Ok(seed.0.to_vec())
@@ -236,7 +237,7 @@ fn the_web_view_shows_the_pipeline_and_retries_a_failed_sector_in_a_real_browser
         pc_fails: Mutex::new(HashSet::from([2])),
         held: 3,
         hold: AtomicBool::new(true),
-        c1_fails: 4,
+        c1_fails: AtomicU64::new(4),
     });
     let parts =
         Parts { engine: engine.clone(), verifier: Arc::new(Verifier), clock: sealing::clock::system() };
@@ -398,6 +399,23 @@ fn the_web_view_shows_the_pipeline_and_retries_a_failed_sector_in_a_real_browser
     for name in loaded {
         assert!(name.as_str().unwrap().starts_with(&url), "a request left the daemon: {name}");
     }
+
+    // A retry the sector's state refuses touches nothing: sector 4, retried
+    // once its C1 works and then proven, keeps the file at its proof path
+    // (a refused retry deleted it before answering 409).
+    engine.c1_fails.store(0, Ordering::Relaxed);
+    client(&config).retry(4).unwrap();
+    wait_for(Duration::from_secs(60), "sector 4 proven", || {
+        (state_of(&config, 4) == SectorState::Proving).then_some(())
+    });
+    let proof = sealing::pipeline::PipelineConfig::from_config(&config).proof_path(4);
+    std::fs::create_dir_all(proof.parent().unwrap()).unwrap();
+    std::fs::write(&proof, b"kept").unwrap();
+    match client(&config).retry(4) {
+        Err(sealing::api::client::ClientError::Api { status: 409, .. }) => {}
+        other => panic!("a retry of a proven sector: {other:?}"),
+    }
+    assert_eq!(std::fs::read(&proof).unwrap(), b"kept", "a refused retry removed the proof file");
 
     engine.hold.store(false, Ordering::Relaxed);
     drop(browser);
