@@ -71,6 +71,9 @@ CREATE TABLE IF NOT EXISTS chain_messages (
     exit_code  INTEGER,
     error      TEXT
 );
+-- The messages awaiting execution, which every call reads: without it each
+-- read scanned every message ever sent.
+CREATE INDEX IF NOT EXISTS chain_messages_pending ON chain_messages (sent_epoch, id) WHERE exec_epoch IS NULL;
 CREATE TABLE IF NOT EXISTS chain_precommits (
     sector       INTEGER PRIMARY KEY,
     sector_size  TEXT NOT NULL,
