@@ -72,7 +72,7 @@ fn api_latency(c: &mut Criterion) {
     clock.set(after_seed + block);
     let ledger = daemon.ledger().clone();
     let executor =
-        std::thread::spawn(move || ledger.chain().receipt(prove, ledger.now_ms()).expect("receipt"));
+        std::thread::spawn(move || ledger.chain().receipt(&prove, ledger.now_ms()).expect("receipt"));
     entered.recv_timeout(Duration::from_secs(30)).expect("the verification started");
 
     g.bench_function("chain_head/while_verifying", |b| b.iter(|| api.chain_head().expect("head")));

@@ -20,7 +20,7 @@ use proofs::seal::SectorDir;
 use proofs::snark::SealStatement;
 use proofs::{Commitment, Randomness, SectorSize};
 use sealing::api::client::Client;
-use sealing::chain::{EmbeddedChain, SealVerifier};
+use sealing::chain::{EmbeddedChain, EmbeddedChainConfig, SealVerifier};
 use sealing::clock::{Clock, SharedClock, SystemClock};
 use sealing::config::Config;
 use sealing::daemon::{Daemon, Parts};
@@ -28,7 +28,7 @@ use sealing::ledger::Ledger;
 use sealing::lifecycle::SectorState;
 use sealing::pipeline::engine::{EngineError, PreCommitOutput, PreCommitTask, ProofEngine};
 use sealing::pipeline::{Pipeline, PipelineConfig};
-use sealing::store::Store;
+use sealing::store::SqliteStore;
 use sealing::workers::dispatch::{DispatchError, Dispatcher};
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -137,10 +137,15 @@ fn scheduler_scale(sectors: usize, workers: usize) {
     let clock: SharedClock = Arc::new(SystemClock);
     let pipeline_config = PipelineConfig::from_config(&config);
     let db = pipeline_config.database_path();
-    let store = Store::open(&db, config.retry.policy()).unwrap();
-    let chain =
-        EmbeddedChain::open(&db, config.embedded_chain(), Box::new(SimVerifier), clock.as_ref()).unwrap();
-    let ledger = Ledger::new(store, Box::new(chain), clock.clone());
+    let store = SqliteStore::open(&db, config.retry.policy()).unwrap();
+    let chain = EmbeddedChain::open(
+        &db,
+        EmbeddedChainConfig::from_config(&config),
+        Box::new(SimVerifier),
+        clock.as_ref(),
+    )
+    .unwrap();
+    let ledger = Ledger::new(Box::new(store), Box::new(chain), clock.clone());
     let dispatcher = Arc::new(RecordingDispatcher::default());
     let mut pipeline =
         Pipeline::new(ledger.clone(), Arc::new(SimEngine), Arc::new(SimVerifier), pipeline_config)
@@ -233,8 +238,13 @@ fn api_load(sectors: usize, workers: usize, clients: usize, seconds: u64, held: 
     // The simulated workers heartbeat every second, as told (faster is answered 429).
     config.workers.heartbeat_ms = 1_000;
     config.workers.lease_ms = 5_000;
-    let parts =
-        Parts { engine: Arc::new(SimEngine), verifier: Arc::new(SimVerifier), clock: Arc::new(SystemClock) };
+    let parts = Parts {
+        engine: Arc::new(SimEngine),
+        verifier: Arc::new(SimVerifier),
+        clock: Arc::new(SystemClock),
+        store: None,
+        chain: None,
+    };
     let daemon = Daemon::start_with(&config, parts).unwrap();
     let base = format!("http://{}", daemon.addr());
     let admin = std::fs::read_to_string(config.data_dir.join("token")).unwrap().trim().to_string();

@@ -3,7 +3,6 @@
 //! Every table but the top level is optional; unknown keys are errors, so a
 //! misspelt setting is reported instead of silently ignored.
 
-use crate::chain::EmbeddedChainConfig;
 use crate::lifecycle::RetryPolicy;
 use proofs::{ProverId, SectorSize};
 use serde::{Deserialize, Serialize};
@@ -31,6 +30,12 @@ pub struct Config {
     pub sector_size: SectorSize,
     /// The miner actor id (f0N); the prover id is derived from it.
     pub miner_id: u64,
+    /// This node's name [default: `local`]: the tasks it starts are recorded as
+    /// its own, and at a restart it recovers only those. Nodes that share a
+    /// store need distinct names; a renamed node leaves its old tasks to
+    /// their leases.
+    #[serde(default = "default_node")]
+    pub node: String,
     /// Groth16 parameters [default: `$XDG_CACHE_HOME/kiln/params`].
     #[serde(default)]
     pub param_dir: Option<PathBuf>,
@@ -305,7 +310,7 @@ pub struct ChainConfig {
 
 impl Default for ChainConfig {
     fn default() -> Self {
-        let p = EmbeddedChainConfig::default().proving;
+        let p = wire::chain::ProvingSchedule::default();
         Self {
             block_time_ms: 1_000,
             seed_delay: 10,
@@ -379,6 +384,10 @@ impl Default for WorkersConfig {
     }
 }
 
+fn default_node() -> String {
+    crate::store::DEFAULT_NODE.to_string()
+}
+
 impl Config {
     /// A configuration with defaults for everything but the essentials.
     pub fn new(data_dir: PathBuf, sector_size: SectorSize, miner_id: u64) -> Self {
@@ -386,6 +395,7 @@ impl Config {
             data_dir,
             sector_size,
             miner_id,
+            node: default_node(),
             param_dir: None,
             parent_cache_dir: None,
             api: ApiConfig::default(),
@@ -411,6 +421,13 @@ impl Config {
 
     /// Values TOML accepts but kiln cannot use.
     pub fn check(&self) -> Result<(), String> {
+        let node_ok = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+        if self.node.is_empty() || self.node.len() > 64 || !self.node.chars().all(node_ok) {
+            return Err(format!(
+                "node: {:?} is not a node name (1 to 64 letters, digits, '.', '_' or '-')",
+                self.node
+            ));
+        }
         let l = &self.limits;
         if l.pre_commit == 0 || l.finalize == 0 {
             return Err("limits: pre_commit and finalize need at least 1 concurrent task".into());
@@ -546,24 +563,6 @@ impl Config {
     /// Where SDR parent caches are kept.
     pub fn parent_cache_dir(&self) -> PathBuf {
         self.parent_cache_dir.clone().unwrap_or_else(crate::dirs::parent_cache_dir)
-    }
-
-    /// The embedded chain's settings.
-    pub fn embedded_chain(&self) -> EmbeddedChainConfig {
-        EmbeddedChainConfig {
-            block_time_ms: self.chain.block_time_ms,
-            seed_delay: self.chain.seed_delay,
-            prove_commit_window: self.chain.prove_commit_window,
-            max_ticket_age: self.chain.max_ticket_age,
-            prover_id: self.prover_id(),
-            proving: crate::chain::ProvingSchedule {
-                deadlines: self.chain.deadlines,
-                window: self.chain.deadline_window,
-                lookback: self.chain.challenge_lookback,
-                election_per_mille: self.chain.election_per_mille,
-                winning_window: self.chain.winning_window,
-            },
-        }
     }
 
     /// The config as TOML.

@@ -16,13 +16,13 @@
 use crate::api::client::{API_CERT_FILE, API_FILE, TOKEN_FILE};
 use crate::api::metrics::History;
 use crate::api::server::{router, ApiContext};
-use crate::chain::{EmbeddedChain, ProofsVerifier, SealVerifier};
+use crate::chain::{Chain, EmbeddedChain, EmbeddedChainConfig, ProofsVerifier, SealVerifier};
 use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::ledger::{Ledger, SharedLedger};
 use crate::pipeline::engine::{LocalEngine, ProofEngine};
 use crate::pipeline::{DriverStopped, Pipeline, PipelineConfig};
-use crate::store::Store;
+use crate::store::{SqliteStore, Store};
 use crate::workers::dispatch::HttpDispatcher;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -73,14 +73,21 @@ pub enum DaemonError {
     DriverStopped(String),
 }
 
-/// What a daemon is built from besides its configuration (tests substitute doubles).
+/// What a daemon is built from besides its configuration: tests substitute
+/// doubles, and other backends plug in here without a change to the daemon.
 pub struct Parts {
     /// Runs the seal phases.
     pub engine: Arc<dyn ProofEngine>,
-    /// Checks proofs: the chain's and the driver's (before a proof is sent).
+    /// Checks proofs: the embedded chain's and the driver's (before a proof is sent).
     pub verifier: Arc<dyn SealVerifier>,
     /// Tells time to the driver, the API and the chain.
     pub clock: SharedClock,
+    /// Where sectors, tasks, workers and PoSt runs are recorded. `None`: the
+    /// SQLite store in the data directory's `kiln.db`, as the configured node.
+    pub store: Option<Box<dyn Store>>,
+    /// The chain. `None`: the embedded devnet chain in the data directory's
+    /// `kiln.db`, checking proofs with `verifier`.
+    pub chain: Option<Box<dyn Chain>>,
 }
 
 impl Parts {
@@ -95,6 +102,8 @@ impl Parts {
             }),
             verifier: Arc::new(ProofsVerifier { param_dir: config.param_dir() }),
             clock: crate::clock::system(),
+            store: None,
+            chain: None,
         }
     }
 }
@@ -167,7 +176,7 @@ impl Daemon {
 
     /// Starts a daemon built from `parts`.
     pub fn start_with(config: &Config, parts: Parts) -> Result<Self, DaemonError> {
-        let Parts { engine, verifier, clock } = parts;
+        let Parts { engine, verifier, clock, store, chain } = parts;
         config.check().map_err(DaemonError::Config)?;
         // Connections and the work share the descriptors: a flood of
         // connections must never leave a sector file unopenable.
@@ -210,15 +219,26 @@ impl Daemon {
         let token = load_or_create_token(dir)?;
         let pipeline_config = PipelineConfig::from_config(config);
         let db = pipeline_config.database_path();
-        let store = Store::open(&db, config.retry.policy())?;
-        std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o600)).map_err(data_err(&db))?;
-        let chain_verifier = Box::new(SharedVerifier(verifier.clone()));
-        let chain = EmbeddedChain::open(&db, config.embedded_chain(), chain_verifier, clock.as_ref())?;
-        let observer = EmbeddedChain::open_observer(&db, config.embedded_chain(), clock.as_ref())?;
-        let ledger: SharedLedger = Ledger::with_observer(store, Box::new(chain), Box::new(observer), clock);
+        let store: Box<dyn Store> = match store {
+            Some(store) => store,
+            None => Box::new(SqliteStore::open_as(&db, config.retry.policy(), &config.node)?),
+        };
+        let ledger: SharedLedger = match chain {
+            Some(chain) => Ledger::new(store, chain, clock),
+            None => {
+                let settings = EmbeddedChainConfig::from_config(config);
+                let chain_verifier = Box::new(SharedVerifier(verifier.clone()));
+                let chain = EmbeddedChain::open(&db, settings.clone(), chain_verifier, clock.as_ref())?;
+                let observer = EmbeddedChain::open_observer(&db, settings, clock.as_ref())?;
+                Ledger::with_observer(store, Box::new(chain), Box::new(observer), clock)
+            }
+        };
+        if db.exists() {
+            std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o600)).map_err(data_err(&db))?;
+        }
         // Messages are counted from this start on (counters begin at zero).
         let sent = ledger.chain_view().messages(ledger.now_ms())?;
-        ledger.metrics().count_messages_after(sent.last().map_or(0, |m| m.0 .0));
+        ledger.metrics().count_messages_after(sent.last().map_or(0, |m| m.seq));
 
         // Local tasks died with the last process; remote ones get a lease's
         // time for their worker to heartbeat again.
@@ -237,7 +257,7 @@ impl Daemon {
             .build_global();
         // blst's own MSM threads (C2's Pippenger) too; a PoSt's MSMs run on its own pool.
         proofs::snark::msm::start_shared_pool_at_low_priority();
-        let gate = crate::proving::ProvingGate::default();
+        let gate = crate::pipeline::ProvingGate::default();
         let pipeline = Pipeline::new(ledger.clone(), engine, verifier, pipeline_config.clone())
             .with_dispatcher(dispatcher.clone())
             .with_proving_gate(gate.clone());

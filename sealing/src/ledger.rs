@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 /// The store, the chain and the clock.
 pub struct Ledger {
-    store: Mutex<Store>,
+    store: Mutex<Box<dyn Store>>,
     chain: Box<dyn Chain>,
     observer: Option<Box<dyn Chain>>,
     clock: SharedClock,
@@ -26,14 +26,14 @@ pub type SharedLedger = Arc<Ledger>;
 
 impl Ledger {
     /// A ledger over `store` and `chain`, telling time by `clock`.
-    pub fn new(store: Store, chain: Box<dyn Chain>, clock: SharedClock) -> SharedLedger {
+    pub fn new(store: Box<dyn Store>, chain: Box<dyn Chain>, clock: SharedClock) -> SharedLedger {
         Self::build(store, chain, None, clock)
     }
 
     /// A ledger whose readers (the API) see the chain through `observer`, a
     /// handle that never executes messages (so never verifies a proof).
     pub fn with_observer(
-        store: Store,
+        store: Box<dyn Store>,
         chain: Box<dyn Chain>,
         observer: Box<dyn Chain>,
         clock: SharedClock,
@@ -42,13 +42,13 @@ impl Ledger {
     }
 
     fn build(
-        mut store: Store,
+        mut store: Box<dyn Store>,
         chain: Box<dyn Chain>,
         observer: Option<Box<dyn Chain>>,
         clock: SharedClock,
     ) -> SharedLedger {
         let metrics = Arc::new(Metrics::new());
-        store.attach_metrics(metrics.clone());
+        store.attach_observer(metrics.clone());
         Arc::new(Self { store: Mutex::new(store), chain, observer, clock, metrics })
     }
 
@@ -59,7 +59,7 @@ impl Ledger {
 
     /// The store, locked. Hold the guard for one operation or transaction:
     /// never across chain calls, file I/O or proofs.
-    pub fn store(&self) -> MutexGuard<'_, Store> {
+    pub fn store(&self) -> MutexGuard<'_, Box<dyn Store>> {
         // A panic elsewhere while holding the lock leaves SQLite consistent
         // (every write is a transaction), so a poisoned lock is used as is.
         self.store.lock().unwrap_or_else(|p| p.into_inner())

@@ -314,11 +314,11 @@ mod tests {
             E::StartSealing,
             E::TicketDrawn { ticket: Randomness([1; 32]), epoch: 3 },
             E::PreCommitted2 { comm_d: Commitment([2; 32]), comm_r: Commitment([3; 32]) },
-            E::PreCommitSent { message: MessageId(1) },
+            E::PreCommitSent { message: MessageId::from(1) },
             E::PreCommitLanded { epoch: 10 },
             E::SeedReady { seed: Randomness([4; 32]), epoch: 20 },
             E::ProofReady,
-            E::CommitSent { message: MessageId(2) },
+            E::CommitSent { message: MessageId::from(2) },
             E::CommitLanded { epoch: 21 },
             E::Finalized,
         ];
@@ -438,7 +438,7 @@ mod tests {
         ];
         let events: Vec<E> = log.iter().map(|j| serde_json::from_str(j).unwrap()).collect();
         assert_eq!(events[1], E::TicketDrawn { ticket: Randomness([1; 32]), epoch: 3 });
-        assert_eq!(events[3], E::PreCommitSent { message: MessageId(7) });
+        assert_eq!(events[3], E::PreCommitSent { message: MessageId::from(7) });
         assert_eq!(events[4], failed("chain unreachable"));
         assert_eq!(Lifecycle::replay(&events, &policy(5)).unwrap(), at(S::Committing, 0));
         // Written again, the same fields stay readable text.
@@ -500,11 +500,11 @@ mod tests {
             Just(E::StartSealing),
             (0u64..100).prop_map(|epoch| E::TicketDrawn { ticket: Randomness([1; 32]), epoch }),
             Just(E::PreCommitted2 { comm_d: Commitment([2; 32]), comm_r: Commitment([3; 32]) }),
-            Just(E::PreCommitSent { message: MessageId(1) }),
+            Just(E::PreCommitSent { message: MessageId::from(1) }),
             (0u64..100).prop_map(|epoch| E::PreCommitLanded { epoch }),
             (0u64..100).prop_map(|epoch| E::SeedReady { seed: Randomness([4; 32]), epoch }),
             Just(E::ProofReady),
-            Just(E::CommitSent { message: MessageId(2) }),
+            Just(E::CommitSent { message: MessageId::from(2) }),
             (0u64..100).prop_map(|epoch| E::CommitLanded { epoch }),
             Just(E::CommitRejected { reason: "r".into() }),
             Just(E::PreCommitExpired),

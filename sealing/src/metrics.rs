@@ -9,10 +9,8 @@
 //! from the daemon's start on, so a message sent by any part of the daemon is
 //! counted once with its exit code.
 
-use crate::ledger::Ledger;
-use crate::pipeline::PauseMap;
-use crate::store::{PostRun, TaskRow, TaskState};
-use crate::workers::scheduler::worker_state;
+use crate::chain::{MessageLog, SentMessage};
+use crate::store::{PostRun, SectorCounts, StoreObserver, TaskRow, TaskState, WorkerRow};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -23,7 +21,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::AtomicU64;
 use std::sync::Mutex;
 use wire::api::{SectorState, TaskKind, WorkerState};
-use wire::chain::SectorHealth;
+use wire::chain::{ProvingSectorOnChain, SectorHealth};
 use wire::metrics::{duration_buckets, ProcessMetrics};
 
 /// A task's kind and where it ran (`local`, or the worker's name).
@@ -373,37 +371,33 @@ impl Metrics {
     }
 
     /// The metrics now, in the exposition format: the scrape-time gauges are
-    /// read from `ledger` first.
-    pub fn scrape(&self, ledger: &Ledger, lease_ms: u64, paused: &PauseMap) -> String {
+    /// set from `records` first (read by the caller; on an error they keep
+    /// their last values), and messages are counted from `log`.
+    pub fn scrape(&self, records: Result<Records, String>, log: &dyn MessageLog, now_ms: i64) -> String {
         let mut cursor = self.scrape.lock().unwrap_or_else(|e| e.into_inner());
-        if let Err(e) = self.read_records(ledger, lease_ms, paused) {
-            tracing::warn!(error = %e, "metrics: cannot read the records; their gauges keep their last values");
+        match records {
+            Ok(records) => self.set_gauges(&records),
+            Err(e) => {
+                tracing::warn!(error = %e, "metrics: cannot read the records; their gauges keep their last values")
+            }
         }
-        if let Err(e) = self.count_messages(ledger, &mut cursor) {
+        if let Err(e) = self.count_messages(log, now_ms, &mut cursor) {
             tracing::warn!(error = %e, "metrics: cannot read the chain's messages");
         }
         self.process.update();
         wire::metrics::encode(&self.registry)
     }
 
-    fn read_records(&self, ledger: &Ledger, lease_ms: u64, paused: &PauseMap) -> Result<(), String> {
-        let now = ledger.now_ms();
-        let (counts, workers, open) = {
-            let store = ledger.store();
-            let counts = store.sector_counts().map_err(|e| e.to_string())?;
-            (
-                counts,
-                store.workers().map_err(|e| e.to_string())?,
-                store.open_tasks().map_err(|e| e.to_string())?,
-            )
-        };
+    fn set_gauges(&self, records: &Records) {
+        let Records { now_ms, sectors: counts, open_tasks: open, workers, paused, head, proving_sectors } =
+            records;
         // Every state has a series, so an emptied state reads 0 rather than vanishing.
         for state in SectorState::ALL {
             let n = counts.iter().find(|(s, _)| *s == state).map_or(0, |(_, n)| *n);
             self.sectors.get_or_create(&StateLabels { state: state.name().into() }).set(n as i64);
         }
         self.tasks_running.clear();
-        for t in &open {
+        for t in open {
             self.tasks_running.get_or_create(&task_labels(t.kind, t.worker.as_deref())).inc();
         }
         let mut by_state: HashMap<&'static str, i64> = HashMap::new();
@@ -411,17 +405,16 @@ impl Metrics {
             family.clear();
         }
         self.worker_heartbeat_age.clear();
-        for w in &workers {
-            let state = worker_state(w, now, lease_ms);
-            *by_state.entry(worker_state_name(state)).or_default() += 1;
-            if state == WorkerState::Revoked {
+        for (w, state) in workers {
+            *by_state.entry(worker_state_name(*state)).or_default() += 1;
+            if *state == WorkerState::Revoked {
                 continue;
             }
             let labels = WorkerLabels { worker: w.name.clone() };
             self.worker_slots.get_or_create(&labels).set(w.capabilities.slots as i64);
             let used = open.iter().filter(|t| t.worker.as_deref() == Some(w.name.as_str())).count();
             self.worker_slots_used.get_or_create(&labels).set(used as i64);
-            let age = now.saturating_sub(w.last_seen_ms).max(0) as f64 / 1e3;
+            let age = now_ms.saturating_sub(w.last_seen_ms).max(0) as f64 / 1e3;
             self.worker_heartbeat_age.get_or_create(&labels).set(age);
         }
         for state in [
@@ -435,51 +428,49 @@ impl Metrics {
             let n = by_state.get(name).copied().unwrap_or(0);
             self.workers.get_or_create(&StateLabels { state: name.into() }).set(n);
         }
-        let paused = crate::pipeline::relock(paused);
         for kind in TaskKind::ALL {
             let labels = KindLabels { kind: kind.name().into() };
-            self.tasks_paused.get_or_create(&labels).set(i64::from(paused.contains_key(&kind)));
+            self.tasks_paused.get_or_create(&labels).set(i64::from(paused.contains(&kind)));
         }
-        drop(paused);
-        let chain = ledger.chain_view();
-        self.chain_head.set(chain.head(now).map_err(|e| e.to_string())? as i64);
-        let sectors = chain.proving_sectors(now).map_err(|e| e.to_string())?;
+        self.chain_head.set(*head as i64);
         for health in [SectorHealth::Active, SectorHealth::Faulty, SectorHealth::Recovering] {
-            let n = sectors.iter().filter(|s| s.health == health).count();
+            let n = proving_sectors.iter().filter(|s| s.health == health).count();
             self.proving_sectors.get_or_create(&HealthLabels { health: health.name().into() }).set(n as i64);
         }
-        Ok(())
     }
 
     /// Counts messages sent since the last scrape, and receipts that came in.
-    fn count_messages(&self, ledger: &Ledger, cursor: &mut MessageCursor) -> Result<(), String> {
+    fn count_messages(
+        &self,
+        log: &dyn MessageLog,
+        now: i64,
+        cursor: &mut MessageCursor,
+    ) -> Result<(), String> {
         const PAGE: usize = 1_000;
-        let chain = ledger.chain_view();
-        let now = ledger.now_ms();
         let mut after = cursor.pending.first().map_or(cursor.seen, |&p| p.saturating_sub(1).min(cursor.seen));
         loop {
-            let page = chain.messages_after(after, PAGE, now).map_err(|e| e.to_string())?;
-            for (id, message, receipt) in &page {
+            let page = log.messages_after(after, PAGE, now).map_err(|e| e.to_string())?;
+            for SentMessage { seq, message, receipt, .. } in &page {
                 let method = message.method();
-                let new = id.0 > cursor.seen;
+                let new = *seq > cursor.seen;
                 if new {
-                    cursor.seen = id.0;
+                    cursor.seen = *seq;
                     self.messages_sent.get_or_create(&MethodLabels { method: method.into() }).inc();
                 }
                 match receipt {
-                    Some(r) if new || cursor.pending.remove(&id.0) => {
+                    Some(r) if new || cursor.pending.remove(seq) => {
                         let labels =
                             ReceiptLabels { method: method.into(), exit_code: r.exit_code.to_string() };
                         self.message_receipts.get_or_create(&labels).inc();
                     }
                     None if new => {
-                        cursor.pending.insert(id.0);
+                        cursor.pending.insert(*seq);
                     }
                     _ => {}
                 }
             }
             match page.last() {
-                Some((id, _, _)) if page.len() == PAGE => after = id.0,
+                Some(last) if page.len() == PAGE => after = last.seq,
                 _ => return Ok(()),
             }
         }
@@ -500,5 +491,35 @@ fn worker_state_name(state: WorkerState) -> &'static str {
     }
 }
 
-/// Sectors by state, for [`Metrics`] and the UI's history.
-pub type SectorCounts = Vec<(SectorState, u64)>;
+/// What the scrape-time gauges show, read from the store and the chain.
+pub struct Records {
+    /// When they were read (ms since the Unix epoch).
+    pub now_ms: i64,
+    /// Sectors by state.
+    pub sectors: SectorCounts,
+    /// Tasks in flight.
+    pub open_tasks: Vec<TaskRow>,
+    /// Every remote worker, with its state now.
+    pub workers: Vec<(WorkerRow, WorkerState)>,
+    /// Task kinds paused by a fault of this node.
+    pub paused: Vec<TaskKind>,
+    /// The chain's head.
+    pub head: u64,
+    /// The sectors the chain proves, with their health.
+    pub proving_sectors: Vec<ProvingSectorOnChain>,
+}
+
+impl StoreObserver for Metrics {
+    fn task_started(&self, kind: TaskKind, worker: Option<&str>, queued_ms: i64) {
+        Metrics::task_started(self, kind, worker, queued_ms)
+    }
+    fn task_finished(&self, task: &TaskRow) {
+        Metrics::task_finished(self, task)
+    }
+    fn post_run(&self, run: &PostRun) {
+        Metrics::post_run(self, run)
+    }
+    fn post_rejected(&self, kind: &str) {
+        Metrics::post_rejected(self, kind)
+    }
+}

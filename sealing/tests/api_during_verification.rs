@@ -14,7 +14,7 @@ use sealing::config::Config;
 use sealing::ledger::Ledger;
 use sealing::lifecycle::RetryPolicy;
 use sealing::pipeline::PipelineConfig;
-use sealing::store::Store;
+use sealing::store::SqliteStore;
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -46,8 +46,8 @@ fn api_calls_answer_while_the_chain_verifies_a_proof() {
     let chain_config =
         EmbeddedChainConfig { block_time_ms: BLOCK as u64, seed_delay: 1, ..Default::default() };
     let chain = EmbeddedChain::open(&db, chain_config, Box::new(verifier), clock.as_ref()).unwrap();
-    let store = Store::open(&db, RetryPolicy::default()).unwrap();
-    let ledger = Ledger::new(store, Box::new(chain), clock.clone());
+    let store = SqliteStore::open(&db, RetryPolicy::default()).unwrap();
+    let ledger = Ledger::new(Box::new(store), Box::new(chain), clock.clone());
     ledger.store().create_sector(SectorSize::KiB2, true, clock.now_ms()).unwrap();
 
     // A PreCommit lands; a ProveCommit is sent once the seed is out.
@@ -71,7 +71,7 @@ fn api_calls_answer_while_the_chain_verifies_a_proof() {
     // standing in for the driver, which blocks inside the verification.
     let executor = {
         let ledger = ledger.clone();
-        std::thread::spawn(move || ledger.chain().receipt(prove, ledger.now_ms()).unwrap())
+        std::thread::spawn(move || ledger.chain().receipt(&prove, ledger.now_ms()).unwrap())
     };
     entered.recv_timeout(Duration::from_secs(30)).expect("the verification started");
 

@@ -8,7 +8,7 @@ use proofs::seal::{c1, pc1, pc2, SectorDir, SectorIdentity};
 use proofs::snark::params::GrothParams;
 use proofs::{ProverId, SectorSize};
 use sealing::chain::{
-    Chain, EmbeddedChain, EmbeddedChainConfig, Message, ProofsVerifier, RandomnessKind,
+    roles::*, EmbeddedChain, EmbeddedChainConfig, Message, ProofsVerifier, RandomnessKind,
     EXIT_ILLEGAL_ARGUMENT, EXIT_OK,
 };
 use std::sync::atomic::AtomicBool;
@@ -47,7 +47,7 @@ fn chain_verifies_a_real_seal_and_rejects_a_corrupted_proof() {
         ticket_epoch,
     };
     let id = chain.send(&precommit, 5 * SECOND).unwrap();
-    assert_eq!(chain.receipt(id, 6 * SECOND).unwrap().unwrap().exit_code, EXIT_OK);
+    assert_eq!(chain.receipt(&id, 6 * SECOND).unwrap().unwrap().exit_code, EXIT_OK);
 
     // Prove with the chain's seed once it is available.
     let on_chain = chain.precommit(1, 6 * SECOND).unwrap().unwrap();
@@ -60,12 +60,12 @@ fn chain_verifies_a_real_seal_and_rejects_a_corrupted_proof() {
     let mut corrupted = proof.clone();
     corrupted[7] ^= 0x20;
     let bad = chain.send(&Message::ProveCommit { sector: 1, proof: corrupted }, now).unwrap();
-    let receipt = chain.receipt(bad, now + SECOND).unwrap().unwrap();
+    let receipt = chain.receipt(&bad, now + SECOND).unwrap().unwrap();
     assert_eq!(receipt.exit_code, EXIT_ILLEGAL_ARGUMENT, "{receipt:?}");
     assert!(!chain.precommit(1, now + SECOND).unwrap().unwrap().proven);
 
     let good = chain.send(&Message::ProveCommit { sector: 1, proof }, now + SECOND).unwrap();
-    let receipt = chain.receipt(good, now + 2 * SECOND).unwrap().unwrap();
+    let receipt = chain.receipt(&good, now + 2 * SECOND).unwrap().unwrap();
     assert_eq!(receipt.exit_code, EXIT_OK, "{receipt:?}");
     assert!(chain.precommit(1, now + 2 * SECOND).unwrap().unwrap().proven);
 }

@@ -16,14 +16,15 @@ use common::{client, crash_at, daemon_config, start_daemon};
 use sealing::api::client::Client;
 use sealing::chain::Message;
 use sealing::lifecycle::{RetryPolicy, SectorState};
-use sealing::store::{SectorRow, Store};
+use sealing::store::roles::*;
+use sealing::store::{SectorRow, SqliteStore};
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::process::Child;
 use std::time::{Duration, Instant};
 
 fn sector(data: &Path) -> SectorRow {
-    let store = Store::open(&data.join("kiln.db"), RetryPolicy::default()).unwrap();
+    let store = SqliteStore::open(&data.join("kiln.db"), RetryPolicy::default()).unwrap();
     store.check_replay(1).unwrap();
     store.sector(1).unwrap().expect("sector 1 is never lost")
 }
@@ -95,7 +96,7 @@ fn sigkill_in_every_state_loses_nothing_and_sends_nothing_twice() {
     assert!(read_log("precommit:sent-unrecorded").contains("PC1 resumed"));
     assert!(read_log("precommit:sent-unrecorded").contains("kept=[1]"));
     // The PreCommit sent before the last crash but never recorded is adopted.
-    assert_eq!(sector(&data).precommit_message, Some(sealing::chain::MessageId(1)));
+    assert_eq!(sector(&data).precommit_message, Some(sealing::chain::MessageId::from(1)));
     // (By the run that found it: the chain may have crashed before or after.)
     let adopted = |runs: &[&str]| runs.iter().any(|r| read_log(r).contains("adopting the message"));
     assert!(adopted(&["chain-precommit", "precommitted:waiting-seed"]), "{}", read_log("chain-precommit"));
@@ -175,7 +176,7 @@ fn sigkill_during_a_pc1_batch_resumes_each_sector() {
     assert!(out.status.success(), "{}", common::stderr(&out));
     wait_killed(daemon, "pc1:mid-labeling", &log("crash"));
     assert!(read_log("crash").contains("sectors=[1, 2]"), "one batch: {}", read_log("crash"));
-    let store = || Store::open(&data.join("kiln.db"), RetryPolicy::default()).unwrap();
+    let store = || SqliteStore::open(&data.join("kiln.db"), RetryPolicy::default()).unwrap();
     for n in [1, 2] {
         assert_eq!(store().sector(n).unwrap().unwrap().lifecycle.state, SectorState::Unsealed);
         let record = data.join(format!("sectors/{n}/cache/pc1-layers.json"));

@@ -5,7 +5,8 @@
 mod common;
 
 use sealing::lifecycle::{RetryPolicy, SectorState};
-use sealing::store::{Store, TaskKind, TaskState};
+use sealing::store::roles::*;
+use sealing::store::{SqliteStore, TaskKind, TaskState};
 
 #[test]
 fn kiln_run_seals_a_pledged_sector_to_proving() {
@@ -42,7 +43,7 @@ fn kiln_run_seals_a_pledged_sector_to_proving() {
     assert!(!common::stderr(&out).contains(" INFO "), "{}", common::stderr(&out));
 
     // The database in DIR holds the sector, its full history and the chain.
-    let store = Store::open(&dir.join("kiln.db"), RetryPolicy::default()).unwrap();
+    let store = SqliteStore::open(&dir.join("kiln.db"), RetryPolicy::default()).unwrap();
     assert_eq!(store.check_replay(1).unwrap().state, SectorState::Proving);
     // With no worker registered, every task (C2 included) ran in the daemon.
     let tasks: Vec<_> =

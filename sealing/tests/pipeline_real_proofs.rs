@@ -8,11 +8,10 @@ mod common;
 
 use proofs::pieces::{comm_d_from_pieces, PieceInfo};
 use proofs::seal::unseal::unseal_range;
-use proofs::{ProverId, Randomness, SectorSize};
+use proofs::{ProverId, SectorSize};
 use sealing::chain::{
-    Chain, ChainError, ElectionOnChain, EmbeddedChain, EmbeddedChainConfig, HealthEvent, Message, MessageId,
-    PostOnChain, PreCommitOnChain, ProofsVerifier, ProvingSchedule, ProvingSectorOnChain, RandomnessKind,
-    Receipt, EXIT_ILLEGAL_ARGUMENT, EXIT_OK,
+    ChainError, ChainMessages, ComposedChain, EmbeddedChain, EmbeddedChainConfig, Message, MessageId,
+    PreCommitOnChain, ProofsVerifier, Receipt, EXIT_ILLEGAL_ARGUMENT, EXIT_OK,
 };
 use sealing::clock::{Clock, SystemClock};
 use sealing::config::{Limits, PackingConfig};
@@ -24,22 +23,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// The embedded chain, with the first ProveCommit's proof corrupted in transit.
+/// The embedded chain's messages, with the first ProveCommit's proof corrupted in transit.
 struct CorruptFirstProof {
-    inner: EmbeddedChain,
+    inner: Arc<EmbeddedChain>,
     corrupted: AtomicBool,
 }
 
-impl Chain for CorruptFirstProof {
-    fn head(&self, now: i64) -> Result<u64, ChainError> {
-        self.inner.head(now)
-    }
-    fn epoch_start_ms(&self, epoch: u64) -> i64 {
-        self.inner.epoch_start_ms(epoch)
-    }
-    fn randomness(&self, kind: RandomnessKind, epoch: u64, now: i64) -> Result<Randomness, ChainError> {
-        self.inner.randomness(kind, epoch, now)
-    }
+impl ChainMessages for CorruptFirstProof {
     fn send(&self, message: &Message, now: i64) -> Result<MessageId, ChainError> {
         match message {
             Message::ProveCommit { sector, proof } if !self.corrupted.swap(true, Ordering::SeqCst) => {
@@ -50,7 +40,7 @@ impl Chain for CorruptFirstProof {
             m => self.inner.send(m, now),
         }
     }
-    fn receipt(&self, id: MessageId, now: i64) -> Result<Option<Receipt>, ChainError> {
+    fn receipt(&self, id: &MessageId, now: i64) -> Result<Option<Receipt>, ChainError> {
         self.inner.receipt(id, now)
     }
     fn precommit(&self, sector: u64, now: i64) -> Result<Option<PreCommitOnChain>, ChainError> {
@@ -58,46 +48,6 @@ impl Chain for CorruptFirstProof {
     }
     fn find_message(&self, message: &Message, now: i64) -> Result<Option<MessageId>, ChainError> {
         self.inner.find_message(message, now)
-    }
-    fn messages_after(
-        &self,
-        after: u64,
-        limit: usize,
-        now: i64,
-    ) -> Result<Vec<(MessageId, Message, Option<Receipt>)>, ChainError> {
-        self.inner.messages_after(after, limit, now)
-    }
-    fn message_counts(&self, now: i64) -> Result<(u64, u64), ChainError> {
-        self.inner.message_counts(now)
-    }
-    fn proving_schedule(&self) -> ProvingSchedule {
-        self.inner.proving_schedule()
-    }
-    fn proving_sectors(&self, now: i64) -> Result<Vec<ProvingSectorOnChain>, ChainError> {
-        self.inner.proving_sectors(now)
-    }
-    fn posts_since(&self, since: u64, now: i64) -> Result<Vec<PostOnChain>, ChainError> {
-        self.inner.posts_since(since, now)
-    }
-    fn find_post_message(
-        &self,
-        open: u64,
-        partition: u64,
-        now: i64,
-    ) -> Result<Option<MessageId>, ChainError> {
-        self.inner.find_post_message(open, partition, now)
-    }
-    fn health_events(&self, since: u64, now: i64) -> Result<Vec<HealthEvent>, ChainError> {
-        self.inner.health_events(since, now)
-    }
-    fn won_election(&self, epoch: u64) -> bool {
-        self.inner.won_election(epoch)
-    }
-    fn elections(&self, from: u64, to: u64, now: i64) -> Result<Vec<ElectionOnChain>, ChainError> {
-        self.inner.elections(from, to, now)
-    }
-    fn election_sectors(&self, epoch: u64, now: i64) -> Result<Vec<ProvingSectorOnChain>, ChainError> {
-        self.inner.election_sectors(epoch, now)
     }
 }
 
@@ -113,7 +63,7 @@ fn data_sector_reaches_proving_after_the_chain_rejects_a_corrupted_proof() {
     let retry =
         RetryPolicy { max_attempts: 3, base_backoff: Duration::from_millis(100), ..Default::default() };
     let db = tmp.path().join("kiln.db");
-    let store = sealing::store::Store::open(&db, retry).unwrap();
+    let store = sealing::store::SqliteStore::open(&db, retry).unwrap();
     // A window long enough for two C2 runs on a slow machine (an expiry would
     // reseal the sector instead of exercising the rejected-proof path).
     let chain_config = EmbeddedChainConfig {
@@ -124,9 +74,10 @@ fn data_sector_reaches_proving_after_the_chain_rejects_a_corrupted_proof() {
         ..Default::default()
     };
     let verifier = Box::new(ProofsVerifier { param_dir: params.clone() });
-    let inner = EmbeddedChain::open(&db, chain_config, verifier, &SystemClock).unwrap();
-    let chain = CorruptFirstProof { inner, corrupted: AtomicBool::new(false) };
-    let ledger = Ledger::new(store, Box::new(chain), sealing::clock::system());
+    let inner = Arc::new(EmbeddedChain::open(&db, chain_config, verifier, &SystemClock).unwrap());
+    let corrupting = CorruptFirstProof { inner: inner.clone(), corrupted: AtomicBool::new(false) };
+    let chain = ComposedChain { messages: Arc::new(corrupting), ..ComposedChain::of(inner) };
+    let ledger = Ledger::new(Box::new(store), Box::new(chain), sealing::clock::system());
     let config = PipelineConfig {
         data_dir: tmp.path().join("data"),
         sector_size: SectorSize::KiB2,
@@ -176,8 +127,8 @@ fn data_sector_reaches_proving_after_the_chain_rejects_a_corrupted_proof() {
     let codes = |precommit: bool| -> Vec<i64> {
         messages
             .iter()
-            .filter(|m| matches!(m.1, Message::PreCommit { .. }) == precommit)
-            .map(|m| m.2.as_ref().unwrap().exit_code)
+            .filter(|m| matches!(m.message, Message::PreCommit { .. }) == precommit)
+            .map(|m| m.receipt.as_ref().unwrap().exit_code)
             .collect()
     };
     assert_eq!(codes(true), [EXIT_OK]);

@@ -164,7 +164,8 @@ fn sectors_are_proven_in_their_deadlines_through_faults_recoveries_and_a_crash()
         .unwrap()
         .collect::<Result<_, _>>()
         .unwrap();
-    let runs = sealing::store::Store::open(&data.join("kiln.db"), Default::default())
+    use sealing::store::ProvingStore;
+    let runs = sealing::store::SqliteStore::open(&data.join("kiln.db"), Default::default())
         .unwrap()
         .post_runs(100)
         .unwrap();

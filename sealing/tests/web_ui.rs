@@ -239,8 +239,13 @@ fn the_web_view_shows_the_pipeline_and_retries_a_failed_sector_in_a_real_browser
         hold: AtomicBool::new(true),
         c1_fails: AtomicU64::new(4),
     });
-    let parts =
-        Parts { engine: engine.clone(), verifier: Arc::new(Verifier), clock: sealing::clock::system() };
+    let parts = Parts {
+        engine: engine.clone(),
+        verifier: Arc::new(Verifier),
+        clock: sealing::clock::system(),
+        store: None,
+        chain: None,
+    };
     let daemon = Daemon::start_with(&config, parts).unwrap();
     let url = daemon.url();
     let token = std::fs::read_to_string(config.data_dir.join("token")).unwrap();

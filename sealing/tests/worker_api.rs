@@ -123,7 +123,8 @@ fn tokens_are_scoped_revocable_and_bad_bodies_get_4xx_while_the_worker_stays_up(
     // pieces), failed with 60 KB of text and terminal escapes.
     let task = {
         let db = config.data_dir.join("kiln.db");
-        let mut store = sealing::store::Store::open(&db, Default::default()).unwrap();
+        use sealing::store::roles::*;
+        let mut store = sealing::store::SqliteStore::open(&db, Default::default()).unwrap();
         let n = store.create_sector(proofs::SectorSize::KiB2, false, 0).unwrap();
         store.start_task(n, sealing::store::TaskKind::Commit, Some("gpu-1"), Some(i64::MAX / 2), 0).unwrap()
     };

@@ -577,7 +577,7 @@ pub const MAX_PAGE: usize = 10_000;
 /// limit is the last.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Page {
-    /// Items with ids above this one.
+    /// Items after this one (a task's id, a message's `seq`).
     #[serde(default)]
     pub after: u64,
     /// Items at most.
@@ -595,10 +595,12 @@ impl Page {
     }
 }
 
-/// A message on the chain.
+/// A message this miner sent.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChainMessage {
-    /// Its id.
+    /// Its place in the node's log of sent messages, from 1 (what `?after=` pages by).
+    pub seq: u64,
+    /// Its id on the chain.
     pub id: MessageId,
     /// The message.
     pub message: Message,
@@ -676,7 +678,7 @@ pub struct PostRun {
     /// Where the SNARK was proved: `local`, or the worker's name.
     pub prover: String,
     /// The message it sent, if it got that far.
-    pub message: Option<u64>,
+    pub message: Option<MessageId>,
     /// Why it failed, if it did (before its message: reading, proving, sending).
     pub error: Option<String>,
     /// Its message's exit code once the chain executed it (0: accepted).

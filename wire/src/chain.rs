@@ -4,27 +4,58 @@
 use proofs::{Commitment, SectorSize};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-/// A message's id on the chain. Written as a decimal string (as event logs
-/// have always recorded it); read from a string or a number.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct MessageId(pub u64);
+/// A message's id on its chain: opaque to everything but the chain that
+/// gave it (the embedded chain's sequence number, a Lotus message CID). Read
+/// and written as a string; a number is read as its decimal string (event
+/// logs of the embedded chain recorded numbers).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MessageId(String);
+
+/// The longest message id taken (a CID's text is about 62 characters).
+pub const MESSAGE_ID_MAX_LEN: usize = 256;
+
+impl MessageId {
+    /// The id `text`, if it is one: 1 to [`MESSAGE_ID_MAX_LEN`] printable
+    /// characters without spaces.
+    pub fn new(text: impl Into<String>) -> Result<Self, String> {
+        let text = text.into();
+        if text.is_empty() || text.len() > MESSAGE_ID_MAX_LEN {
+            return Err(format!("a message id has 1 to {MESSAGE_ID_MAX_LEN} characters, not {}", text.len()));
+        }
+        if text.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(format!("message id {text:?} has spaces or control characters"));
+        }
+        Ok(Self(text))
+    }
+
+    /// The id as its chain wrote it.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<u64> for MessageId {
+    fn from(n: u64) -> Self {
+        Self(n.to_string())
+    }
+}
 
 impl std::fmt::Display for MessageId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0.fmt(f)
+        f.write_str(&self.0)
     }
 }
 
 impl std::str::FromStr for MessageId {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        s.trim().parse().map(Self).map_err(|_| format!("message id {s:?} is not a non-negative integer"))
+        Self::new(s.trim())
     }
 }
 
 impl Serialize for MessageId {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(&self.0)
+        s.serialize_str(&self.0)
     }
 }
 
@@ -37,7 +68,7 @@ impl<'de> Deserialize<'de> for MessageId {
             Text(String),
         }
         match Raw::deserialize(d)? {
-            Raw::Number(n) => Ok(Self(n)),
+            Raw::Number(n) => Ok(Self::from(n)),
             Raw::Text(s) => s.parse().map_err(serde::de::Error::custom),
         }
     }
@@ -202,6 +233,21 @@ pub struct DeadlineWindow {
     pub challenge: u64,
 }
 
+/// The devnet's schedule.
+impl Default for ProvingSchedule {
+    fn default() -> Self {
+        Self {
+            deadlines: 48,
+            window: 20,
+            lookback: 2,
+            election_per_mille: 20,
+            // 30 s at the devnet's second per epoch: a CPU Winning PoSt
+            // SNARK (3 s for 2KiB, 6 s for 8MiB on two cores) fits with room.
+            winning_window: 30,
+        }
+    }
+}
+
 impl ProvingSchedule {
     /// Epochs per proving period.
     pub fn period(&self) -> u64 {
@@ -330,10 +376,16 @@ mod tests {
 
     #[test]
     fn message_ids_are_written_as_strings_and_read_from_either() {
-        assert_eq!(serde_json::to_string(&MessageId(7)).unwrap(), "\"7\"");
-        assert_eq!(serde_json::from_str::<MessageId>("\"7\"").unwrap(), MessageId(7));
-        assert_eq!(serde_json::from_str::<MessageId>("7").unwrap(), MessageId(7));
-        assert!(serde_json::from_str::<MessageId>("\"m1\"").is_err());
+        assert_eq!(serde_json::to_string(&MessageId::from(7)).unwrap(), "\"7\"");
+        assert_eq!(serde_json::from_str::<MessageId>("\"7\"").unwrap(), MessageId::from(7));
+        assert_eq!(serde_json::from_str::<MessageId>("7").unwrap(), MessageId::from(7));
+        // Opaque: another chain's ids (a CID) are taken as they are written.
+        let cid = "bafy2bzacea3wsdh6y3a36tb3skempjoxqpuyompjbmfeyf34fi3uy6uue42v4";
+        assert_eq!(serde_json::from_str::<MessageId>(&format!("\"{cid}\"")).unwrap().as_str(), cid);
+        for bad in ["\"\"", "\"m 1\"", "\"m\\n1\"", "-1"] {
+            assert!(serde_json::from_str::<MessageId>(bad).is_err(), "{bad}");
+        }
+        assert!(MessageId::new("x".repeat(MESSAGE_ID_MAX_LEN + 1)).is_err());
     }
 
     #[test]

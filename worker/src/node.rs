@@ -216,7 +216,7 @@ impl Node {
         let _span = info_span!(parent: &self.span, "wdpost", sectors = vanilla.len()).entered();
         crate::failpoints::hang_window_post();
         let timer = self.metrics.start(Kind::WindowPost);
-        let proved = params.load_proving().and_then(|key| proofs::post::snark::prove(&post, &vanilla, &key));
+        let proved = params.load_proving().and_then(|key| proofs::snark::post::prove(&post, &vanilla, &key));
         timer.finish(proved.is_ok(), proved.as_ref().map_or(&[][..], |o| &o.gpus[..]));
         let out = proved.map_err(|e| match e {
             proofs::Error::InvalidProof(m) => TaskRefused::Invalid(m),

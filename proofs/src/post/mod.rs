@@ -11,13 +11,13 @@
 //!    the cached tree_r_last rows and p_aux; unreadable or inconsistent sectors
 //!    come back as faults, one list, as the reference reports them.
 //!    [`encoding`] writes and reads them in the reference's bincode form.
-//! 3. **SNARKs** ([`snark`]): Groth16 proofs of [`crate::circuit::PostCircuit`],
-//!    one for Winning, one per partition for Window; verification from public
+//! 3. **SNARKs** (`crate::snark::post`, above this module as PoRep's are
+//!    above `seal`): Groth16 proofs of `crate::circuit::post::PostCircuit`, one
+//!    for Winning, one per partition for Window; verification from public
 //!    values alone.
 
 pub mod challenges;
 pub mod encoding;
-pub mod snark;
 pub mod vanilla;
 
 use crate::shape::SectorSize;

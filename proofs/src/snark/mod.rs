@@ -1,10 +1,12 @@
 //! C2 and verification: Groth16 proofs of the SDR circuit, one per partition,
-//! concatenated as the reference does (192 bytes each: A ‖ B ‖ C compressed).
+//! concatenated as the reference does (192 bytes each: A ‖ B ‖ C compressed);
+//! and the same for PoSt ([`post`]) over `crate::circuit::post`.
 
 pub mod fft;
 pub mod key;
 pub mod msm;
 pub mod params;
+pub mod post;
 pub mod prover;
 pub mod setup;
 pub mod witness;

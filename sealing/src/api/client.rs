@@ -207,7 +207,7 @@ impl Client {
     pub fn chain_messages(&self) -> Result<Vec<ChainMessage>, ClientError> {
         self.all_pages(
             |after| format!("/chain/messages?after={after}&limit={MAX_PAGE}"),
-            |m: &ChainMessage| m.id.0,
+            |m: &ChainMessage| m.seq,
         )
     }
 

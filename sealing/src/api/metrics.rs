@@ -4,6 +4,8 @@
 
 use super::server::{blocking, ApiContext, ApiError, ApiResult, Ctx};
 use crate::ledger::Ledger;
+use crate::metrics::Records;
+use crate::workers::scheduler::worker_state;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -56,13 +58,43 @@ impl History {
 /// The scrape answer.
 pub(super) async fn metrics(State(ctx): Ctx) -> Response {
     let text = blocking(ctx, |ctx| {
-        Ok(ctx.ledger.metrics().scrape(&ctx.ledger, ctx.config.workers.lease_ms, &ctx.paused))
+        let records = records(ctx);
+        let ledger = &ctx.ledger;
+        Ok(ledger.metrics().scrape(records, ledger.chain_view(), ledger.now_ms()))
     })
     .await;
     match text {
         Ok(axum::Json(text)) => wire::metrics::response(text),
         Err(e) => e.into_response(),
     }
+}
+
+/// The gauges' values now.
+fn records(ctx: &ApiContext) -> Result<Records, String> {
+    let ledger = &ctx.ledger;
+    let now_ms = ledger.now_ms();
+    let (sectors, workers, open_tasks) = {
+        let store = ledger.store();
+        let text = |e: crate::store::StoreError| e.to_string();
+        (
+            store.sector_counts().map_err(text)?,
+            store.workers().map_err(text)?,
+            store.open_tasks().map_err(text)?,
+        )
+    };
+    let lease_ms = ctx.config.workers.lease_ms;
+    let workers = workers
+        .into_iter()
+        .map(|w| {
+            let state = worker_state(&w, now_ms, lease_ms);
+            (w, state)
+        })
+        .collect();
+    let paused = crate::pipeline::relock(&ctx.paused).keys().copied().collect();
+    let chain = ledger.chain_view();
+    let head = chain.head(now_ms).map_err(|e| e.to_string())?;
+    let proving_sectors = chain.proving_sectors(now_ms).map_err(|e| e.to_string())?;
+    Ok(Records { now_ms, sectors, open_tasks, workers, paused, head, proving_sectors })
 }
 
 pub(super) async fn history(State(ctx): Ctx) -> ApiResult<HistoryView> {

@@ -10,7 +10,8 @@
 //! | POST | `/v0/sectors/add-piece` | `AddPieceRequest` | `AddedPiece` |
 //! | POST | `/v0/sectors/{n}/remove` | | `SectorView` |
 //! | GET | `/v0/chain/head` | | `ChainHead` |
-//! | GET | `/v0/chain/messages[?after=ID&limit=N]` | | `[ChainMessage]` |
+//! | GET | `/v0/chain/messages[?after=SEQ&limit=N]` | | `[ChainMessage]` |
+//! | GET | `/v0/chain/messages/{id}` | | `ChainMessage` |
 //! | GET | `/v0/proving` | | `ProvingInfo` |
 //! | GET | `/v0/proving/deadlines` | | `[DeadlineView]` |
 //! | GET | `/v0/proving/deadlines/{n}` | | `DeadlineDetail` |

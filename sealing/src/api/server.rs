@@ -226,6 +226,7 @@ pub fn router(ctx: Arc<ApiContext>) -> Router {
         .route("/sectors/:number/abort", post(abort_sector))
         .route("/chain/head", get(chain_head))
         .route("/chain/messages", get(chain_messages))
+        .route("/chain/messages/:id", get(chain_message))
         .route("/proving", get(super::proving::info))
         .route("/proving/deadlines", get(super::proving::deadlines))
         .route("/proving/deadlines/:n", get(super::proving::deadline))
@@ -421,7 +422,7 @@ async fn sector_status(State(ctx): Ctx, UrlPath(number): UrlPath<String>) -> Api
         let now = ctx.ledger.now_ms();
         let chain = ctx.ledger.chain_view();
         let on_chain = chain.precommit(number, now)?;
-        let commit_receipt = match sector.commit_message {
+        let commit_receipt = match &sector.commit_message {
             Some(id) => chain.receipt(id, now)?,
             None => None,
         };
@@ -596,9 +597,22 @@ async fn chain_messages(
     let limit = page.limit().map_err(ApiError::invalid)?;
     blocking(ctx, move |ctx| {
         let messages = ctx.ledger.chain_view().messages_after(page.after, limit, ctx.ledger.now_ms())?;
-        Ok(messages.into_iter().map(|(id, message, receipt)| ChainMessage { id, message, receipt }).collect())
+        Ok(messages.into_iter().map(message_view).collect())
     })
     .await
+}
+
+async fn chain_message(State(ctx): Ctx, UrlPath(id): UrlPath<String>) -> ApiResult<ChainMessage> {
+    let id: crate::chain::MessageId = id.parse().map_err(|e: String| ApiError::invalid(e))?;
+    blocking(ctx, move |ctx| match ctx.ledger.chain_view().message(&id, ctx.ledger.now_ms())? {
+        Some(m) => Ok(message_view(m)),
+        None => Err(ApiError::not_found(format!("this node sent no message {id}"))),
+    })
+    .await
+}
+
+fn message_view(m: crate::chain::SentMessage) -> ChainMessage {
+    ChainMessage { seq: m.seq, id: m.id, message: m.message, receipt: m.receipt }
 }
 
 async fn list_workers(State(ctx): Ctx) -> ApiResult<Vec<WorkerView>> {

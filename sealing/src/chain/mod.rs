@@ -1,17 +1,31 @@
 //! The chain as the sealing pipeline sees it, and kiln's embedded devnet chain.
 //!
-//! [`Chain`] is the pipeline's whole view of a chain: the head, ticket and
-//! seed randomness, sending PreCommit and ProveCommit messages and reading
-//! their receipts. [`EmbeddedChain`] implements it over SQLite (the sector
-//! database's file): epochs follow the clock at a configured block time, a
-//! message sent in epoch `e` is executed in epoch `e + 1`, and ProveCommits
-//! are checked by an on-chain verifier. Time is passed in (milliseconds since
-//! the epoch) so that tests control it.
+//! A chain backend implements four roles, each a small trait:
+//!
+//! - [`ChainHead`]: the head epoch, when epochs start, and randomness;
+//! - [`ChainMessages`]: sending messages, their receipts, and the PreCommits
+//!   they leave on chain;
+//! - [`MessageLog`]: the messages this miner sent, in order (listed by the API,
+//!   counted by the metrics);
+//! - [`ChainProving`]: proving deadlines, the sectors they prove, PoSts and
+//!   elections.
+//!
+//! [`Chain`] is all four. [`EmbeddedChain`] implements them over SQLite (the
+//! sector database's file): epochs follow the clock at a configured block
+//! time, a message sent in epoch `e` is executed in epoch `e + 1`, and
+//! ProveCommits are checked by an on-chain verifier. Time is passed in
+//! (milliseconds since the epoch) so that tests control it. Message ids are
+//! opaque ([`MessageId`]): only the chain that gave one reads it.
 
 use proofs::post::PostProof;
 use proofs::snark::SealStatement;
 use proofs::{Commitment, Randomness};
 use std::path::PathBuf;
+use std::sync::Arc;
+
+/// An error of a chain backend's own, boxed so that no backend's types (a
+/// database's, an RPC client's) show in [`ChainError`].
+pub type BackendError = Box<dyn std::error::Error + Send + Sync>;
 
 pub use wire::chain::{
     DeadlineWindow, ElectionOnChain, HealthEvent, Message, MessageId, PostOnChain, PreCommitOnChain,
@@ -30,31 +44,31 @@ pub const EXIT_FORBIDDEN: i64 = 18;
 /// Errors of a chain client (not of messages: those get receipts).
 #[derive(Debug, thiserror::Error)]
 pub enum ChainError {
-    /// The chain's storage failed.
-    #[error("chain database {path}: {op}")]
-    Storage {
-        /// The database file.
-        path: PathBuf,
+    /// The chain's backend (its database, its node) failed.
+    #[error("chain at {at}: {op}: {source}")]
+    Backend {
+        /// Where the chain is (a database file, a node's URL).
+        at: String,
         /// What was being done.
         op: &'static str,
-        /// The underlying error.
+        /// The backend's error.
         #[source]
-        source: rusqlite::Error,
+        source: BackendError,
     },
-    /// Stored chain state that does not parse.
-    #[error("chain database {path}: {reason}")]
+    /// Chain state that does not parse.
+    #[error("chain at {at}: {reason}")]
     Corrupt {
-        /// The database file.
-        path: PathBuf,
+        /// Where the chain is.
+        at: String,
         /// What is wrong.
         reason: String,
     },
     /// A message that cannot be encoded.
     #[error("cannot encode a message: {0}")]
     Message(String),
-    /// A message id the chain never saw.
+    /// A message id the chain never gave.
     #[error("unknown message {0}")]
-    UnknownMessage(u64),
+    UnknownMessage(MessageId),
     /// Randomness asked for an epoch that has not happened yet.
     #[error("epoch {asked} is in the future (head is {head})")]
     FutureEpoch {
@@ -63,6 +77,19 @@ pub enum ChainError {
         /// The head.
         head: u64,
     },
+}
+
+/// A message in the miner's log of sent messages.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SentMessage {
+    /// Its place in the log, from 1.
+    pub seq: u64,
+    /// Its id on the chain.
+    pub id: MessageId,
+    /// The message.
+    pub message: Message,
+    /// Its receipt, once executed.
+    pub receipt: Option<Receipt>,
 }
 
 /// The kinds of chain randomness sealing and proving use.
@@ -120,14 +147,14 @@ impl SealVerifier for ProofsVerifier {
         proof: &[u8],
     ) -> Result<bool, proofs::Error> {
         let vk = proofs::snark::params::GrothParams::post(&self.param_dir, *post).load_verifying_key()?;
-        proofs::post::snark::verify(post, randomness, sectors, proof, &vk)
+        proofs::snark::post::verify(post, randomness, sectors, proof, &vk)
     }
 }
 
-/// What the pipeline needs from a chain. Shared by the driver and the API
-/// (`&self`, `Sync`); an implementation must not hold a lock that readers
-/// wait on while it does slow work such as verifying a proof.
-pub trait Chain: Send + Sync {
+/// The chain's clock and randomness. Every role is shared by the driver, the
+/// prover and the API (`&self`, `Sync`); an implementation must not hold a
+/// lock that readers wait on while it does slow work such as verifying a proof.
+pub trait ChainHead: Send + Sync {
     /// The current epoch (executing any messages due, unless another caller is).
     fn head(&self, now_ms: i64) -> Result<u64, ChainError>;
     /// When `epoch` begins (ms since the Unix epoch): a message sent before
@@ -135,29 +162,34 @@ pub trait Chain: Send + Sync {
     fn epoch_start_ms(&self, epoch: u64) -> i64;
     /// Randomness of `kind` at `epoch` (at most the head).
     fn randomness(&self, kind: RandomnessKind, epoch: u64, now_ms: i64) -> Result<Randomness, ChainError>;
-    /// Sends a message; it is executed in the next epoch.
+}
+
+/// Sending messages, their receipts, and the PreCommits they leave.
+pub trait ChainMessages: Send + Sync {
+    /// Sends a message; it is executed in a later epoch.
     fn send(&self, message: &Message, now_ms: i64) -> Result<MessageId, ChainError>;
     /// The receipt of message `id`, once executed.
-    fn receipt(&self, id: MessageId, now_ms: i64) -> Result<Option<Receipt>, ChainError>;
+    fn receipt(&self, id: &MessageId, now_ms: i64) -> Result<Option<Receipt>, ChainError>;
     /// The PreCommit of `sector`, if one is live or proven.
     fn precommit(&self, sector: u64, now_ms: i64) -> Result<Option<PreCommitOnChain>, ChainError>;
     /// The newest message identical to `message` that is pending or succeeded,
     /// so a sender that crashed before recording a send can adopt it instead
     /// of sending a duplicate.
     fn find_message(&self, message: &Message, now_ms: i64) -> Result<Option<MessageId>, ChainError>;
-    /// Up to `limit` messages with ids above `after`, oldest first, each with
-    /// its receipt once executed.
-    fn messages_after(
-        &self,
-        after: u64,
-        limit: usize,
-        now_ms: i64,
-    ) -> Result<Vec<(MessageId, Message, Option<Receipt>)>, ChainError>;
+}
+
+/// The messages this miner sent, in the order sent.
+pub trait MessageLog: Send + Sync {
+    /// Up to `limit` messages after the one at `after` (0: from the first),
+    /// oldest first, each with its receipt once executed.
+    fn messages_after(&self, after: u64, limit: usize, now_ms: i64) -> Result<Vec<SentMessage>, ChainError>;
+    /// The message `id`, if this miner sent it.
+    fn message(&self, id: &MessageId, now_ms: i64) -> Result<Option<SentMessage>, ChainError>;
     /// Every message sent, oldest first (page by page).
-    fn messages(&self, now_ms: i64) -> Result<Vec<(MessageId, Message, Option<Receipt>)>, ChainError> {
-        let mut out = Vec::new();
+    fn messages(&self, now_ms: i64) -> Result<Vec<SentMessage>, ChainError> {
+        let mut out: Vec<SentMessage> = Vec::new();
         loop {
-            let after = out.last().map_or(0, |m: &(MessageId, Message, Option<Receipt>)| m.0 .0);
+            let after = out.last().map_or(0, |m| m.seq);
             let page = self.messages_after(after, 1_000, now_ms)?;
             let last = page.len() < 1_000;
             out.extend(page);
@@ -168,7 +200,10 @@ pub trait Chain: Send + Sync {
     }
     /// How many messages were sent and how many of them are executed (without reading them).
     fn message_counts(&self, now_ms: i64) -> Result<(u64, u64), ChainError>;
+}
 
+/// Proving: the deadlines, the sectors they prove, PoSts and elections.
+pub trait ChainProving: Send + Sync {
     /// How proving is scheduled.
     fn proving_schedule(&self) -> ProvingSchedule;
     /// Every proven sector with its deadline, partition and health.
@@ -193,6 +228,108 @@ pub trait Chain: Send + Sync {
     fn election_sectors(&self, epoch: u64, now_ms: i64) -> Result<Vec<ProvingSectorOnChain>, ChainError>;
     /// Won elections in `from..=to`, with their Winning PoSts once landed.
     fn elections(&self, from: u64, to: u64, now_ms: i64) -> Result<Vec<ElectionOnChain>, ChainError>;
+}
+
+/// A whole chain backend: every role.
+pub trait Chain: ChainHead + ChainMessages + MessageLog + ChainProving {}
+
+impl<T: ChainHead + ChainMessages + MessageLog + ChainProving + ?Sized> Chain for T {}
+
+/// Every role trait, to call a concrete chain's methods: `use roles::*`.
+pub mod roles {
+    pub use super::{Chain, ChainHead, ChainMessages, ChainProving, MessageLog};
+}
+
+/// A chain assembled from one implementation per role: a backend that reuses
+/// another's pieces, or a test double that replaces one role of a real chain.
+#[derive(Clone)]
+pub struct ComposedChain {
+    /// The head and randomness.
+    pub head: Arc<dyn ChainHead>,
+    /// Sending and receipts.
+    pub messages: Arc<dyn ChainMessages>,
+    /// The log of sent messages.
+    pub log: Arc<dyn MessageLog>,
+    /// Proving.
+    pub proving: Arc<dyn ChainProving>,
+}
+
+impl ComposedChain {
+    /// Every role played by `chain`.
+    pub fn of(chain: Arc<dyn Chain>) -> Self {
+        Self { head: chain.clone(), messages: chain.clone(), log: chain.clone(), proving: chain }
+    }
+}
+
+impl ChainHead for ComposedChain {
+    fn head(&self, now_ms: i64) -> Result<u64, ChainError> {
+        self.head.head(now_ms)
+    }
+    fn epoch_start_ms(&self, epoch: u64) -> i64 {
+        self.head.epoch_start_ms(epoch)
+    }
+    fn randomness(&self, kind: RandomnessKind, epoch: u64, now_ms: i64) -> Result<Randomness, ChainError> {
+        self.head.randomness(kind, epoch, now_ms)
+    }
+}
+
+impl ChainMessages for ComposedChain {
+    fn send(&self, message: &Message, now_ms: i64) -> Result<MessageId, ChainError> {
+        self.messages.send(message, now_ms)
+    }
+    fn receipt(&self, id: &MessageId, now_ms: i64) -> Result<Option<Receipt>, ChainError> {
+        self.messages.receipt(id, now_ms)
+    }
+    fn precommit(&self, sector: u64, now_ms: i64) -> Result<Option<PreCommitOnChain>, ChainError> {
+        self.messages.precommit(sector, now_ms)
+    }
+    fn find_message(&self, message: &Message, now_ms: i64) -> Result<Option<MessageId>, ChainError> {
+        self.messages.find_message(message, now_ms)
+    }
+}
+
+impl MessageLog for ComposedChain {
+    fn messages_after(&self, after: u64, limit: usize, now_ms: i64) -> Result<Vec<SentMessage>, ChainError> {
+        self.log.messages_after(after, limit, now_ms)
+    }
+    fn message(&self, id: &MessageId, now_ms: i64) -> Result<Option<SentMessage>, ChainError> {
+        self.log.message(id, now_ms)
+    }
+    fn message_counts(&self, now_ms: i64) -> Result<(u64, u64), ChainError> {
+        self.log.message_counts(now_ms)
+    }
+}
+
+impl ChainProving for ComposedChain {
+    fn proving_schedule(&self) -> ProvingSchedule {
+        self.proving.proving_schedule()
+    }
+    fn proving_sectors(&self, now_ms: i64) -> Result<Vec<ProvingSectorOnChain>, ChainError> {
+        self.proving.proving_sectors(now_ms)
+    }
+    fn posts_since(&self, since_open: u64, now_ms: i64) -> Result<Vec<PostOnChain>, ChainError> {
+        self.proving.posts_since(since_open, now_ms)
+    }
+    fn find_post_message(
+        &self,
+        open_epoch: u64,
+        partition: u64,
+        now_ms: i64,
+    ) -> Result<Option<MessageId>, ChainError> {
+        self.proving.find_post_message(open_epoch, partition, now_ms)
+    }
+    fn health_events(&self, since_epoch: u64, now_ms: i64) -> Result<Vec<HealthEvent>, ChainError> {
+        self.proving.health_events(since_epoch, now_ms)
+    }
+    fn won_election(&self, epoch: u64) -> bool {
+        self.proving.won_election(epoch)
+    }
+    fn election_sectors(&self, epoch: u64, now_ms: i64) -> Result<Vec<ProvingSectorOnChain>, ChainError> {
+        self.proving.election_sectors(epoch, now_ms)
+    }
+    fn elections(&self, from: u64, to: u64, now_ms: i64) -> Result<Vec<ElectionOnChain>, ChainError> {
+        self.proving.elections(from, to, now_ms)
+    }
 }
 
 mod embedded;

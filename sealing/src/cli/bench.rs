@@ -11,7 +11,6 @@
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use proofs::post::challenges::mask_randomness;
-use proofs::post::snark as post_snark;
 use proofs::post::vanilla::{self, ProvingSector, ReadLimits};
 use proofs::post::{PostKind, PostProof};
 use proofs::sdr::graph::Graph;
@@ -20,6 +19,7 @@ use proofs::sdr::label_par::LabelingConfig;
 use proofs::sdr::parent_cache::ParentCache;
 use proofs::seal::{c1, finalize, pc1, pc2, unseal, SectorDir, SectorIdentity};
 use proofs::snark::params::GrothParams;
+use proofs::snark::post as post_snark;
 use proofs::snark::{self, SealStatement};
 use proofs::{Commitment, ProverId, Randomness, SectorSize};
 use sealing::memory;

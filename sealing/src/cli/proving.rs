@@ -7,9 +7,10 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use proofs::post::challenges::{check_randomness, mask_randomness, sector_challenges, winning_sector_index};
 use proofs::post::vanilla::{self, ProvingSector, ReadLimits};
-use proofs::post::{snark, PostKind, PostProof};
+use proofs::post::{PostKind, PostProof};
 use proofs::seal::SectorDir;
 use proofs::snark::params::GrothParams;
+use proofs::snark::post as snark;
 use proofs::{Commitment, Randomness};
 use sealing::api::client::Client;
 use serde_json::json;
@@ -99,7 +100,7 @@ pub fn run(cmd: ProvingCommand) -> Result<()> {
                     (_, _, _, Some(e)) => format!("winning epoch {e}"),
                     (k, ..) => k.to_string(),
                 };
-                let outcome = match (&r.error, r.message, r.exit_code) {
+                let outcome = match (&r.error, &r.message, r.exit_code) {
                     (Some(e), ..) => format!("FAILED: {e}"),
                     (None, Some(m), None) => format!("message {m} sent, not executed yet"),
                     (None, Some(m), Some(0)) => format!("message {m} accepted"),

@@ -42,7 +42,7 @@ use proofs::seal::SectorIdentity;
 use proofs::{ProverId, Randomness, SectorSize};
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -101,6 +101,32 @@ impl PipelineError {
 #[derive(Debug, thiserror::Error)]
 #[error("the driver stopped: {0}")]
 pub struct DriverStopped(pub String);
+
+/// Tells the sealing driver that a PoSt is running: it starts no new local
+/// task until the PoSt is done (the prover enters it, the driver reads it).
+#[derive(Clone, Debug, Default)]
+pub struct ProvingGate(Arc<AtomicUsize>);
+
+impl ProvingGate {
+    /// Whether a PoSt is running.
+    pub fn busy(&self) -> bool {
+        self.0.load(Ordering::Acquire) > 0
+    }
+    /// Marks a PoSt running until the guard is dropped.
+    pub fn enter(&self) -> GateGuard {
+        self.0.fetch_add(1, Ordering::AcqRel);
+        GateGuard(self.0.clone())
+    }
+}
+
+/// A PoSt running (see [`ProvingGate::enter`]).
+pub struct GateGuard(Arc<AtomicUsize>);
+
+impl Drop for GateGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
 
 /// The driver's settings.
 #[derive(Clone, Debug)]
@@ -166,7 +192,7 @@ pub struct Pipeline {
     /// Task kinds paused by a fault of the node.
     paused: PauseMap,
     /// Busy while a PoSt runs: no new local task starts then.
-    proving: crate::proving::ProvingGate,
+    proving: ProvingGate,
     last_error: HashMap<u64, String>,
     /// Set by a critical failure: the driver stops at the end of the tick.
     fatal: Option<String>,
@@ -230,7 +256,7 @@ impl Pipeline {
     }
 
     /// Holds new local tasks back while the prover runs a PoSt.
-    pub fn with_proving_gate(mut self, gate: crate::proving::ProvingGate) -> Self {
+    pub fn with_proving_gate(mut self, gate: ProvingGate) -> Self {
         self.proving = gate;
         self
     }

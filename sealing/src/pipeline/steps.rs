@@ -46,8 +46,8 @@ impl Pipeline {
                     self.apply(n, &SectorEvent::TicketDrawn { ticket, epoch })?;
                 }
             },
-            S::PreCommitting => match row.precommit_message {
-                Some(id) => match self.outcome(id, "PreCommit", now)? {
+            S::PreCommitting => match &row.precommit_message {
+                Some(id) => match self.outcome(id.clone(), "PreCommit", now)? {
                     None => {}
                     Some(Ok(epoch)) => {
                         self.apply(n, &SectorEvent::PreCommitLanded { epoch })?;
@@ -111,8 +111,8 @@ impl Pipeline {
                     self.schedule_commit(row, now)?;
                 }
             }
-            S::CommitWait => match row.commit_message {
-                Some(id) => match self.outcome(id, "ProveCommit", now)? {
+            S::CommitWait => match &row.commit_message {
+                Some(id) => match self.outcome(id.clone(), "ProveCommit", now)? {
                     None => {}
                     Some(Ok(epoch)) => {
                         self.apply(n, &SectorEvent::CommitLanded { epoch })?;
@@ -253,7 +253,7 @@ impl Pipeline {
         what: &str,
         now: i64,
     ) -> Result<Option<Result<u64, String>>, PipelineError> {
-        let receipt = self.ledger.chain().receipt(id, now)?;
+        let receipt = self.ledger.chain().receipt(&id, now)?;
         Ok(receipt.map(|r| {
             if r.exit_code == 0 {
                 Ok(r.epoch)

@@ -28,48 +28,25 @@ use crate::chain::{
 };
 use crate::config::ProvingConfig;
 use crate::ledger::SharedLedger;
-use crate::pipeline::PipelineConfig;
+use crate::pipeline::{PipelineConfig, ProvingGate};
 use crate::store::{PostRun, RunFault};
 use crate::workers::dispatch::Dispatcher;
 use crate::workers::scheduler::worker_state;
 use proofs::post::challenges::{mask_randomness, winning_sector_index};
 use proofs::post::vanilla::{self, ProvingSector, ReadLimits, Vanilla};
-use proofs::post::{encoding, snark, PostProof};
+use proofs::post::{encoding, PostProof};
 use proofs::snark::params::GrothParams;
+use proofs::snark::post as snark;
 use proofs::Randomness;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tracing::{info, info_span, warn};
 pub use wire::api::SectorCheck;
 use wire::api::WorkerState;
 use wire::worker::WindowPostRequest;
-
-/// Tells the sealing driver that a PoSt is running: it starts no new local
-/// task until the PoSt is done.
-#[derive(Clone, Debug, Default)]
-pub struct ProvingGate(Arc<AtomicUsize>);
-
-impl ProvingGate {
-    /// Whether a PoSt is running.
-    pub fn busy(&self) -> bool {
-        self.0.load(Ordering::Acquire) > 0
-    }
-    fn enter(&self) -> GateGuard {
-        self.0.fetch_add(1, Ordering::AcqRel);
-        GateGuard(self.0.clone())
-    }
-}
-
-struct GateGuard(Arc<AtomicUsize>);
-
-impl Drop for GateGuard {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
-    }
-}
 
 /// Errors of a proving tick (each is logged; the next tick tries again).
 #[derive(Debug, thiserror::Error)]
@@ -325,7 +302,7 @@ impl Prover {
             Err(e) => return warn!(error = %e, "cannot list PoSt runs awaiting receipts"),
         };
         for (run, message) in awaiting {
-            let receipt = match ledger.chain().receipt(crate::chain::MessageId(message), now) {
+            let receipt = match ledger.chain().receipt(&message, now) {
                 Ok(Some(r)) => r,
                 Ok(None) => continue,
                 Err(e) => return warn!(run, error = %e, "cannot read a PoSt's receipt"),
@@ -333,7 +310,7 @@ impl Prover {
             if receipt.exit_code != 0 {
                 warn!(
                     run,
-                    message,
+                    %message,
                     exit_code = receipt.exit_code,
                     error = receipt.error.as_deref(),
                     "the chain refused a PoSt"
@@ -436,7 +413,7 @@ impl ProverCore {
             proof,
         };
         let sent = chain.send(&message, self.ledger.now_ms());
-        run.message = sent.as_ref().ok().map(|m| m.0);
+        run.message = sent.as_ref().ok().cloned();
         run.error = sent.as_ref().err().map(|e| e.to_string());
         self.ledger.store().record_post_run(&run)?;
         let id = sent?;
@@ -673,7 +650,7 @@ impl ProverCore {
             return Ok(());
         }
         let sent = chain.send(&Message::SubmitWinningPoSt { epoch, sector: chosen.sector, proof }, now);
-        run.message = sent.as_ref().ok().map(|m| m.0);
+        run.message = sent.as_ref().ok().cloned();
         run.error = sent.as_ref().err().map(|e| e.to_string());
         self.ledger.store().record_post_run(&run)?;
         let id = sent?;
@@ -797,7 +774,7 @@ mod tests {
             snark_ms,
             prover: prover.into(),
             error: error.map(Into::into),
-            message: Some(1),
+            message: Some(wire::chain::MessageId::from(1)),
             proven: vec![1],
             vanilla_ms: 10,
             ..run_record(kind, 0, 0, &Vanilla::default())

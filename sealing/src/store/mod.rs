@@ -1,6 +1,10 @@
-//! The sector store: every sector's row and its event log, in SQLite.
+//! The store: what the daemon records, behind traits shaped by what it does —
+//! sectors and their event logs ([`SectorStore`]), tasks with leases
+//! ([`TaskStore`]), workers and their tokens ([`WorkerStore`]) and PoSt runs
+//! ([`ProvingStore`]); [`Store`] is all four. The pipeline, the prover, the API
+//! and the metrics see only these; [`SqliteStore`] implements them in SQLite.
 //!
-//! [`Store::apply`] runs the pure transition ([`Lifecycle::apply`]) and, in
+//! [`SectorStore::apply`] runs the pure transition ([`Lifecycle::apply`]) and, in
 //! one transaction, appends the accepted event and updates the sector's row,
 //! so the pipeline can persist an event before acting on it and a crash loses
 //! nothing. A refused event changes nothing. Sector numbers come from a
@@ -20,10 +24,11 @@ mod tasks;
 
 pub use post::{PostRun, RunFault};
 
-pub use tasks::{TaskKind, TaskRow, TaskState, TokenRow, WorkerCharging, WorkerRow};
+pub use post::ProvingStore;
+pub use tasks::{TaskKind, TaskRow, TaskState, TaskStore, TokenRow, WorkerCharging, WorkerRow, WorkerStore};
 
 /// Schema version this build writes (SQLite `user_version`).
-const SCHEMA_VERSION: i64 = 5;
+const SCHEMA_VERSION: i64 = 6;
 
 const SCHEMA: &str = "
 CREATE TABLE counters (
@@ -118,6 +123,52 @@ pub enum StoreError {
     },
 }
 
+/// A message id in a column: text (any chain's), or an integer (SQLite keeps
+/// a decimal id written to an INTEGER column as a number).
+pub(crate) struct StoredId(pub(crate) MessageId);
+
+impl rusqlite::types::FromSql for StoredId {
+    fn column_result(v: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
+        use rusqlite::types::{FromSqlError, ValueRef};
+        match v {
+            ValueRef::Integer(n) if n >= 0 => Ok(Self(MessageId::from(n as u64))),
+            ValueRef::Text(t) => std::str::from_utf8(t)
+                .map_err(|e| FromSqlError::Other(e.into()))?
+                .parse()
+                .map(Self)
+                .map_err(|e: String| FromSqlError::Other(e.into())),
+            _ => Err(FromSqlError::InvalidType),
+        }
+    }
+}
+
+/// Every store trait, to call a concrete store's methods: `use roles::*`.
+pub mod roles {
+    pub use super::{ProvingStore, SectorStore, Store, TaskStore, WorkerStore};
+}
+
+/// Everything the daemon records, as one handle (held behind the ledger's lock).
+pub trait Store: SectorStore + TaskStore + WorkerStore + ProvingStore {
+    /// Reports tasks starting and ending, and PoSt runs, to `observer`.
+    fn attach_observer(&mut self, observer: std::sync::Arc<dyn StoreObserver>);
+}
+
+/// Sectors by state (the metrics' gauge and the web view's history).
+pub type SectorCounts = Vec<(SectorState, u64)>;
+
+/// Told when tasks start and end and PoSt runs are recorded, in the
+/// transaction's wake (the daemon's metrics).
+pub trait StoreObserver: Send + Sync {
+    /// A task started; its sector had waited `queued_ms`.
+    fn task_started(&self, kind: TaskKind, worker: Option<&str>, queued_ms: i64);
+    /// A task ended (as recorded at its end).
+    fn task_finished(&self, task: &TaskRow);
+    /// A PoSt run was recorded.
+    fn post_run(&self, run: &PostRun);
+    /// The chain refused a PoSt message of `kind`.
+    fn post_rejected(&self, kind: &str);
+}
+
 /// One sector as stored.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SectorRow {
@@ -183,7 +234,7 @@ pub struct PieceRow {
     pub added_ms: i64,
 }
 
-/// Where [`Store::add_piece`] puts a piece.
+/// Where [`SectorStore::add_piece`] puts a piece.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PieceTarget {
     /// An open data sector.
@@ -238,118 +289,82 @@ fn insert_sector(
     Ok(number as u64)
 }
 
-/// The sector database.
-pub struct Store {
+/// The store in one SQLite database (the one-box default: the data directory's `kiln.db`).
+pub struct SqliteStore {
     conn: Connection,
     path: PathBuf,
     policy: RetryPolicy,
     /// Told of tasks starting and ending and of PoSt runs.
-    metrics: Option<std::sync::Arc<crate::metrics::Metrics>>,
+    observer: Option<std::sync::Arc<dyn StoreObserver>>,
     /// How failing workers are charged.
     charging: WorkerCharging,
+    /// The node this handle records tasks for (see [`TaskStore::recover_tasks`]).
+    node: String,
 }
+
+/// The node name of a store opened without one: the one-box default.
+pub const DEFAULT_NODE: &str = "local";
 
 fn parse_state(s: &str) -> Option<SectorState> {
     serde_json::from_value(serde_json::Value::String(s.to_string())).ok()
 }
 
-impl Store {
-    /// Opens (creating if needed) the database at `path`.
-    pub fn open(path: &Path, policy: RetryPolicy) -> Result<Self, StoreError> {
-        let sql = |op| {
-            let path = path.to_path_buf();
-            move |source| StoreError::Sqlite { path, op, source }
-        };
-        let conn = Connection::open(path).map_err(sql("open"))?;
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(sql("enable WAL"))?;
-        conn.pragma_update(None, "synchronous", "FULL").map_err(sql("set synchronous"))?;
-        conn.pragma_update(None, "foreign_keys", true).map_err(sql("enable foreign keys"))?;
-        let version: i64 =
-            conn.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(sql("read version"))?;
-        match version {
-            0 => {
-                conn.execute_batch(&format!(
-                    "BEGIN; {SCHEMA} {} {} {} {} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;",
-                    tasks::SCHEMA,
-                    tasks::INDEXES,
-                    tasks::QUEUED,
-                    tasks::CHARGES
-                ))
-                .map_err(sql("create schema"))?;
-            }
-            // Version 1 (before remote workers) lacks only the worker and task tables.
-            1 => {
-                conn.execute_batch(&format!(
-                    "BEGIN; {} {} {} {} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;",
-                    tasks::SCHEMA,
-                    tasks::INDEXES,
-                    tasks::QUEUED,
-                    tasks::CHARGES
-                ))
-                .map_err(sql("add the worker and task tables"))?;
-            }
-            // Version 2 lacks the task indexes and the tasks' queued time.
-            2 => {
-                conn.execute_batch(&format!(
-                    "BEGIN; {} {} {} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;",
-                    tasks::INDEXES,
-                    tasks::QUEUED,
-                    tasks::CHARGES
-                ))
-                .map_err(sql("add the task indexes"))?;
-            }
-            // Version 3 lacks the tasks' queued time and the workers' charges.
-            3 => {
-                conn.execute_batch(&format!(
-                    "BEGIN; {} {} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;",
-                    tasks::QUEUED,
-                    tasks::CHARGES
-                ))
-                .map_err(sql("add the tasks' queued time"))?;
-            }
-            // Version 4 lacks the workers' charges (failures and bench, kept across restarts).
-            4 => {
-                conn.execute_batch(&format!(
-                    "BEGIN; {} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;",
-                    tasks::CHARGES
-                ))
-                .map_err(sql("add the workers' charges"))?;
-            }
-            SCHEMA_VERSION => {}
-            v => {
-                return Err(StoreError::Corrupt {
-                    path: path.to_path_buf(),
-                    reason: format!("schema version {v}, this build reads {SCHEMA_VERSION}"),
-                })
-            }
-        }
-        conn.execute_batch(post::SCHEMA).map_err(sql("create the PoSt record"))?;
-        post::add_receipt_columns(&conn).map_err(sql("add the PoSt runs' receipts"))?;
-        Ok(Self {
-            conn,
-            path: path.to_path_buf(),
-            policy,
-            metrics: None,
-            charging: WorkerCharging::default(),
-        })
-    }
-
-    /// Reports tasks starting and ending, and PoSt runs, to `metrics`.
-    pub fn attach_metrics(&mut self, metrics: std::sync::Arc<crate::metrics::Metrics>) {
-        self.metrics = Some(metrics);
-    }
-
-    fn sql(&self, op: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError + '_ {
-        move |source| StoreError::Sqlite { path: self.path.clone(), op, source }
-    }
-
-    fn corrupt(&self, reason: String) -> StoreError {
-        StoreError::Corrupt { path: self.path.clone(), reason }
-    }
-
+/// Sectors, their event logs and their pieces.
+pub trait SectorStore: Send {
     /// Allocates the next sector number and creates the sector in Packing, durably;
     /// `pledged` marks a committed-capacity sector.
-    pub fn create_sector(
+    fn create_sector(
+        &mut self,
+        sector_size: SectorSize,
+        pledged: bool,
+        now_ms: i64,
+    ) -> Result<u64, StoreError>;
+
+    /// Applies `event` to sector `number`: on acceptance the event is appended
+    /// and the row updated in one transaction; a refused event changes nothing.
+    fn apply(&mut self, number: u64, event: &SectorEvent, now_ms: i64) -> Result<SectorRow, StoreError>;
+
+    /// The state sector `number` was in when its removal was asked for, from
+    /// the event log; `None` if it was never asked to be removed.
+    fn removed_from(&self, number: u64) -> Result<Option<SectorState>, StoreError>;
+
+    /// The working state whose step last failed or was aborted (what an
+    /// operator retry resumes), from the event log; `None` if nothing failed.
+    fn failed_step(&self, number: u64) -> Result<Option<SectorState>, StoreError>;
+
+    /// Sector `number`, if it exists.
+    fn sector(&self, number: u64) -> Result<Option<SectorRow>, StoreError>;
+
+    /// Every sector, by number.
+    fn sectors(&self) -> Result<Vec<SectorRow>, StoreError>;
+
+    /// How many sectors are in each state (states with none left out).
+    fn sector_counts(&self) -> Result<SectorCounts, StoreError>;
+
+    /// Sectors the pipeline still works on (not Proving, Failed or Removed), by number.
+    fn active_sectors(&self) -> Result<Vec<SectorRow>, StoreError>;
+
+    /// Sector `number`'s event log, oldest first.
+    fn events(&self, number: u64) -> Result<Vec<EventRow>, StoreError>;
+
+    /// Records a piece at the next index of data sector `target` (which must be
+    /// Packing), or of a new data sector created in the same transaction.
+    fn add_piece(
+        &mut self,
+        target: PieceTarget,
+        piece: &NewPiece<'_>,
+        now_ms: i64,
+    ) -> Result<(u64, PieceRow), StoreError>;
+
+    /// Sector `number`'s pieces, in order.
+    fn pieces(&self, number: u64) -> Result<Vec<PieceRow>, StoreError>;
+
+    /// Replays sector `number`'s log and checks it gives the stored state.
+    fn check_replay(&self, number: u64) -> Result<Lifecycle, StoreError>;
+}
+
+impl SectorStore for SqliteStore {
+    fn create_sector(
         &mut self,
         sector_size: SectorSize,
         pledged: bool,
@@ -365,18 +380,18 @@ impl Store {
         Ok(number)
     }
 
-    /// Applies `event` to sector `number`: on acceptance the event is appended
-    /// and the row updated in one transaction; a refused event changes nothing.
-    pub fn apply(&mut self, number: u64, event: &SectorEvent, now_ms: i64) -> Result<SectorRow, StoreError> {
-        let row = self.sector(number)?.ok_or(StoreError::UnknownSector(number))?;
+    fn apply(&mut self, number: u64, event: &SectorEvent, now_ms: i64) -> Result<SectorRow, StoreError> {
+        let path = self.path.clone();
+        let sql = |op| sql_at(&path, op);
+        // The row is read inside the write transaction: a writer elsewhere
+        // (another process on this database) cannot change it in between.
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sql("begin"))?;
+        let row = sector_in(&tx, &path, number)?.ok_or(StoreError::UnknownSector(number))?;
         let key = number as i64;
         let next = row
             .lifecycle
             .apply(event, &self.policy)
             .map_err(|source| StoreError::Transition { number, source })?;
-        let path = self.path.clone();
-        let sql = |op| sql_at(&path, op);
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sql("begin"))?;
         let seq: i64 = tx
             .query_row("SELECT COALESCE(MAX(seq), 0) + 1 FROM events WHERE number = ?1", params![key], |r| {
                 r.get(0)
@@ -396,11 +411,7 @@ impl Store {
         let field = |column: &str, value: &dyn rusqlite::ToSql| -> Result<(), StoreError> {
             tx.execute(&format!("UPDATE sectors SET {column} = ?2 WHERE number = ?1"), params![key, value])
                 .map(|_| ())
-                .map_err(|source| StoreError::Sqlite {
-                    path: self.path.clone(),
-                    op: "record event data",
-                    source,
-                })
+                .map_err(sql("record event data"))
         };
         let null = &rusqlite::types::Null;
         match event {
@@ -459,43 +470,13 @@ impl Store {
             }
             _ => Vec::new(),
         };
+        let row = sector_in(&tx, &path, number)?.ok_or(StoreError::UnknownSector(number))?;
         tx.commit().map_err(sql("commit"))?;
         self.report_closed(&cancelled);
-        self.sector(number)?.ok_or(StoreError::UnknownSector(number))
+        Ok(row)
     }
 
-    fn read_row(&self, r: &rusqlite::Row<'_>) -> Result<SectorRow, StoreError> {
-        let get = |e| self.corrupt(format!("unreadable sector row: {e}"));
-        let size: String = r.get("sector_size").map_err(get)?;
-        let state: String = r.get("state").map_err(get)?;
-        let number: i64 = r.get("number").map_err(get)?;
-        Ok(SectorRow {
-            number: number as u64,
-            sector_size: SectorSize::parse(&size)
-                .map_err(|e| self.corrupt(format!("sector {number}: {e}")))?,
-            pledged: r.get("pledged").map_err(get)?,
-            lifecycle: Lifecycle {
-                state: parse_state(&state)
-                    .ok_or_else(|| self.corrupt(format!("sector {number}: unknown state {state:?}")))?,
-                attempts: r.get("attempts").map_err(get)?,
-            },
-            ticket: self.typed(number, r, "ticket", Randomness::from_hex)?,
-            ticket_epoch: r.get::<_, Option<i64>>("ticket_epoch").map_err(get)?.map(|e| e as u64),
-            comm_d: self.typed(number, r, "comm_d", Commitment::from_hex)?,
-            comm_r: self.typed(number, r, "comm_r", Commitment::from_hex)?,
-            seed: self.typed(number, r, "seed", Randomness::from_hex)?,
-            seed_epoch: r.get::<_, Option<i64>>("seed_epoch").map_err(get)?.map(|e| e as u64),
-            precommit_message: self.typed(number, r, "precommit_message", |s| s.parse::<MessageId>())?,
-            commit_message: self.typed(number, r, "commit_message", |s| s.parse::<MessageId>())?,
-            last_error: r.get("last_error").map_err(get)?,
-            created_ms: r.get("created_ms").map_err(get)?,
-            updated_ms: r.get("updated_ms").map_err(get)?,
-        })
-    }
-
-    /// The state sector `number` was in when its removal was asked for, from
-    /// the event log; `None` if it was never asked to be removed.
-    pub fn removed_from(&self, number: u64) -> Result<Option<SectorState>, StoreError> {
+    fn removed_from(&self, number: u64) -> Result<Option<SectorState>, StoreError> {
         let events = self.events(number)?;
         Ok(events.iter().rposition(|e| e.event == SectorEvent::Remove).map(|i| match i {
             0 => SectorState::Packing,
@@ -503,9 +484,7 @@ impl Store {
         }))
     }
 
-    /// The working state whose step last failed or was aborted (what an
-    /// operator retry resumes), from the event log; `None` if nothing failed.
-    pub fn failed_step(&self, number: u64) -> Result<Option<SectorState>, StoreError> {
+    fn failed_step(&self, number: u64) -> Result<Option<SectorState>, StoreError> {
         let events = self.events(number)?;
         let failed = |e: &SectorEvent| {
             matches!(
@@ -521,40 +500,15 @@ impl Store {
         }))
     }
 
-    /// A text column of sector `number` parsed into its type; a value that does not parse is corruption.
-    fn typed<T, E: std::fmt::Display>(
-        &self,
-        number: i64,
-        r: &rusqlite::Row<'_>,
-        column: &str,
-        parse: impl FnOnce(&str) -> Result<T, E>,
-    ) -> Result<Option<T>, StoreError> {
-        let text: Option<String> =
-            r.get(column).map_err(|e| self.corrupt(format!("unreadable sector row: {e}")))?;
-        text.map(|t| parse(&t).map_err(|e| self.corrupt(format!("sector {number}: {column}: {e}"))))
-            .transpose()
+    fn sector(&self, number: u64) -> Result<Option<SectorRow>, StoreError> {
+        sector_in(&self.conn, &self.path, number)
     }
 
-    /// Sector `number`, if it exists.
-    pub fn sector(&self, number: u64) -> Result<Option<SectorRow>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT * FROM sectors WHERE number = ?1")
-            .map_err(self.sql("prepare"))?;
-        let mut rows = stmt.query(params![number as i64]).map_err(self.sql("read a sector"))?;
-        match rows.next().map_err(self.sql("read a sector"))? {
-            Some(r) => self.read_row(r).map(Some),
-            None => Ok(None),
-        }
-    }
-
-    /// Every sector, by number.
-    pub fn sectors(&self) -> Result<Vec<SectorRow>, StoreError> {
+    fn sectors(&self) -> Result<Vec<SectorRow>, StoreError> {
         self.query_sectors("SELECT * FROM sectors ORDER BY number", params![])
     }
 
-    /// How many sectors are in each state (states with none left out).
-    pub fn sector_counts(&self) -> Result<crate::metrics::SectorCounts, StoreError> {
+    fn sector_counts(&self) -> Result<SectorCounts, StoreError> {
         let mut stmt = self
             .conn
             .prepare_cached("SELECT state, count(*) FROM sectors GROUP BY state")
@@ -572,8 +526,7 @@ impl Store {
         Ok(out)
     }
 
-    /// Sectors the pipeline still works on (not Proving, Failed or Removed), by number.
-    pub fn active_sectors(&self) -> Result<Vec<SectorRow>, StoreError> {
+    fn active_sectors(&self) -> Result<Vec<SectorRow>, StoreError> {
         let idle = [SectorState::Proving, SectorState::Failed, SectorState::Removed].map(|s| s.name());
         self.query_sectors(
             "SELECT * FROM sectors WHERE state NOT IN (?1, ?2, ?3) ORDER BY number",
@@ -581,23 +534,7 @@ impl Store {
         )
     }
 
-    fn query_sectors(&self, sql: &str, args: &[&dyn rusqlite::ToSql]) -> Result<Vec<SectorRow>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(sql).map_err(self.sql("prepare"))?;
-        let mut rows = stmt.query(args).map_err(self.sql("list sectors"))?;
-        let mut out = Vec::new();
-        while let Some(r) = rows.next().map_err(self.sql("list sectors"))? {
-            // One corrupt row must not hide every other sector: it is reported
-            // (and `Store::sector` answers its error) while the rest go on.
-            match self.read_row(r) {
-                Ok(row) => out.push(row),
-                Err(e) => tracing::error!(error = %e, "a sector row that does not parse is left out"),
-            }
-        }
-        Ok(out)
-    }
-
-    /// Sector `number`'s event log, oldest first.
-    pub fn events(&self, number: u64) -> Result<Vec<EventRow>, StoreError> {
+    fn events(&self, number: u64) -> Result<Vec<EventRow>, StoreError> {
         if self.sector(number)?.is_none() {
             return Err(StoreError::UnknownSector(number));
         }
@@ -623,9 +560,7 @@ impl Store {
         Ok(out)
     }
 
-    /// Records a piece at the next index of data sector `target` (which must be
-    /// Packing), or of a new data sector created in the same transaction.
-    pub fn add_piece(
+    fn add_piece(
         &mut self,
         target: PieceTarget,
         piece: &NewPiece<'_>,
@@ -679,8 +614,7 @@ impl Store {
         Ok((number, row))
     }
 
-    /// Sector `number`'s pieces, in order.
-    pub fn pieces(&self, number: u64) -> Result<Vec<PieceRow>, StoreError> {
+    fn pieces(&self, number: u64) -> Result<Vec<PieceRow>, StoreError> {
         let mut stmt = self
             .conn
             .prepare_cached(
@@ -713,14 +647,7 @@ impl Store {
             .collect()
     }
 
-    /// The connection, for tests that set up states no event leads to.
-    #[cfg(test)]
-    pub(crate) fn conn_for_tests(&self) -> &Connection {
-        &self.conn
-    }
-
-    /// Replays sector `number`'s log and checks it gives the stored state.
-    pub fn check_replay(&self, number: u64) -> Result<Lifecycle, StoreError> {
+    fn check_replay(&self, number: u64) -> Result<Lifecycle, StoreError> {
         let row = self.sector(number)?.ok_or(StoreError::UnknownSector(number))?;
         let events = self.events(number)?;
         let replayed = Lifecycle::replay(events.iter().map(|e| &e.event), &self.policy)
@@ -733,6 +660,152 @@ impl Store {
         }
         Ok(replayed)
     }
+}
+
+impl Store for SqliteStore {
+    fn attach_observer(&mut self, observer: std::sync::Arc<dyn StoreObserver>) {
+        self.observer = Some(observer);
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path`, as node [`DEFAULT_NODE`].
+    pub fn open(path: &Path, policy: RetryPolicy) -> Result<Self, StoreError> {
+        Self::open_as(path, policy, DEFAULT_NODE)
+    }
+
+    /// Opens (creating if needed) the database at `path` for node `node`: the
+    /// tasks it starts are its own, and it recovers only those at a restart.
+    pub fn open_as(path: &Path, policy: RetryPolicy, node: &str) -> Result<Self, StoreError> {
+        let sql = |op| {
+            let path = path.to_path_buf();
+            move |source| StoreError::Sqlite { path, op, source }
+        };
+        let conn = Connection::open(path).map_err(sql("open"))?;
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(sql("enable WAL"))?;
+        conn.pragma_update(None, "synchronous", "FULL").map_err(sql("set synchronous"))?;
+        conn.pragma_update(None, "foreign_keys", true).map_err(sql("enable foreign keys"))?;
+        let version: i64 =
+            conn.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(sql("read version"))?;
+        // Each version's additions over the one before: version `v` is
+        // brought up to date by every step from index `v` on, in one transaction.
+        let steps: [(&str, &str); SCHEMA_VERSION as usize] = [
+            (SCHEMA, "create schema"),
+            // Version 1 (before remote workers) lacks the worker and task tables.
+            (tasks::SCHEMA, "add the worker and task tables"),
+            (tasks::INDEXES, "add the task indexes"),
+            (tasks::QUEUED, "add the tasks' queued time"),
+            // Failures and benches, kept across restarts.
+            (tasks::CHARGES, "add the workers' charges"),
+            (tasks::OWNERS, "add the tasks' owners"),
+        ];
+        match usize::try_from(version) {
+            Ok(v) if v < steps.len() => {
+                let pending = &steps[v..];
+                let batch: String = pending.iter().map(|(sql, _)| *sql).collect::<Vec<_>>().join("\n");
+                conn.execute_batch(&format!(
+                    "BEGIN; {batch} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+                ))
+                .map_err(sql(pending[0].1))?;
+            }
+            Ok(v) if v == steps.len() => {}
+            _ => {
+                return Err(StoreError::Corrupt {
+                    path: path.to_path_buf(),
+                    reason: format!("schema version {version}, this build reads {SCHEMA_VERSION}"),
+                })
+            }
+        }
+        conn.execute_batch(post::SCHEMA).map_err(sql("create the PoSt record"))?;
+        post::add_receipt_columns(&conn).map_err(sql("add the PoSt runs' receipts"))?;
+        Ok(Self {
+            conn,
+            path: path.to_path_buf(),
+            policy,
+            observer: None,
+            charging: WorkerCharging::default(),
+            node: node.to_string(),
+        })
+    }
+
+    fn sql(&self, op: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError + '_ {
+        move |source| StoreError::Sqlite { path: self.path.clone(), op, source }
+    }
+
+    fn corrupt(&self, reason: String) -> StoreError {
+        StoreError::Corrupt { path: self.path.clone(), reason }
+    }
+
+    fn query_sectors(&self, sql: &str, args: &[&dyn rusqlite::ToSql]) -> Result<Vec<SectorRow>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(sql).map_err(self.sql("prepare"))?;
+        let mut rows = stmt.query(args).map_err(self.sql("list sectors"))?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next().map_err(self.sql("list sectors"))? {
+            // One corrupt row must not hide every other sector: it is reported
+            // (and `Store::sector` answers its error) while the rest go on.
+            match read_row(&self.path, r) {
+                Ok(row) => out.push(row),
+                Err(e) => tracing::error!(error = %e, "a sector row that does not parse is left out"),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Sector `number` as `conn` sees it (inside a transaction or not).
+fn sector_in(conn: &Connection, path: &Path, number: u64) -> Result<Option<SectorRow>, StoreError> {
+    let sql = |op| sql_at(path, op);
+    let mut stmt = conn.prepare_cached("SELECT * FROM sectors WHERE number = ?1").map_err(sql("prepare"))?;
+    let mut rows = stmt.query(params![number as i64]).map_err(sql("read a sector"))?;
+    match rows.next().map_err(sql("read a sector"))? {
+        Some(r) => read_row(path, r).map(Some),
+        None => Ok(None),
+    }
+}
+
+fn corrupt(path: &Path, reason: String) -> StoreError {
+    StoreError::Corrupt { path: path.to_path_buf(), reason }
+}
+
+fn read_row(path: &Path, r: &rusqlite::Row<'_>) -> Result<SectorRow, StoreError> {
+    let get = |e| corrupt(path, format!("unreadable sector row: {e}"));
+    let size: String = r.get("sector_size").map_err(get)?;
+    let state: String = r.get("state").map_err(get)?;
+    let number: i64 = r.get("number").map_err(get)?;
+    Ok(SectorRow {
+        number: number as u64,
+        sector_size: SectorSize::parse(&size).map_err(|e| corrupt(path, format!("sector {number}: {e}")))?,
+        pledged: r.get("pledged").map_err(get)?,
+        lifecycle: Lifecycle {
+            state: parse_state(&state)
+                .ok_or_else(|| corrupt(path, format!("sector {number}: unknown state {state:?}")))?,
+            attempts: r.get("attempts").map_err(get)?,
+        },
+        ticket: typed(path, number, r, "ticket", Randomness::from_hex)?,
+        ticket_epoch: r.get::<_, Option<i64>>("ticket_epoch").map_err(get)?.map(|e| e as u64),
+        comm_d: typed(path, number, r, "comm_d", Commitment::from_hex)?,
+        comm_r: typed(path, number, r, "comm_r", Commitment::from_hex)?,
+        seed: typed(path, number, r, "seed", Randomness::from_hex)?,
+        seed_epoch: r.get::<_, Option<i64>>("seed_epoch").map_err(get)?.map(|e| e as u64),
+        precommit_message: typed(path, number, r, "precommit_message", |s| s.parse::<MessageId>())?,
+        commit_message: typed(path, number, r, "commit_message", |s| s.parse::<MessageId>())?,
+        last_error: r.get("last_error").map_err(get)?,
+        created_ms: r.get("created_ms").map_err(get)?,
+        updated_ms: r.get("updated_ms").map_err(get)?,
+    })
+}
+
+/// A text column of sector `number` parsed into its type; a value that does not parse is corruption.
+fn typed<T, E: std::fmt::Display>(
+    path: &Path,
+    number: i64,
+    r: &rusqlite::Row<'_>,
+    column: &str,
+    parse: impl FnOnce(&str) -> Result<T, E>,
+) -> Result<Option<T>, StoreError> {
+    let text: Option<String> =
+        r.get(column).map_err(|e| corrupt(path, format!("unreadable sector row: {e}")))?;
+    text.map(|t| parse(&t).map_err(|e| corrupt(path, format!("sector {number}: {column}: {e}")))).transpose()
 }
 
 #[cfg(test)]

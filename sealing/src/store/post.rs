@@ -1,10 +1,11 @@
 //! The record of every PoSt the daemon ran: what it proved, what it found
 //! faulty, how long each half took and what became of its message.
 
-use super::{Store, StoreError};
+use super::{SqliteStore, StoreError, StoredId};
 use rusqlite::params;
 use serde::Serialize;
 pub use wire::api::{PostRun, RunFault};
+use wire::chain::MessageId;
 
 /// Created at every open (a table added after schema version 3; nothing else
 /// depends on it).
@@ -59,7 +60,7 @@ type Row = (
     String,
     String,
     String,
-    Option<i64>,
+    Option<StoredId>,
     Option<String>,
     Option<i64>,
     Option<String>,
@@ -69,9 +70,23 @@ fn json<T: Serialize>(value: &T) -> String {
     serde_json::to_string(value).expect("plain data serialises")
 }
 
-impl Store {
+/// PoSt runs and what the chain made of their messages.
+pub trait ProvingStore: Send {
     /// Records a PoSt run; returns its id.
-    pub fn record_post_run(&mut self, run: &PostRun) -> Result<u64, StoreError> {
+    fn record_post_run(&mut self, run: &PostRun) -> Result<u64, StoreError>;
+
+    /// Runs whose message has no receipt recorded yet: (run id, message id).
+    fn runs_awaiting_receipt(&self) -> Result<Vec<(u64, MessageId)>, StoreError>;
+
+    /// Records what the chain made of run `id`'s message.
+    fn set_run_receipt(&mut self, id: u64, exit_code: i64, error: Option<&str>) -> Result<(), StoreError>;
+
+    /// The newest `limit` PoSt runs, newest first.
+    fn post_runs(&self, limit: usize) -> Result<Vec<PostRun>, StoreError>;
+}
+
+impl ProvingStore for SqliteStore {
+    fn record_post_run(&mut self, run: &PostRun) -> Result<u64, StoreError> {
         self.conn
             .execute(
                 "INSERT INTO post_runs (kind, deadline, open_epoch, partition, election, started_ms, vanilla_ms,
@@ -89,19 +104,18 @@ impl Store {
                     json(&run.proven),
                     json(&run.faults),
                     run.prover,
-                    run.message.map(|v| v as i64),
+                    run.message.as_ref().map(|m| m.as_str()),
                     run.error,
                 ],
             )
             .map_err(self.sql("record a PoSt run"))?;
-        if let Some(m) = &self.metrics {
+        if let Some(m) = &self.observer {
             m.post_run(run);
         }
         Ok(self.conn.last_insert_rowid() as u64)
     }
 
-    /// Runs whose message has no receipt recorded yet: (run id, message id).
-    pub fn runs_awaiting_receipt(&self) -> Result<Vec<(u64, u64)>, StoreError> {
+    fn runs_awaiting_receipt(&self) -> Result<Vec<(u64, MessageId)>, StoreError> {
         let mut stmt = self
             .conn
             .prepare_cached(
@@ -109,18 +123,12 @@ impl Store {
             )
             .map_err(self.sql("prepare"))?;
         let rows = stmt
-            .query_map([], |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64)))
+            .query_map([], |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, StoredId>(1)?.0)))
             .map_err(self.sql("read PoSt runs"))?;
         rows.collect::<Result<_, _>>().map_err(self.sql("read PoSt runs"))
     }
 
-    /// Records what the chain made of run `id`'s message.
-    pub fn set_run_receipt(
-        &mut self,
-        id: u64,
-        exit_code: i64,
-        error: Option<&str>,
-    ) -> Result<(), StoreError> {
+    fn set_run_receipt(&mut self, id: u64, exit_code: i64, error: Option<&str>) -> Result<(), StoreError> {
         self.conn
             .execute(
                 "UPDATE post_runs SET exit_code = ?2, receipt_error = ?3 WHERE id = ?1",
@@ -132,15 +140,14 @@ impl Store {
                 .conn
                 .query_row("SELECT kind FROM post_runs WHERE id = ?1", params![id as i64], |r| r.get(0))
                 .ok();
-            if let (Some(m), Some(kind)) = (&self.metrics, kind) {
+            if let (Some(m), Some(kind)) = (&self.observer, kind) {
                 m.post_rejected(&kind);
             }
         }
         Ok(())
     }
 
-    /// The newest `limit` PoSt runs, newest first.
-    pub fn post_runs(&self, limit: usize) -> Result<Vec<PostRun>, StoreError> {
+    fn post_runs(&self, limit: usize) -> Result<Vec<PostRun>, StoreError> {
         let mut stmt = self
             .conn
             .prepare_cached(
@@ -192,7 +199,7 @@ impl Store {
                     proven: serde_json::from_str(&r.9).map_err(corrupt)?,
                     faults: serde_json::from_str(&r.10).map_err(corrupt)?,
                     prover: r.11,
-                    message: r.12.map(|v| v as u64),
+                    message: r.12.map(|m| m.0),
                     error: r.13,
                     exit_code: r.14,
                     receipt_error: r.15,

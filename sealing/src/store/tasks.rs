@@ -4,9 +4,9 @@
 //! is recorded, so after a crash the store says which tasks were in flight:
 //! local ones died with the process ([`TaskState::Interrupted`]); remote ones
 //! may still be running on their worker and get a fresh lease
-//! ([`Store::recover_tasks`]).
+//! ([`TaskStore::recover_tasks`]).
 
-use super::{sql_at, Store, StoreError};
+use super::{sql_at, SectorStore, SqliteStore, StoreError};
 use rusqlite::{params, OptionalExtension, Row, TransactionBehavior};
 use serde::{Deserialize, Serialize};
 use wire::answers::{bounded_text, ERROR_MESSAGE_CHARS};
@@ -55,6 +55,13 @@ ALTER TABLE workers ADD COLUMN benched_until_ms INTEGER;
 ALTER TABLE workers ADD COLUMN bench_reason TEXT;
 ";
 
+/// The node that started or dispatched each task (schema 6): a restarted
+/// node recovers only its own. Tasks from before are the one-box node's.
+pub(super) const OWNERS: &str = "
+ALTER TABLE tasks ADD COLUMN owner TEXT NOT NULL DEFAULT 'local';
+CREATE INDEX IF NOT EXISTS tasks_by_owner ON tasks(owner, state);
+";
+
 /// Indexes for the open-task scans of every tick and for pruning (schema 3).
 pub(super) const INDEXES: &str = "
 CREATE INDEX IF NOT EXISTS tasks_by_state ON tasks(state, id);
@@ -89,6 +96,8 @@ pub struct TaskRow {
     /// How long its sector waited in the state that called for it before it
     /// started (ms); none for tasks recorded before schema 4.
     pub queued_ms: Option<i64>,
+    /// The node that started or dispatched it.
+    pub owner: String,
 }
 
 /// A worker token (the secret itself is never stored).
@@ -148,17 +157,170 @@ impl Default for WorkerCharging {
 }
 
 const TASK_COLUMNS: &str =
-    "id, sector, kind, worker, state, created_ms, updated_ms, lease_until_ms, error, length(result), queued_ms";
+    "id, sector, kind, worker, state, created_ms, updated_ms, lease_until_ms, error, length(result), queued_ms, owner";
 
-impl Store {
-    fn immediate(&mut self) -> Result<rusqlite::Transaction<'_>, StoreError> {
-        let path = self.path.clone();
-        self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sql_at(&path, "begin"))
-    }
-
+/// Remote workers, their tokens and what they are charged with.
+pub trait WorkerStore: Send {
     /// Records a new worker token. A name whose token was revoked may get a new
     /// one; a name with a live token may not.
-    pub fn create_worker_token(
+    fn create_worker_token(
+        &mut self,
+        name: &str,
+        token_hash: &str,
+        dispatch_key: &str,
+        now_ms: i64,
+    ) -> Result<(), StoreError>;
+
+    /// Revokes `name`'s token; its open tasks expire (they will run elsewhere).
+    fn revoke_worker_token(&mut self, name: &str, now_ms: i64) -> Result<Vec<u64>, StoreError>;
+
+    /// Every worker token, by name.
+    fn worker_tokens(&self) -> Result<Vec<TokenRow>, StoreError>;
+
+    /// The token whose hash is `token_hash`.
+    fn token_owner(&self, token_hash: &str) -> Result<Option<TokenRow>, StoreError>;
+
+    /// The key the daemon presents to worker `name`'s task API.
+    fn dispatch_key(&self, name: &str) -> Result<String, StoreError>;
+
+    /// Records worker `name`'s registration. A new instance (the worker
+    /// restarted) expires the tasks the old instance held, which are returned,
+    /// and is charged for them once ([`WorkerCharging`]), in the same
+    /// transaction: a worker that restarts with tasks open is benched like one
+    /// that fails them. Cancelled tasks it still held are let go. An unhealthy
+    /// mark and a bench stay: a worker cannot clear them by re-registering,
+    /// only the operator can ([`WorkerStore::reset_worker`]).
+    fn register_worker(
+        &mut self,
+        name: &str,
+        instance: &str,
+        url: &str,
+        capabilities: &Capabilities,
+        now_ms: i64,
+    ) -> Result<Vec<u64>, StoreError>;
+
+    /// Records a heartbeat of worker `name`'s `instance`, renewing the leases
+    /// of the `running` tasks it holds. Returns the ids among `running` the
+    /// worker should drop (cancelled, expired or not its own). A cancelled
+    /// task it still lists keeps its lease (its slot stays taken until the
+    /// worker lets go); one it no longer lists is let go now.
+    /// [`StoreError::UnknownWorker`] if that instance is not registered.
+    fn worker_heartbeat(
+        &mut self,
+        name: &str,
+        instance: &str,
+        running: &[u64],
+        lease_until_ms: i64,
+        now_ms: i64,
+    ) -> Result<Vec<u64>, StoreError>;
+
+    /// Every registered worker, by name.
+    fn workers(&self) -> Result<Vec<WorkerRow>, StoreError>;
+
+    /// Clears worker `name`'s unhealthy mark, bench and failure count (the
+    /// operator checked it).
+    fn reset_worker(&mut self, name: &str) -> Result<(), StoreError>;
+
+    /// Marks worker `name` unhealthy: it gets no tasks until the operator resets it.
+    fn mark_worker_unhealthy(&mut self, name: &str, reason: &str) -> Result<(), StoreError>;
+
+    /// How failing workers are charged from now on.
+    fn set_worker_charging(&mut self, charging: WorkerCharging);
+
+    /// Charges worker `name` with a failed, expired or refused task (`why`):
+    /// one more failure in a row; at `failures_before_bench` it is benched.
+    /// Returns until when, if this benched it. A worker with no row (its
+    /// token re-created) is not charged.
+    fn charge_worker(&mut self, name: &str, why: &str, now_ms: i64) -> Result<Option<i64>, StoreError>;
+
+    /// Gives worker `name` no task until `until_ms` (a dispatch it refused or
+    /// could not take), unless it is benched longer already.
+    fn hold_off_worker(&mut self, name: &str, until_ms: i64, why: &str) -> Result<(), StoreError>;
+
+    /// Worker `name` delivered a proof that verified: its failure count starts again.
+    fn worker_delivered(&mut self, name: &str) -> Result<(), StoreError>;
+}
+
+/// Tasks: started, leased, reported and ended; recovered per node at a restart.
+pub trait TaskStore: Send {
+    /// Stops sector `sector`'s open tasks (`why`): local ones and remote ones
+    /// whose worker already reported are cancelled; remote ones still running
+    /// become cancelling, keeping their worker's slot until it lets go.
+    /// Returns the ids now cancelling (their workers are to be told).
+    fn cancel_sector_tasks(&mut self, sector: u64, why: &str, now_ms: i64) -> Result<Vec<u64>, StoreError>;
+
+    /// A remote task's worker accepted it: its lease runs from now. A task
+    /// cancelled while it was being handed over becomes cancelling (the
+    /// worker holds it now). Returns whether the task is still wanted.
+    fn task_handed_over(&mut self, id: u64, lease_until_ms: i64, now_ms: i64) -> Result<bool, StoreError>;
+
+    /// Cancelling tasks whose lease lapsed (their worker is gone or stopped
+    /// listing them without a heartbeat) are let go; returns them.
+    fn lapse_cancelling(&mut self, now_ms: i64) -> Result<Vec<u64>, StoreError>;
+
+    /// Records a task starting on `worker` (none: here); returns its id.
+    fn start_task(
+        &mut self,
+        sector: u64,
+        kind: TaskKind,
+        worker: Option<&str>,
+        lease_until_ms: Option<i64>,
+        now_ms: i64,
+    ) -> Result<u64, StoreError>;
+
+    /// Sets a running task's lease.
+    fn set_task_lease(&mut self, id: u64, lease_until_ms: i64) -> Result<(), StoreError>;
+
+    /// Closes an open task in `state`; a task already closed is left as it is.
+    fn finish_task(
+        &mut self,
+        id: u64,
+        state: TaskState,
+        error: Option<&str>,
+        now_ms: i64,
+    ) -> Result<(), StoreError>;
+
+    /// Records worker `worker`'s outcome of task `id`: proof bytes or why it
+    /// failed. Only a running task held by that worker takes a report.
+    fn report_task(
+        &mut self,
+        id: u64,
+        worker: &str,
+        outcome: Result<&[u8], &str>,
+        now_ms: i64,
+    ) -> Result<(), StoreError>;
+
+    /// Task `id`.
+    fn task(&self, id: u64) -> Result<Option<TaskRow>, StoreError>;
+
+    /// The result bytes task `id`'s worker reported.
+    fn task_result(&self, id: u64) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// Tasks in flight, oldest first: running and reported ones, and
+    /// cancelling ones still holding their worker's slot
+    /// ([`TaskState::holds_slot`]).
+    fn open_tasks(&self) -> Result<Vec<TaskRow>, StoreError>;
+
+    /// Every task, or sector `sector`'s, oldest first.
+    fn tasks(&self, sector: Option<u64>) -> Result<Vec<TaskRow>, StoreError>;
+
+    /// Up to `limit` tasks (of `sector`, or all) with ids above `after`, oldest first.
+    fn tasks_after(&self, sector: Option<u64>, after: u64, limit: usize) -> Result<Vec<TaskRow>, StoreError>;
+
+    /// Deletes finished tasks last updated before `before_ms` (the record of
+    /// open ones is what the driver and the workers act on, and stays).
+    /// Returns how many went.
+    fn prune_tasks(&mut self, before_ms: i64) -> Result<usize, StoreError>;
+
+    /// At this node's start: its local tasks that were running died with its
+    /// last process; its remote ones may live on and get until
+    /// `lease_until_ms` for their worker to heartbeat again. Other nodes'
+    /// tasks are theirs: untouched.
+    fn recover_tasks(&mut self, lease_until_ms: i64, now_ms: i64) -> Result<(), StoreError>;
+}
+
+impl WorkerStore for SqliteStore {
+    fn create_worker_token(
         &mut self,
         name: &str,
         token_hash: &str,
@@ -190,8 +352,7 @@ impl Store {
         Ok(())
     }
 
-    /// Revokes `name`'s token; its open tasks expire (they will run elsewhere).
-    pub fn revoke_worker_token(&mut self, name: &str, now_ms: i64) -> Result<Vec<u64>, StoreError> {
+    fn revoke_worker_token(&mut self, name: &str, now_ms: i64) -> Result<Vec<u64>, StoreError> {
         let path = self.path.clone();
         let tx = self.immediate()?;
         let n = tx
@@ -219,8 +380,7 @@ impl Store {
         Ok(expired)
     }
 
-    /// Every worker token, by name.
-    pub fn worker_tokens(&self) -> Result<Vec<TokenRow>, StoreError> {
+    fn worker_tokens(&self) -> Result<Vec<TokenRow>, StoreError> {
         let mut stmt = self
             .conn
             .prepare_cached("SELECT name, created_ms, revoked_ms FROM worker_tokens ORDER BY name")
@@ -231,8 +391,7 @@ impl Store {
         rows.collect::<Result<_, _>>().map_err(self.sql("read worker tokens"))
     }
 
-    /// The token whose hash is `token_hash`.
-    pub fn token_owner(&self, token_hash: &str) -> Result<Option<TokenRow>, StoreError> {
+    fn token_owner(&self, token_hash: &str) -> Result<Option<TokenRow>, StoreError> {
         self.conn
             .query_row(
                 "SELECT name, created_ms, revoked_ms FROM worker_tokens WHERE token_hash = ?1",
@@ -243,8 +402,7 @@ impl Store {
             .map_err(self.sql("look up a worker token"))
     }
 
-    /// The key the daemon presents to worker `name`'s task API.
-    pub fn dispatch_key(&self, name: &str) -> Result<String, StoreError> {
+    fn dispatch_key(&self, name: &str) -> Result<String, StoreError> {
         self.conn
             .query_row("SELECT dispatch_key FROM worker_tokens WHERE name = ?1", params![name], |r| r.get(0))
             .optional()
@@ -252,14 +410,7 @@ impl Store {
             .ok_or_else(|| StoreError::UnknownWorker(name.into()))
     }
 
-    /// Records worker `name`'s registration. A new instance (the worker
-    /// restarted) expires the tasks the old instance held, which are returned,
-    /// and is charged for them once ([`WorkerCharging`]), in the same
-    /// transaction: a worker that restarts with tasks open is benched like one
-    /// that fails them. Cancelled tasks it still held are let go. An unhealthy
-    /// mark and a bench stay: a worker cannot clear them by re-registering,
-    /// only the operator can ([`Store::reset_worker`]).
-    pub fn register_worker(
+    fn register_worker(
         &mut self,
         name: &str,
         instance: &str,
@@ -301,13 +452,7 @@ impl Store {
         Ok(expired)
     }
 
-    /// Records a heartbeat of worker `name`'s `instance`, renewing the leases
-    /// of the `running` tasks it holds. Returns the ids among `running` the
-    /// worker should drop (cancelled, expired or not its own). A cancelled
-    /// task it still lists keeps its lease (its slot stays taken until the
-    /// worker lets go); one it no longer lists is let go now.
-    /// [`StoreError::UnknownWorker`] if that instance is not registered.
-    pub fn worker_heartbeat(
+    fn worker_heartbeat(
         &mut self,
         name: &str,
         instance: &str,
@@ -351,8 +496,7 @@ impl Store {
         Ok(drop)
     }
 
-    /// Every registered worker, by name.
-    pub fn workers(&self) -> Result<Vec<WorkerRow>, StoreError> {
+    fn workers(&self) -> Result<Vec<WorkerRow>, StoreError> {
         let mut stmt = self
             .conn
             .prepare_cached(
@@ -391,9 +535,7 @@ impl Store {
         Ok(out)
     }
 
-    /// Clears worker `name`'s unhealthy mark, bench and failure count (the
-    /// operator checked it).
-    pub fn reset_worker(&mut self, name: &str) -> Result<(), StoreError> {
+    fn reset_worker(&mut self, name: &str) -> Result<(), StoreError> {
         let n = self
             .conn
             .execute(
@@ -408,24 +550,18 @@ impl Store {
         Ok(())
     }
 
-    /// Marks worker `name` unhealthy: it gets no tasks until the operator resets it.
-    pub fn mark_worker_unhealthy(&mut self, name: &str, reason: &str) -> Result<(), StoreError> {
+    fn mark_worker_unhealthy(&mut self, name: &str, reason: &str) -> Result<(), StoreError> {
         self.conn
             .execute("UPDATE workers SET unhealthy = ?2 WHERE name = ?1", params![name, reason])
             .map_err(self.sql("mark a worker unhealthy"))?;
         Ok(())
     }
 
-    /// How failing workers are charged from now on.
-    pub fn set_worker_charging(&mut self, charging: WorkerCharging) {
+    fn set_worker_charging(&mut self, charging: WorkerCharging) {
         self.charging = charging;
     }
 
-    /// Charges worker `name` with a failed, expired or refused task (`why`):
-    /// one more failure in a row; at `failures_before_bench` it is benched.
-    /// Returns until when, if this benched it. A worker with no row (its
-    /// token re-created) is not charged.
-    pub fn charge_worker(&mut self, name: &str, why: &str, now_ms: i64) -> Result<Option<i64>, StoreError> {
+    fn charge_worker(&mut self, name: &str, why: &str, now_ms: i64) -> Result<Option<i64>, StoreError> {
         let (path, charging) = (self.path.clone(), self.charging);
         let tx = self.immediate()?;
         let benched = charge(&tx, &path, charging, name, why, now_ms)?;
@@ -433,9 +569,7 @@ impl Store {
         Ok(benched)
     }
 
-    /// Gives worker `name` no task until `until_ms` (a dispatch it refused or
-    /// could not take), unless it is benched longer already.
-    pub fn hold_off_worker(&mut self, name: &str, until_ms: i64, why: &str) -> Result<(), StoreError> {
+    fn hold_off_worker(&mut self, name: &str, until_ms: i64, why: &str) -> Result<(), StoreError> {
         let why = bounded_text(why, ERROR_MESSAGE_CHARS);
         self.conn
             .execute(
@@ -447,24 +581,16 @@ impl Store {
         Ok(())
     }
 
-    /// Worker `name` delivered a proof that verified: its failure count starts again.
-    pub fn worker_delivered(&mut self, name: &str) -> Result<(), StoreError> {
+    fn worker_delivered(&mut self, name: &str) -> Result<(), StoreError> {
         self.conn
             .execute("UPDATE workers SET failures = 0 WHERE name = ?1 AND failures != 0", params![name])
             .map_err(self.sql("clear a worker's failures"))?;
         Ok(())
     }
+}
 
-    /// Stops sector `sector`'s open tasks (`why`): local ones and remote ones
-    /// whose worker already reported are cancelled; remote ones still running
-    /// become cancelling, keeping their worker's slot until it lets go.
-    /// Returns the ids now cancelling (their workers are to be told).
-    pub fn cancel_sector_tasks(
-        &mut self,
-        sector: u64,
-        why: &str,
-        now_ms: i64,
-    ) -> Result<Vec<u64>, StoreError> {
+impl TaskStore for SqliteStore {
+    fn cancel_sector_tasks(&mut self, sector: u64, why: &str, now_ms: i64) -> Result<Vec<u64>, StoreError> {
         let path = self.path.clone();
         let tx = self.immediate()?;
         let (cancelled, cancelling) = cancel_sector_tasks(&tx, &path, sector, why, now_ms)?;
@@ -473,15 +599,7 @@ impl Store {
         Ok(cancelling)
     }
 
-    /// A remote task's worker accepted it: its lease runs from now. A task
-    /// cancelled while it was being handed over becomes cancelling (the
-    /// worker holds it now). Returns whether the task is still wanted.
-    pub fn task_handed_over(
-        &mut self,
-        id: u64,
-        lease_until_ms: i64,
-        now_ms: i64,
-    ) -> Result<bool, StoreError> {
+    fn task_handed_over(&mut self, id: u64, lease_until_ms: i64, now_ms: i64) -> Result<bool, StoreError> {
         let path = self.path.clone();
         let tx = self.immediate()?;
         let state = task_state(&tx, &path, id)?;
@@ -507,9 +625,7 @@ impl Store {
         Ok(state == Some(TaskState::Running))
     }
 
-    /// Cancelling tasks whose lease lapsed (their worker is gone or stopped
-    /// listing them without a heartbeat) are let go; returns them.
-    pub fn lapse_cancelling(&mut self, now_ms: i64) -> Result<Vec<u64>, StoreError> {
+    fn lapse_cancelling(&mut self, now_ms: i64) -> Result<Vec<u64>, StoreError> {
         let ids: Vec<u64> = self
             .query_tasks(
                 &format!(
@@ -533,8 +649,7 @@ impl Store {
         Ok(ids)
     }
 
-    /// Records a task starting on `worker` (none: here); returns its id.
-    pub fn start_task(
+    fn start_task(
         &mut self,
         sector: u64,
         kind: TaskKind,
@@ -548,20 +663,19 @@ impl Store {
         let queued_ms = now_ms.saturating_sub(since).max(0);
         self.conn
             .execute(
-                "INSERT INTO tasks (sector, kind, worker, state, created_ms, updated_ms, lease_until_ms, queued_ms)
-                 VALUES (?1, ?2, ?3, 'running', ?4, ?4, ?5, ?6)",
-                params![sector as i64, kind.name(), worker, now_ms, lease_until_ms, queued_ms],
+                "INSERT INTO tasks (sector, kind, worker, state, created_ms, updated_ms, lease_until_ms, queued_ms, owner)
+                 VALUES (?1, ?2, ?3, 'running', ?4, ?4, ?5, ?6, ?7)",
+                params![sector as i64, kind.name(), worker, now_ms, lease_until_ms, queued_ms, self.node],
             )
             .map_err(self.sql("record a task"))?;
         let id = self.conn.last_insert_rowid() as u64;
-        if let Some(m) = &self.metrics {
+        if let Some(m) = &self.observer {
             m.task_started(kind, worker, queued_ms);
         }
         Ok(id)
     }
 
-    /// Sets a running task's lease.
-    pub fn set_task_lease(&mut self, id: u64, lease_until_ms: i64) -> Result<(), StoreError> {
+    fn set_task_lease(&mut self, id: u64, lease_until_ms: i64) -> Result<(), StoreError> {
         self.conn
             .execute(
                 "UPDATE tasks SET lease_until_ms = ?2 WHERE id = ?1 AND state = 'running'",
@@ -571,8 +685,7 @@ impl Store {
         Ok(())
     }
 
-    /// Closes an open task in `state`; a task already closed is left as it is.
-    pub fn finish_task(
+    fn finish_task(
         &mut self,
         id: u64,
         state: TaskState,
@@ -594,9 +707,7 @@ impl Store {
         Ok(())
     }
 
-    /// Records worker `worker`'s outcome of task `id`: proof bytes or why it
-    /// failed. Only a running task held by that worker takes a report.
-    pub fn report_task(
+    fn report_task(
         &mut self,
         id: u64,
         worker: &str,
@@ -631,15 +742,13 @@ impl Store {
         }
     }
 
-    /// Task `id`.
-    pub fn task(&self, id: u64) -> Result<Option<TaskRow>, StoreError> {
+    fn task(&self, id: u64) -> Result<Option<TaskRow>, StoreError> {
         let rows =
             self.query_tasks(&format!("SELECT {TASK_COLUMNS} FROM tasks WHERE id = ?1"), params![id as i64])?;
         Ok(rows.into_iter().next())
     }
 
-    /// The result bytes task `id`'s worker reported.
-    pub fn task_result(&self, id: u64) -> Result<Option<Vec<u8>>, StoreError> {
+    fn task_result(&self, id: u64) -> Result<Option<Vec<u8>>, StoreError> {
         self.conn
             .query_row("SELECT result FROM tasks WHERE id = ?1", params![id as i64], |r| r.get(0))
             .optional()
@@ -647,10 +756,7 @@ impl Store {
             .map_err(self.sql("read a task result"))
     }
 
-    /// Tasks in flight, oldest first: running and reported ones, and
-    /// cancelling ones still holding their worker's slot
-    /// ([`TaskState::holds_slot`]).
-    pub fn open_tasks(&self) -> Result<Vec<TaskRow>, StoreError> {
+    fn open_tasks(&self) -> Result<Vec<TaskRow>, StoreError> {
         self.query_tasks(
             &format!(
                 "SELECT {TASK_COLUMNS} FROM tasks WHERE state IN ('running', 'reported', 'cancelling') ORDER BY id"
@@ -659,18 +765,11 @@ impl Store {
         )
     }
 
-    /// Every task, or sector `sector`'s, oldest first.
-    pub fn tasks(&self, sector: Option<u64>) -> Result<Vec<TaskRow>, StoreError> {
+    fn tasks(&self, sector: Option<u64>) -> Result<Vec<TaskRow>, StoreError> {
         self.tasks_after(sector, 0, usize::MAX)
     }
 
-    /// Up to `limit` tasks (of `sector`, or all) with ids above `after`, oldest first.
-    pub fn tasks_after(
-        &self,
-        sector: Option<u64>,
-        after: u64,
-        limit: usize,
-    ) -> Result<Vec<TaskRow>, StoreError> {
+    fn tasks_after(&self, sector: Option<u64>, after: u64, limit: usize) -> Result<Vec<TaskRow>, StoreError> {
         let (after, limit) = (after.min(i64::MAX as u64) as i64, limit.min(i64::MAX as usize) as i64);
         match sector {
             Some(s) => self.query_tasks(
@@ -686,10 +785,7 @@ impl Store {
         }
     }
 
-    /// Deletes finished tasks last updated before `before_ms` (the record of
-    /// open ones is what the driver and the workers act on, and stays).
-    /// Returns how many went.
-    pub fn prune_tasks(&mut self, before_ms: i64) -> Result<usize, StoreError> {
+    fn prune_tasks(&mut self, before_ms: i64) -> Result<usize, StoreError> {
         self.conn
             .execute(
                 "DELETE FROM tasks WHERE updated_ms < ?1 AND state NOT IN ('running', 'reported', 'cancelling')",
@@ -698,32 +794,48 @@ impl Store {
             .map_err(self.sql("prune tasks"))
     }
 
-    /// At daemon start: local tasks that were running died with the last
-    /// process; remote ones may live on and get until `lease_until_ms` for
-    /// their worker to heartbeat again.
-    pub fn recover_tasks(&mut self, lease_until_ms: i64, now_ms: i64) -> Result<(), StoreError> {
-        let interrupted: Vec<u64> =
-            self.open_tasks()?.into_iter().filter(|t| t.worker.is_none()).map(|t| t.id).collect();
-        self.conn
-            .execute(
-                "UPDATE tasks SET state = 'interrupted', updated_ms = ?1, error = 'the daemon stopped'
-                 WHERE state = 'running' AND worker IS NULL",
-                params![now_ms],
-            )
-            .map_err(self.sql("close interrupted tasks"))?;
-        self.conn
-            .execute(
-                "UPDATE tasks SET lease_until_ms = ?1 WHERE state = 'running' AND worker IS NOT NULL",
-                params![lease_until_ms],
-            )
-            .map_err(self.sql("renew remote leases"))?;
+    fn recover_tasks(&mut self, lease_until_ms: i64, now_ms: i64) -> Result<(), StoreError> {
+        let (path, node) = (self.path.clone(), self.node.clone());
+        let tx = self.immediate()?;
+        let interrupted: Vec<u64> = {
+            let mut stmt = tx
+                .prepare_cached(
+                    "SELECT id FROM tasks WHERE owner = ?1 AND state = 'running' AND worker IS NULL ORDER BY id",
+                )
+                .map_err(sql_at(&path, "prepare"))?;
+            let ids = stmt
+                .query_map(params![node], |r| r.get::<_, i64>(0))
+                .map_err(sql_at(&path, "list interrupted tasks"))?;
+            ids.map(|id| id.map(|id| id as u64))
+                .collect::<Result<_, _>>()
+                .map_err(sql_at(&path, "list interrupted tasks"))?
+        };
+        tx.execute(
+            "UPDATE tasks SET state = 'interrupted', updated_ms = ?1, error = 'the daemon stopped'
+             WHERE owner = ?2 AND state = 'running' AND worker IS NULL",
+            params![now_ms, node],
+        )
+        .map_err(sql_at(&path, "close interrupted tasks"))?;
+        tx.execute(
+            "UPDATE tasks SET lease_until_ms = ?1 WHERE owner = ?2 AND state = 'running' AND worker IS NOT NULL",
+            params![lease_until_ms, node],
+        )
+        .map_err(sql_at(&path, "renew remote leases"))?;
+        tx.commit().map_err(sql_at(&path, "commit"))?;
         self.report_closed(&interrupted);
         Ok(())
+    }
+}
+
+impl SqliteStore {
+    fn immediate(&mut self) -> Result<rusqlite::Transaction<'_>, StoreError> {
+        let path = self.path.clone();
+        self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sql_at(&path, "begin"))
     }
 
     /// Tells the metrics that tasks `ids` ended (as recorded now).
     pub(super) fn report_closed(&self, ids: &[u64]) {
-        let Some(m) = &self.metrics else { return };
+        let Some(m) = &self.observer else { return };
         for &id in ids {
             if let Ok(Some(task)) = self.task(id) {
                 m.task_finished(&task);
@@ -759,6 +871,7 @@ impl Store {
             error: r.get(8).map_err(get)?,
             result_bytes: r.get::<_, Option<i64>>(9).map_err(get)?.map(|n| n as u64),
             queued_ms: r.get(10).map_err(get)?,
+            owner: r.get(11).map_err(get)?,
         })
     }
 }
@@ -826,7 +939,7 @@ fn release_cancelling(
     Ok(ids)
 }
 
-/// See [`Store::cancel_sector_tasks`]; returns (cancelled, cancelling).
+/// See [`TaskStore::cancel_sector_tasks`]; returns (cancelled, cancelling).
 pub(super) fn cancel_sector_tasks(
     tx: &rusqlite::Transaction<'_>,
     path: &std::path::Path,
@@ -862,7 +975,7 @@ pub(super) fn cancel_sector_tasks(
     Ok((cancelled, cancelling))
 }
 
-/// One more failure of `worker` (see [`Store::charge_worker`]).
+/// One more failure of `worker` (see [`WorkerStore::charge_worker`]).
 fn charge(
     tx: &rusqlite::Transaction<'_>,
     path: &std::path::Path,
@@ -925,8 +1038,8 @@ mod tests {
     use proofs::SectorSize;
     use wire::worker::RemoteTask;
 
-    fn store(dir: &std::path::Path) -> Store {
-        Store::open(&dir.join("kiln.db"), RetryPolicy::default()).unwrap()
+    fn store(dir: &std::path::Path) -> SqliteStore {
+        SqliteStore::open(&dir.join("kiln.db"), RetryPolicy::default()).unwrap()
     }
 
     fn caps() -> Capabilities {
@@ -1077,5 +1190,37 @@ mod tests {
         s.reset_worker("a").unwrap();
         assert_eq!(s.workers().unwrap()[0].unhealthy, None, "the operator clears it");
         assert!(matches!(s.reset_worker("nobody"), Err(StoreError::UnknownWorker(_))));
+    }
+
+    #[test]
+    fn a_restarting_node_recovers_only_its_own_tasks() {
+        let tmp = tempfile::tempdir().unwrap();
+        let db = tmp.path().join("kiln.db");
+        let open = |node| SqliteStore::open_as(&db, RetryPolicy::default(), node).unwrap();
+        let (mut a, mut b) = (open("node-a"), open("node-b"));
+        a.create_worker_token("w", "hw", "k", 1).unwrap();
+        a.register_worker("w", "i1", "http://w", &caps(), 1).unwrap();
+        let n = a.create_sector(SectorSize::KiB2, true, 1).unwrap();
+        let a_local = a.start_task(n, TaskKind::PreCommit, None, None, 1).unwrap();
+        let a_remote = a.start_task(n, TaskKind::Commit, Some("w"), Some(10), 1).unwrap();
+        let b_local = b.start_task(n, TaskKind::Finalize, None, None, 2).unwrap();
+        let b_remote = b.start_task(n, TaskKind::Commit, Some("w"), Some(20), 2).unwrap();
+        assert_eq!(a.task(b_local).unwrap().unwrap().owner, "node-b");
+        // Node A restarts: its own local task died with it, its remote one gets
+        // a fresh lease; B's running tasks are B's and stay exactly as they were.
+        let b_before = [b.task(b_local).unwrap(), b.task(b_remote).unwrap()];
+        drop(a);
+        let mut a = open("node-a");
+        a.recover_tasks(9_000, 50).unwrap();
+        assert_eq!(a.task(a_local).unwrap().unwrap().state, TaskState::Interrupted);
+        let r = a.task(a_remote).unwrap().unwrap();
+        assert_eq!((r.state, r.lease_until_ms), (TaskState::Running, Some(9_000)));
+        assert_eq!([b.task(b_local).unwrap(), b.task(b_remote).unwrap()], b_before);
+        assert_eq!(b_before[0].as_ref().unwrap().state, TaskState::Running);
+        // B restarting later recovers its own in turn.
+        b.recover_tasks(9_500, 60).unwrap();
+        assert_eq!(b.task(b_local).unwrap().unwrap().state, TaskState::Interrupted);
+        assert_eq!(b.task(b_remote).unwrap().unwrap().lease_until_ms, Some(9_500));
+        assert_eq!(a.task(a_remote).unwrap().unwrap().lease_until_ms, Some(9_000), "A's untouched by B");
     }
 }

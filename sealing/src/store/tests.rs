@@ -3,8 +3,8 @@
 use super::*;
 use SectorEvent as E;
 
-fn store(dir: &Path) -> Store {
-    Store::open(&dir.join("kiln.db"), RetryPolicy { max_attempts: 2, ..Default::default() }).unwrap()
+fn store(dir: &Path) -> SqliteStore {
+    SqliteStore::open(&dir.join("kiln.db"), RetryPolicy { max_attempts: 2, ..Default::default() }).unwrap()
 }
 
 #[test]
@@ -20,13 +20,13 @@ fn events_persist_across_reopen_and_replay_to_the_row() {
             1_002,
         )
         .unwrap();
-        s.apply(n, &E::PreCommitSent { message: MessageId(1) }, 1_003).unwrap();
+        s.apply(n, &E::PreCommitSent { message: MessageId::from(1) }, 1_003).unwrap();
         n
     };
     let mut s = store(tmp.path());
     let row = s.sector(n).unwrap().unwrap();
     assert_eq!(row.lifecycle.state, SectorState::PreCommitting);
-    assert_eq!((row.comm_d, row.precommit_message), (Some(Commitment([0xdd; 32])), Some(MessageId(1))));
+    assert_eq!((row.comm_d, row.precommit_message), (Some(Commitment([0xdd; 32])), Some(MessageId::from(1))));
     assert_eq!(row.updated_ms, 1_003);
     let log = s.events(n).unwrap();
     assert_eq!(log.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 2, 3]);
@@ -88,7 +88,7 @@ fn unknown_sectors_and_foreign_files_get_clear_errors() {
     drop(s);
     let junk = tmp.path().join("junk.db");
     std::fs::write(&junk, b"this is not a database, it is a text file of some length......").unwrap();
-    let err = Store::open(&junk, RetryPolicy::default()).err().expect("refused");
+    let err = SqliteStore::open(&junk, RetryPolicy::default()).err().expect("refused");
     assert!(err.to_string().contains("junk.db"), "{err}");
 }
 
@@ -116,7 +116,8 @@ fn tasks_record_how_long_their_sector_waited_and_schema_3_gains_the_column() {
         // The database as schema 3 left it: no queued time.
         s.conn
             .execute_batch(
-                "ALTER TABLE tasks DROP COLUMN queued_ms; ALTER TABLE workers DROP COLUMN failures;
+                "DROP INDEX tasks_by_owner; ALTER TABLE tasks DROP COLUMN owner;
+                 ALTER TABLE tasks DROP COLUMN queued_ms; ALTER TABLE workers DROP COLUMN failures;
                  ALTER TABLE workers DROP COLUMN benched_until_ms; ALTER TABLE workers DROP COLUMN bench_reason;
                  DROP INDEX post_runs_awaiting;
                  ALTER TABLE post_runs DROP COLUMN exit_code; ALTER TABLE post_runs DROP COLUMN receipt_error;
@@ -137,4 +138,6 @@ fn tasks_record_how_long_their_sector_waited_and_schema_3_gains_the_column() {
     assert_eq!(s.charge_worker("w", "x", 2).unwrap(), None);
     assert_eq!(s.workers().unwrap()[0].failures, 1);
     assert!(s.runs_awaiting_receipt().unwrap().is_empty());
+    // Schema 6's: tasks from before owners are the one-box node's.
+    assert_eq!(s.task(old_task).unwrap().unwrap().owner, DEFAULT_NODE);
 }

@@ -104,6 +104,7 @@ mod tests {
             error: None,
             result_bytes: None,
             queued_ms: None,
+            owner: "local".into(),
         }
     }
 

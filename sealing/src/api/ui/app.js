@@ -214,7 +214,7 @@
     taskOutcomeFilter: 'all',
     tasks: new Map(), /* id -> TaskView, filled incrementally */
     tasksLoaded: false,
-    messages: new Map(), /* id -> ChainMessage, the newest KEEP_MESSAGES */
+    messages: new Map(), /* seq -> ChainMessage, the newest KEEP_MESSAGES */
     msgMaxId: 0,
     msgLoaded: false,
     actionBusy: false,
@@ -286,24 +286,24 @@
   }
 
   /* Chain messages: page through once keeping the tail, then fetch only new
-   * ones, starting below the oldest kept message still without a receipt. */
+   * ones, starting below the oldest kept message still without a receipt.
+   * Kept by `seq`, the node's order of sending (ids are the chain's, opaque). */
   async function syncMessages() {
     let after = 0;
     if (S.msgLoaded) {
       let minPending = Infinity;
-      for (const [id, m] of S.messages) if (!m.receipt && id < minPending) minPending = id;
+      for (const [seq, m] of S.messages) if (!m.receipt && seq < minPending) minPending = seq;
       after = minPending === Infinity ? S.msgMaxId : minPending - 1;
     }
     for (;;) {
       const page = await api(`/chain/messages?after=${after}&limit=${PAGE_LIMIT}`);
       for (const m of page) {
-        const id = Number(m.id); /* MessageId is serialized as a decimal string */
-        S.messages.set(id, m);
-        if (id > S.msgMaxId) S.msgMaxId = id;
+        S.messages.set(m.seq, m);
+        if (m.seq > S.msgMaxId) S.msgMaxId = m.seq;
       }
       trimMessages();
       if (page.length < PAGE_LIMIT) break;
-      after = Number(page[page.length - 1].id);
+      after = page[page.length - 1].seq;
     }
     S.msgLoaded = true;
     return S.messages;
@@ -311,16 +311,20 @@
 
   function trimMessages() {
     if (S.messages.size <= KEEP_MESSAGES) return;
-    const ids = [...S.messages.keys()].sort((a, b) => a - b);
-    for (const id of ids.slice(0, ids.length - KEEP_MESSAGES)) S.messages.delete(id);
+    const seqs = [...S.messages.keys()].sort((a, b) => a - b);
+    for (const seq of seqs.slice(0, seqs.length - KEEP_MESSAGES)) S.messages.delete(seq);
   }
 
-  /* One message by id (for a sector's receipts), or null. */
+  /* One message by its chain id (for a sector's receipts), or null. */
   async function messageById(id) {
     if (id === null || id === undefined) return null;
-    const n = Number(id);
-    const page = await api(`/chain/messages?after=${Math.max(0, n - 1)}&limit=1`);
-    return page.find((m) => Number(m.id) === n) || null;
+    for (const m of S.messages.values()) if (m.id === String(id)) return m;
+    try {
+      return await api(`/chain/messages/${encodeURIComponent(id)}`);
+    } catch (e) {
+      if (e instanceof ApiError && e.status === 404) return null;
+      throw e;
+    }
   }
 
   /* Auth errors must reach the loop (to show the login); others become a note. */

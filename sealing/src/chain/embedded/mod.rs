@@ -6,9 +6,9 @@
 mod proving;
 
 use super::{
-    Chain, ChainError, ElectionOnChain, HealthEvent, Message, MessageId, PostOnChain, PreCommitOnChain,
-    ProvingSchedule, ProvingSectorOnChain, RandomnessKind, Receipt, SealVerifier, EXIT_FORBIDDEN,
-    EXIT_ILLEGAL_ARGUMENT, EXIT_NOT_FOUND, EXIT_OK,
+    ChainError, ChainHead, ChainMessages, ChainProving, ElectionOnChain, HealthEvent, Message, MessageId,
+    MessageLog, PostOnChain, PreCommitOnChain, ProvingSchedule, ProvingSectorOnChain, RandomnessKind,
+    Receipt, SealVerifier, SentMessage, EXIT_FORBIDDEN, EXIT_ILLEGAL_ARGUMENT, EXIT_NOT_FOUND, EXIT_OK,
 };
 use crate::clock::Clock;
 use proofs::snark::SealStatement;
@@ -36,6 +36,26 @@ pub struct EmbeddedChainConfig {
     pub proving: ProvingSchedule,
 }
 
+impl EmbeddedChainConfig {
+    /// The embedded chain's settings in a daemon's configuration.
+    pub fn from_config(c: &crate::config::Config) -> Self {
+        Self {
+            block_time_ms: c.chain.block_time_ms,
+            seed_delay: c.chain.seed_delay,
+            prove_commit_window: c.chain.prove_commit_window,
+            max_ticket_age: c.chain.max_ticket_age,
+            prover_id: c.prover_id(),
+            proving: ProvingSchedule {
+                deadlines: c.chain.deadlines,
+                window: c.chain.deadline_window,
+                lookback: c.chain.challenge_lookback,
+                election_per_mille: c.chain.election_per_mille,
+                winning_window: c.chain.winning_window,
+            },
+        }
+    }
+}
+
 impl Default for EmbeddedChainConfig {
     fn default() -> Self {
         Self {
@@ -44,15 +64,7 @@ impl Default for EmbeddedChainConfig {
             prove_commit_window: 300,
             max_ticket_age: 100,
             prover_id: ProverId::from_actor_id(1000),
-            proving: ProvingSchedule {
-                deadlines: 48,
-                window: 20,
-                lookback: 2,
-                election_per_mille: 20,
-                // 30 s at the devnet's second per epoch: a CPU Winning PoSt
-                // SNARK (3 s for 2KiB, 6 s for 8MiB on two cores) fits with room.
-                winning_window: 30,
-            },
+            proving: ProvingSchedule::default(),
         }
     }
 }
@@ -117,7 +129,11 @@ impl EmbeddedChain {
     ) -> Result<Self, ChainError> {
         let sql = |op| {
             let path = path.to_path_buf();
-            move |source| ChainError::Storage { path, op, source }
+            move |source: rusqlite::Error| ChainError::Backend {
+                at: path.display().to_string(),
+                op,
+                source: source.into(),
+            }
         };
         let conn = Connection::open(path).map_err(sql("open"))?;
         conn.pragma_update(None, "journal_mode", "WAL").map_err(sql("enable WAL"))?;
@@ -136,7 +152,7 @@ impl EmbeddedChain {
             })
             .map_err(sql("read genesis"))?;
         let beacon: [u8; 32] = beacon.try_into().map_err(|b: Vec<u8>| ChainError::Corrupt {
-            path: path.to_path_buf(),
+            at: path.display().to_string(),
             reason: format!("beacon of {} bytes, expected 32", b.len()),
         })?;
         Ok(Self {
@@ -179,7 +195,11 @@ impl EmbeddedChain {
     }
 
     fn sql(&self, op: &'static str) -> impl FnOnce(rusqlite::Error) -> ChainError + '_ {
-        move |source| ChainError::Storage { path: self.path.clone(), op, source }
+        move |source: rusqlite::Error| ChainError::Backend {
+            at: self.path.display().to_string(),
+            op,
+            source: source.into(),
+        }
     }
 
     fn epoch_at(&self, now_ms: i64) -> u64 {
@@ -419,7 +439,7 @@ impl EmbeddedChain {
             return Ok(None);
         }
         let corrupt = |e: proofs::Error| ChainError::Corrupt {
-            path: self.path.clone(),
+            at: self.path.display().to_string(),
             reason: format!("PreCommit of sector {sector}: {e}"),
         };
         let stored = StoredPreCommit {
@@ -491,7 +511,7 @@ struct StoredPreCommit {
     ticket_epoch: u64,
 }
 
-impl Chain for EmbeddedChain {
+impl ChainHead for EmbeddedChain {
     fn head(&self, now_ms: i64) -> Result<u64, ChainError> {
         let head = self.epoch_at(now_ms);
         self.execute_due(head)?;
@@ -510,7 +530,9 @@ impl Chain for EmbeddedChain {
         }
         Ok(self.derive(kind, epoch))
     }
+}
 
+impl ChainMessages for EmbeddedChain {
     fn send(&self, message: &Message, now_ms: i64) -> Result<MessageId, ChainError> {
         let head = self.head(now_ms)?;
         let body = message_body(message)?;
@@ -520,22 +542,23 @@ impl Chain for EmbeddedChain {
             params![head as i64, body],
         )
         .map_err(self.sql("send a message"))?;
-        Ok(MessageId(conn.last_insert_rowid() as u64))
+        Ok(MessageId::from(conn.last_insert_rowid() as u64))
     }
 
-    fn receipt(&self, id: MessageId, now_ms: i64) -> Result<Option<Receipt>, ChainError> {
+    fn receipt(&self, id: &MessageId, now_ms: i64) -> Result<Option<Receipt>, ChainError> {
         self.head(now_ms)?;
+        let Some(seq) = sequence(id) else { return Err(ChainError::UnknownMessage(id.clone())) };
         let row: Option<(Option<i64>, Option<i64>, Option<String>)> = self
             .conn()
             .query_row(
                 "SELECT exec_epoch, exit_code, error FROM chain_messages WHERE id = ?1",
-                params![id.0 as i64],
+                params![seq],
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
             )
             .optional()
             .map_err(self.sql("read a receipt"))?;
         match row {
-            None => Err(ChainError::UnknownMessage(id.0)),
+            None => Err(ChainError::UnknownMessage(id.clone())),
             Some((Some(epoch), Some(exit_code), error)) => {
                 Ok(Some(Receipt { epoch: epoch as u64, exit_code, error }))
             }
@@ -559,20 +582,15 @@ impl Chain for EmbeddedChain {
                 |r| r.get::<_, i64>(0),
             )
             .optional()
-            .map(|id| id.map(|id| MessageId(id as u64)))
+            .map(|id| id.map(|id| MessageId::from(id as u64)))
             .map_err(self.sql("look up a message"))
     }
+}
 
-    fn messages_after(
-        &self,
-        after: u64,
-        limit: usize,
-        now_ms: i64,
-    ) -> Result<Vec<(MessageId, Message, Option<Receipt>)>, ChainError> {
+impl MessageLog for EmbeddedChain {
+    fn messages_after(&self, after: u64, limit: usize, now_ms: i64) -> Result<Vec<SentMessage>, ChainError> {
         self.head(now_ms)?;
-        // id, body, execution epoch, exit code, error
-        type Row = (i64, String, Option<i64>, Option<i64>, Option<String>);
-        let rows: Vec<Row> = {
+        let rows: Vec<MessageRow> = {
             let conn = self.conn();
             let mut stmt = conn
                 .prepare_cached(
@@ -583,24 +601,27 @@ impl Chain for EmbeddedChain {
             let rows = stmt
                 .query_map(
                     params![after.min(i64::MAX as u64) as i64, limit.min(i64::MAX as usize) as i64],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+                    message_row,
                 )
                 .map_err(self.sql("list messages"))?;
             rows.collect::<Result<_, _>>().map_err(self.sql("list messages"))?
         };
-        rows.into_iter()
-            .map(|(id, body, epoch, code, error)| {
-                let message = serde_json::from_str(&body).map_err(|e| ChainError::Corrupt {
-                    path: self.path.clone(),
-                    reason: format!("message {id}: {e}"),
-                })?;
-                let receipt = match (epoch, code) {
-                    (Some(epoch), Some(exit_code)) => Some(Receipt { epoch: epoch as u64, exit_code, error }),
-                    _ => None,
-                };
-                Ok((MessageId(id as u64), message, receipt))
-            })
-            .collect()
+        rows.into_iter().map(|row| self.sent_message(row)).collect()
+    }
+
+    fn message(&self, id: &MessageId, now_ms: i64) -> Result<Option<SentMessage>, ChainError> {
+        self.head(now_ms)?;
+        let Some(seq) = sequence(id) else { return Ok(None) };
+        let row = self
+            .conn()
+            .query_row(
+                "SELECT id, body, exec_epoch, exit_code, error FROM chain_messages WHERE id = ?1",
+                params![seq],
+                message_row,
+            )
+            .optional()
+            .map_err(self.sql("read a message"))?;
+        row.map(|row| self.sent_message(row)).transpose()
     }
 
     fn message_counts(&self, now_ms: i64) -> Result<(u64, u64), ChainError> {
@@ -611,7 +632,35 @@ impl Chain for EmbeddedChain {
             })
             .map_err(self.sql("count messages"))
     }
+}
 
+/// id, body, execution epoch, exit code, error
+type MessageRow = (i64, String, Option<i64>, Option<i64>, Option<String>);
+
+fn message_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MessageRow> {
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+}
+
+/// The embedded chain's own ids are its log's sequence numbers.
+fn sequence(id: &MessageId) -> Option<i64> {
+    id.as_str().parse::<i64>().ok().filter(|&n| n > 0)
+}
+
+impl EmbeddedChain {
+    fn sent_message(&self, (id, body, epoch, code, error): MessageRow) -> Result<SentMessage, ChainError> {
+        let message = serde_json::from_str(&body).map_err(|e| ChainError::Corrupt {
+            at: self.path.display().to_string(),
+            reason: format!("message {id}: {e}"),
+        })?;
+        let receipt = match (epoch, code) {
+            (Some(epoch), Some(exit_code)) => Some(Receipt { epoch: epoch as u64, exit_code, error }),
+            _ => None,
+        };
+        Ok(SentMessage { seq: id as u64, id: MessageId::from(id as u64), message, receipt })
+    }
+}
+
+impl ChainProving for EmbeddedChain {
     fn proving_schedule(&self) -> ProvingSchedule {
         self.config.proving
     }
@@ -746,35 +795,40 @@ mod tests {
         let c = chain(tmp.path());
         let now = 10 * BLOCK;
         let pc = c.send(&precommit(1, 9), now).unwrap();
-        assert_eq!(c.receipt(pc, now).unwrap(), None, "executed in the next epoch");
-        let r = c.receipt(pc, 11 * BLOCK).unwrap().unwrap();
+        assert_eq!(c.receipt(&pc, now).unwrap(), None, "executed in the next epoch");
+        let r = c.receipt(&pc, 11 * BLOCK).unwrap().unwrap();
         assert_eq!((r.epoch, r.exit_code), (11, EXIT_OK));
         let on_chain = c.precommit(1, 11 * BLOCK).unwrap().unwrap();
         assert_eq!((on_chain.epoch, on_chain.seed_epoch, on_chain.proven), (11, 13, false));
 
         // A second PreCommit of the same sector is refused.
         let dup = c.send(&precommit(1, 10), 11 * BLOCK).unwrap();
-        assert_eq!(c.receipt(dup, 12 * BLOCK).unwrap().unwrap().exit_code, EXIT_FORBIDDEN);
+        assert_eq!(c.receipt(&dup, 12 * BLOCK).unwrap().unwrap().exit_code, EXIT_FORBIDDEN);
         // Too early: the seed's epoch has not passed.
         let early = c.send(&prove(1, b"good"), 12 * BLOCK).unwrap();
-        assert_eq!(c.receipt(early, 13 * BLOCK).unwrap().unwrap().exit_code, EXIT_ILLEGAL_ARGUMENT);
+        assert_eq!(c.receipt(&early, 13 * BLOCK).unwrap().unwrap().exit_code, EXIT_ILLEGAL_ARGUMENT);
         // An invalid proof: rejected with a non-zero exit code, the sector stays unproven.
         let bad = c.send(&prove(1, b"bad"), 14 * BLOCK).unwrap();
-        let r = c.receipt(bad, 15 * BLOCK).unwrap().unwrap();
+        let r = c.receipt(&bad, 15 * BLOCK).unwrap().unwrap();
         assert_eq!(r.exit_code, EXIT_ILLEGAL_ARGUMENT);
         assert!(r.error.unwrap().contains("invalid PoRep proof"));
         assert!(!c.precommit(1, 15 * BLOCK).unwrap().unwrap().proven);
         // A valid proof lands; proving again is refused.
         let good = c.send(&prove(1, b"good"), 15 * BLOCK).unwrap();
-        assert_eq!(c.receipt(good, 16 * BLOCK).unwrap().unwrap().exit_code, EXIT_OK);
+        assert_eq!(c.receipt(&good, 16 * BLOCK).unwrap().unwrap().exit_code, EXIT_OK);
         assert!(c.precommit(1, 16 * BLOCK).unwrap().unwrap().proven);
         let again = c.send(&prove(1, b"good"), 16 * BLOCK).unwrap();
-        assert_eq!(c.receipt(again, 17 * BLOCK).unwrap().unwrap().exit_code, EXIT_FORBIDDEN);
+        assert_eq!(c.receipt(&again, 17 * BLOCK).unwrap().unwrap().exit_code, EXIT_FORBIDDEN);
         // Receipts survive a restart.
         drop(c);
         let c = chain(tmp.path());
-        assert_eq!(c.receipt(good, 17 * BLOCK).unwrap().unwrap().exit_code, EXIT_OK);
-        assert!(matches!(c.receipt(MessageId(999), 17 * BLOCK), Err(ChainError::UnknownMessage(999))));
+        assert_eq!(c.receipt(&good, 17 * BLOCK).unwrap().unwrap().exit_code, EXIT_OK);
+        assert!(
+            matches!(c.receipt(&MessageId::from(999), 17 * BLOCK), Err(ChainError::UnknownMessage(id)) if id == MessageId::from(999))
+        );
+        // Another chain's id is unknown here too.
+        let cid = MessageId::new("bafy2bzaceexample").unwrap();
+        assert!(matches!(c.receipt(&cid, 17 * BLOCK), Err(ChainError::UnknownMessage(id)) if id == cid));
     }
 
     #[test]
@@ -784,20 +838,20 @@ mod tests {
         let config = EmbeddedChainConfig::default();
         let now = (config.max_ticket_age as i64 + 50) * BLOCK;
         let stale = c.send(&precommit(2, 1), now).unwrap();
-        let r = c.receipt(stale, now + BLOCK).unwrap().unwrap();
+        let r = c.receipt(&stale, now + BLOCK).unwrap().unwrap();
         assert_eq!(r.exit_code, EXIT_ILLEGAL_ARGUMENT);
         assert!(c.precommit(2, now + BLOCK).unwrap().is_none());
 
         let pc = c.send(&precommit(3, 149), now).unwrap();
-        assert_eq!(c.receipt(pc, now + BLOCK).unwrap().unwrap().exit_code, EXIT_OK);
+        assert_eq!(c.receipt(&pc, now + BLOCK).unwrap().unwrap().exit_code, EXIT_OK);
         let after_window = now + (config.prove_commit_window as i64 + 2) * BLOCK;
         assert!(c.precommit(3, after_window).unwrap().is_none(), "expired");
         let late = c.send(&prove(3, b"good"), after_window).unwrap();
-        assert_eq!(c.receipt(late, after_window + BLOCK).unwrap().unwrap().exit_code, EXIT_NOT_FOUND);
+        assert_eq!(c.receipt(&late, after_window + BLOCK).unwrap().unwrap().exit_code, EXIT_NOT_FOUND);
         // Once expired, the sector may be pre-committed again with a fresh ticket.
         let head = c.head(after_window).unwrap();
         let again = c.send(&precommit(3, head - 1), after_window).unwrap();
-        assert_eq!(c.receipt(again, after_window + BLOCK).unwrap().unwrap().exit_code, EXIT_OK);
+        assert_eq!(c.receipt(&again, after_window + BLOCK).unwrap().unwrap().exit_code, EXIT_OK);
     }
 
     /// A verifier that cannot read its key (the node's fault) for its first
@@ -836,12 +890,12 @@ mod tests {
         let prove = c.send(&prove(1, b"good"), 14 * BLOCK).unwrap();
         let after = c.send(&precommit(2, 13), 14 * BLOCK).unwrap();
         for epoch in [15, 16, 17] {
-            assert_eq!(c.receipt(prove, epoch * BLOCK).unwrap(), None, "waits at epoch {epoch}");
-            assert_eq!(c.receipt(after, epoch * BLOCK).unwrap(), None, "later messages wait behind it");
+            assert_eq!(c.receipt(&prove, epoch * BLOCK).unwrap(), None, "waits at epoch {epoch}");
+            assert_eq!(c.receipt(&after, epoch * BLOCK).unwrap(), None, "later messages wait behind it");
         }
-        let r = c.receipt(prove, 18 * BLOCK).unwrap().unwrap();
+        let r = c.receipt(&prove, 18 * BLOCK).unwrap().unwrap();
         assert_eq!((r.epoch, r.exit_code), (15, EXIT_OK), "{r:?}");
-        assert_eq!(c.receipt(after, 18 * BLOCK).unwrap().unwrap().exit_code, EXIT_OK);
+        assert_eq!(c.receipt(&after, 18 * BLOCK).unwrap().unwrap().exit_code, EXIT_OK);
     }
 
     #[test]
@@ -857,11 +911,11 @@ mod tests {
         .unwrap();
         let pc = c.send(&precommit(1, 9), 10 * BLOCK).unwrap();
         assert_eq!(observer.head(11 * BLOCK).unwrap(), 11);
-        assert_eq!(observer.receipt(pc, 11 * BLOCK).unwrap(), None, "due, but the observer leaves it");
+        assert_eq!(observer.receipt(&pc, 11 * BLOCK).unwrap(), None, "due, but the observer leaves it");
         assert_eq!(observer.message_counts(11 * BLOCK).unwrap(), (1, 0));
-        assert_eq!(c.receipt(pc, 11 * BLOCK).unwrap().unwrap().exit_code, EXIT_OK);
+        assert_eq!(c.receipt(&pc, 11 * BLOCK).unwrap().unwrap().exit_code, EXIT_OK);
         assert_eq!(
-            observer.receipt(pc, 11 * BLOCK).unwrap().unwrap().exit_code,
+            observer.receipt(&pc, 11 * BLOCK).unwrap().unwrap().exit_code,
             EXIT_OK,
             "it sees the executor's"
         );

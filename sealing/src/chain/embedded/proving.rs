@@ -106,7 +106,7 @@ fn ids_json(ids: &[u64]) -> String {
 
 impl EmbeddedChain {
     fn corrupt(&self, reason: String) -> ChainError {
-        ChainError::Corrupt { path: self.path.clone(), reason }
+        ChainError::Corrupt { at: self.path.display().to_string(), reason }
     }
 
     /// Proven sectors matching an SQL condition, by sector id.
@@ -505,7 +505,7 @@ impl EmbeddedChain {
                     deadline: deadline as u64,
                     open_epoch: open as u64,
                     partition: partition as u64,
-                    message: MessageId(message as u64),
+                    message: MessageId::from(message as u64),
                     epoch: epoch as u64,
                     proven: ids(&proven)?,
                     skipped: ids(&skipped)?,
@@ -526,7 +526,7 @@ impl EmbeddedChain {
                 |r| r.get::<_, i64>(0),
             )
             .optional()
-            .map(|id| id.map(|id| MessageId(id as u64)))
+            .map(|id| id.map(|id| MessageId::from(id as u64)))
             .map_err(self.sql("look up a Window PoSt message"))
     }
 
@@ -573,7 +573,7 @@ impl EmbeddedChain {
             out.push(ElectionOnChain {
                 epoch,
                 sector: row.map(|r| r.0 as u64),
-                message: row.map(|r| MessageId(r.1 as u64)),
+                message: row.map(|r| MessageId::from(r.1 as u64)),
             });
         }
         Ok(out)
@@ -584,7 +584,8 @@ impl EmbeddedChain {
 mod tests {
     use super::super::tests::{fake_post, FakeVerifier};
     use super::*;
-    use crate::chain::{Chain, EmbeddedChainConfig, ProvingSchedule, EXIT_OK};
+    use crate::chain::roles::*;
+    use crate::chain::{EmbeddedChainConfig, ProvingSchedule, EXIT_OK};
     use crate::clock::ManualClock;
 
     const BLOCK: i64 = 1_000;
@@ -608,7 +609,7 @@ mod tests {
     /// Lands a message sent at `epoch`; returns its exit code and error.
     fn land(c: &EmbeddedChain, m: Message, epoch: u64) -> (i64, Option<String>) {
         let id = c.send(&m, epoch as i64 * BLOCK).unwrap();
-        let r = c.receipt(id, (epoch as i64 + 1) * BLOCK).unwrap().unwrap();
+        let r = c.receipt(&id, (epoch as i64 + 1) * BLOCK).unwrap().unwrap();
         (r.exit_code, r.error)
     }
 

@@ -7,14 +7,13 @@ use super::packing::{add_piece, pledge, remove_orphan_copies, PackingError};
 use super::steps::precommit_message;
 use super::*;
 use crate::chain::{
-    EmbeddedChain, EmbeddedChainConfig, Message, MessageId, RandomnessKind, Receipt, EXIT_ILLEGAL_ARGUMENT,
-    EXIT_OK,
+    EmbeddedChain, EmbeddedChainConfig, Message, RandomnessKind, SentMessage, EXIT_ILLEGAL_ARGUMENT, EXIT_OK,
 };
 use crate::clock::{Clock, ManualClock};
 use crate::config::{Limits, PackingConfig};
 use crate::ledger::Ledger;
 use crate::lifecycle::SectorState;
-use crate::store::{Store, TaskKind, TaskState};
+use crate::store::{SqliteStore, TaskKind, TaskState};
 use proofs::seal::SectorDir;
 use proofs::snark::SealStatement;
 use proofs::{Commitment, Randomness};
@@ -160,11 +159,11 @@ fn rig_with(
         max_backoff: Duration::from_millis(20),
     };
     let db = tmp.path().join("kiln.db");
-    let store = Store::open(&db, retry).unwrap();
+    let store = SqliteStore::open(&db, retry).unwrap();
     let chain_config = EmbeddedChainConfig { block_time_ms: 20, seed_delay: 1, ..Default::default() };
     let verifier = Box::new(FakeVerifier { reject_first: Arc::new(AtomicU32::new(chain_rejects)) });
     let chain = EmbeddedChain::open(&db, chain_config, verifier, clock.as_ref()).unwrap();
-    let ledger = Ledger::new(store, Box::new(chain), clock.clone());
+    let ledger = Ledger::new(Box::new(store), Box::new(chain), clock.clone());
     let config = PipelineConfig {
         data_dir: tmp.path().to_path_buf(),
         sector_size: SectorSize::KiB2,
@@ -225,7 +224,7 @@ impl Rig {
         }
     }
 
-    fn messages(&self) -> Vec<(MessageId, Message, Option<Receipt>)> {
+    fn messages(&self) -> Vec<SentMessage> {
         self.ledger.chain().messages(self.now()).unwrap()
     }
 
@@ -234,8 +233,8 @@ impl Rig {
     }
 }
 
-fn count(messages: &[(MessageId, Message, Option<Receipt>)], precommit: bool) -> usize {
-    messages.iter().filter(|m| matches!(m.1, Message::PreCommit { .. }) == precommit).count()
+fn count(messages: &[SentMessage], precommit: bool) -> usize {
+    messages.iter().filter(|m| matches!(m.message, Message::PreCommit { .. }) == precommit).count()
 }
 
 #[test]
@@ -263,7 +262,7 @@ fn pledged_sectors_reach_proving_with_one_message_each() {
     );
     let messages = r.messages();
     assert_eq!((count(&messages, true), count(&messages, false)), (2, 2));
-    assert!(messages.iter().all(|m| m.2.as_ref().unwrap().exit_code == EXIT_OK));
+    assert!(messages.iter().all(|m| m.receipt.as_ref().unwrap().exit_code == EXIT_OK));
     for n in [1, 2] {
         r.ledger.store().check_replay(n).unwrap();
         // Landed: the proof file is gone (it was kept forever).
@@ -298,8 +297,8 @@ fn a_precommit_the_chain_holds_is_adopted_after_a_refused_resend() {
     let refused = chain.send(&message, now + 25).unwrap();
     r.clock.advance(100);
     let now = r.now();
-    assert_eq!(chain.receipt(landed, now).unwrap().unwrap().exit_code, EXIT_OK);
-    let refusal = chain.receipt(refused, now).unwrap().unwrap();
+    assert_eq!(chain.receipt(&landed, now).unwrap().unwrap().exit_code, EXIT_OK);
+    let refusal = chain.receipt(&refused, now).unwrap().unwrap();
     assert_eq!(refusal.exit_code, crate::chain::EXIT_FORBIDDEN, "{refusal:?}");
     r.ledger.store().apply(n, &SectorEvent::PreCommitSent { message: refused }, now).unwrap();
 
@@ -321,12 +320,11 @@ fn a_proven_sector_is_adopted_after_a_refused_resend() {
     let now = r.now();
     let dup = r.ledger.chain().send(&Message::ProveCommit { sector: n, proof: GOOD.to_vec() }, now).unwrap();
     r.clock.advance(100);
-    let code = r.ledger.chain().receipt(dup, r.now()).unwrap().unwrap().exit_code;
+    let code = r.ledger.chain().receipt(&dup, r.now()).unwrap().unwrap().exit_code;
     assert_eq!(code, crate::chain::EXIT_FORBIDDEN);
     {
-        let store = r.ledger.store();
-        store
-            .conn_for_tests()
+        rusqlite::Connection::open(r.config.database_path())
+            .unwrap()
             .execute_batch(&format!(
                 "UPDATE sectors SET state = 'CommitWait', commit_message = '{dup}' WHERE number = {n};
                  DELETE FROM events WHERE number = {n} AND event LIKE '%CommitLanded%';"
@@ -488,8 +486,8 @@ fn a_proof_the_chain_rejects_is_recomputed_and_lands() {
     let events = r.event_names(1);
     assert!(events.contains(&"CommitRejected") && events.contains(&"Retry"), "{events:?}");
     let proves: Vec<_> =
-        r.messages().into_iter().filter(|m| matches!(m.1, Message::ProveCommit { .. })).collect();
-    let codes: Vec<i64> = proves.iter().map(|m| m.2.as_ref().unwrap().exit_code).collect();
+        r.messages().into_iter().filter(|m| matches!(m.message, Message::ProveCommit { .. })).collect();
+    let codes: Vec<i64> = proves.iter().map(|m| m.receipt.as_ref().unwrap().exit_code).collect();
     assert_eq!(codes, [EXIT_ILLEGAL_ARGUMENT, EXIT_OK]);
 }
 
@@ -515,7 +513,7 @@ fn a_message_sent_before_a_crash_is_adopted_not_resent() {
     let messages = r.messages();
     assert_eq!((count(&messages, true), count(&messages, false)), (1, 1));
     let row = r.ledger.store().sector(1).unwrap().unwrap();
-    assert_eq!(row.precommit_message, Some(messages[0].0));
+    assert_eq!(row.precommit_message, Some(messages[0].id.clone()));
 }
 
 #[test]

@@ -199,7 +199,7 @@ fn a_bad_remote_proof_is_rejected_the_worker_marked_unhealthy_and_c2_rerun_local
     let proofs: Vec<Vec<u8>> = r
         .messages()
         .into_iter()
-        .filter_map(|m| match m.1 {
+        .filter_map(|m| match m.message {
             Message::ProveCommit { proof, .. } => Some(proof),
             _ => None,
         })
@@ -382,16 +382,17 @@ fn a_worker_that_restarts_with_tasks_open_is_charged_and_benched() {
     want.push((None, TaskState::Done));
     assert_eq!(summary(&r.commit_tasks(1)), want);
     assert!(!r.event_names(1).contains(&"StepFailed"));
-    let benched = |store: &crate::store::Store| {
+    let benched = |store: &dyn crate::store::Store| {
         let w = store.workers().unwrap().remove(0);
         assert!(w.bench_reason.as_deref().unwrap().contains("restarted"), "{w:?}");
         w.benched_until_ms.unwrap()
     };
-    let until = benched(&r.ledger.store());
+    let until = benched(r.ledger.store().as_ref());
     assert!(until > r.now());
     // The bench is in the database: a daemon restarting finds it.
-    let reopened = crate::store::Store::open(&r.config.database_path(), r.config.retry).unwrap();
-    assert_eq!(benched(&reopened), until);
+    let reopened = crate::store::SqliteStore::open(&r.config.database_path(), r.config.retry).unwrap();
+    let reopened: &dyn crate::store::Store = &reopened;
+    assert_eq!(benched(reopened), until);
     assert_eq!(
         crate::workers::scheduler::worker_state(&reopened.workers().unwrap()[0], r.now(), 60_000),
         wire::api::WorkerState::Benched

@@ -2,12 +2,12 @@
 //! one per partition for a Window PoSt (192 bytes each, concatenated), and
 //! their verification from public values (post.md §4–§6).
 
-use super::challenges::{check_randomness, sector_challenges};
-use super::vanilla::SectorProof;
-use super::{PostKind, PostProof};
 use crate::circuit::post::{public_inputs, PostCircuit};
 use crate::error::{Error, Result};
 use crate::ids::{Commitment, Randomness};
+use crate::post::challenges::{check_randomness, sector_challenges};
+use crate::post::vanilla::SectorProof;
+use crate::post::{PostKind, PostProof};
 use crate::snark::key::ProvingKey;
 use crate::snark::{proof_bytes, prove_circuits, PROOF_BYTES};
 use bellperson::groth16::{self, PreparedVerifyingKey, Proof};
