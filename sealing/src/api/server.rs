@@ -524,9 +524,9 @@ fn held_on_chain(ctx: &ApiContext, number: u64, now: i64) -> Result<Option<Strin
     )))
 }
 
-/// Sends a failed sector back to the step that failed (an operator event),
-/// then drops a proof kept from the failed attempt: nothing is touched unless
-/// the event is accepted.
+/// Sends a failed sector back to the step that failed (an operator event; the
+/// driver acts on it, dropping a proof kept from a failed commit). A refused
+/// event changes nothing.
 async fn retry_sector(State(ctx): Ctx, UrlPath(number): UrlPath<String>) -> ApiResult<SectorView> {
     let number = sector_number(&number)?;
     blocking(ctx, move |ctx| {
@@ -539,18 +539,6 @@ async fn retry_sector(State(ctx): Ctx, UrlPath(number): UrlPath<String>) -> ApiR
         })?;
         let now = ctx.ledger.now_ms();
         let row = ctx.ledger.store().apply(number, &SectorEvent::OperatorRetry { step }, now)?;
-        // Accepted: a proof kept from the failed attempt goes (the retry proves
-        // anew). Were this lost to a crash, the old proof would be refused again
-        // and the driver's own retry drops it.
-        if matches!(step, SectorState::Committing | SectorState::CommitWait) {
-            let proof = ctx.config.proof_path(number);
-            match std::fs::remove_file(&proof) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                    tracing::warn!(sector = number, error = %e, "cannot remove the old proof")
-                }
-                _ => {}
-            }
-        }
         tracing::info!(sector = number, %step, state = %row.lifecycle.state, "operator retry");
         Ok(row.into())
     })

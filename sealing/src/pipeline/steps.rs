@@ -102,7 +102,13 @@ impl Pipeline {
                     self.cancel_tasks(n, "the PreCommit expired")?;
                     return self.expire(n);
                 }
-                if self.config.proof_path(n).exists() {
+                let proof = self.config.proof_path(n);
+                if proof.exists() && self.retried_by_operator(n)? {
+                    // The operator's retry proves anew: the proof kept from the
+                    // failed attempt goes first (the API only records the retry).
+                    self.remove_file(&proof, n)?;
+                    self.schedule_commit(row, now)?;
+                } else if proof.exists() {
                     // C2 finished before a crash: its verified proof is on disk.
                     info!("reusing the proof computed before the restart");
                     self.close_open_tasks_done(n)?;
@@ -290,6 +296,13 @@ impl Pipeline {
         let id = chain.send(message, now)?;
         sent();
         Ok(Some(id))
+    }
+
+    /// Whether the sector's last event is an operator's retry (read only when a
+    /// proof file is found at Committing, which is rare).
+    fn retried_by_operator(&self, n: u64) -> Result<bool, PipelineError> {
+        let events = self.ledger.store().events(n)?;
+        Ok(events.last().is_some_and(|e| matches!(e.event, SectorEvent::OperatorRetry { .. })))
     }
 
     /// A landed proof is no longer needed: its file goes (best effort; a

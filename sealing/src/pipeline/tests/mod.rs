@@ -715,6 +715,21 @@ fn the_operator_brings_a_failed_sector_back_to_proving() {
     r.ledger.store().check_replay(1).unwrap();
 }
 
+/// A rejected ProveCommit failed the sector, its proof kept: the operator's
+/// retry is only an event, and the driver acting on it drops the kept proof
+/// and proves anew (the API deletes no file).
+#[test]
+fn an_operator_retry_after_a_rejected_proof_proves_anew() {
+    let mut r = rig(1, 1, 60_000);
+    pledge(&r.ledger, &r.config, 1, r.now()).unwrap();
+    r.drive_to(1, SectorState::Failed);
+    assert!(r.config.proof_path(1).exists(), "the failed attempt's proof is kept");
+    assert_eq!(r.engine.commits.load(Ordering::SeqCst), 1);
+    assert_eq!(operator_retry(&r, 1).lifecycle.state, SectorState::Committing);
+    r.drive_to(1, SectorState::Proving);
+    assert_eq!(r.engine.commits.load(Ordering::SeqCst), 2, "proved anew, not the kept proof resent");
+}
+
 /// An aborted sector is Failed and left alone; a retry resumes the step it was in.
 #[test]
 fn an_aborted_sector_stops_and_a_retry_resumes_it() {
