@@ -5,6 +5,7 @@
 //! - [`chain`]: chain messages, receipts and message ids as the API shows them.
 //! - [`worker`]: the daemon–worker protocol (version [`worker::PROTOCOL_VERSION`]).
 //! - [`answers`]: reading answers from the network within bounds.
+//! - [`client`]: calling an endpoint of either API, with its failures sorted.
 //! - [`error`]: the error body every endpoint answers with, and its [`error::ErrorKind`].
 //! - [`metrics`]: what the daemon's and the worker's `/metrics` share.
 //! - [`server`]: serving either API with a connection cap and deadlines.
@@ -20,6 +21,7 @@
 pub mod answers;
 pub mod api;
 pub mod chain;
+pub mod client;
 pub mod descriptors;
 pub mod error;
 pub mod metrics;

@@ -7,6 +7,11 @@
 //! could hold thousands of half-sent requests open until the process runs out
 //! of file descriptors.
 
+use crate::error::ErrorKind;
+use axum::extract::Request;
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
@@ -83,6 +88,47 @@ pub const LISTEN_BACKLOG: u32 = 4096;
 /// The credential of `Authorization: Bearer <credential>`, if the request has one.
 pub fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
     headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?.strip_prefix("Bearer ")
+}
+
+/// An error answer of either API: `status` with the [`ApiErrorBody`] JSON.
+///
+/// [`ApiErrorBody`]: crate::error::ApiErrorBody
+pub fn error_answer(status: StatusCode, kind: ErrorKind, message: String) -> Response {
+    (status, axum::Json(crate::error::ApiErrorBody { kind, message })).into_response()
+}
+
+/// The error kind of a body extractor's rejection: too large, or malformed.
+pub fn rejection_kind(status: StatusCode) -> ErrorKind {
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        ErrorKind::TooLarge
+    } else {
+        ErrorKind::InvalidArgument
+    }
+}
+
+/// Middleware: refuses (413) a request whose Content-Length announces more
+/// than `limit` bytes of `what`, before its body is read, so the client learns
+/// why instead of meeting a closed connection (a body limit still guards
+/// bodies sent without a length).
+pub async fn refuse_announced_oversize(
+    limit: u64,
+    what: &'static str,
+    request: Request,
+    next: Next,
+) -> Response {
+    let announced = request
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    match announced {
+        Some(n) if n > limit => error_answer(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorKind::TooLarge,
+            format!("{what} is at most {limit} bytes; {n} announced"),
+        ),
+        _ => next.run(request).await,
+    }
 }
 
 /// Completes on SIGINT or SIGTERM (either server's cue to stop).

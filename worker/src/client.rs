@@ -2,8 +2,9 @@
 
 use crate::{Error, LINK_TIMEOUT};
 use std::path::Path;
+use wire::answers::WORKER_ANSWER_BYTES;
 use wire::api::API_PREFIX;
-use wire::error::ApiErrorBody;
+use wire::client::{call_json, Body, CallError};
 use wire::worker::{dispatch_key, WorkerInfo};
 
 /// What the worker at `url` holds (`GET /v0/info`), asked with the dispatch
@@ -11,14 +12,13 @@ use wire::worker::{dispatch_key, WorkerInfo};
 pub fn fetch_info(url: &str, token: &str, ca: Option<&Path>) -> Result<WorkerInfo, Error> {
     let endpoint = format!("{}{API_PREFIX}/info", url.trim_end_matches('/'));
     let agent = wire::tls::agent(LINK_TIMEOUT, ca)?;
-    let answer = agent.get(&endpoint).set("Authorization", &format!("Bearer {}", dispatch_key(token))).call();
-    match answer {
-        Ok(r) => wire::answers::json(r, wire::answers::WORKER_ANSWER_BYTES)
-            .map_err(|e| Error::BadAnswer { endpoint, reason: e.to_string() }),
-        Err(ureq::Error::Status(status, r)) => {
-            let body = ApiErrorBody::from_answer(r);
-            Err(Error::Refused { endpoint, status, kind: body.kind, message: body.message })
+    call_json(agent.get(&endpoint), &dispatch_key(token), Body::Empty, WORKER_ANSWER_BYTES).map_err(|e| {
+        match e {
+            CallError::BadAnswer { endpoint, reason } => Error::BadAnswer { endpoint, reason },
+            CallError::Refused { endpoint, status, kind, message } => {
+                Error::Refused { endpoint, status, kind, message }
+            }
+            CallError::Unreachable { endpoint, reason, .. } => Error::Unreachable { endpoint, reason },
         }
-        Err(e) => Err(Error::Unreachable { endpoint, reason: e.to_string() }),
-    }
+    })
 }

@@ -1,8 +1,10 @@
 //! The worker's calls to its daemon: register, heartbeat, report.
 
 use serde::de::DeserializeOwned;
+use wire::answers::DAEMON_TO_WORKER_BYTES;
 use wire::api::API_PREFIX;
-use wire::error::{ApiErrorBody, ErrorKind};
+use wire::client::{call_json, Body, CallError};
+use wire::error::ErrorKind;
 use wire::worker::{
     HeartbeatRequest, HeartbeatResponse, RegisterRequest, RegisterResponse, TaskFailure, DAEMON_WORKER_PATH,
 };
@@ -54,43 +56,29 @@ impl Link {
         }
     }
 
-    fn call<T: DeserializeOwned>(
-        &self,
-        path: &str,
-        body: Result<serde_json::Value, &[u8]>,
-    ) -> Result<T, LinkError> {
-        let request = self
-            .agent
-            .post(&format!("{}{path}", self.base))
-            .set("Authorization", &format!("Bearer {}", self.token));
-        let answer = match body {
-            Ok(json) => request.send_json(json),
-            Err(bytes) => request.set("Content-Type", "application/octet-stream").send_bytes(bytes),
-        };
-        match answer {
-            Ok(r) => wire::answers::json(r, wire::answers::DAEMON_TO_WORKER_BYTES)
-                .map_err(|e| LinkError::Unreachable(e.to_string())),
-            Err(ureq::Error::Status(status, r)) => {
-                let body = ApiErrorBody::from_answer(r);
-                Err(LinkError::Refused { status, kind: body.kind, message: body.message })
+    fn call<T: DeserializeOwned>(&self, path: &str, body: Body<'_>) -> Result<T, LinkError> {
+        let request = self.agent.post(&format!("{}{path}", self.base));
+        call_json(request, &self.token, body, DAEMON_TO_WORKER_BYTES).map_err(|e| match e {
+            CallError::Refused { status, kind, message, .. } => LinkError::Refused { status, kind, message },
+            CallError::Unreachable { reason, .. } | CallError::BadAnswer { reason, .. } => {
+                LinkError::Unreachable(reason)
             }
-            Err(e) => Err(LinkError::Unreachable(e.to_string())),
-        }
+        })
     }
 
     /// Registers (or registers again).
     pub fn register(&self, req: &RegisterRequest) -> Result<RegisterResponse, LinkError> {
-        self.call("/register", Ok(serde_json::to_value(req).expect("serialises")))
+        self.call("/register", Body::Json(serde_json::to_value(req).expect("serialises")))
     }
 
     /// Heartbeats with the tasks held.
     pub fn heartbeat(&self, req: &HeartbeatRequest) -> Result<HeartbeatResponse, LinkError> {
-        self.call("/heartbeat", Ok(serde_json::to_value(req).expect("serialises")))
+        self.call("/heartbeat", Body::Json(serde_json::to_value(req).expect("serialises")))
     }
 
     /// Delivers task `id`'s proof.
     pub fn report_proof(&self, id: u64, proof: &[u8]) -> Result<(), LinkError> {
-        self.call::<serde_json::Value>(&format!("/tasks/{id}/result"), Err(proof)).map(drop)
+        self.call::<serde_json::Value>(&format!("/tasks/{id}/result"), Body::Bytes(proof)).map(drop)
     }
 
     /// Reports that task `id` failed.
@@ -98,7 +86,7 @@ impl Link {
         let body = TaskFailure { message: message.to_string() };
         self.call::<serde_json::Value>(
             &format!("/tasks/{id}/failure"),
-            Ok(serde_json::to_value(body).expect("serialises")),
+            Body::Json(serde_json::to_value(body).expect("serialises")),
         )
         .map(drop)
     }

@@ -12,40 +12,41 @@ use crate::node::{Node, TaskRefused};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Path as UrlPath, Request, State};
-use axum::http::{header, StatusCode};
+use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use std::sync::Arc;
 use wire::api::API_PREFIX;
-use wire::error::{ApiErrorBody, ErrorKind};
+use wire::error::ErrorKind;
 use wire::worker::{same_secret, TaskAccepted, WindowPostAnswer, WindowPostRequest, WorkerInfo};
 
 struct Ctx {
     node: Arc<Node>,
     key: String,
-    max_task_bytes: usize,
 }
 
 struct Failure(StatusCode, ErrorKind, String);
 
 impl IntoResponse for Failure {
     fn into_response(self) -> Response {
-        (self.0, Json(ApiErrorBody { kind: self.1, message: self.2 })).into_response()
+        wire::server::error_answer(self.0, self.1, self.2)
     }
 }
 
 /// The worker's routes.
 pub fn router(node: Arc<Node>, max_task_bytes: usize) -> Router {
     let key = node.dispatch_key();
-    let ctx = Arc::new(Ctx { node, key, max_task_bytes });
+    let ctx = Arc::new(Ctx { node, key });
     let api = Router::new()
         .route("/info", get(info))
         .route("/tasks/:id/c2", post(take_c2))
         .route("/post/window", post(window_post))
         .route("/tasks/:id", delete(cancel))
-        .layer(middleware::from_fn_with_state(ctx.clone(), refuse_announced_oversize))
+        .layer(middleware::from_fn(move |request, next| {
+            wire::server::refuse_announced_oversize(max_task_bytes as u64, "a task body", request, next)
+        }))
         .layer(middleware::from_fn_with_state(ctx.clone(), authenticate))
         .layer(DefaultBodyLimit::max(max_task_bytes))
         .with_state(ctx.clone());
@@ -73,26 +74,6 @@ async fn authenticate(State(ctx): State<Arc<Ctx>>, request: Request, next: Next)
             "missing `Authorization: Bearer <dispatch key>` (derived from this worker's token)".into(),
         )
         .into_response(),
-    }
-}
-
-/// Answers 413 from the Content-Length header alone, so an oversized task is
-/// refused before hundreds of megabytes are read (the body limit still
-/// guards bodies sent without a length).
-async fn refuse_announced_oversize(State(ctx): State<Arc<Ctx>>, request: Request, next: Next) -> Response {
-    let announced = request
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    match announced {
-        Some(len) if len > ctx.max_task_bytes as u64 => Failure(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            ErrorKind::TooLarge,
-            format!("task body of {len} bytes exceeds this worker's limit of {} bytes", ctx.max_task_bytes),
-        )
-        .into_response(),
-        _ => next.run(request).await,
     }
 }
 
@@ -130,14 +111,8 @@ async fn take_c2(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<TaskAccepted>), Failure> {
     let id = task_id(&id)?;
-    let body = body.map_err(|e| {
-        let kind = if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ErrorKind::TooLarge
-        } else {
-            ErrorKind::InvalidArgument
-        };
-        Failure(e.status(), kind, e.body_text())
-    })?;
+    let body =
+        body.map_err(|e| Failure(e.status(), wire::server::rejection_kind(e.status()), e.body_text()))?;
     let node = ctx.node.clone();
     // Decoding and validating a large C1 output takes a while: off the async threads.
     let accepted = tokio::task::spawn_blocking(move || node.accept_c2(id, &body))
@@ -169,14 +144,8 @@ async fn window_post(
     State(ctx): State<Arc<Ctx>>,
     body: Result<Json<WindowPostRequest>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<WindowPostAnswer>, Failure> {
-    let Json(req) = body.map_err(|e| {
-        let kind = if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ErrorKind::TooLarge
-        } else {
-            ErrorKind::InvalidArgument
-        };
-        Failure(e.status(), kind, e.body_text())
-    })?;
+    let Json(req) =
+        body.map_err(|e| Failure(e.status(), wire::server::rejection_kind(e.status()), e.body_text()))?;
     let node = ctx.node.clone();
     let answer = tokio::task::spawn_blocking(move || node.prove_window_post(&req))
         .await

@@ -4,6 +4,8 @@ use super::*;
 use serde::de::DeserializeOwned;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use wire::answers::OPERATOR_ANSWER_BYTES;
+use wire::client::{call_bytes, call_json, Body, CallError};
 
 /// Where a running daemon writes its API address, in its data directory.
 pub const API_FILE: &str = "api";
@@ -114,50 +116,34 @@ impl Client {
         }
     }
 
-    fn call<T: DeserializeOwned>(
-        &self,
-        request: ureq::Request,
-        body: Option<serde_json::Value>,
-    ) -> Result<T, ClientError> {
-        let request = request.set("Authorization", &format!("Bearer {}", self.token));
-        let result = match body {
-            Some(b) => request.send_json(b),
-            None => request.call(),
-        };
-        let unreachable = |reason: String| ClientError::Unreachable { url: self.url.clone(), reason };
-        match result {
-            Ok(r) => wire::answers::json(r, wire::answers::OPERATOR_ANSWER_BYTES)
-                .map_err(|e| unreachable(e.to_string())),
-            Err(ureq::Error::Status(status, r)) => {
-                let body = ApiErrorBody::from_answer(r);
-                Err(ClientError::Api { status, kind: body.kind, message: body.message })
+    fn call<T: DeserializeOwned>(&self, request: ureq::Request, body: Body<'_>) -> Result<T, ClientError> {
+        call_json(request, &self.token, body, OPERATOR_ANSWER_BYTES).map_err(|e| self.failed(e))
+    }
+
+    /// A failed call as the operator reads it: the daemon's refusal, or no usable answer.
+    fn failed(&self, e: CallError) -> ClientError {
+        match e {
+            CallError::Refused { status, kind, message, .. } => ClientError::Api { status, kind, message },
+            CallError::Unreachable { reason, .. } | CallError::BadAnswer { reason, .. } => {
+                ClientError::Unreachable { url: self.url.clone(), reason }
             }
-            Err(e) => Err(unreachable(e.to_string())),
         }
     }
 
     fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
-        self.call(self.agent.get(&format!("{}{API_PREFIX}{path}", self.url)), None)
+        self.call(self.agent.get(&format!("{}{API_PREFIX}{path}", self.url)), Body::Empty)
     }
 
     fn post<T: DeserializeOwned>(&self, path: &str, body: serde_json::Value) -> Result<T, ClientError> {
-        self.call(self.agent.post(&format!("{}{API_PREFIX}{path}", self.url)), Some(body))
+        self.call(self.agent.post(&format!("{}{API_PREFIX}{path}", self.url)), Body::Json(body))
     }
 
     /// The daemon's Prometheus metrics (`GET /metrics`), as text.
     pub fn metrics(&self) -> Result<String, ClientError> {
         let request = self.agent.get(&format!("{}/metrics", self.url));
-        let unreachable = |reason: String| ClientError::Unreachable { url: self.url.clone(), reason };
-        match request.set("Authorization", &format!("Bearer {}", self.token)).call() {
-            Ok(r) => wire::answers::bytes(r, wire::answers::OPERATOR_ANSWER_BYTES)
-                .map(|b| String::from_utf8_lossy(&b).into_owned())
-                .map_err(|e| unreachable(e.to_string())),
-            Err(ureq::Error::Status(status, r)) => {
-                let body = ApiErrorBody::from_answer(r);
-                Err(ClientError::Api { status, kind: body.kind, message: body.message })
-            }
-            Err(e) => Err(unreachable(e.to_string())),
-        }
+        call_bytes(request, &self.token, Body::Empty, OPERATOR_ANSWER_BYTES)
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .map_err(|e| self.failed(e))
     }
 
     /// The daemon's own state (paused task kinds).

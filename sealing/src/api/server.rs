@@ -11,7 +11,7 @@ use crate::workers::scheduler::worker_state;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, JsonRejection};
 use axum::extract::{DefaultBodyLimit, Extension, Path as UrlPath, Query, Request, State};
-use axum::http::{header, StatusCode};
+use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -189,23 +189,13 @@ impl From<PackingError> for ApiError {
 
 impl From<JsonRejection> for ApiError {
     fn from(e: JsonRejection) -> Self {
-        let kind = if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ErrorKind::TooLarge
-        } else {
-            ErrorKind::InvalidArgument
-        };
-        Self::new(e.status(), kind, e.body_text())
+        Self::new(e.status(), wire::server::rejection_kind(e.status()), e.body_text())
     }
 }
 
 impl From<BytesRejection> for ApiError {
     fn from(e: BytesRejection) -> Self {
-        let kind = if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ErrorKind::TooLarge
-        } else {
-            ErrorKind::InvalidArgument
-        };
-        Self::new(e.status(), kind, e.body_text())
+        Self::new(e.status(), wire::server::rejection_kind(e.status()), e.body_text())
     }
 }
 
@@ -244,9 +234,16 @@ pub fn router(ctx: Arc<ApiContext>) -> Router {
         .route("/heartbeat", post(heartbeat))
         .route(
             "/tasks/:id/result",
-            post(report_result)
-                .layer(DefaultBodyLimit::max(protocol::MAX_RESULT_BYTES))
-                .layer(middleware::from_fn(refuse_oversized_results)),
+            post(report_result).layer(DefaultBodyLimit::max(protocol::MAX_RESULT_BYTES)).layer(
+                middleware::from_fn(|request, next| {
+                    wire::server::refuse_announced_oversize(
+                        protocol::MAX_RESULT_BYTES as u64,
+                        "a result",
+                        request,
+                        next,
+                    )
+                }),
+            ),
         )
         .route("/tasks/:id/failure", post(report_failure))
         .layer(middleware::from_fn_with_state(ctx.clone(), require_worker));
@@ -261,25 +258,6 @@ pub fn router(ctx: Arc<ApiContext>) -> Router {
         .merge(super::ui::routes().layer(DefaultBodyLimit::max(4096)))
         .with_state(ctx)
         .fallback(|| async { ApiError::not_found("no such API endpoint") })
-}
-
-/// A result whose announced length is over the limit is refused before its
-/// body is read (the client learns why instead of meeting a closed connection).
-async fn refuse_oversized_results(request: Request, next: Next) -> Response {
-    let announced = request
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    match announced {
-        Some(n) if n > protocol::MAX_RESULT_BYTES as u64 => ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            ErrorKind::TooLarge,
-            format!("a result is at most {} bytes; {n} announced", protocol::MAX_RESULT_BYTES),
-        )
-        .into_response(),
-        _ => next.run(request).await,
-    }
 }
 
 /// Who is calling.

@@ -1,7 +1,9 @@
 //! The daemon's side of a worker's task API: handing it a task.
 
 use std::time::Duration;
-use wire::error::{ApiErrorBody, ErrorKind};
+use wire::answers::WORKER_ANSWER_BYTES;
+use wire::client::{call_bytes, call_json, Body, CallError};
+use wire::error::ErrorKind;
 use wire::worker::{TaskAccepted, WindowPostAnswer, WindowPostRequest, MAX_TASK_BYTES};
 
 /// A task a worker did not take.
@@ -65,14 +67,18 @@ impl DispatchError {
     }
 }
 
-fn unreachable(endpoint: String, e: ureq::Error) -> DispatchError {
-    let local = std::error::Error::source(&e)
-        .and_then(|s| s.downcast_ref::<std::io::Error>())
-        .is_some_and(proofs::out_of_descriptors);
-    if local {
-        DispatchError::Local { endpoint, reason: e.to_string() }
-    } else {
-        DispatchError::Unreachable { endpoint, reason: e.to_string() }
+impl From<CallError> for DispatchError {
+    fn from(e: CallError) -> Self {
+        match e {
+            CallError::Unreachable { endpoint, reason, local: true } => Self::Local { endpoint, reason },
+            CallError::Unreachable { endpoint, reason, local: false } => {
+                Self::Unreachable { endpoint, reason }
+            }
+            CallError::Refused { endpoint, status, kind, message } => {
+                Self::Refused { endpoint, status, kind, message }
+            }
+            CallError::BadAnswer { endpoint, reason } => Self::BadAnswer { endpoint, reason },
+        }
     }
 }
 
@@ -124,14 +130,8 @@ impl HttpDispatcher {
 impl Dispatcher for HttpDispatcher {
     fn cancel(&self, url: &str, key: &str, task: u64) -> Result<(), DispatchError> {
         let endpoint = format!("{}/v0/tasks/{task}", url.trim_end_matches('/'));
-        match self.agent.delete(&endpoint).set("Authorization", &format!("Bearer {key}")).call() {
-            Ok(_) => Ok(()),
-            Err(ureq::Error::Status(status, r)) => {
-                let body = ApiErrorBody::from_answer(r);
-                Err(DispatchError::Refused { endpoint, status, kind: body.kind, message: body.message })
-            }
-            Err(e) => Err(unreachable(endpoint, e)),
-        }
+        call_bytes(self.agent.delete(&endpoint), key, Body::Empty, WORKER_ANSWER_BYTES)?;
+        Ok(())
     }
 
     fn window_post(
@@ -142,21 +142,8 @@ impl Dispatcher for HttpDispatcher {
         timeout: Duration,
     ) -> Result<WindowPostAnswer, DispatchError> {
         let endpoint = format!("{}/v0/post/window", url.trim_end_matches('/'));
-        let answer = self
-            .agent
-            .post(&endpoint)
-            .timeout(timeout)
-            .set("Authorization", &format!("Bearer {key}"))
-            .send_json(request);
-        match answer {
-            Ok(r) => wire::answers::json(r, wire::answers::WORKER_ANSWER_BYTES)
-                .map_err(|e| DispatchError::BadAnswer { endpoint, reason: e.to_string() }),
-            Err(ureq::Error::Status(status, r)) => {
-                let body = ApiErrorBody::from_answer(r);
-                Err(DispatchError::Refused { endpoint, status, kind: body.kind, message: body.message })
-            }
-            Err(e) => Err(unreachable(endpoint, e)),
-        }
+        let body = Body::Json(serde_json::to_value(request).expect("serialises"));
+        Ok(call_json(self.agent.post(&endpoint).timeout(timeout), key, body, WORKER_ANSWER_BYTES)?)
     }
 
     fn send_c2(&self, url: &str, key: &str, task: u64, c1: &[u8]) -> Result<(), DispatchError> {
@@ -164,32 +151,15 @@ impl Dispatcher for HttpDispatcher {
             return Err(DispatchError::TooLarge { len: c1.len() });
         }
         let endpoint = format!("{}/v0/tasks/{task}/c2", url.trim_end_matches('/'));
-        let answer = self
-            .agent
-            .post(&endpoint)
-            .set("Authorization", &format!("Bearer {key}"))
-            .set("Content-Type", "application/octet-stream")
-            .send_bytes(c1);
-        match answer {
-            Ok(r) => {
-                let accepted: TaskAccepted =
-                    wire::answers::json(r, wire::answers::WORKER_ANSWER_BYTES).map_err(|e| {
-                        DispatchError::BadAnswer { endpoint: endpoint.clone(), reason: e.to_string() }
-                    })?;
-                if accepted.id == task {
-                    Ok(())
-                } else {
-                    Err(DispatchError::BadAnswer {
-                        endpoint,
-                        reason: format!("the worker accepted task {} instead", accepted.id),
-                    })
-                }
-            }
-            Err(ureq::Error::Status(status, r)) => {
-                let body = ApiErrorBody::from_answer(r);
-                Err(DispatchError::Refused { endpoint, status, kind: body.kind, message: body.message })
-            }
-            Err(e) => Err(unreachable(endpoint, e)),
+        let accepted: TaskAccepted =
+            call_json(self.agent.post(&endpoint), key, Body::Bytes(c1), WORKER_ANSWER_BYTES)?;
+        if accepted.id == task {
+            Ok(())
+        } else {
+            Err(DispatchError::BadAnswer {
+                endpoint,
+                reason: format!("the worker accepted task {} instead", accepted.id),
+            })
         }
     }
 }
