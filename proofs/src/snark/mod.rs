@@ -205,17 +205,6 @@ pub fn verify_seal(statement: &SealStatement, proof: &[u8], vk: &SealVerifyingKe
         debug!(key = %vk.sector_size, "verifying key is for another sector size");
         return Ok(false);
     }
-    if proof.len() != shape.partitions * PROOF_BYTES {
-        debug!(len = proof.len(), "proof has the wrong length");
-        return Ok(false);
-    }
-    let proofs = match Proof::<Bls12>::read_many(proof, shape.partitions) {
-        Ok(p) => p,
-        Err(e) => {
-            debug!(error = %e, "proof does not decode");
-            return Ok(false);
-        }
-    };
     let replica_id = ReplicaId::derive(
         &statement.prover_id,
         statement.sector_id,
@@ -223,17 +212,44 @@ pub fn verify_seal(statement: &SealStatement, proof: &[u8], vk: &SealVerifyingKe
         &statement.comm_d,
         &shape.porep_id,
     );
-    let mut inputs = Vec::with_capacity(shape.partitions);
-    for k in 0..shape.partitions {
-        match partition_inputs(
+    verify_partitions(&vk.key, proof, shape.partitions, |k| {
+        partition_inputs(
             statement.sector_size,
             &replica_id,
             &statement.seed,
             &statement.comm_d,
             &statement.comm_r,
             k,
-        ) {
-            Ok(i) => inputs.push(i),
+        )
+    })
+}
+
+/// The end of every Groth16 verification (PoRep and PoSt): `bytes` must be
+/// `partitions` proofs, checked together against `inputs(k)`, partition
+/// `k`'s public inputs. `Ok(false)` for what a prover got wrong (the length,
+/// points that do not decode, inputs that are not field elements, a key of
+/// another circuit); errors only for failures of the verifier itself.
+pub(crate) fn verify_partitions(
+    vk: &PreparedVerifyingKey<Bls12>,
+    bytes: &[u8],
+    partitions: usize,
+    inputs: impl Fn(usize) -> Result<Vec<Fr>>,
+) -> Result<bool> {
+    if bytes.len() != partitions * PROOF_BYTES {
+        debug!(len = bytes.len(), partitions, "proof has the wrong length");
+        return Ok(false);
+    }
+    let proofs = match Proof::<Bls12>::read_many(bytes, partitions) {
+        Ok(p) => p,
+        Err(e) => {
+            debug!(error = %e, "proof does not decode");
+            return Ok(false);
+        }
+    };
+    let mut all = Vec::with_capacity(partitions);
+    for k in 0..partitions {
+        match inputs(k) {
+            Ok(i) => all.push(i),
             Err(Error::InvalidProof(reason)) => {
                 debug!(%reason, "public inputs are not field elements");
                 return Ok(false);
@@ -242,7 +258,7 @@ pub fn verify_seal(statement: &SealStatement, proof: &[u8], vk: &SealVerifyingKe
         }
     }
     let refs: Vec<&Proof<Bls12>> = proofs.iter().collect();
-    match groth16::verify_proofs_batch(&vk.key, &mut rand::thread_rng(), &refs, &inputs) {
+    match groth16::verify_proofs_batch(vk, &mut rand::thread_rng(), &refs, &all) {
         Ok(valid) => Ok(valid),
         Err(e) => {
             debug!(error = %e, "verifying key does not fit this statement");

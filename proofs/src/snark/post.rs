@@ -9,8 +9,8 @@ use crate::post::challenges::{check_randomness, sector_challenges};
 use crate::post::vanilla::SectorProof;
 use crate::post::{PostKind, PostProof};
 use crate::snark::key::ProvingKey;
-use crate::snark::{proof_bytes, prove_circuits, PROOF_BYTES};
-use bellperson::groth16::{self, PreparedVerifyingKey, Proof};
+use crate::snark::{proof_bytes, prove_circuits};
+use bellperson::groth16::PreparedVerifyingKey;
 use blstrs::{Bls12, Scalar as Fr};
 use rand_core::SeedableRng;
 use tracing::{debug, info_span};
@@ -128,34 +128,5 @@ pub fn verify(
         return Ok(false);
     }
     let partitions = proof.partitions(sorted.len());
-    if bytes.len() != partitions * PROOF_BYTES {
-        debug!(len = bytes.len(), partitions, "proof has the wrong length");
-        return Ok(false);
-    }
-    let proofs = match Proof::<Bls12>::read_many(bytes, partitions) {
-        Ok(p) => p,
-        Err(e) => {
-            debug!(error = %e, "proof does not decode");
-            return Ok(false);
-        }
-    };
-    let mut inputs = Vec::with_capacity(partitions);
-    for k in 0..partitions {
-        match partition_inputs(proof, randomness, &sorted, k) {
-            Ok(i) => inputs.push(i),
-            Err(Error::InvalidProof(reason)) => {
-                debug!(%reason, "public inputs are not field elements");
-                return Ok(false);
-            }
-            Err(e) => return Err(e),
-        }
-    }
-    let refs: Vec<&Proof<Bls12>> = proofs.iter().collect();
-    match groth16::verify_proofs_batch(vk, &mut rand::thread_rng(), &refs, &inputs) {
-        Ok(valid) => Ok(valid),
-        Err(e) => {
-            debug!(error = %e, "verifying key does not fit this statement");
-            Ok(false)
-        }
-    }
+    super::verify_partitions(vk, bytes, partitions, |k| partition_inputs(proof, randomness, &sorted, k))
 }

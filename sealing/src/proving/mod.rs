@@ -24,7 +24,8 @@
 //! once the chain has executed its message, what the chain made of it.
 
 use crate::chain::{
-    DeadlineWindow, Message, ProvingSchedule, ProvingSectorOnChain, RandomnessKind, SectorHealth,
+    ChainError, DeadlineWindow, Message, MessageId, ProvingSchedule, ProvingSectorOnChain, RandomnessKind,
+    SectorHealth,
 };
 use crate::config::ProvingConfig;
 use crate::ledger::SharedLedger;
@@ -341,6 +342,26 @@ fn next_window_open(schedule: &ProvingSchedule, head: u64, sectors: &[ProvingSec
 }
 
 impl ProverCore {
+    /// Records `run` as failed, for `why` (before or instead of its message).
+    fn record_failure(&self, mut run: PostRun, why: impl std::fmt::Display) -> Result<(), ProvingError> {
+        run.error = Some(why.to_string());
+        self.ledger.store().record_post_run(&run)?;
+        Ok(())
+    }
+
+    /// Records `run` with what sending its message gave: the message, or why
+    /// it was not sent.
+    fn record_sent(
+        &self,
+        run: &mut PostRun,
+        sent: Result<MessageId, ChainError>,
+    ) -> Result<MessageId, ProvingError> {
+        run.message = sent.as_ref().ok().cloned();
+        run.error = sent.as_ref().err().map(|e| e.to_string());
+        self.ledger.store().record_post_run(run)?;
+        Ok(sent?)
+    }
+
     fn limits(&self) -> ReadLimits {
         read_limits(&self.layout.proving)
     }
@@ -399,8 +420,7 @@ impl ProverCore {
         let proof = match proof {
             Ok(p) => p,
             Err(e) => {
-                run.error = Some(e.to_string());
-                self.ledger.store().record_post_run(&run)?;
+                self.record_failure(run, &e)?;
                 return Err(e);
             }
         };
@@ -413,10 +433,7 @@ impl ProverCore {
             proof,
         };
         let sent = chain.send(&message, self.ledger.now_ms());
-        run.message = sent.as_ref().ok().cloned();
-        run.error = sent.as_ref().err().map(|e| e.to_string());
-        self.ledger.store().record_post_run(&run)?;
-        let id = sent?;
+        let id = self.record_sent(&mut run, sent)?;
         info!(message = %id, proven = run.proven.len(), ?skipped, vanilla_ms, snark_ms = run.snark_ms, "Window PoSt sent");
         Ok(())
     }
@@ -578,9 +595,8 @@ impl ProverCore {
                 );
                 warn!(epoch, %why, "Winning PoSt skipped");
                 let mut run = run_record("winning", now, 0, &Vanilla::default());
-                (run.election, run.error) = (Some(epoch), Some(why));
-                self.ledger.store().record_post_run(&run)?;
-                return Ok(());
+                run.election = Some(epoch);
+                return self.record_failure(run, why);
             }
             let outlook = *relock(&self.outlook);
             let in_the_way = outlook.busy
@@ -623,10 +639,8 @@ impl ProverCore {
         let mut run = run_record("winning", started_ms, t.elapsed().as_millis() as u64, &van);
         run.election = Some(epoch);
         if !van.faults.is_empty() {
-            run.error = Some(format!("sector {} is faulty", chosen.sector));
-            self.ledger.store().record_post_run(&run)?;
             warn!(sector = chosen.sector, reason = %van.faults[0].reason, "the chosen sector cannot be proven");
-            return Ok(());
+            return self.record_failure(run, format!("sector {} is faulty", chosen.sector));
         }
         let t = Instant::now();
         let proof = self.prove(&post, &van, &mut run);
@@ -634,8 +648,7 @@ impl ProverCore {
         let proof = match proof {
             Ok(p) => p,
             Err(e) => {
-                run.error = Some(e.to_string());
-                self.ledger.store().record_post_run(&run)?;
+                self.record_failure(run, &e)?;
                 return Err(e);
             }
         };
@@ -644,16 +657,11 @@ impl ProverCore {
         let now = self.ledger.now_ms();
         let limit = epoch + chain.proving_schedule().winning_window;
         if chain.head(now)? >= limit {
-            run.error = Some(format!("proved too late: it had to land by epoch {limit}"));
-            self.ledger.store().record_post_run(&run)?;
             warn!(limit, snark_ms = run.snark_ms, "Winning PoSt proved too late; not sent");
-            return Ok(());
+            return self.record_failure(run, format!("proved too late: it had to land by epoch {limit}"));
         }
         let sent = chain.send(&Message::SubmitWinningPoSt { epoch, sector: chosen.sector, proof }, now);
-        run.message = sent.as_ref().ok().cloned();
-        run.error = sent.as_ref().err().map(|e| e.to_string());
-        self.ledger.store().record_post_run(&run)?;
-        let id = sent?;
+        let id = self.record_sent(&mut run, sent)?;
         info!(message = %id, sector = chosen.sector, snark_ms = run.snark_ms, "Winning PoSt sent");
         Ok(())
     }
@@ -774,7 +782,7 @@ mod tests {
             snark_ms,
             prover: prover.into(),
             error: error.map(Into::into),
-            message: Some(wire::chain::MessageId::from(1)),
+            message: Some(MessageId::from(1)),
             proven: vec![1],
             vanilla_ms: 10,
             ..run_record(kind, 0, 0, &Vanilla::default())
