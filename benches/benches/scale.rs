@@ -47,14 +47,23 @@ fn env(name: &str, default: usize) -> usize {
 struct SimEngine;
 
 impl ProofEngine for SimEngine {
-    fn pre_commit(
+    fn pc1(
         &self,
         dir: &SectorDir,
+        _: &PreCommitTask,
+        _: &AtomicBool,
+        _: &mut dyn FnMut(proofs::sdr::layers::Progress),
+    ) -> Result<(), EngineError> {
+        std::fs::create_dir_all(dir.root()).map_err(proofs::Error::io("create", dir.root()))?;
+        Ok(())
+    }
+    fn pc2(
+        &self,
+        _: &SectorDir,
         task: &PreCommitTask,
         _: &AtomicBool,
         _: &mut dyn FnMut(proofs::sdr::layers::Progress),
     ) -> Result<PreCommitOutput, EngineError> {
-        std::fs::create_dir_all(dir.root()).map_err(proofs::Error::io("create", dir.root()))?;
         let n = task.identity.sector_id as u8;
         Ok(PreCommitOutput { comm_d: Commitment([n & 0x3f; 32]), comm_r: Commitment([n & 0x1f; 32]) })
     }

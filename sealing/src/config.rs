@@ -203,8 +203,10 @@ impl ApiConfig {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {
-    /// PC1 and PC2 (one task: they run back to back on the same files).
+    /// PC1 tasks (a batch of sectors labeled together is one).
     pub pre_commit: usize,
+    /// PC2 tasks (trees and the replica; each reads its sector's layers).
+    pub pc2: usize,
     /// C1 and C2 run in the daemon when no remote worker is free (C2 is the
     /// memory-heavy one: ~3 GiB at 2KiB, far more at 32GiB); 0 sends every C2
     /// to a worker.
@@ -214,7 +216,7 @@ pub struct Limits {
     pub remote_c1: usize,
     /// Finalize.
     pub finalize: usize,
-    /// Sectors of one size labeled together in one pre-commit task (batch PC1: one
+    /// Sectors of one size labeled together in one PC1 task (batch PC1: one
     /// parent gathering and interleaved hashing for all; more sectors per hour, each
     /// taking longer). 1 labels each sector alone.
     pub pc1_batch: usize,
@@ -222,7 +224,7 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { pre_commit: 1, commit: 1, remote_c1: 4, finalize: 2, pc1_batch: 1 }
+        Self { pre_commit: 1, pc2: 1, commit: 1, remote_c1: 4, finalize: 2, pc1_batch: 1 }
     }
 }
 
@@ -429,8 +431,8 @@ impl Config {
             ));
         }
         let l = &self.limits;
-        if l.pre_commit == 0 || l.finalize == 0 {
-            return Err("limits: pre_commit and finalize need at least 1 concurrent task".into());
+        if l.pre_commit == 0 || l.pc2 == 0 || l.finalize == 0 {
+            return Err("limits: pre_commit, pc2 and finalize need at least 1 concurrent task".into());
         }
         if l.pc1_batch == 0 {
             return Err("limits: pc1_batch needs at least 1 sector".into());

@@ -22,7 +22,8 @@ pub use wire::api::SectorState;
 fn failure_of(state: SectorState) -> Option<SectorState> {
     use SectorState as S;
     Some(match state {
-        S::Unsealed => S::SealPreCommitFailed,
+        // A failed PC2 goes back to PC1, which keeps every layer it finished.
+        S::Unsealed | S::Labeled => S::SealPreCommitFailed,
         S::PreCommitting => S::PreCommitFailed,
         S::Committing => S::ComputeProofFailed,
         S::CommitWait => S::CommitFailed,
@@ -59,7 +60,9 @@ pub enum SectorEvent {
         /// Its epoch.
         epoch: u64,
     },
-    /// PC1 and PC2 finished.
+    /// PC1 finished: the layers are labeled.
+    PreCommitted1,
+    /// PC2 finished (before PC1 and PC2 were separate steps: both).
     PreCommitted2 {
         /// comm_d.
         comm_d: Commitment,
@@ -140,6 +143,7 @@ impl SectorEvent {
         match self {
             Self::StartSealing => "StartSealing",
             Self::TicketDrawn { .. } => "TicketDrawn",
+            Self::PreCommitted1 => "PreCommitted1",
             Self::PreCommitted2 { .. } => "PreCommitted2",
             Self::PreCommitSent { .. } => "PreCommitSent",
             Self::PreCommitLanded { .. } => "PreCommitLanded",
@@ -244,6 +248,10 @@ impl Lifecycle {
 
             (S::Packing, E::StartSealing) => forward(S::Unsealed),
             (S::Unsealed, E::TicketDrawn { .. }) => same(),
+            // The pre-commit step spans PC1 and PC2: its failures count across both.
+            (S::Unsealed, E::PreCommitted1) => Ok(Self { state: S::Labeled, attempts: self.attempts }),
+            (S::Labeled, E::PreCommitted2 { .. }) => forward(S::PreCommitting),
+            // A log from before the split: PC1 and PC2 as one event.
             (S::Unsealed, E::PreCommitted2 { .. }) => forward(S::PreCommitting),
             (S::PreCommitting, E::PreCommitSent { .. }) => same(),
             (S::PreCommitting, E::PreCommitLanded { .. }) => forward(S::PreCommitted),
@@ -410,12 +418,37 @@ mod tests {
         assert!(at(S::Removing, 0).apply(&abort, &p).is_err());
     }
 
+    /// PC1 and PC2 are separate steps with Labeled between; a failure of
+    /// either is the pre-commit step's, counted across both and retried from
+    /// PC1 (which keeps the layers it finished).
+    #[test]
+    fn pc1_then_pc2_and_their_failures_count_together() {
+        let p = policy(3);
+        let pc2 = E::PreCommitted2 { comm_d: Commitment([2; 32]), comm_r: Commitment([3; 32]) };
+        assert_eq!(at(S::Unsealed, 0).apply(&E::PreCommitted1, &p).unwrap(), at(S::Labeled, 0));
+        assert_eq!(at(S::Labeled, 0).apply(&pc2, &p).unwrap(), at(S::PreCommitting, 0));
+        assert!(at(S::Labeled, 0).apply(&E::PreCommitted1, &p).is_err());
+        let mut l = at(S::Labeled, 0);
+        for attempts in 1..3 {
+            l = l.apply(&failed("pc2"), &p).unwrap();
+            assert_eq!(l, at(S::SealPreCommitFailed, attempts));
+            l = l.apply(&E::Retry, &p).unwrap().apply(&E::PreCommitted1, &p).unwrap();
+            assert_eq!(l, at(S::Labeled, attempts), "PC1 again keeps the count");
+        }
+        assert_eq!(l.apply(&failed("pc2"), &p).unwrap(), at(S::Failed, 3));
+        // The operator's retry of a failed PC2 starts from PC1.
+        let retry = E::OperatorRetry { step: S::Labeled };
+        assert_eq!(at(S::Failed, 3).apply(&retry, &p).unwrap(), at(S::Unsealed, 0));
+    }
+
     #[test]
     fn a_permanent_failure_ends_the_sector_at_once() {
         let p = policy(5);
         let e =
             E::StepFailed { error: "replica does not verify".into(), disposition: Disposition::Permanent };
-        for working in [S::Unsealed, S::PreCommitting, S::Committing, S::CommitWait, S::FinalizeSector] {
+        for working in
+            [S::Unsealed, S::Labeled, S::PreCommitting, S::Committing, S::CommitWait, S::FinalizeSector]
+        {
             assert_eq!(at(working, 0).apply(&e, &p).unwrap(), at(S::Failed, 1), "{working}");
         }
     }
@@ -499,6 +532,7 @@ mod tests {
         prop_oneof![
             Just(E::StartSealing),
             (0u64..100).prop_map(|epoch| E::TicketDrawn { ticket: Randomness([1; 32]), epoch }),
+            Just(E::PreCommitted1),
             Just(E::PreCommitted2 { comm_d: Commitment([2; 32]), comm_r: Commitment([3; 32]) }),
             Just(E::PreCommitSent { message: MessageId::from(1) }),
             (0u64..100).prop_map(|epoch| E::PreCommitLanded { epoch }),

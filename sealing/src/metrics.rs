@@ -2,9 +2,9 @@
 //! `docs/observability.md`).
 //!
 //! Two kinds: counters and histograms fed where things happen (the store
-//! reports tasks starting and closing and PoSt runs, the pre-commit task its
-//! labeling progress, the commit task its C1 and C2 times), and gauges read at
-//! each scrape from the records (sectors by state, workers, the chain, the
+//! reports tasks starting and closing and PoSt runs, the PC1 task its
+//! labeling progress and time, the PC2 task its time, the commit task its C1
+//! and C2 times), and gauges set at each scrape from the records (sectors by state, workers, the chain, the
 //! process). Chain messages are counted at scrape time from the chain itself,
 //! from the daemon's start on, so a message sent by any part of the daemon is
 //! counted once with its exit code.

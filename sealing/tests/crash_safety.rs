@@ -186,7 +186,10 @@ fn sigkill_during_a_pc1_batch_resumes_each_sector() {
 
     let mut daemon = start_daemon(&config, &data, None, &log("resume"));
     let start = Instant::now();
-    let past_pc = |n| !matches!(store().sector(n).unwrap().unwrap().lifecycle.state, SectorState::Unsealed);
+    let past_pc = |n| {
+        let state = store().sector(n).unwrap().unwrap().lifecycle.state;
+        !matches!(state, SectorState::Unsealed | SectorState::Labeled)
+    };
     while !(past_pc(1) && past_pc(2)) {
         assert!(start.elapsed() < Duration::from_secs(120), "stuck: {}", read_log("resume"));
         std::thread::sleep(Duration::from_millis(50));

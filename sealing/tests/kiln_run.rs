@@ -51,7 +51,8 @@ fn kiln_run_seals_a_pledged_sector_to_proving() {
     assert_eq!(
         tasks,
         [
-            (TaskKind::PreCommit, None, TaskState::Done),
+            (TaskKind::Pc1, None, TaskState::Done),
+            (TaskKind::Pc2, None, TaskState::Done),
             (TaskKind::Commit, None, TaskState::Done),
             (TaskKind::Finalize, None, TaskState::Done)
         ]

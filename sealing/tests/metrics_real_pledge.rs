@@ -111,7 +111,7 @@ fn metrics_follow_a_real_pledge_and_parse_as_prometheus_text() {
     assert!(matches!(rebound, Err(ureq::Error::Status(403, _))), "{rebound:?}");
     let localhost = loopback.replace("127.0.0.1", "localhost");
     assert!(scrape(&localhost, None).is_ok(), "localhost is a loopback name");
-    assert_eq!(value(&before, "kiln_tasks_started_total{kind=\"pre_commit\",executor=\"local\"}"), 0.0);
+    assert_eq!(value(&before, "kiln_tasks_started_total{kind=\"pc1\",executor=\"local\"}"), 0.0);
 
     let client = Client::from_repo(&data).unwrap();
     assert_eq!(client.pledge(1).unwrap().sectors, vec![1]);
@@ -151,7 +151,7 @@ fn metrics_follow_a_real_pledge_and_parse_as_prometheus_text() {
     }
     // A 2KiB sector has 2 layers of 64 nodes (32 bytes each).
     assert_eq!(value(&last, "kiln_pc1_labeled_bytes_total"), 2.0 * 64.0 * 32.0);
-    for kind in ["pre_commit", "commit", "finalize"] {
+    for kind in ["pc1", "pc2", "commit", "finalize"] {
         let labels = format!("kind=\"{kind}\",executor=\"local\"");
         assert_eq!(value(&last, &format!("kiln_tasks_started_total{{{labels}}}")), 1.0, "{kind}");
         let done = format!("kiln_tasks_finished_total{{{labels},outcome=\"done\"}}");

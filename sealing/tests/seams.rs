@@ -33,14 +33,23 @@ const PROOF: &[u8] = b"a fake proof";
 struct InstantEngine;
 
 impl ProofEngine for InstantEngine {
-    fn pre_commit(
+    fn pc1(
         &self,
         dir: &SectorDir,
+        _: &PreCommitTask,
+        _: &AtomicBool,
+        _: &mut dyn FnMut(proofs::sdr::layers::Progress),
+    ) -> Result<(), EngineError> {
+        std::fs::create_dir_all(dir.root()).unwrap();
+        Ok(())
+    }
+    fn pc2(
+        &self,
+        _: &SectorDir,
         task: &PreCommitTask,
         _: &AtomicBool,
         _: &mut dyn FnMut(proofs::sdr::layers::Progress),
     ) -> Result<PreCommitOutput, EngineError> {
-        std::fs::create_dir_all(dir.root()).unwrap();
         let n = task.identity.sector_id as u8;
         Ok(PreCommitOutput { comm_d: Commitment([n; 32]), comm_r: Commitment([n + 100; 32]) })
     }

@@ -46,13 +46,13 @@ fn sector_of(dir: &SectorDir) -> u64 {
 }
 
 impl ProofEngine for Engine {
-    fn pre_commit(
+    fn pc1(
         &self,
         dir: &SectorDir,
         task: &PreCommitTask,
         cancel: &AtomicBool,
         progress: &mut dyn FnMut(Progress),
-    ) -> Result<PreCommitOutput, EngineError> {
+    ) -> Result<(), EngineError> {
         let n = task.identity.sector_id;
         if self.pc_fails.lock().unwrap().remove(&n) {
             return Err(EngineError::failed(PC_ERROR, Disposition::Permanent));
@@ -64,6 +64,16 @@ impl ProofEngine for Engine {
             }
         }
         std::fs::create_dir_all(dir.root()).unwrap();
+        Ok(())
+    }
+    fn pc2(
+        &self,
+        _: &SectorDir,
+        task: &PreCommitTask,
+        _: &AtomicBool,
+        _: &mut dyn FnMut(Progress),
+    ) -> Result<PreCommitOutput, EngineError> {
+        let n = task.identity.sector_id;
         Ok(PreCommitOutput { comm_d: Commitment([n as u8; 32]), comm_r: Commitment([n as u8 + 100; 32]) })
     }
     fn c1(&self, dir: &SectorDir, seed: &Randomness) -> Result<Vec<u8>, EngineError> {

@@ -23,8 +23,10 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 pub enum SectorState {
     /// Accepting pieces (or about to be pledged).
     Packing,
-    /// Pieces settled; PC1 and PC2 run.
+    /// Pieces settled; PC1 labels the layers.
     Unsealed,
+    /// The layers are labeled; PC2 builds the trees and the replica.
+    Labeled,
     /// Pre-committed on disk; the PreCommit message is being sent and awaited.
     PreCommitting,
     /// The PreCommit landed; waiting for the interactive seed.
@@ -57,9 +59,10 @@ pub enum SectorState {
 
 impl SectorState {
     /// Every state.
-    pub const ALL: [Self; 16] = [
+    pub const ALL: [Self; 17] = [
         Self::Packing,
         Self::Unsealed,
+        Self::Labeled,
         Self::PreCommitting,
         Self::PreCommitted,
         Self::Committing,
@@ -86,6 +89,7 @@ impl SectorState {
         match self {
             Self::Packing => "Packing",
             Self::Unsealed => "Unsealed",
+            Self::Labeled => "Labeled",
             Self::PreCommitting => "PreCommitting",
             Self::PreCommitted => "PreCommitted",
             Self::Committing => "Committing",
@@ -114,8 +118,10 @@ impl std::fmt::Display for SectorState {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TaskKind {
-    /// PC1 then PC2.
-    PreCommit,
+    /// PC1: labeling the layers (sectors labeled together in a batch are one task).
+    Pc1,
+    /// PC2: the trees and the replica, from the layers PC1 left.
+    Pc2,
     /// C1 then C2 (C2 on the task's worker when it has one).
     Commit,
     /// Removing what only sealing needed.
@@ -124,12 +130,13 @@ pub enum TaskKind {
 
 impl TaskKind {
     /// Every kind.
-    pub const ALL: [Self; 3] = [Self::PreCommit, Self::Commit, Self::Finalize];
+    pub const ALL: [Self; 4] = [Self::Pc1, Self::Pc2, Self::Commit, Self::Finalize];
 
     /// The name as written on the wire and stored.
     pub fn name(self) -> &'static str {
         match self {
-            Self::PreCommit => "pre_commit",
+            Self::Pc1 => "pc1",
+            Self::Pc2 => "pc2",
             Self::Commit => "commit",
             Self::Finalize => "finalize",
         }

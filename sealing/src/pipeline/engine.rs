@@ -79,33 +79,44 @@ pub struct BatchMember {
 
 /// Runs the seal phases of one sector directory.
 pub trait ProofEngine: Send + Sync {
-    /// PC1 then PC2. Must be safe to re-run on a directory a crash interrupted.
-    fn pre_commit(
+    /// PC1: labels the layers. Must be safe to re-run on a directory a crash
+    /// interrupted or whose PC2 failed (the layers it finished are kept).
+    fn pc1(
         &self,
         dir: &SectorDir,
         task: &PreCommitTask,
         cancel: &AtomicBool,
         progress: &mut dyn FnMut(Progress),
-    ) -> Result<PreCommitOutput, EngineError>;
+    ) -> Result<(), EngineError>;
 
-    /// PC1 for several sectors of one size together, then PC2 for each; `done` gets each
-    /// sector's outcome (by index) as soon as it is known. `cancel` stops the whole batch
-    /// (set when every member is cancelled). By default the sectors run one after another.
-    fn pre_commit_batch(
+    /// PC1 for several sectors of one size together; `done` gets each
+    /// sector's outcome (by index) as soon as it is known. `cancel` stops the
+    /// whole batch (set when every member is cancelled). By default the
+    /// sectors are labeled one after another.
+    fn pc1_batch(
         &self,
         members: &[BatchMember],
         cancel: &AtomicBool,
         progress: &mut dyn FnMut(Progress),
-        done: &mut dyn FnMut(usize, Result<PreCommitOutput, EngineError>),
+        done: &mut dyn FnMut(usize, Result<(), EngineError>),
     ) {
         for (i, m) in members.iter().enumerate() {
             if cancel.load(Ordering::Relaxed) || m.cancel.load(Ordering::Relaxed) {
                 done(i, Err(proofs::Error::Cancelled.into()));
                 continue;
             }
-            done(i, self.pre_commit(&m.dir, &m.task, &m.cancel, progress));
+            done(i, self.pc1(&m.dir, &m.task, &m.cancel, progress));
         }
     }
+
+    /// PC2: the trees and the replica from the layers PC1 left; comm_d and comm_r.
+    fn pc2(
+        &self,
+        dir: &SectorDir,
+        task: &PreCommitTask,
+        cancel: &AtomicBool,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<PreCommitOutput, EngineError>;
 
     /// C1: the sector's vanilla proofs for `seed`, in the binary C1 form (what
     /// C2 needs, locally or on a remote worker).
@@ -142,28 +153,31 @@ impl LocalEngine {
     }
 }
 
+fn log_resumed(r1: &pc1::Pc1Report) {
+    if !r1.labeling.reused.is_empty() {
+        tracing::info!(kept = ?r1.labeling.reused, labeled = ?r1.labeling.labeled, "PC1 resumed: finished layers kept");
+    }
+}
+
 impl ProofEngine for LocalEngine {
-    fn pre_commit(
+    fn pc1(
         &self,
         dir: &SectorDir,
         task: &PreCommitTask,
         cancel: &AtomicBool,
         progress: &mut dyn FnMut(Progress),
-    ) -> Result<PreCommitOutput, EngineError> {
+    ) -> Result<(), EngineError> {
         let r1 = pc1::run(dir, &self.pc1_request(task), cancel, progress)?;
-        if !r1.labeling.reused.is_empty() {
-            tracing::info!(kept = ?r1.labeling.reused, labeled = ?r1.labeling.labeled, "PC1 resumed: finished layers kept");
-        }
-        let r2 = pc2::run(dir, cancel, progress)?;
-        Ok(PreCommitOutput { comm_d: r1.output.comm_d, comm_r: r2.output.comm_r })
+        log_resumed(&r1);
+        Ok(())
     }
 
-    fn pre_commit_batch(
+    fn pc1_batch(
         &self,
         members: &[BatchMember],
         cancel: &AtomicBool,
         progress: &mut dyn FnMut(Progress),
-        done: &mut dyn FnMut(usize, Result<PreCommitOutput, EngineError>),
+        done: &mut dyn FnMut(usize, Result<(), EngineError>),
     ) {
         let requests: Vec<(SectorDir, pc1::Pc1Request)> =
             members.iter().map(|m| (m.dir.clone(), self.pc1_request(&m.task))).collect();
@@ -188,18 +202,22 @@ impl ProofEngine for LocalEngine {
         };
         for (i, (m, r1)) in members.iter().zip(labeled).enumerate() {
             let _span = tracing::info_span!("sector", sector_id = m.task.identity.sector_id).entered();
-            let result = r1.map_err(EngineError::from).and_then(|r1| {
-                if !r1.labeling.reused.is_empty() {
-                    tracing::info!(kept = ?r1.labeling.reused, labeled = ?r1.labeling.labeled, "PC1 resumed: finished layers kept");
-                }
-                if m.cancel.load(Ordering::Relaxed) {
-                    return Err(proofs::Error::Cancelled.into());
-                }
-                let r2 = pc2::run(&m.dir, &m.cancel, progress)?;
-                Ok(PreCommitOutput { comm_d: r1.output.comm_d, comm_r: r2.output.comm_r })
-            });
-            done(i, result);
+            done(i, r1.map(|r1| log_resumed(&r1)).map_err(EngineError::from));
         }
+    }
+
+    fn pc2(
+        &self,
+        dir: &SectorDir,
+        _: &PreCommitTask,
+        cancel: &AtomicBool,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<PreCommitOutput, EngineError> {
+        let r2 = pc2::run(dir, cancel, progress)?;
+        let comm_d = dir.open()?.pc1.map(|pc1| pc1.comm_d).ok_or_else(|| {
+            EngineError::failed("PC2 finished without PC1's record", Disposition::Temporary)
+        })?;
+        Ok(PreCommitOutput { comm_d, comm_r: r2.output.comm_r })
     }
 
     fn c1(&self, dir: &SectorDir, seed: &Randomness) -> Result<Vec<u8>, EngineError> {

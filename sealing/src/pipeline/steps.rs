@@ -31,14 +31,13 @@ impl Pipeline {
             }
             S::Unsealed => match (row.ticket, row.ticket_epoch) {
                 (Some(ticket), Some(_)) => {
-                    if self.pre_commit_tasks() < self.config.limits.pre_commit
-                        && self.may_start(TaskKind::PreCommit, now)
+                    if self.pc1_tasks() < self.config.limits.pre_commit && self.may_start(TaskKind::Pc1, now)
                     {
-                        self.start_pre_commit(row, ticket)?;
+                        self.start_pc1(row, ticket)?;
                     }
                 }
-                // While pre-commits are paused a ticket would only go stale.
-                _ if self.is_paused(TaskKind::PreCommit) => {}
+                // While PC1 is paused a ticket would only go stale.
+                _ if self.is_paused(TaskKind::Pc1) => {}
                 _ => {
                     let chain = self.ledger.chain();
                     let epoch = chain.head(now)?;
@@ -46,6 +45,11 @@ impl Pipeline {
                     self.apply(n, &SectorEvent::TicketDrawn { ticket, epoch })?;
                 }
             },
+            S::Labeled => {
+                if self.count(TaskKind::Pc2) < self.config.limits.pc2 && self.may_start(TaskKind::Pc2, now) {
+                    self.start_pc2(row)?;
+                }
+            }
             S::PreCommitting => match &row.precommit_message {
                 Some(id) => match self.outcome(id.clone(), "PreCommit", now)? {
                     None => {}

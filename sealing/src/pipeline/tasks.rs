@@ -29,7 +29,8 @@ pub type ProgressMap = Arc<Mutex<HashMap<u64, TaskProgress>>>;
 pub type PauseMap = Arc<Mutex<HashMap<TaskKind, PausedTasks>>>;
 
 pub(super) enum TaskResult {
-    PreCommit(Result<PreCommitOutput, EngineError>),
+    Pc1(Result<(), EngineError>),
+    Pc2(Result<PreCommitOutput, EngineError>),
     Commit(Result<Vec<u8>, EngineError>),
     /// C1 ran here and its output went to the task's worker (or failed to).
     Dispatched(Result<(), DispatchError>),
@@ -53,13 +54,13 @@ pub(super) struct Running {
     pub(super) task: u64,
     /// The remote worker it was handed to.
     pub(super) worker: Option<String>,
-    /// The pre-commit batch this sector is labeled in.
-    pub(super) batch: Option<Arc<PreCommitBatch>>,
+    /// The PC1 batch this sector is labeled in.
+    pub(super) batch: Option<Arc<Pc1Batch>>,
 }
 
-/// Sectors pre-committed together: their labeling stops only when every one
-/// of them is cancelled.
-pub(super) struct PreCommitBatch {
+/// Sectors labeled together: their labeling stops only when every one of
+/// them is cancelled.
+pub(super) struct Pc1Batch {
     members: Vec<u64>,
     pub(super) cancel: AtomicBool,
 }
@@ -99,9 +100,9 @@ impl Pipeline {
         self.running.values().filter(|r| r.kind == TaskKind::Commit && r.worker.is_some()).count()
     }
 
-    /// Pre-commit tasks running: a batch of sectors is one task.
-    pub(super) fn pre_commit_tasks(&self) -> usize {
-        let mut batches: Vec<*const PreCommitBatch> =
+    /// PC1 tasks running: a batch of sectors is one task.
+    pub(super) fn pc1_tasks(&self) -> usize {
+        let mut batches: Vec<*const Pc1Batch> =
             self.running.values().filter_map(|r| r.batch.as_ref().map(Arc::as_ptr)).collect();
         batches.sort();
         batches.dedup();
@@ -266,14 +267,23 @@ impl Pipeline {
         Ok(())
     }
 
-    /// Starts PC1+PC2 for `row` and, up to `limits.pc1_batch`, for other sectors of
+    /// What PC1 and PC2 of sector `n` need: its identity, ticket and pieces.
+    fn pre_commit_task(
+        &self,
+        n: u64,
+        size: proofs::SectorSize,
+        ticket: Randomness,
+    ) -> Result<PreCommitTask, PipelineError> {
+        let rows = self.ledger.store().pieces(n)?;
+        let pieces = rows.iter().map(|p| self.config.piece_copy(&p.path)).collect();
+        let comm_p = rows.iter().map(|p| p.comm_p).collect();
+        Ok(PreCommitTask { identity: self.identity(n, size), ticket, pieces, comm_p })
+    }
+
+    /// Starts PC1 for `row` and, up to `limits.pc1_batch`, for other sectors of
     /// its size that are ready in this tick: one task labeling them together, each
     /// sector with its own task record and outcome.
-    pub(super) fn start_pre_commit(
-        &mut self,
-        row: &SectorRow,
-        ticket: Randomness,
-    ) -> Result<(), PipelineError> {
+    pub(super) fn start_pc1(&mut self, row: &SectorRow, ticket: Randomness) -> Result<(), PipelineError> {
         let width = self.config.limits.pc1_batch.max(1);
         let mut chosen = vec![(row.number, ticket)];
         for &(n, size, t) in &self.pc1_ready {
@@ -291,11 +301,8 @@ impl Pipeline {
         let mut members = Vec::with_capacity(chosen.len());
         let mut tasks = Vec::with_capacity(chosen.len());
         for &(n, ticket) in &chosen {
-            let rows = self.ledger.store().pieces(n)?;
-            let pieces = rows.iter().map(|p| self.config.piece_copy(&p.path)).collect();
-            let comm_p = rows.iter().map(|p| p.comm_p).collect();
-            let task = PreCommitTask { identity: self.identity(n, row.sector_size), ticket, pieces, comm_p };
-            tasks.push(self.record_task(n, TaskKind::PreCommit)?);
+            let task = self.pre_commit_task(n, row.sector_size, ticket)?;
+            tasks.push(self.record_task(n, TaskKind::Pc1)?);
             members.push(BatchMember {
                 dir: self.config.sector_dir(n),
                 task,
@@ -303,20 +310,20 @@ impl Pipeline {
             });
         }
         let numbers: Vec<u64> = chosen.iter().map(|(n, _)| *n).collect();
-        let batch = Arc::new(PreCommitBatch { members: numbers.clone(), cancel: AtomicBool::new(false) });
+        let batch = Arc::new(Pc1Batch { members: numbers.clone(), cancel: AtomicBool::new(false) });
         let engine = self.engine.clone();
         let progress = self.progress.clone();
         let ledger = self.ledger.clone();
         let tx = self.done_tx.clone();
-        let span = info_span!("task", id = tasks[0], sectors = ?numbers, kind = TaskKind::PreCommit.name());
-        info!(parent: &span, tasks = ?tasks, "pre-commit task started");
+        let span = info_span!("task", id = tasks[0], sectors = ?numbers, kind = TaskKind::Pc1.name());
+        info!(parent: &span, tasks = ?tasks, "PC1 task started");
         let thread_members = members.clone();
         let thread_batch = batch.clone();
         let body = move || {
             let _g = span.enter();
             let (members, batch) = (thread_members, thread_batch);
             let mut reported = vec![false; members.len()];
-            let timer = PreCommitTimer::new(&ledger, members.len());
+            let timer = LabelingMeter::new(&ledger, members.len());
             let outcome = catch_unwind(AssertUnwindSafe(|| {
                 panic_point!("task:run");
                 let mut report = |p: proofs::sdr::layers::Progress| {
@@ -334,12 +341,12 @@ impl Pipeline {
                         }
                     }
                 };
-                engine.pre_commit_batch(&members, &batch.cancel, &mut report, &mut |i, result| {
+                engine.pc1_batch(&members, &batch.cancel, &mut report, &mut |i, result| {
                     reported[i] = true;
                     if result.is_ok() {
                         timer.done();
                     }
-                    let _ = tx.send((members[i].task.identity.sector_id, TaskResult::PreCommit(result)));
+                    let _ = tx.send((members[i].task.identity.sector_id, TaskResult::Pc1(result)));
                 });
             }));
             // Every member gets an outcome, or its slot would stay taken.
@@ -351,7 +358,7 @@ impl Pipeline {
                 let _ = tx.send((m.task.identity.sector_id, TaskResult::Panicked(text.clone())));
             }
         };
-        if let Err(e) = self.start_thread(numbers[0], format!("pre-commit-{}", numbers[0]), body) {
+        if let Err(e) = self.start_thread(numbers[0], format!("pc1-{}", numbers[0]), body) {
             for &task in &tasks {
                 self.close_task(task, TaskState::Failed, Some(&e.to_string()));
             }
@@ -359,11 +366,11 @@ impl Pipeline {
         }
         for (m, &task) in members.iter().zip(&tasks) {
             let n = m.task.identity.sector_id;
-            self.track(n, TaskKind::PreCommit);
+            self.track(n, TaskKind::Pc1);
             self.running.insert(
                 n,
                 Running {
-                    kind: TaskKind::PreCommit,
+                    kind: TaskKind::Pc1,
                     cancel: m.cancel.clone(),
                     task,
                     worker: None,
@@ -372,6 +379,26 @@ impl Pipeline {
             );
         }
         Ok(())
+    }
+
+    /// Starts PC2 for `row`, whose layers PC1 labeled.
+    pub(super) fn start_pc2(&mut self, row: &SectorRow) -> Result<(), PipelineError> {
+        let n = row.number;
+        let ticket = row
+            .ticket
+            .ok_or_else(|| PipelineError::Sector { number: n, reason: "no ticket recorded".into() })?;
+        let task = self.pre_commit_task(n, row.sector_size, ticket)?;
+        let dir = self.config.sector_dir(n);
+        let (engine, ledger, progress) = (self.engine.clone(), self.ledger.clone(), self.progress.clone());
+        let id = self.record_task(n, TaskKind::Pc2)?;
+        self.spawn(n, (TaskKind::Pc2, id, None), move |cancel| {
+            let mut report = |p: proofs::sdr::layers::Progress| {
+                if let Some(t) = relock(&progress).get_mut(&n) {
+                    (t.phase, t.layer, t.done, t.total) = (Some(p.phase.into()), p.layer, p.done, p.total);
+                }
+            };
+            TaskResult::Pc2(timed(&ledger, Phase::Pc2, || engine.pc2(&dir, &task, cancel, &mut report)))
+        })
     }
 
     pub(super) fn start_commit(&mut self, row: &SectorRow) -> Result<(), PipelineError> {
@@ -424,7 +451,12 @@ impl Pipeline {
         }
         let id = running.task;
         let failure = match result {
-            TaskResult::PreCommit(Ok(out)) => {
+            TaskResult::Pc1(Ok(())) => {
+                self.close_task(id, TaskState::Done, None);
+                self.resume(running.kind);
+                return self.record(number, SectorEvent::PreCommitted1);
+            }
+            TaskResult::Pc2(Ok(out)) => {
                 self.close_task(id, TaskState::Done, None);
                 self.resume(running.kind);
                 return self
@@ -454,7 +486,8 @@ impl Pipeline {
                 EngineError::failed(format!("the task panicked: {message}"), Disposition::Temporary)
             }
             TaskResult::Dispatched(Err(DispatchError::C1(e)))
-            | TaskResult::PreCommit(Err(e))
+            | TaskResult::Pc1(Err(e))
+            | TaskResult::Pc2(Err(e))
             | TaskResult::Commit(Err(e))
             | TaskResult::Finalize(Err(e)) => e,
         };
@@ -514,26 +547,24 @@ pub(super) fn timed<T, E>(ledger: &Ledger, phase: Phase, f: impl FnOnce() -> Res
     out
 }
 
-/// Times a pre-commit batch's PC1 (until the first tree) and PC2 (until the
-/// first sector's outcome), and counts the bytes it labels.
-struct PreCommitTimer<'a> {
+/// Times a PC1 batch (until its first sector's outcome) and counts the bytes
+/// it labels.
+struct LabelingMeter<'a> {
     ledger: &'a Ledger,
     sectors: u64,
     start: Instant,
-    pc2_start: Cell<Option<Instant>>,
-    pc2_timed: Cell<bool>,
+    timed: Cell<bool>,
     /// The layer being labeled and its nodes done.
     labeling: Cell<(Option<u32>, u64)>,
 }
 
-impl<'a> PreCommitTimer<'a> {
+impl<'a> LabelingMeter<'a> {
     fn new(ledger: &'a Ledger, sectors: usize) -> Self {
         Self {
             ledger,
             sectors: sectors as u64,
             start: Instant::now(),
-            pc2_start: Cell::new(None),
-            pc2_timed: Cell::new(false),
+            timed: Cell::new(false),
             labeling: Cell::new((None, 0)),
         }
     }
@@ -546,16 +577,12 @@ impl<'a> PreCommitTimer<'a> {
             let bytes = p.done.saturating_sub(before) * proofs::shape::NODE_SIZE as u64 * self.sectors;
             self.ledger.metrics().labeled(bytes);
             self.labeling.set((p.layer, p.done));
-        } else if self.pc2_start.get().is_none() {
-            self.ledger.metrics().phase(Phase::Pc1, self.start.elapsed().as_secs_f64());
-            self.pc2_start.set(Some(Instant::now()));
         }
     }
 
     fn done(&self) {
-        if let (Some(start), false) = (self.pc2_start.get(), self.pc2_timed.get()) {
-            self.ledger.metrics().phase(Phase::Pc2, start.elapsed().as_secs_f64());
-            self.pc2_timed.set(true);
+        if !self.timed.replace(true) {
+            self.ledger.metrics().phase(Phase::Pc1, self.start.elapsed().as_secs_f64());
         }
     }
 }

@@ -28,7 +28,7 @@ pub use post::ProvingStore;
 pub use tasks::{TaskKind, TaskRow, TaskState, TaskStore, TokenRow, WorkerCharging, WorkerRow, WorkerStore};
 
 /// Schema version this build writes (SQLite `user_version`).
-const SCHEMA_VERSION: i64 = 6;
+const SCHEMA_VERSION: i64 = 7;
 
 const SCHEMA: &str = "
 CREATE TABLE counters (
@@ -698,6 +698,7 @@ impl SqliteStore {
             // Failures and benches, kept across restarts.
             (tasks::CHARGES, "add the workers' charges"),
             (tasks::OWNERS, "add the tasks' owners"),
+            (tasks::PC_SPLIT, "record pre-commit tasks as PC1"),
         ];
         match usize::try_from(version) {
             Ok(v) if v < steps.len() => {

@@ -62,6 +62,10 @@ ALTER TABLE tasks ADD COLUMN owner TEXT NOT NULL DEFAULT 'local';
 CREATE INDEX IF NOT EXISTS tasks_by_owner ON tasks(owner, state);
 ";
 
+/// PC1 and PC2 became separate task kinds (schema 7): a pre-commit task of
+/// before, which ran both, is recorded as PC1.
+pub(super) const PC_SPLIT: &str = "UPDATE tasks SET kind = 'pc1' WHERE kind = 'pre_commit';";
+
 /// Indexes for the open-task scans of every tick and for pruning (schema 3).
 pub(super) const INDEXES: &str = "
 CREATE INDEX IF NOT EXISTS tasks_by_state ON tasks(state, id);
@@ -1053,9 +1057,7 @@ mod tests {
         let a = s.create_sector(SectorSize::KiB2, true, 0).unwrap();
         let b = s.create_sector(SectorSize::KiB2, true, 0).unwrap();
         let ids: Vec<u64> = (0..7)
-            .map(|i| {
-                s.start_task(if i % 2 == 0 { a } else { b }, TaskKind::PreCommit, None, None, i).unwrap()
-            })
+            .map(|i| s.start_task(if i % 2 == 0 { a } else { b }, TaskKind::Pc1, None, None, i).unwrap())
             .collect();
         let page = |sector, after, limit| -> Vec<u64> {
             s.tasks_after(sector, after, limit).unwrap().iter().map(|t| t.id).collect()
@@ -1168,7 +1170,7 @@ mod tests {
             s.register_worker("a", "i1", "http://w", &caps(), 1).unwrap();
             let n = s.create_sector(SectorSize::KiB2, true, 1).unwrap();
             (
-                s.start_task(n, TaskKind::PreCommit, None, None, 1).unwrap(),
+                s.start_task(n, TaskKind::Pc1, None, None, 1).unwrap(),
                 s.start_task(n, TaskKind::Commit, Some("a"), Some(10), 1).unwrap(),
             )
         };
@@ -1201,7 +1203,7 @@ mod tests {
         a.create_worker_token("w", "hw", "k", 1).unwrap();
         a.register_worker("w", "i1", "http://w", &caps(), 1).unwrap();
         let n = a.create_sector(SectorSize::KiB2, true, 1).unwrap();
-        let a_local = a.start_task(n, TaskKind::PreCommit, None, None, 1).unwrap();
+        let a_local = a.start_task(n, TaskKind::Pc1, None, None, 1).unwrap();
         let a_remote = a.start_task(n, TaskKind::Commit, Some("w"), Some(10), 1).unwrap();
         let b_local = b.start_task(n, TaskKind::Finalize, None, None, 2).unwrap();
         let b_remote = b.start_task(n, TaskKind::Commit, Some("w"), Some(20), 2).unwrap();

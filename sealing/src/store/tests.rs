@@ -111,12 +111,13 @@ fn tasks_record_how_long_their_sector_waited_and_schema_3_gains_the_column() {
         let mut s = store(tmp.path());
         let n = s.create_sector(SectorSize::KiB2, true, 1_000).unwrap();
         s.apply(n, &E::StartSealing, 1_500).unwrap();
-        let id = s.start_task(n, TaskKind::PreCommit, None, None, 4_000).unwrap();
+        let id = s.start_task(n, TaskKind::Pc1, None, None, 4_000).unwrap();
         assert_eq!(s.task(id).unwrap().unwrap().queued_ms, Some(2_500), "waited since StartSealing");
         // The database as schema 3 left it: no queued time.
         s.conn
             .execute_batch(
-                "DROP INDEX tasks_by_owner; ALTER TABLE tasks DROP COLUMN owner;
+                "UPDATE tasks SET kind = 'pre_commit';
+                 DROP INDEX tasks_by_owner; ALTER TABLE tasks DROP COLUMN owner;
                  ALTER TABLE tasks DROP COLUMN queued_ms; ALTER TABLE workers DROP COLUMN failures;
                  ALTER TABLE workers DROP COLUMN benched_until_ms; ALTER TABLE workers DROP COLUMN bench_reason;
                  DROP INDEX post_runs_awaiting;
@@ -128,7 +129,7 @@ fn tasks_record_how_long_their_sector_waited_and_schema_3_gains_the_column() {
     };
     let mut s = store(tmp.path());
     assert_eq!(s.task(old_task).unwrap().unwrap().queued_ms, None, "old records have none");
-    let id = s.start_task(1, TaskKind::PreCommit, None, None, 5_000).unwrap();
+    let id = s.start_task(1, TaskKind::Pc1, None, None, 5_000).unwrap();
     assert_eq!(s.task(id).unwrap().unwrap().queued_ms, Some(3_500));
     let counts = s.sector_counts().unwrap();
     assert_eq!(counts, vec![(SectorState::Unsealed, 1)]);
@@ -140,4 +141,6 @@ fn tasks_record_how_long_their_sector_waited_and_schema_3_gains_the_column() {
     assert!(s.runs_awaiting_receipt().unwrap().is_empty());
     // Schema 6's: tasks from before owners are the one-box node's.
     assert_eq!(s.task(old_task).unwrap().unwrap().owner, DEFAULT_NODE);
+    // Schema 7's: a pre-commit task of before (PC1 and PC2 in one) is recorded as PC1.
+    assert_eq!(s.task(old_task).unwrap().unwrap().kind, TaskKind::Pc1);
 }

@@ -25,7 +25,7 @@
 
   /* Lifecycle order: used for the filter, the counts and the chart stacking. */
   const STATES = [
-    'Packing', 'Unsealed', 'PreCommitting', 'PreCommitted', 'Committing', 'CommitWait',
+    'Packing', 'Unsealed', 'Labeled', 'PreCommitting', 'PreCommitted', 'Committing', 'CommitWait',
     'FinalizeSector', 'Proving', 'SealPreCommitFailed', 'PreCommitFailed',
     'ComputeProofFailed', 'CommitFailed', 'FinalizeFailed', 'Failed', 'Removing', 'Removed',
   ];
@@ -57,7 +57,8 @@
   /* Stage indexes (into STAGES) that the step of a working state occupies. */
   const STEP_STAGES = {
     Packing: [0],
-    Unsealed: [1, 2],
+    Unsealed: [1],
+    Labeled: [2],
     PreCommitting: [3],
     PreCommitted: [4],
     Committing: [5],
@@ -67,14 +68,14 @@
   };
 
   const STATE_COLOURS = {
-    Packing: '#94a9c9', Unsealed: '#3b82f6', PreCommitting: '#6366f1', PreCommitted: '#a78bfa',
+    Packing: '#94a9c9', Unsealed: '#3b82f6', Labeled: '#4f46e5', PreCommitting: '#6366f1', PreCommitted: '#a78bfa',
     Committing: '#0ea5e9', CommitWait: '#14b8a6', FinalizeSector: '#84cc16', Proving: '#16a34a',
     SealPreCommitFailed: '#fca5a5', PreCommitFailed: '#f87171', ComputeProofFailed: '#ef4444',
     CommitFailed: '#dc2626', FinalizeFailed: '#fb923c', Failed: '#991b1b',
     Removing: '#cbd5e1', Removed: '#9ca3af',
   };
-  const KIND_COLOURS = { pre_commit: '#2563eb', commit: '#d97706', finalize: '#16a34a' };
-  const TASK_KINDS = ['pre_commit', 'commit', 'finalize'];
+  const KIND_COLOURS = { pc1: '#2563eb', pc2: '#7c3aed', commit: '#d97706', finalize: '#16a34a' };
+  const TASK_KINDS = ['pc1', 'pc2', 'commit', 'finalize'];
   const TASK_STATES = ['running', 'reported', 'done', 'failed', 'rejected', 'expired', 'cancelling', 'cancelled', 'interrupted'];
   const OPEN_TASK_STATES = new Set(['running', 'reported', 'cancelling']);
   const BAD_TASK_STATES = new Set(['failed', 'rejected', 'expired']);
@@ -515,12 +516,8 @@
       step = state;
       status = 'running';
     }
-    let idx = STEP_STAGES[step];
+    const idx = STEP_STAGES[step];
     if (!idx) return { cells: Array(n).fill('pending'), progressAt: -1 };
-    if (step === 'Unsealed' && status === 'running') {
-      /* PC1 until a PC2 phase is reported. */
-      idx = (progress && progress.phase && progress.phase !== 'labeling') ? [2] : [1];
-    }
     const first = Math.min(...idx);
     const cells = STAGES.map((_, i) => (i < first ? 'done' : idx.includes(i) ? status : 'pending'));
     return { cells, progressAt: status === 'running' ? idx[0] : -1 };

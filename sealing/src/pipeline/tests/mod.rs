@@ -21,8 +21,8 @@ use std::sync::atomic::AtomicU32;
 
 const GOOD: &[u8] = b"good proof";
 
-/// Seals instantly; `fail_pre_commits` PC runs fail first. Records the sectors of
-/// every pre-commit task (a batch, or one sector). C2 reads `params` (when set)
+/// Seals instantly; `fail_pre_commits` PC1 runs fail first. Records the sectors of
+/// every PC1 task (a batch, or one sector). C2 reads `params` (when set)
 /// as a parameter file: anything but [`GOOD_PARAMS`] is a corrupt file. C1 fails
 /// once per `c1_failures` entry, with that error, first.
 #[derive(Default)]
@@ -42,26 +42,26 @@ struct FakeEngine {
 const GOOD_PARAMS: &[u8] = b"good parameters";
 
 impl ProofEngine for FakeEngine {
-    fn pre_commit_batch(
+    fn pc1_batch(
         &self,
         members: &[BatchMember],
         _: &AtomicBool,
         progress: &mut dyn FnMut(proofs::sdr::layers::Progress),
-        done: &mut dyn FnMut(usize, Result<PreCommitOutput, EngineError>),
+        done: &mut dyn FnMut(usize, Result<(), EngineError>),
     ) {
         self.batches.lock().unwrap().push(members.iter().map(|m| m.task.identity.sector_id).collect());
         for (i, m) in members.iter().enumerate() {
-            done(i, self.pre_commit(&m.dir, &m.task, &m.cancel, progress));
+            done(i, self.pc1(&m.dir, &m.task, &m.cancel, progress));
         }
     }
 
-    fn pre_commit(
+    fn pc1(
         &self,
         dir: &SectorDir,
         task: &PreCommitTask,
         _: &AtomicBool,
         _: &mut dyn FnMut(proofs::sdr::layers::Progress),
-    ) -> Result<PreCommitOutput, EngineError> {
+    ) -> Result<(), EngineError> {
         if self.fail_pre_commits.load(Ordering::SeqCst) > 0 {
             self.fail_pre_commits.fetch_sub(1, Ordering::SeqCst);
             return Err(EngineError::failed("injected PC failure", Disposition::Temporary));
@@ -75,6 +75,16 @@ impl ProofEngine for FakeEngine {
             }
         }
         std::fs::create_dir_all(dir.root()).unwrap();
+        Ok(())
+    }
+
+    fn pc2(
+        &self,
+        dir: &SectorDir,
+        task: &PreCommitTask,
+        _: &AtomicBool,
+        _: &mut dyn FnMut(proofs::sdr::layers::Progress),
+    ) -> Result<PreCommitOutput, EngineError> {
         std::fs::write(dir.root().join("replica"), b"r").unwrap();
         let n = task.identity.sector_id as u8;
         Ok(PreCommitOutput { comm_d: Commitment([n; 32]), comm_r: Commitment([n + 100; 32]) })
@@ -250,6 +260,7 @@ fn pledged_sectors_reach_proving_with_one_message_each() {
         [
             "StartSealing",
             "TicketDrawn",
+            "PreCommitted1",
             "PreCommitted2",
             "PreCommitSent",
             "PreCommitLanded",
@@ -338,7 +349,7 @@ fn a_proven_sector_is_adopted_after_a_refused_resend() {
     assert_eq!(events.iter().filter(|e| **e == "CommitLanded").count(), 1, "{events:?}");
 }
 
-/// With `pc1_batch = 3` and one pre-commit task at a time, five pledged sectors are
+/// With `pc1_batch = 3` and one PC1 task at a time, five pledged sectors are
 /// pre-committed as a batch of three then a batch of two; each sector has its own
 /// task record, and one member's failure is that sector's alone.
 #[test]
@@ -357,8 +368,7 @@ fn sectors_ready_together_are_pre_committed_as_batches() {
     assert_eq!(events.iter().filter(|e| **e == "StepFailed").count(), 1, "{events:?}");
     for &n in &sectors {
         let tasks = r.ledger.store().tasks(Some(n)).unwrap();
-        let pre: Vec<TaskState> =
-            tasks.iter().filter(|t| t.kind == TaskKind::PreCommit).map(|t| t.state).collect();
+        let pre: Vec<TaskState> = tasks.iter().filter(|t| t.kind == TaskKind::Pc1).map(|t| t.state).collect();
         let want = if n == 1 { vec![TaskState::Failed, TaskState::Done] } else { vec![TaskState::Done] };
         assert_eq!(pre, want, "sector {n}");
         assert!(r.event_names(n).iter().all(|e| *e != "StepFailed") || n == 1);
@@ -664,7 +674,7 @@ fn a_panicking_task_is_retried_and_the_sector_reaches_proving() {
         .tasks(Some(1))
         .unwrap()
         .iter()
-        .filter(|t| t.kind == TaskKind::PreCommit)
+        .filter(|t| t.kind == TaskKind::Pc1)
         .map(|t| t.state)
         .collect();
     assert_eq!(pre, [TaskState::Failed, TaskState::Done]);

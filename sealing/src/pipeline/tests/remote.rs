@@ -178,7 +178,8 @@ fn a_free_worker_gets_the_c2_and_its_verified_proof_is_accepted() {
     assert_eq!(
         kinds,
         [
-            (TaskKind::PreCommit, TaskState::Done),
+            (TaskKind::Pc1, TaskState::Done),
+            (TaskKind::Pc2, TaskState::Done),
             (TaskKind::Commit, TaskState::Done),
             (TaskKind::Finalize, TaskState::Done)
         ]
