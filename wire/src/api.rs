@@ -241,8 +241,8 @@ pub enum WorkerState {
 /// A running task's latest progress.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TaskProgress {
-    /// The task ("pre_commit", "commit", "finalize").
-    pub task: String,
+    /// The task's kind.
+    pub task: TaskKind,
     /// The phase inside it ("labeling", "tree_c", ...), once reported.
     pub phase: Option<String>,
     /// The layer, while labeling.

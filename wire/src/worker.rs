@@ -38,6 +38,14 @@ pub enum RemoteTask {
 }
 
 impl RemoteTask {
+    /// The name as written on the wire, in `--tasks` and in metrics labels.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::C2 => "c2",
+            Self::WindowPost => "wdpost",
+        }
+    }
+
     /// Parses a task name as `--tasks` takes it.
     pub fn parse(s: &str) -> Result<Self, String> {
         match s.trim() {
@@ -335,6 +343,10 @@ mod tests {
             assert!(check_worker_name(bad).is_err(), "{bad:?}");
         }
         assert_eq!(RemoteTask::parse("c2"), Ok(RemoteTask::C2));
+        for task in [RemoteTask::C2, RemoteTask::WindowPost] {
+            assert_eq!(RemoteTask::parse(task.name()), Ok(task));
+            assert_eq!(serde_json::to_string(&task).unwrap(), format!("\"{}\"", task.name()));
+        }
         assert!(RemoteTask::parse("pc2").unwrap_err().contains("not offered"));
         assert!(RemoteTask::parse("c9").unwrap_err().contains("unknown task type"));
     }

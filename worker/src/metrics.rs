@@ -8,6 +8,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
 use wire::metrics::{duration_buckets, ProcessMetrics};
+use wire::worker::RemoteTask;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct KindLabels {
@@ -31,25 +32,8 @@ fn duration_histogram() -> Histogram {
     Histogram::new(duration_buckets())
 }
 
-/// A task kind as the metrics label it.
-#[derive(Clone, Copy, Debug)]
-pub enum Kind {
-    /// C2 of a sector.
-    C2,
-    /// A Window PoSt SNARK.
-    WindowPost,
-}
-
-impl Kind {
-    fn label(self) -> KindLabels {
-        KindLabels {
-            kind: match self {
-                Self::C2 => "c2",
-                Self::WindowPost => "wdpost",
-            }
-            .into(),
-        }
-    }
+fn label(kind: RemoteTask) -> KindLabels {
+    KindLabels { kind: kind.name().into() }
 }
 
 /// The worker's metrics.
@@ -101,8 +85,8 @@ impl WorkerMetrics {
     }
 
     /// A task of `kind` started proving; the guard counts its end.
-    pub fn start(&self, kind: Kind) -> TaskTimer<'_> {
-        self.running.get_or_create(&kind.label()).inc();
+    pub fn start(&self, kind: RemoteTask) -> TaskTimer<'_> {
+        self.running.get_or_create(&label(kind)).inc();
         TaskTimer { metrics: self, kind, start: std::time::Instant::now(), ended: false }
     }
 
@@ -117,7 +101,7 @@ impl WorkerMetrics {
 /// it counts as failed.
 pub struct TaskTimer<'a> {
     metrics: &'a WorkerMetrics,
-    kind: Kind,
+    kind: RemoteTask,
     start: std::time::Instant,
     ended: bool,
 }
@@ -139,7 +123,7 @@ impl TaskTimer<'_> {
     fn end(&mut self, done: bool, gpus: &[String]) {
         self.ended = true;
         let m = self.metrics;
-        let kind = self.kind.label();
+        let kind = label(self.kind);
         m.running.get_or_create(&kind).dec();
         if done {
             m.duration.get_or_create(&kind).observe(self.start.elapsed().as_secs_f64());

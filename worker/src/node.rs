@@ -7,7 +7,7 @@
 //! [`proofs::snark::prove_valid`], without checking it again.
 
 use crate::link::{Link, LinkError};
-use crate::metrics::{Kind, WorkerMetrics};
+use crate::metrics::WorkerMetrics;
 use proofs::post::PostProof;
 use proofs::seal::c1::{C1Output, ValidC1Output};
 use proofs::snark::params::GrothParams;
@@ -215,7 +215,7 @@ impl Node {
             .collect::<Result<Vec<_>, _>>()?;
         let _span = info_span!(parent: &self.span, "wdpost", sectors = vanilla.len()).entered();
         crate::failpoints::hang_window_post();
-        let timer = self.metrics.start(Kind::WindowPost);
+        let timer = self.metrics.start(RemoteTask::WindowPost);
         let proved = params.load_proving().and_then(|key| proofs::snark::post::prove(&post, &vanilla, &key));
         timer.finish(proved.is_ok(), proved.as_ref().map_or(&[][..], |o| &o.gpus[..]));
         let out = proved.map_err(|e| match e {
@@ -234,7 +234,7 @@ impl Node {
 
     fn prove_and_report(&self, id: u64, c1: &ValidC1Output, cancelled: &AtomicBool) {
         info!("C2 started");
-        let timer = self.metrics.start(Kind::C2);
+        let timer = self.metrics.start(RemoteTask::C2);
         let result = self.prove(c1);
         // C2 does not say which device proved it: no GPU attribution.
         timer.finish(result.is_ok(), &[]);

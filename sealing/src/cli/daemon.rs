@@ -282,6 +282,7 @@ fn live_line(e: &SectorListEntry) -> (String, u64, u64) {
 mod tests {
     use super::*;
     use sealing::api::{LifecycleView, SectorView, TaskProgress};
+    use wire::api::TaskKind;
 
     fn entry(state: SectorState, progress: Option<TaskProgress>) -> SectorListEntry {
         let sector = SectorView {
@@ -307,7 +308,7 @@ mod tests {
     #[test]
     fn a_live_line_shows_state_task_progress_and_a_bar() {
         let labeling = TaskProgress {
-            task: "pre_commit".into(),
+            task: TaskKind::Pc1,
             phase: Some("labeling".into()),
             layer: Some(2),
             done: 16,
@@ -315,7 +316,7 @@ mod tests {
             started_ms: 0,
         };
         let (text, done, total) = live_line(&entry(SectorState::Unsealed, Some(labeling)));
-        assert_eq!((text.as_str(), done, total), ("Unsealed            pre_commit: labeling 2 25%", 16, 64));
+        assert_eq!((text.as_str(), done, total), ("Unsealed            pc1: labeling 2 25%", 16, 64));
         assert_eq!(live_line(&entry(SectorState::Proving, None)), ("Proving".to_string(), 1, 1));
         assert_eq!(live_line(&entry(SectorState::PreCommitted, None)), ("PreCommitted".to_string(), 0, 1));
     }

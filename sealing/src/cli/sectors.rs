@@ -173,7 +173,7 @@ pub fn chain(cmd: ChainCommand) -> Result<()> {
     Ok(())
 }
 
-/// `pre_commit: labeling 3 40%, 12 s` style summary of a running task.
+/// `pc1: labeling 3 40%, 12 s` style summary of a running task.
 pub fn progress_text(p: &TaskProgress) -> String {
     progress_text_at(p, now_ms())
 }
@@ -185,7 +185,7 @@ pub fn now_ms() -> i64 {
 
 /// [`progress_text`] as of `now_ms`.
 pub fn progress_text_at(p: &TaskProgress, now_ms: i64) -> String {
-    let mut s = p.task.clone();
+    let mut s = p.task.name().to_string();
     if let Some(phase) = &p.phase {
         s.push_str(&format!(": {phase}"));
         if let Some(l) = p.layer {
@@ -327,20 +327,21 @@ pub fn print_status(st: &SectorStatus, log: bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use wire::api::TaskKind;
 
     #[test]
     fn running_tasks_show_phase_progress_and_elapsed_time() {
         let p = TaskProgress {
-            task: "pre_commit".into(),
+            task: TaskKind::Pc1,
             phase: Some("labeling".into()),
             layer: Some(3),
             done: 40,
             total: 100,
             started_ms: 1_000,
         };
-        assert_eq!(progress_text_at(&p, 13_500), "pre_commit: labeling 3 40%, 12 s");
+        assert_eq!(progress_text_at(&p, 13_500), "pc1: labeling 3 40%, 12 s");
         let c = TaskProgress {
-            task: "commit".into(),
+            task: TaskKind::Commit,
             phase: None,
             layer: None,
             done: 0,

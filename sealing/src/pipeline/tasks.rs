@@ -203,7 +203,7 @@ impl Pipeline {
         relock(&self.progress).insert(
             number,
             TaskProgress {
-                task: kind.name().into(),
+                task: kind,
                 phase: None,
                 layer: None,
                 done: 0,
