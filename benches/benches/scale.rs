@@ -28,13 +28,13 @@ use sealing::ledger::Ledger;
 use sealing::lifecycle::SectorState;
 use sealing::pipeline::engine::{EngineError, PreCommitOutput, PreCommitTask, ProofEngine};
 use sealing::pipeline::{Pipeline, PipelineConfig};
-use sealing::store::SqliteStore;
+use sealing::store::{SqliteStore, TaskOutput};
 use sealing::workers::dispatch::{DispatchError, Dispatcher};
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use wire::worker::{self as protocol, Capabilities, ParamFile, RemoteTask};
+use wire::worker::{self as protocol, Capabilities, ParamFile, RemoteTask, TaskEnvelope};
 
 /// The simulated proof: 192 bytes, the length of one partition's proof.
 const PROOF: [u8; 192] = [7; 192];
@@ -94,7 +94,7 @@ struct RecordingDispatcher {
 }
 
 impl Dispatcher for RecordingDispatcher {
-    fn send_c2(&self, url: &str, _: &str, task: u64, _: &[u8]) -> Result<(), DispatchError> {
+    fn send_task(&self, url: &str, _: &str, task: u64, _: &TaskEnvelope, _: &[u8]) -> Result<(), DispatchError> {
         self.sent.lock().unwrap().push((task, url.to_string(), SystemClock.now_ms()));
         Ok(())
     }
@@ -145,6 +145,7 @@ fn scheduler_scale(sectors: usize, workers: usize) {
     std::fs::create_dir_all(&config.data_dir).unwrap();
     let clock: SharedClock = Arc::new(SystemClock);
     let pipeline_config = PipelineConfig::from_config(&config);
+    let results = pipeline_config.clone();
     let db = pipeline_config.database_path();
     let store = SqliteStore::open(&db, config.retry.policy()).unwrap();
     let chain = EmbeddedChain::open(
@@ -201,7 +202,7 @@ fn scheduler_scale(sectors: usize, workers: usize) {
             let mut store = ledger.store();
             for (task, url, at) in sent {
                 let worker = url.rsplit('/').next().unwrap().to_string();
-                let sector = store.task(task).unwrap().unwrap().sector;
+                let sector = store.task(task).unwrap().unwrap().sector.unwrap();
                 let entered = store
                     .events(sector)
                     .unwrap()
@@ -211,7 +212,8 @@ fn scheduler_scale(sectors: usize, workers: usize) {
                     .map(|e| e.at_ms)
                     .unwrap();
                 latencies.push((at - entered) as f64);
-                store.report_task(task, &worker, Ok(&PROOF), now).unwrap();
+                let result = TaskOutput::save(results.new_task_result_path(task), &PROOF).unwrap();
+                store.report_task(task, &worker, Ok(&result), now).unwrap();
             }
         }
         if last_heartbeat.elapsed() >= Duration::from_secs(1) {

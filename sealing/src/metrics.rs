@@ -85,29 +85,7 @@ fn histograms<L: Clone + std::hash::Hash + Eq>() -> Histograms<L> {
     Family::new_with_constructor(duration_histogram)
 }
 
-/// A sealing phase timed inside a task.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Phase {
-    /// Labeling the layers.
-    Pc1,
-    /// Trees and the replica.
-    Pc2,
-    /// Vanilla proofs.
-    C1,
-    /// The SNARK (here; a worker's C2 is timed by the worker).
-    C2,
-}
-
-impl Phase {
-    fn name(self) -> &'static str {
-        match self {
-            Self::Pc1 => "pc1",
-            Self::Pc2 => "pc2",
-            Self::C1 => "c1",
-            Self::C2 => "c2",
-        }
-    }
-}
+pub use wire::api::Phase;
 
 /// Which chain messages are counted already.
 #[derive(Default)]

@@ -18,6 +18,7 @@ use sealing::lifecycle::{Lifecycle, SectorEvent, SectorState};
 use sealing::pipeline::engine::{EngineError, PreCommitOutput, PreCommitTask, ProofEngine};
 use sealing::store::roles::*;
 use sealing::store::{
+    TaskOutput,
     EventRow, NewPiece, PieceRow, PieceTarget, PostRun, SectorCounts, SectorRow, SqliteStore, StoreError,
     StoreObserver, TaskKind, TaskRow, TaskState, TokenRow, WorkerCharging, WorkerRow,
 };
@@ -148,7 +149,7 @@ impl TaskStore for RecordingStore {
     }
     fn start_task(
         &mut self,
-        sector: u64,
+        sector: Option<u64>,
         kind: TaskKind,
         worker: Option<&str>,
         lease_until_ms: Option<i64>,
@@ -172,7 +173,7 @@ impl TaskStore for RecordingStore {
         &mut self,
         id: u64,
         worker: &str,
-        outcome: Result<&[u8], &str>,
+        outcome: Result<&TaskOutput, &str>,
         now_ms: i64,
     ) -> Result<(), StoreError> {
         self.inner.report_task(id, worker, outcome, now_ms)
@@ -180,7 +181,7 @@ impl TaskStore for RecordingStore {
     fn task(&self, id: u64) -> Result<Option<TaskRow>, StoreError> {
         self.inner.task(id)
     }
-    fn task_result(&self, id: u64) -> Result<Option<Vec<u8>>, StoreError> {
+    fn task_result(&self, id: u64) -> Result<Option<TaskOutput>, StoreError> {
         self.inner.task_result(id)
     }
     fn open_tasks(&self) -> Result<Vec<TaskRow>, StoreError> {

@@ -5,7 +5,8 @@
 mod worker_common;
 
 use wire::error::{ApiErrorBody, ErrorKind as K};
-use wire::worker::{dispatch_key, WorkerInfo, PROTOCOL_VERSION};
+use wire::api::TaskState;
+use wire::worker::{dispatch_key, RemoteTask, TaskEnvelope, WorkerInfo, PROTOCOL_VERSION, TASK_HEADER};
 use worker_common::*;
 
 /// (status, error kind, message) of a request on a fresh connection (a 413
@@ -106,9 +107,6 @@ fn tokens_are_scoped_revocable_and_bad_bodies_get_4xx_while_the_worker_stays_up(
     assert!(msg.contains("capabilities.gpus"), "{msg}");
     let (s, kind, _) = call(ureq::post(&d("/worker/heartbeat")), Some(&token), Some(b"{\"instance\": 7"));
     assert!(matches!(s, 400 | 422) && kind == Some(K::InvalidArgument), "{s} {kind:?}");
-    let (s, kind, msg) = call(ureq::post(&d("/worker/tasks/1/result")), Some(&token), Some(&[0u8; 100]));
-    assert_eq!((s, kind), (400, Some(K::InvalidArgument)));
-    assert!(msg.contains("192"), "{msg}");
     // Refused from Content-Length, before the body is read (sending it could
     // meet a connection the server already closed).
     let answer = announce_oversized(&daemon.url(), "/v0/worker/tasks/1/result", &token, 192 * 1000);
@@ -126,8 +124,18 @@ fn tokens_are_scoped_revocable_and_bad_bodies_get_4xx_while_the_worker_stays_up(
         use sealing::store::roles::*;
         let mut store = sealing::store::SqliteStore::open(&db, Default::default()).unwrap();
         let n = store.create_sector(proofs::SectorSize::KiB2, false, 0).unwrap();
-        store.start_task(n, sealing::store::TaskKind::Commit, Some("gpu-1"), Some(i64::MAX / 2), 0).unwrap()
+        store.start_task(Some(n), sealing::store::TaskKind::Commit, Some("gpu-1"), Some(i64::MAX / 2), 0).unwrap()
     };
+    // A result that is no whole proof is refused, and leaves no file.
+    let result = |id: u64, body: &[u8]| {
+        call(ureq::post(&d(&format!("/worker/tasks/{id}/result"))), Some(&token), Some(body))
+    };
+    let (s, kind, msg) = result(task, &[0u8; 100]);
+    assert_eq!((s, kind), (400, Some(K::InvalidArgument)));
+    assert!(msg.contains("192"), "{msg}");
+    let results_dir = config.data_dir.join("results");
+    let kept = || std::fs::read_dir(&results_dir).map_or(0, |d| d.count());
+    assert_eq!(kept(), 0);
     let long = format!("{{\"message\": \"{}\"}}", "out of memory \\u001b[2J".repeat(2_700));
     assert!(long.len() > 60_000 && long.len() < 64 << 10);
     let (s, _, msg) =
@@ -137,6 +145,23 @@ fn tokens_are_scoped_revocable_and_bad_bodies_get_4xx_while_the_worker_stays_up(
     let error = stored.error.unwrap();
     assert!(error.len() <= 4_096 + 200, "{} bytes stored", error.len());
     assert!(error.contains("out of memory") && !error.chars().any(char::is_control), "{error:.200}");
+    // A result of a task for no one sector (a Window PoSt partition) goes to
+    // its own file, recorded with its length; a second delivery is refused.
+    let partition = {
+        use sealing::store::roles::*;
+        let mut store = sealing::store::SqliteStore::open(&config.data_dir.join("kiln.db"), Default::default()).unwrap();
+        store.start_task(None, sealing::store::TaskKind::WindowPost, Some("gpu-1"), Some(i64::MAX / 2), 0).unwrap()
+    };
+    let (s, _, msg) = result(partition, &[7u8; 384]);
+    assert_eq!(s, 200, "{msg}");
+    let stored = client(&config).tasks(None).unwrap().into_iter().find(|t| t.id == partition).unwrap();
+    assert_eq!((stored.sector, stored.state, stored.result_bytes), (None, TaskState::Reported, Some(384)));
+    let files: Vec<_> = std::fs::read_dir(&results_dir).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert_eq!(std::fs::read(&files[0]).unwrap(), [7u8; 384]);
+    let (s, kind, _) = result(partition, &[8u8; 192]);
+    assert_eq!((s, kind), (409, Some(K::Conflict)));
+    assert_eq!(kept(), 1, "the refused delivery left no file");
     // Token management.
     let (s, _, msg) = call(ureq::post(&d("/auth/worker-tokens")), Some(&admin), Some(br#"{"name":"a b"}"#));
     assert_eq!(s, 400, "{msg}");
@@ -165,15 +190,24 @@ fn tokens_are_scoped_revocable_and_bad_bodies_get_4xx_while_the_worker_stays_up(
     assert_eq!(s, 401, "the daemon's own token is not the dispatch key");
     let (s, _, _) = call(ureq::get(&w("/info")), Some(&token), None);
     assert_eq!(s, 401, "nor is the worker token itself");
-    let (s, kind, msg) = call(ureq::post(&w("/tasks/5/c2")), Some(&key), Some(b"definitely not a C1 output"));
+    let c2 = TaskEnvelope { kind: RemoteTask::C2, sector_size: proofs::SectorSize::KiB2, sector: Some(5) };
+    let task = |id: u64, envelope: &TaskEnvelope| ureq::post(&w(&format!("/tasks/{id}"))).set(TASK_HEADER, &envelope.to_header());
+    let (s, kind, msg) = call(task(5, &c2), Some(&key), Some(b"definitely not a C1 output"));
     assert_eq!((s, kind), (400, Some(K::InvalidArgument)));
     assert!(msg.contains("C1 output"), "{msg}");
     let mut forged = b"KILNC1\0\0".to_vec();
     forged.extend(1u32.to_le_bytes());
     forged.extend([0xff; 64]);
-    let (s, _, msg) = call(ureq::post(&w("/tasks/6/c2")), Some(&key), Some(&forged));
+    let (s, _, msg) = call(task(6, &c2), Some(&key), Some(&forged));
     assert_eq!(s, 400, "{msg}");
-    let answer = announce_oversized(&url, "/v0/tasks/7/c2", &key, 3 << 20);
+    let (s, kind, msg) = call(ureq::post(&w("/tasks/6")), Some(&key), Some(&forged));
+    assert_eq!((s, kind), (400, Some(K::InvalidArgument)));
+    assert!(msg.contains(TASK_HEADER), "{msg}");
+    let post = TaskEnvelope { kind: RemoteTask::WindowPost, sector: None, ..c2 };
+    let (s, kind, msg) = call(task(6, &post), Some(&key), Some(b"vanilla"));
+    assert_eq!((s, kind), (422, Some(K::FailedPrecondition)));
+    assert!(msg.contains("does not offer wdpost"), "{msg}");
+    let answer = announce_oversized(&url, "/v0/tasks/7", &key, 3 << 20);
     assert!(answer.starts_with("HTTP/1.1 413") && answer.contains("too_large"), "{answer}");
     let (s, _, _) = call(ureq::delete(&w("/tasks/8")), Some(&key), None);
     assert_eq!(s, 404);

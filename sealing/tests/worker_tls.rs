@@ -9,7 +9,7 @@ use sealing::api::client::{Client, ClientError, API_CERT_FILE};
 use sealing::daemon::{Daemon, DaemonError};
 use sealing::workers::dispatch::{Dispatcher, HttpDispatcher};
 use std::time::Duration;
-use wire::worker::dispatch_key;
+use wire::worker::{dispatch_key, RemoteTask, TaskEnvelope};
 use worker::WorkerConfig;
 use worker_common::*;
 
@@ -62,10 +62,13 @@ fn daemon_and_worker_speak_https_to_clients_that_trust_them_and_to_no_others() {
     let key = dispatch_key(&worker_token);
     let trusting =
         HttpDispatcher::new(wire::tls::agent(Duration::from_secs(10), Some(&worker_pem.cert)).unwrap());
-    let refused = trusting.send_c2(&worker_url, &key, 77, b"not a C1 output").unwrap_err().to_string();
+    let c2 = TaskEnvelope { kind: RemoteTask::C2, sector_size: proofs::SectorSize::KiB2, sector: Some(1) };
+    let refused =
+        trusting.send_task(&worker_url, &key, 77, &c2, b"not a C1 output").unwrap_err().to_string();
     assert!(refused.contains("HTTP 400") && refused.contains("C1 output"), "{refused}");
     let untrusting = HttpDispatcher::with_timeout(Duration::from_secs(10));
-    let refused = untrusting.send_c2(&worker_url, &key, 77, b"not a C1 output").unwrap_err().to_string();
+    let refused =
+        untrusting.send_task(&worker_url, &key, 77, &c2, b"not a C1 output").unwrap_err().to_string();
     assert!(refused.contains("UnknownIssuer"), "{refused}");
 
     // What `kiln-worker info --url` asks, over HTTPS, trusting the worker's certificate or not.

@@ -126,11 +126,15 @@ pub enum TaskKind {
     Commit,
     /// Removing what only sealing needed.
     Finalize,
+    /// The SNARK of one Window PoSt partition on a worker (the prover's; no
+    /// one sector's).
+    #[serde(rename = "wdpost")]
+    WindowPost,
 }
 
 impl TaskKind {
     /// Every kind.
-    pub const ALL: [Self; 4] = [Self::Pc1, Self::Pc2, Self::Commit, Self::Finalize];
+    pub const ALL: [Self; 5] = [Self::Pc1, Self::Pc2, Self::Commit, Self::Finalize, Self::WindowPost];
 
     /// The name as written on the wire and stored.
     pub fn name(self) -> &'static str {
@@ -139,12 +143,45 @@ impl TaskKind {
             Self::Pc2 => "pc2",
             Self::Commit => "commit",
             Self::Finalize => "finalize",
+            Self::WindowPost => "wdpost",
         }
+    }
+
+    /// What a worker is sent for this kind, if a worker can run it.
+    pub fn remote(self) -> Option<crate::worker::RemoteTask> {
+        use crate::worker::RemoteTask;
+        RemoteTask::ALL.into_iter().find(|r| r.task_kind() == self)
     }
 
     /// The kind named `s`.
     pub fn parse(s: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|k| k.name() == s)
+    }
+}
+
+/// A sealing phase timed inside a task (a metrics label and a progress phase).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    /// Labeling the layers.
+    Pc1,
+    /// Trees and the replica.
+    Pc2,
+    /// Vanilla proofs.
+    C1,
+    /// The SNARK (here; a worker's C2 is timed by the worker).
+    C2,
+}
+
+impl Phase {
+    /// The name as written on the wire and in metrics labels.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Pc1 => "pc1",
+            Self::Pc2 => "pc2",
+            Self::C1 => "c1",
+            Self::C2 => "c2",
+        }
     }
 }
 
@@ -347,8 +384,8 @@ impl EventView {
 pub struct TaskView {
     /// Task id (never reused).
     pub id: u64,
-    /// The sector.
-    pub sector: u64,
+    /// The sector; none for a task over many (a Window PoSt partition).
+    pub sector: Option<u64>,
     /// What it does.
     pub kind: TaskKind,
     /// The remote worker running it; none when it runs in the daemon.
@@ -501,6 +538,9 @@ pub struct DaemonStatus {
     /// How the daemon shares its file descriptors between its work and its listeners.
     #[serde(default)]
     pub descriptors: DescriptorView,
+    /// Every task kind, in order (the web view's filter and colours).
+    #[serde(default)]
+    pub task_kinds: Vec<TaskKind>,
 }
 
 /// How a daemon shares its file descriptors (`docs/daemon.md`, "File descriptors").

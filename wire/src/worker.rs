@@ -9,13 +9,31 @@ use sha2::{Digest, Sha256};
 use std::path::Path;
 
 /// The protocol version both sides must speak (sent at registration).
-pub const PROTOCOL_VERSION: u32 = 3;
+pub const PROTOCOL_VERSION: u32 = 4;
 
 /// The daemon's endpoints for workers, under the API prefix.
 pub const DAEMON_WORKER_PATH: &str = "/worker";
 
-/// Largest task body a worker reads: a binary C1 output.
-pub const MAX_TASK_BYTES: usize = proofs::seal::c1::MAX_C1_BYTES as usize;
+/// Largest task body a worker reads: the largest input of any kind.
+pub const MAX_TASK_BYTES: usize = {
+    let (c2, post) = (RemoteTask::C2.max_input_bytes(), RemoteTask::WindowPost.max_input_bytes());
+    (if c2 > post { c2 } else { post }) as usize
+};
+
+/// Largest result of any type: what the result route refuses from
+/// `Content-Length` alone, before it knows the task.
+pub const MAX_RESULT_BYTES: u64 = {
+    let (c2, post) = (RemoteTask::C2.max_result_bytes(), RemoteTask::WindowPost.max_result_bytes());
+    if c2 > post {
+        c2
+    } else {
+        post
+    }
+};
+
+/// The request header carrying a task's [`TaskEnvelope`] (JSON) on
+/// `POST /v0/tasks/{id}`; the body is the task's input.
+pub const TASK_HEADER: &str = "kiln-task";
 
 /// Most tasks a heartbeat may list (each is a lease renewal in one transaction).
 pub const MAX_HEARTBEAT_TASKS: usize = 1024;
@@ -23,10 +41,8 @@ pub const MAX_HEARTBEAT_TASKS: usize = 1024;
 /// Most slots a worker may advertise (tasks it runs at once).
 pub const MAX_SLOTS: u32 = 256;
 
-/// Largest result body the daemon reads: a proof (192 bytes per partition).
-pub const MAX_RESULT_BYTES: usize = 64 * 1024;
-
-/// Task types a worker can take.
+/// Task types a worker can take: each names its input, its result and
+/// their limits, so the one task route and the one result route serve them all.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RemoteTask {
@@ -38,6 +54,47 @@ pub enum RemoteTask {
 }
 
 impl RemoteTask {
+    /// Every type.
+    pub const ALL: [Self; 2] = [Self::C2, Self::WindowPost];
+
+    /// The daemon's task kind it runs (a C2 is the remote half of a commit).
+    pub const fn task_kind(self) -> crate::api::TaskKind {
+        match self {
+            Self::C2 => crate::api::TaskKind::Commit,
+            Self::WindowPost => crate::api::TaskKind::WindowPost,
+        }
+    }
+
+    /// Largest input a worker reads: a binary C1 output; a partition's
+    /// vanilla proofs ([`WindowPostInput`]).
+    pub const fn max_input_bytes(self) -> u64 {
+        match self {
+            Self::C2 => proofs::seal::c1::MAX_C1_BYTES,
+            Self::WindowPost => 1 << 30,
+        }
+    }
+
+    /// Largest result the daemon takes (streamed to a file, never held whole
+    /// in memory): Groth16 proofs of 192 bytes, one per partition.
+    pub const fn max_result_bytes(self) -> u64 {
+        match self {
+            Self::C2 | Self::WindowPost => 64 * 1024,
+        }
+    }
+
+    /// Checks a delivered result's length: both types deliver whole proofs.
+    pub fn check_result_len(self, len: u64) -> Result<(), String> {
+        let unit = proofs::snark::PROOF_BYTES as u64;
+        if len == 0 || len % unit != 0 || len > self.max_result_bytes() {
+            return Err(format!(
+                "a {} result is a positive multiple of {unit} bytes up to {}, not {len} bytes",
+                self.name(),
+                self.max_result_bytes()
+            ));
+        }
+        Ok(())
+    }
+
     /// The name as written on the wire, in `--tasks` and in metrics labels.
     pub fn name(self) -> &'static str {
         match self {
@@ -164,26 +221,91 @@ impl Capabilities {
     }
 }
 
-/// `POST /v0/post/window` on a worker: prove a Window PoSt (V1_2) from its
-/// sectors' vanilla proofs; the answer comes when the proof is done.
+/// What `POST /v0/tasks/{id}` on a worker carries in its [`TASK_HEADER`]:
+/// the task's type and what it is for. The body is the type's input; the
+/// worker answers 202 [`TaskAccepted`] and later delivers the result to
+/// `POST /v0/worker/tasks/{id}/result` (or a failure).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct WindowPostRequest {
+pub struct TaskEnvelope {
+    /// The task's type.
+    pub kind: RemoteTask,
     /// The sectors' size.
     pub sector_size: SectorSize,
-    /// The window's randomness (masked).
-    pub randomness: Randomness,
-    /// Each sector's vanilla proof in the reference's bincode, hex, ascending sector id.
-    pub vanilla: Vec<String>,
+    /// The sector it is for; none for a task over many (a Window PoSt partition).
+    pub sector: Option<u64>,
 }
 
-/// A worker's Window PoSt.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct WindowPostAnswer {
-    /// The proofs, one per partition, hex.
-    pub proof: String,
-    /// The GPUs it was proved on; empty: the CPU.
-    pub gpus: Vec<String>,
+impl TaskEnvelope {
+    /// The header value.
+    pub fn to_header(&self) -> String {
+        serde_json::to_string(self).expect("serialises")
+    }
+
+    /// Reads a header value.
+    pub fn from_header(value: &[u8]) -> Result<Self, String> {
+        serde_json::from_slice(value).map_err(|e| format!("the {TASK_HEADER} header: {e}"))
+    }
+}
+
+/// A Window PoSt task's input: prove one partition (V1_2) from its sectors'
+/// vanilla proofs. Binary: the 32-byte randomness, a little-endian `u32`
+/// count, then each proof as a little-endian `u32` length and the
+/// reference's bincode bytes, in ascending sector id.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WindowPostInput {
+    /// The window's randomness (masked).
+    pub randomness: Randomness,
+    /// Each sector's vanilla proof in the reference's bincode.
+    pub vanilla: Vec<Vec<u8>>,
+}
+
+impl WindowPostInput {
+    /// The bytes sent.
+    pub fn encode(&self) -> Vec<u8> {
+        let len = 36 + self.vanilla.iter().map(|v| 4 + v.len()).sum::<usize>();
+        let mut out = Vec::with_capacity(len);
+        out.extend_from_slice(&self.randomness.0);
+        out.extend_from_slice(&(self.vanilla.len() as u32).to_le_bytes());
+        for v in &self.vanilla {
+            out.extend_from_slice(&(v.len() as u32).to_le_bytes());
+            out.extend_from_slice(v);
+        }
+        out
+    }
+
+    /// Reads the bytes sent; says what is wrong with malformed ones.
+    pub fn decode(bytes: &[u8]) -> Result<Self, String> {
+        fn take<'a>(rest: &mut &'a [u8], n: usize, what: &str) -> Result<&'a [u8], String> {
+            if rest.len() < n {
+                return Err(format!("Window PoSt input: {what} is cut short"));
+            }
+            let (head, tail) = rest.split_at(n);
+            *rest = tail;
+            Ok(head)
+        }
+        let u32_at = |rest: &mut &[u8], what: &str| -> Result<usize, String> {
+            let b = take(rest, 4, what)?;
+            Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
+        };
+        let mut rest = bytes;
+        let mut randomness = [0u8; 32];
+        randomness.copy_from_slice(take(&mut rest, 32, "the randomness")?);
+        let count = u32_at(&mut rest, "the proof count")?;
+        // Each proof takes at least its length: a count the body cannot hold is refused before allocating.
+        if count > rest.len() / 4 {
+            return Err(format!("Window PoSt input: {count} proofs cannot fit in {} bytes", rest.len()));
+        }
+        let mut vanilla = Vec::with_capacity(count);
+        for i in 0..count {
+            let len = u32_at(&mut rest, &format!("proof {i}'s length"))?;
+            vanilla.push(take(&mut rest, len, &format!("proof {i}"))?.to_vec());
+        }
+        if !rest.is_empty() {
+            return Err(format!("Window PoSt input: {} bytes after the last proof", rest.len()));
+        }
+        Ok(Self { randomness: Randomness(randomness), vanilla })
+    }
 }
 
 /// `POST /v0/worker/register`.
@@ -247,8 +369,10 @@ pub struct TaskFailure {
 pub struct WorkerTask {
     /// Task id (the daemon's).
     pub id: u64,
-    /// The sector.
-    pub sector: u64,
+    /// Its type.
+    pub kind: RemoteTask,
+    /// The sector; none for a task over many.
+    pub sector: Option<u64>,
     /// `proving`, `reporting` or `cancelled`.
     pub state: String,
     /// When it was accepted (ms since the epoch).
@@ -348,7 +472,32 @@ mod tests {
             assert_eq!(serde_json::to_string(&task).unwrap(), format!("\"{}\"", task.name()));
         }
         assert!(RemoteTask::parse("pc2").unwrap_err().contains("not offered"));
+        for kind in crate::api::TaskKind::ALL {
+            assert!(kind.remote().is_none_or(|r| r.task_kind() == kind), "{kind:?}");
+        }
+        let envelope = TaskEnvelope { kind: RemoteTask::WindowPost, sector_size: SectorSize::KiB2, sector: None };
+        assert_eq!(TaskEnvelope::from_header(envelope.to_header().as_bytes()), Ok(envelope));
+        assert!(TaskEnvelope::from_header(br#"{"kind":"pc9","sector_size":"2KiB","sector":1}"#).is_err());
         assert!(RemoteTask::parse("c9").unwrap_err().contains("unknown task type"));
+    }
+
+    #[test]
+    fn window_post_inputs_round_trip_and_malformed_ones_are_named() {
+        let input = WindowPostInput { randomness: Randomness([7; 32]), vanilla: vec![vec![1, 2, 3], vec![], vec![9; 300]] };
+        let bytes = input.encode();
+        assert_eq!(WindowPostInput::decode(&bytes), Ok(input));
+        assert!(WindowPostInput::decode(&bytes[..bytes.len() - 1]).unwrap_err().contains("proof 2"));
+        assert!(WindowPostInput::decode(&bytes[..20]).unwrap_err().contains("randomness"));
+        let mut extra = bytes.clone();
+        extra.push(0);
+        assert!(WindowPostInput::decode(&extra).unwrap_err().contains("after the last proof"));
+        let mut huge = bytes[..32].to_vec();
+        huge.extend(u32::MAX.to_le_bytes());
+        assert!(WindowPostInput::decode(&huge).unwrap_err().contains("cannot fit"));
+        assert!(RemoteTask::C2.check_result_len(192 * 10).is_ok());
+        for bad in [0, 100, 193, 192 * 1000] {
+            assert!(RemoteTask::WindowPost.check_result_len(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

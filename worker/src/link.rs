@@ -76,9 +76,9 @@ impl Link {
         self.call("/heartbeat", Body::Json(serde_json::to_value(req).expect("serialises")))
     }
 
-    /// Delivers task `id`'s proof.
-    pub fn report_proof(&self, id: u64, proof: &[u8]) -> Result<(), LinkError> {
-        self.call::<serde_json::Value>(&format!("/tasks/{id}/result"), Body::Bytes(proof)).map(drop)
+    /// Delivers task `id`'s result.
+    pub fn report_result(&self, id: u64, result: &[u8]) -> Result<(), LinkError> {
+        self.call::<serde_json::Value>(&format!("/tasks/{id}/result"), Body::Bytes(result)).map(drop)
     }
 
     /// Reports that task `id` failed.

@@ -199,7 +199,8 @@ fn info(args: InfoArgs) -> Result<()> {
         );
         print_capabilities(&info.capabilities);
         for t in &info.tasks {
-            println!("task {:<7} sector {} {}", t.id, t.sector, t.state);
+            let sector = t.sector.map_or_else(|| "-".to_string(), |s| s.to_string());
+            println!("task {:<7} {:<6} sector {sector:<7} {}", t.id, t.kind.name(), t.state);
         }
     }
     Ok(())

@@ -1,15 +1,16 @@
 //! The worker's state: its registration with the daemon, the tasks it holds,
 //! and the threads that prove them and deliver the results.
 //!
-//! A task's C1 output is decoded and validated once, when it is accepted (a
-//! bad one is refused with 400 before it takes a slot). The validated output
-//! goes to the task's thread, which loads the parameters and proves it with
-//! [`proofs::snark::prove_valid`], without checking it again.
+//! Every task type comes the same way (`POST /v0/tasks/{id}`, its envelope in
+//! a header, its input as the body) and goes the same way (its result to the
+//! daemon's result route). Its input is decoded and validated once, when it is
+//! accepted (a bad one is refused with 400 before it takes a slot); the task's
+//! thread then proves it without checking it again.
 
 use crate::link::{Link, LinkError};
 use crate::metrics::WorkerMetrics;
 use proofs::post::PostProof;
-use proofs::seal::c1::{C1Output, ValidC1Output};
+use proofs::seal::c1::C1Output;
 use proofs::snark::params::GrothParams;
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -20,14 +21,14 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tracing::{info, info_span, warn, Span};
 use wire::error::ErrorKind;
 use wire::worker::{
-    Capabilities, HeartbeatRequest, RegisterRequest, RemoteTask, WindowPostAnswer, WindowPostRequest,
-    WorkerInfo, WorkerTask, PROTOCOL_VERSION,
+    Capabilities, HeartbeatRequest, RegisterRequest, RemoteTask, TaskEnvelope, WindowPostInput, WorkerInfo,
+    WorkerTask, PROTOCOL_VERSION,
 };
 
 /// Why a task was not taken.
 #[derive(Debug, thiserror::Error)]
 pub enum TaskRefused {
-    /// The body is not a valid C1 output.
+    /// The body is not a valid input for its type.
     #[error("{0}")]
     Invalid(String),
     /// This worker lacks what the task needs.
@@ -47,8 +48,13 @@ enum Stage {
     Reporting,
 }
 
+/// A task's work, run on its own thread: the result's bytes and the GPUs
+/// that proved it (empty: the CPU, or not known).
+type Job = Box<dyn FnOnce() -> Result<(Vec<u8>, Vec<String>), proofs::Error> + Send>;
+
 struct Held {
-    sector: u64,
+    kind: RemoteTask,
+    sector: Option<u64>,
     stage: Stage,
     accepted_ms: i64,
     cancelled: Arc<AtomicBool>,
@@ -118,6 +124,7 @@ impl Node {
             .iter()
             .map(|(&id, h)| WorkerTask {
                 id,
+                kind: h.kind,
                 sector: h.sector,
                 state: match (h.stage, h.cancelled.load(Ordering::Relaxed)) {
                     (_, true) => "cancelled",
@@ -140,21 +147,17 @@ impl Node {
         }
     }
 
-    /// Checks a C2 task and starts proving it on its own thread.
-    pub fn accept_c2(self: &Arc<Self>, id: u64, body: &[u8]) -> Result<(), TaskRefused> {
-        let c1 = C1Output::decode(body)
-            .and_then(C1Output::validated)
-            .map_err(|e| TaskRefused::Invalid(format!("C1 output: {e}")))?;
-        let size = c1.identity.sector_size;
-        let params = GrothParams::porep(&self.config.param_dir, size);
-        if !params.exist() {
-            return Err(TaskRefused::Precondition(format!(
-                "no {} parameters in {} (expected {})",
-                size,
-                self.config.param_dir.display(),
-                params.params_path().display()
-            )));
+    /// Checks a task (its type offered here, its input decoded and valid,
+    /// its parameters present, a slot free) and starts it on its own thread.
+    pub fn accept(self: &Arc<Self>, id: u64, envelope: &TaskEnvelope, body: &[u8]) -> Result<(), TaskRefused> {
+        let kind = envelope.kind;
+        if !self.config.capabilities.tasks.contains(&kind) {
+            return Err(TaskRefused::Precondition(format!("this worker does not offer {} tasks", kind.name())));
         }
+        let job = match kind {
+            RemoteTask::C2 => self.c2_job(envelope, body)?,
+            RemoteTask::WindowPost => self.window_post_job(envelope, body)?,
+        };
         let cancelled = Arc::new(AtomicBool::new(false));
         {
             let mut held = self.held();
@@ -166,7 +169,8 @@ impl Node {
                 return Err(TaskRefused::Busy(slots));
             }
             let entry = Held {
-                sector: c1.identity.sector_id,
+                kind,
+                sector: envelope.sector,
                 stage: Stage::Proving,
                 accepted_ms: now_ms(),
                 cancelled: cancelled.clone(),
@@ -174,11 +178,10 @@ impl Node {
             held.insert(id, entry);
         }
         let node = self.clone();
-        let sector_id = c1.identity.sector_id;
-        let span = info_span!(parent: &self.span, "task", task_id = id, kind = "c2", sector_id);
+        let span = info_span!(parent: &self.span, "task", task_id = id, kind = kind.name(), sector_id = envelope.sector);
         std::thread::Builder::new()
-            .name(format!("c2-task-{id}"))
-            .spawn(move || span.in_scope(|| node.prove_and_report(id, &c1, &cancelled)))
+            .name(format!("{}-task-{id}", kind.name()))
+            .spawn(move || span.in_scope(|| node.run_and_report(id, kind, job, &cancelled)))
             .map_err(|e| {
                 self.held().remove(&id);
                 TaskRefused::Precondition(format!("cannot start a task thread: {e}"))
@@ -186,65 +189,77 @@ impl Node {
         Ok(())
     }
 
-    /// A Window PoSt SNARK from vanilla proofs, proved here and now (the
-    /// answer to the daemon's request; not a held task: it takes seconds, and
-    /// the daemon proves it itself if this fails or is late).
-    pub fn prove_window_post(&self, req: &WindowPostRequest) -> Result<WindowPostAnswer, TaskRefused> {
-        if !self.config.capabilities.tasks.contains(&RemoteTask::WindowPost) {
-            return Err(TaskRefused::Precondition("this worker does not offer wdpost tasks".into()));
-        }
-        let post = PostProof::window(req.sector_size);
-        let params = GrothParams::post(&self.config.param_dir, post);
-        if !params.exist() {
-            return Err(TaskRefused::Precondition(format!(
-                "no {post} parameters in {} (expected {})",
-                self.config.param_dir.display(),
-                params.params_path().display()
+    /// A C2: the C1 output decoded and validated once, here (a bad one is
+    /// refused before it takes a slot), then proved without checking it again.
+    fn c2_job(&self, envelope: &TaskEnvelope, body: &[u8]) -> Result<Job, TaskRefused> {
+        let c1 = C1Output::decode(body)
+            .and_then(C1Output::validated)
+            .map_err(|e| TaskRefused::Invalid(format!("C1 output: {e}")))?;
+        let (size, sector) = (c1.identity.sector_size, c1.identity.sector_id);
+        if size != envelope.sector_size || envelope.sector.is_some_and(|s| s != sector) {
+            return Err(TaskRefused::Invalid(format!(
+                "the C1 output is sector {sector} of {size}, the envelope says {:?} of {}",
+                envelope.sector, envelope.sector_size
             )));
         }
-        let vanilla = req
+        let params = self.params(GrothParams::porep(&self.config.param_dir, size))?;
+        Ok(Box::new(move || {
+            let proving = params.load_proving()?;
+            let mut proof = proofs::snark::prove_valid(&c1, &proving)?;
+            crate::failpoints::corrupt_proof(&mut proof);
+            // C2 does not say which device proved it: no GPU attribution.
+            Ok((proof, Vec::new()))
+        }))
+    }
+
+    /// A Window PoSt partition's SNARK from its sectors' vanilla proofs.
+    fn window_post_job(&self, envelope: &TaskEnvelope, body: &[u8]) -> Result<Job, TaskRefused> {
+        let size = envelope.sector_size;
+        let input = WindowPostInput::decode(body).map_err(TaskRefused::Invalid)?;
+        let vanilla = input
             .vanilla
             .iter()
             .enumerate()
-            .map(|(i, h)| {
-                let bytes =
-                    hex::decode(h).map_err(|e| TaskRefused::Invalid(format!("vanilla proof {i}: {e}")))?;
-                proofs::post::encoding::decode(req.sector_size, &bytes)
+            .map(|(i, bytes)| {
+                proofs::post::encoding::decode(size, bytes)
                     .map_err(|e| TaskRefused::Invalid(format!("vanilla proof {i}: {e}")))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let _span = info_span!(parent: &self.span, "wdpost", sectors = vanilla.len()).entered();
-        crate::failpoints::hang_window_post();
-        let timer = self.metrics.start(RemoteTask::WindowPost);
-        let proved = params.load_proving().and_then(|key| proofs::snark::post::prove(&post, &vanilla, &key));
-        timer.finish(proved.is_ok(), proved.as_ref().map_or(&[][..], |o| &o.gpus[..]));
-        let out = proved.map_err(|e| match e {
-            proofs::Error::InvalidProof(m) => TaskRefused::Invalid(m),
-            e => TaskRefused::Precondition(e.to_string()),
-        })?;
-        info!(sectors = vanilla.len(), gpus = ?out.gpus, "Window PoSt proved");
-        Ok(WindowPostAnswer { proof: hex::encode(out.bytes), gpus: out.gpus })
+        if vanilla.is_empty() {
+            return Err(TaskRefused::Invalid("a Window PoSt of no sectors".into()));
+        }
+        let post = PostProof::window(size);
+        let params = self.params(GrothParams::post(&self.config.param_dir, post))?;
+        Ok(Box::new(move || {
+            crate::failpoints::hang_window_post();
+            let key = params.load_proving()?;
+            let out = proofs::snark::post::prove(&post, &vanilla, &key)?;
+            info!(sectors = vanilla.len(), gpus = ?out.gpus, "Window PoSt proved");
+            Ok((out.bytes, out.gpus))
+        }))
     }
 
-    /// C2 of an accepted (decoded and validated) C1 output.
-    fn prove(&self, c1: &ValidC1Output) -> Result<Vec<u8>, proofs::Error> {
-        let proving = GrothParams::porep(&self.config.param_dir, c1.identity.sector_size).load_proving()?;
-        proofs::snark::prove_valid(c1, &proving)
+    /// `params` if their files are here.
+    fn params(&self, params: GrothParams) -> Result<GrothParams, TaskRefused> {
+        if params.exist() {
+            return Ok(params);
+        }
+        Err(TaskRefused::Precondition(format!(
+            "no {} parameters in {} (expected {})",
+            params.sector_size(),
+            self.config.param_dir.display(),
+            params.params_path().display()
+        )))
     }
 
-    fn prove_and_report(&self, id: u64, c1: &ValidC1Output, cancelled: &AtomicBool) {
-        info!("C2 started");
-        let timer = self.metrics.start(RemoteTask::C2);
-        let result = self.prove(c1);
-        // C2 does not say which device proved it: no GPU attribution.
-        timer.finish(result.is_ok(), &[]);
-        let result = result.map(|mut proof| {
-            crate::failpoints::corrupt_proof(&mut proof);
-            proof
-        });
+    fn run_and_report(&self, id: u64, kind: RemoteTask, job: Job, cancelled: &AtomicBool) {
+        info!("task started");
+        let timer = self.metrics.start(kind);
+        let result = job();
+        timer.finish(result.is_ok(), result.as_ref().map_or(&[][..], |(_, gpus)| &gpus[..]));
         match &result {
-            Ok(p) => info!(bytes = p.len(), "C2 finished"),
-            Err(e) => warn!(error = %e, "C2 failed"),
+            Ok((bytes, _)) => info!(bytes = bytes.len(), "task finished"),
+            Err(e) => warn!(error = %e, "task failed"),
         }
         if let Some(h) = self.held().get_mut(&id) {
             h.stage = Stage::Reporting;
@@ -254,7 +269,7 @@ impl Node {
         let mut wait = Duration::from_millis(200);
         while !cancelled.load(Ordering::Relaxed) {
             let sent = match &result {
-                Ok(proof) => self.link.report_proof(id, proof),
+                Ok((bytes, _)) => self.link.report_result(id, bytes),
                 Err(e) => self.link.report_failure(id, &e.to_string()),
             };
             match sent {

@@ -4,23 +4,21 @@
 //! | method | path | body | answer |
 //! |---|---|---|---|
 //! | GET | `/v0/info` | | `WorkerInfo` |
-//! | POST | `/v0/tasks/{id}/c2` | binary C1 output | 202 `TaskAccepted` |
-//! | POST | `/v0/post/window` | `WindowPostRequest` | `WindowPostAnswer` (when proved) |
+//! | POST | `/v0/tasks/{id}` | the type's input; `kiln-task: TaskEnvelope` | 202 `TaskAccepted` |
 //! | DELETE | `/v0/tasks/{id}` | | `{}` |
 
 use crate::node::{Node, TaskRefused};
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
+use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Path as UrlPath, Request, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use std::sync::Arc;
 use wire::api::API_PREFIX;
 use wire::error::ErrorKind;
-use wire::worker::{same_secret, TaskAccepted, WindowPostAnswer, WindowPostRequest, WorkerInfo};
+use wire::worker::{same_secret, TaskAccepted, TaskEnvelope, WorkerInfo, TASK_HEADER};
 
 struct Ctx {
     node: Arc<Node>,
@@ -41,9 +39,7 @@ pub fn router(node: Arc<Node>, max_task_bytes: usize) -> Router {
     let ctx = Arc::new(Ctx { node, key });
     let api = Router::new()
         .route("/info", get(info))
-        .route("/tasks/:id/c2", post(take_c2))
-        .route("/post/window", post(window_post))
-        .route("/tasks/:id", delete(cancel))
+        .route("/tasks/:id", post(take_task).delete(cancel))
         .layer(middleware::from_fn(move |request, next| {
             wire::server::refuse_announced_oversize(max_task_bytes as u64, "a task body", request, next)
         }))
@@ -105,26 +101,39 @@ fn task_id(raw: &str) -> Result<u64, Failure> {
     })
 }
 
-async fn take_c2(
+async fn take_task(
     State(ctx): State<Arc<Ctx>>,
     UrlPath(id): UrlPath<String>,
-    body: Result<Bytes, BytesRejection>,
+    headers: HeaderMap,
+    body: Body,
 ) -> Result<(StatusCode, Json<TaskAccepted>), Failure> {
     let id = task_id(&id)?;
-    let body =
-        body.map_err(|e| Failure(e.status(), wire::server::rejection_kind(e.status()), e.body_text()))?;
+    let invalid = |m: String| Failure(StatusCode::BAD_REQUEST, ErrorKind::InvalidArgument, m);
+    let envelope = headers
+        .get(TASK_HEADER)
+        .ok_or_else(|| invalid(format!("no {TASK_HEADER} header: what task is this?")))
+        .and_then(|v| TaskEnvelope::from_header(v.as_bytes()).map_err(invalid))?;
+    let limit = envelope.kind.max_input_bytes().min(usize::MAX as u64) as usize;
+    let body = axum::body::to_bytes(body, limit).await.map_err(|e| {
+        Failure(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorKind::TooLarge,
+            format!("a {} task's input is at most {limit} bytes: {e}", envelope.kind.name()),
+        )
+    })?;
     let node = ctx.node.clone();
-    // Decoding and validating a large C1 output takes a while: off the async threads.
-    let accepted = tokio::task::spawn_blocking(move || node.accept_c2(id, &body))
+    let kind = envelope.kind;
+    // Decoding and validating a large input takes a while: off the async threads.
+    let accepted = tokio::task::spawn_blocking(move || node.accept(id, &envelope, &body))
         .await
         .map_err(|e| Failure(StatusCode::INTERNAL_SERVER_ERROR, ErrorKind::Internal, e.to_string()))?;
     match accepted {
         Ok(()) => {
-            tracing::info!(task = id, "C2 task accepted");
+            tracing::info!(task = id, kind = kind.name(), "task accepted");
             Ok((StatusCode::ACCEPTED, Json(TaskAccepted { id })))
         }
         Err(e) => {
-            tracing::warn!(task = id, error = %e, "task refused");
+            tracing::warn!(task = id, kind = kind.name(), error = %e, "task refused");
             Err(refused(e))
         }
     }
@@ -138,22 +147,6 @@ fn refused(e: TaskRefused) -> Failure {
         TaskRefused::Duplicate(_) => (StatusCode::CONFLICT, ErrorKind::Conflict),
     };
     Failure(status, kind, e.to_string())
-}
-
-async fn window_post(
-    State(ctx): State<Arc<Ctx>>,
-    body: Result<Json<WindowPostRequest>, axum::extract::rejection::JsonRejection>,
-) -> Result<Json<WindowPostAnswer>, Failure> {
-    let Json(req) =
-        body.map_err(|e| Failure(e.status(), wire::server::rejection_kind(e.status()), e.body_text()))?;
-    let node = ctx.node.clone();
-    let answer = tokio::task::spawn_blocking(move || node.prove_window_post(&req))
-        .await
-        .map_err(|e| Failure(StatusCode::INTERNAL_SERVER_ERROR, ErrorKind::Internal, e.to_string()))?;
-    answer.map(Json).map_err(|e| {
-        tracing::warn!(error = %e, "Window PoSt refused");
-        refused(e)
-    })
 }
 
 async fn cancel(

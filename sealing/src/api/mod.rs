@@ -37,6 +37,7 @@
 pub mod client;
 pub mod metrics;
 mod proving;
+mod results;
 pub mod server;
 pub mod ui;
 pub mod views;

@@ -232,18 +232,13 @@ pub fn router(ctx: Arc<ApiContext>) -> Router {
     let workers = Router::new()
         .route("/register", post(register))
         .route("/heartbeat", post(heartbeat))
+        // Streamed to disk within each task type's own bound; refused from
+        // `Content-Length` above the largest before the task is looked up.
         .route(
             "/tasks/:id/result",
-            post(report_result).layer(DefaultBodyLimit::max(protocol::MAX_RESULT_BYTES)).layer(
-                middleware::from_fn(|request, next| {
-                    wire::server::refuse_announced_oversize(
-                        protocol::MAX_RESULT_BYTES as u64,
-                        "a result",
-                        request,
-                        next,
-                    )
-                }),
-            ),
+            post(report_result).layer(DefaultBodyLimit::disable()).layer(middleware::from_fn(|request, next| {
+                wire::server::refuse_announced_oversize(protocol::MAX_RESULT_BYTES, "a result", request, next)
+            })),
         )
         .route("/tasks/:id/failure", post(report_failure))
         .layer(middleware::from_fn_with_state(ctx.clone(), require_worker));
@@ -363,7 +358,8 @@ async fn status(State(ctx): Ctx) -> ApiResult<DaemonStatus> {
         api_connections: d.caps.first().copied().unwrap_or(0),
         metrics_connections: d.caps.get(1).copied(),
     };
-    Ok(Json(DaemonStatus { instance: ctx.instance.clone(), paused, descriptors }))
+    let task_kinds = TaskKind::ALL.to_vec();
+    Ok(Json(DaemonStatus { instance: ctx.instance.clone(), paused, descriptors, task_kinds }))
 }
 
 async fn list_sectors(State(ctx): Ctx) -> ApiResult<Vec<SectorListEntry>> {
@@ -767,25 +763,70 @@ fn task_id(raw: &str) -> Result<u64, ApiError> {
     raw.parse().map_err(|_| ApiError::invalid(format!("task id {raw:?} is not a non-negative integer")))
 }
 
+/// `POST /v0/worker/tasks/{id}/result`: the result of a task this worker
+/// holds, of any type. It is streamed to its own file in the data directory
+/// within its type's limit (never held whole in memory), synced and renamed
+/// into place, and only then recorded; a result refused leaves no file.
 async fn report_result(
     State(ctx): Ctx,
     Extension(WorkerName(name)): Extension<WorkerName>,
     UrlPath(id): UrlPath<String>,
-    body: Result<Bytes, BytesRejection>,
+    request: Request,
 ) -> ApiResult<serde_json::Value> {
     let id = task_id(&id)?;
-    let proof = body?;
-    let unit = proofs::snark::PROOF_BYTES;
-    if proof.is_empty() || proof.len() % unit != 0 {
-        return Err(ApiError::invalid(format!(
-            "a proof is a positive multiple of {unit} bytes, not {} bytes",
-            proof.len()
-        )));
+    let Json(kind) = {
+        let name = name.clone();
+        blocking(ctx.clone(), move |ctx| match ctx.ledger.store().task(id)? {
+            Some(t) if t.worker.as_deref() == Some(name.as_str()) => t.kind.remote().ok_or_else(|| {
+                StoreError::Conflict(format!("task {id} ({}) takes no result", t.kind.name())).into()
+            }),
+            _ => Err(StoreError::Conflict(format!("task {id} is not assigned to worker {name:?}")).into()),
+        })
+        .await?
+    };
+    let limit = kind.max_result_bytes();
+    let too_large = |len: String| {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorKind::TooLarge,
+            format!("a {} result is at most {limit} bytes, not {len}", kind.name()),
+        )
+    };
+    let announced = request
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if let Some(n) = announced.filter(|&n| n > limit) {
+        return Err(too_large(n.to_string()));
+    }
+    let path = ctx.config.new_task_result_path(id);
+    let len = match super::results::stream_to_file(request.into_body(), &path, limit).await {
+        Ok(len) => len,
+        Err(super::results::StreamError::TooLarge) => return Err(too_large(format!("over {limit}"))),
+        Err(super::results::StreamError::Body(e)) => {
+            return Err(ApiError::invalid(format!("the result's body: {e}")))
+        }
+        Err(super::results::StreamError::Disk(e)) => {
+            return Err(ApiError::internal(format!("cannot keep the result: {e}")))
+        }
+    };
+    let discard = move |path: &std::path::Path| {
+        if let Err(e) = crate::pipeline::remove_path(path) {
+            tracing::warn!(task = id, error = %e, "cannot remove a refused result");
+        }
+    };
+    if let Err(e) = kind.check_result_len(len) {
+        discard(&path);
+        return Err(ApiError::invalid(e));
     }
     blocking(ctx, move |ctx| {
         let now = ctx.ledger.now_ms();
-        ctx.ledger.store().report_task(id, &name, Ok(&proof), now)?;
-        tracing::info!(task = id, worker = %name, bytes = proof.len(), "proof reported");
+        let output = crate::store::TaskOutput { path: path.clone(), len };
+        if let Err(e) = ctx.ledger.store().report_task(id, &name, Ok(&output), now) {
+            discard(&path);
+            return Err(e.into());
+        }
+        tracing::info!(task = id, worker = %name, kind = kind.name(), bytes = len, "result reported");
         Ok(serde_json::json!({}))
     })
     .await

@@ -196,7 +196,7 @@ pub fn print_tasks(tasks: &[TaskView]) {
         outln!(
             "{:>6} {:>6}  {:<10} {:<12} {:<11} {} {:>10} {:>10}  {}",
             t.id,
-            t.sector,
+            t.sector.map_or_else(|| "-".to_string(), |n| n.to_string()),
             t.kind.name(),
             t.worker.as_deref().unwrap_or("local"),
             t.state.name(),

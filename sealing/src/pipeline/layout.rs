@@ -22,6 +22,15 @@ impl PipelineConfig {
     pub fn proof_path(&self, number: u64) -> PathBuf {
         self.data_dir.join("proofs").join(format!("{number}.proof"))
     }
+    /// Where workers' results are kept between delivery and judgement.
+    pub fn task_results_dir(&self) -> PathBuf {
+        self.data_dir.join("results")
+    }
+    /// A new file for a delivery of task `id`'s result: named apart from
+    /// any other delivery of it, so one refused removes only its own file.
+    pub fn new_task_result_path(&self, id: u64) -> PathBuf {
+        self.task_results_dir().join(format!("{id}.{:016x}.result", rand::random::<u64>()))
+    }
     /// The daemon's copies of data pieces.
     pub fn pieces_dir(&self) -> PathBuf {
         self.data_dir.join("pieces")
@@ -38,7 +47,7 @@ impl PipelineConfig {
 }
 
 /// Removes a file or a directory tree; one already gone is fine.
-pub(super) fn remove_path(path: &Path) -> Result<(), String> {
+pub(crate) fn remove_path(path: &Path) -> Result<(), String> {
     let r = if path.is_dir() { std::fs::remove_dir_all(path) } else { std::fs::remove_file(path) };
     match r {
         Ok(()) => Ok(()),

@@ -49,6 +49,8 @@ use std::time::Duration;
 use tasks::{Running, TaskResult};
 use tracing::{error, info, info_span, warn};
 
+pub(crate) use layout::remove_path;
+pub(crate) use tasks::close_task;
 pub use steps::statement_of;
 pub use tasks::{PauseMap, ProgressMap};
 pub use wire::api::TaskProgress;
@@ -403,6 +405,33 @@ impl Pipeline {
             Ok(0) => {}
             Ok(n) => info!(tasks = n, "pruned finished tasks"),
             Err(e) => warn!(error = %e, "cannot prune finished tasks"),
+        }
+        self.sweep_result_files();
+    }
+
+    /// Removes result files no open task refers to and older than an hour (a
+    /// delivery in progress is younger): results of tasks cancelled after
+    /// their worker delivered, or delivered just before a crash.
+    fn sweep_result_files(&self) {
+        const AGE: Duration = Duration::from_secs(3_600);
+        let Ok(entries) = std::fs::read_dir(self.config.task_results_dir()) else { return };
+        let kept: Result<Vec<PathBuf>, _> = {
+            let store = self.ledger.store();
+            store.open_tasks().and_then(|open| {
+                let results = open.iter().map(|t| store.task_result(t.id));
+                results.filter_map(Result::transpose).map(|o| o.map(|o| o.path)).collect()
+            })
+        };
+        let Ok(kept) = kept else { return warn!("cannot list open tasks; result files left as they are") };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let old = entry.metadata().and_then(|m| m.modified()).is_ok_and(|t| t.elapsed().is_ok_and(|a| a > AGE));
+            if old && !kept.contains(&path) {
+                match layout::remove_path(&path) {
+                    Ok(()) => info!(file = %path.display(), "removed a result no task is waiting for"),
+                    Err(e) => warn!(error = %e, "cannot remove a stale result file"),
+                }
+            }
         }
     }
 

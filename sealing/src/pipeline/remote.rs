@@ -12,6 +12,7 @@ use crate::store::{SectorRow, TaskKind, TaskRow, TaskState};
 use crate::workers::dispatch::DispatchError as DispatchFailure;
 use crate::workers::scheduler;
 use tracing::{info, warn};
+use wire::worker::{RemoteTask, TaskEnvelope};
 
 impl Pipeline {
     /// A sector needing its proof: follows its remote task if one is open,
@@ -27,7 +28,7 @@ impl Pipeline {
             }
         };
         if let Some(task) =
-            open.iter().find(|t| t.sector == n && t.kind == TaskKind::Commit && t.state.is_open())
+            open.iter().find(|t| t.sector == Some(n) && t.kind == TaskKind::Commit && t.state.is_open())
         {
             return self.follow_remote(n, task);
         }
@@ -67,7 +68,7 @@ impl Pipeline {
         match task.state {
             TaskState::Reported => {
                 let result = self.ledger.store().task_result(task.id)?;
-                let Some(proof) = result else {
+                let Some(output) = result else {
                     // The worker's failure (its parameters, its memory): it is charged,
                     // not the sector, whose C2 runs again elsewhere.
                     let error = format!(
@@ -79,7 +80,13 @@ impl Pipeline {
                     self.charge_worker(&worker, &error, now);
                     return Ok(());
                 };
-                match self.accept_proof(n, &proof) {
+                let limit = RemoteTask::C2.max_result_bytes();
+                let judged = match output.read(limit) {
+                    Ok(proof) => self.accept_proof(n, &proof),
+                    // Recorded, then lost on this node's disk: not the worker's fault.
+                    Err(e) => Err(Refusal::Failed(EngineError::failed(e, Disposition::Temporary))),
+                };
+                match judged {
                     Ok(()) => {
                         info!(task = task.id, %worker, "remote proof verified and accepted");
                         self.close_task(task.id, TaskState::Done, None);
@@ -235,14 +242,16 @@ impl Pipeline {
         };
         self.told_cancelled.retain(|id| open.iter().any(|t| t.id == *id));
         for t in &open {
-            match t.state {
-                TaskState::Cancelling => self.tell_worker_cancelled(t.id),
-                _ if t.worker.is_some()
-                    && !committing.contains(&t.sector)
-                    && !self.running.contains_key(&t.sector) =>
+            match (t.state, t.sector) {
+                (TaskState::Cancelling, _) => self.tell_worker_cancelled(t.id),
+                (_, Some(sector))
+                    if t.kind == TaskKind::Commit
+                        && t.worker.is_some()
+                        && !committing.contains(&sector)
+                        && !self.running.contains_key(&sector) =>
                 {
-                    if let Err(e) = self.cancel_tasks(t.sector, "its sector no longer needs a proof") {
-                        warn!(sector = t.sector, error = %e, "cannot cancel the sector's tasks");
+                    if let Err(e) = self.cancel_tasks(sector, "its sector no longer needs a proof") {
+                        warn!(sector, error = %e, "cannot cancel the sector's tasks");
                     }
                 }
                 _ => {}
@@ -264,17 +273,18 @@ impl Pipeline {
             let mut store = self.ledger.store();
             let key = store.dispatch_key(&worker)?;
             let lease = now + self.config.workers.lease_ms as i64;
-            (store.start_task(n, TaskKind::Commit, Some(&worker), Some(lease), now)?, key)
+            (store.start_task(Some(n), TaskKind::Commit, Some(&worker), Some(lease), now)?, key)
         };
         let dir = self.config.sector_dir(n);
         let engine = self.engine.clone();
         let dispatcher = self.dispatcher.clone();
         let ledger = self.ledger.clone();
+        let envelope = TaskEnvelope { kind: RemoteTask::C2, sector_size: row.sector_size, sector: Some(n) };
         self.spawn(n, (TaskKind::Commit, id, Some(worker)), move |_| {
             let c1 = timed(&ledger, Phase::C1, || engine.c1(&dir, &seed));
-            let result = c1
-                .map_err(DispatchError::C1)
-                .and_then(|c1| dispatcher.send_c2(&url, &key, id, &c1).map_err(DispatchError::Send));
+            let result = c1.map_err(DispatchError::C1).and_then(|c1| {
+                dispatcher.send_task(&url, &key, id, &envelope, &c1).map_err(DispatchError::Send)
+            });
             TaskResult::Dispatched(result)
         })
     }

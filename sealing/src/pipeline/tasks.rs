@@ -66,6 +66,24 @@ pub(super) struct Pc1Batch {
 }
 
 /// An error with its causes (`read FILE: No space left on device`), as events record it.
+/// Closes task `id` in `state` and removes the result file its worker
+/// delivered, if any: once a result is judged, the record says what happened.
+pub(crate) fn close_task(ledger: &Ledger, id: u64, state: TaskState, error: Option<&str>) {
+    let output = {
+        let mut store = ledger.store();
+        let output = store.task_result(id).ok().flatten();
+        if let Err(e) = store.finish_task(id, state, error, ledger.now_ms()) {
+            return warn!(task = id, error = %e, "cannot record the task's end");
+        }
+        output
+    };
+    if let Some(out) = output {
+        if let Err(e) = super::layout::remove_path(&out.path) {
+            warn!(task = id, error = %e, "cannot remove the task's result file");
+        }
+    }
+}
+
 pub(super) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut cause = e.source();
@@ -169,20 +187,18 @@ impl Pipeline {
 
     /// Records a task of `kind` for sector `number` starting here.
     fn record_task(&self, number: u64, kind: TaskKind) -> Result<u64, PipelineError> {
-        Ok(self.ledger.store().start_task(number, kind, None, None, self.ledger.now_ms())?)
+        Ok(self.ledger.store().start_task(Some(number), kind, None, None, self.ledger.now_ms())?)
     }
 
     pub(super) fn close_task(&self, id: u64, state: TaskState, error: Option<&str>) {
-        if let Err(e) = self.ledger.store().finish_task(id, state, error, self.ledger.now_ms()) {
-            warn!(task = id, error = %e, "cannot record the task's end");
-        }
+        close_task(&self.ledger, id, state, error);
     }
 
     /// Closes sector `number`'s open tasks as done (its proof is on disk).
     pub(super) fn close_open_tasks_done(&self, number: u64) -> Result<(), PipelineError> {
         let now = self.ledger.now_ms();
         let mut store = self.ledger.store();
-        for t in store.open_tasks()?.into_iter().filter(|t| t.sector == number && t.state.is_open()) {
+        for t in store.open_tasks()?.into_iter().filter(|t| t.sector == Some(number) && t.state.is_open()) {
             store.finish_task(t.id, TaskState::Done, None, now)?;
         }
         Ok(())

@@ -29,8 +29,8 @@ use crate::chain::{
 };
 use crate::config::ProvingConfig;
 use crate::ledger::SharedLedger;
-use crate::pipeline::{PipelineConfig, ProvingGate};
-use crate::store::{PostRun, RunFault};
+use crate::pipeline::{close_task, PipelineConfig, ProvingGate};
+use crate::store::{PostRun, RunFault, TaskKind, TaskState};
 use crate::workers::dispatch::Dispatcher;
 use crate::workers::scheduler::worker_state;
 use proofs::post::challenges::{mask_randomness, winning_sector_index};
@@ -47,7 +47,17 @@ use std::time::{Duration, Instant};
 use tracing::{info, info_span, warn};
 pub use wire::api::SectorCheck;
 use wire::api::WorkerState;
-use wire::worker::WindowPostRequest;
+use wire::worker::{RemoteTask, TaskEnvelope, WindowPostInput};
+
+/// How a wait for a worker's result ended.
+enum Awaited {
+    /// Its worker reported (a result or a failure).
+    Reported(crate::store::TaskRow),
+    /// Closed meanwhile, and why (its worker re-registered, its token was revoked).
+    Closed(String),
+    /// Nothing in the time the window allows.
+    Late,
+}
 
 /// Errors of a proving tick (each is logged; the next tick tries again).
 #[derive(Debug, thiserror::Error)]
@@ -486,26 +496,64 @@ impl ProverCore {
             let key = store.dispatch_key(&worker.name).ok()?;
             (worker, key)
         };
-        let request = WindowPostRequest {
-            sector_size: size,
+        let input = WindowPostInput {
             randomness: *randomness,
-            vanilla: van.proofs.iter().map(|p| hex::encode(encoding::encode(size, p))).collect(),
+            vanilla: van.proofs.iter().map(|p| encoding::encode(size, p)).collect(),
         };
-        let timeout = Duration::from_millis(wait_ms);
+        let envelope = TaskEnvelope { kind: RemoteTask::WindowPost, sector_size: size, sector: None };
+        let lease = now + self.layout.workers.lease_ms as i64;
+        let started = self.ledger.store().start_task(None, TaskKind::WindowPost, Some(&worker.name), Some(lease), now);
+        let task = match started {
+            Ok(id) => id,
+            Err(e) => {
+                warn!(error = %e, "cannot record a Window PoSt task; proving here");
+                return None;
+            }
+        };
+        let _span = info_span!("remote_snark", task, worker = %worker.name).entered();
         // Charged like a failed C2: a worker that hangs or fails PoSts is benched.
-        let fallback = |why: String| {
+        let fallback = |state: TaskState, why: String, charge: bool| {
             warn!(worker = %worker.name, %why, "Window PoSt SNARK on the worker failed; proving here");
-            let charge = format!("Window PoSt: {why}");
-            if let Err(e) = self.ledger.store().charge_worker(&worker.name, &charge, self.ledger.now_ms()) {
-                warn!(worker = %worker.name, error = %e, "cannot charge the worker");
+            close_task(&self.ledger, task, state, Some(&why));
+            let now = self.ledger.now_ms();
+            if charge {
+                let charged = self.ledger.store().charge_worker(&worker.name, &format!("Window PoSt: {why}"), now);
+                if let Err(e) = charged {
+                    warn!(worker = %worker.name, error = %e, "cannot charge the worker");
+                }
             }
             None
         };
-        let answer = match dispatcher.window_post(&worker.url, &key, &request, timeout) {
-            Ok(a) => a,
-            Err(e) => return fallback(e.to_string()),
+        // A worker too busy to take it in time fails this window like one that is late.
+        if let Err(e) = dispatcher.send_task(&worker.url, &key, task, &envelope, &input.encode()) {
+            return fallback(TaskState::Failed, e.to_string(), !e.is_local());
+        }
+        if let Err(e) = self.ledger.store().task_handed_over(task, lease, self.ledger.now_ms()) {
+            warn!(error = %e, "cannot renew the lease; the worker's heartbeat will");
+        }
+        let reported = match self.await_result(task, Instant::now() + Duration::from_millis(wait_ms)) {
+            Awaited::Reported(row) => row,
+            Awaited::Late => {
+                // Its next heartbeat is told to drop it.
+                return fallback(TaskState::Expired, format!("no result within {wait_ms} ms"), true);
+            }
+            Awaited::Closed(why) => {
+                warn!(%why, "the Window PoSt task ended without a result; proving here");
+                return None;
+            }
         };
-        let Ok(bytes) = hex::decode(&answer.proof) else { return fallback("the proof is not hex".into()) };
+        let output = match self.ledger.store().task_result(task) {
+            Ok(Some(output)) => output,
+            Ok(None) => {
+                let why = reported.error.unwrap_or_else(|| "no reason given".into());
+                return fallback(TaskState::Failed, format!("the worker failed: {why}"), true);
+            }
+            Err(e) => return fallback(TaskState::Failed, format!("cannot read the result: {e}"), false),
+        };
+        let bytes = match output.read(RemoteTask::WindowPost.max_result_bytes()) {
+            Ok(bytes) => bytes,
+            Err(e) => return fallback(TaskState::Failed, e, false),
+        };
         let public: Vec<(u64, proofs::Commitment)> =
             van.proofs.iter().map(|p| (p.sector_id, p.comm_r)).collect();
         let valid = GrothParams::post(&self.param_dir, *post)
@@ -514,15 +562,40 @@ impl ProverCore {
         match valid {
             Ok(true) => {
                 run.prover = worker.name.clone();
-                info!(worker = %worker.name, gpus = ?answer.gpus, "Window PoSt SNARK from the worker");
+                close_task(&self.ledger, task, TaskState::Done, None);
+                if let Err(e) = self.ledger.store().worker_delivered(&worker.name) {
+                    warn!(worker = %worker.name, error = %e, "cannot clear the worker's failures");
+                }
+                info!(worker = %worker.name, "Window PoSt SNARK from the worker");
                 Some(bytes)
             }
             Ok(false) => {
                 let why = "returned a Window PoSt that does not verify";
                 let _ = self.ledger.store().mark_worker_unhealthy(&worker.name, why);
-                fallback(why.into())
+                fallback(TaskState::Rejected, why.into(), true)
             }
-            Err(e) => fallback(format!("cannot verify its proof: {e}")),
+            // This node's failure (its verifying key): not the worker's.
+            Err(e) => fallback(TaskState::Failed, format!("cannot verify its proof: {e}"), false),
+        }
+    }
+
+    /// Waits for remote task `task` to be reported, until `deadline`.
+    fn await_result(&self, task: u64, deadline: Instant) -> Awaited {
+        loop {
+            match self.ledger.store().task(task) {
+                Ok(Some(row)) if row.state == TaskState::Reported => return Awaited::Reported(row),
+                Ok(Some(row)) if !row.state.is_open() => {
+                    let why = row.error.unwrap_or_else(|| format!("it is {}", row.state.name()));
+                    return Awaited::Closed(why);
+                }
+                Ok(None) => return Awaited::Closed("its record is gone".into()),
+                Ok(Some(_)) => {}
+                Err(e) => warn!(error = %e, "cannot read the task; waiting on"),
+            }
+            if Instant::now() >= deadline {
+                return Awaited::Late;
+            }
+            std::thread::sleep(Duration::from_millis(50));
         }
     }
 

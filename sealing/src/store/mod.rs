@@ -25,10 +25,12 @@ mod tasks;
 pub use post::{PostRun, RunFault};
 
 pub use post::ProvingStore;
-pub use tasks::{TaskKind, TaskRow, TaskState, TaskStore, TokenRow, WorkerCharging, WorkerRow, WorkerStore};
+pub use tasks::{
+    TaskKind, TaskOutput, TaskRow, TaskState, TaskStore, TokenRow, WorkerCharging, WorkerRow, WorkerStore,
+};
 
 /// Schema version this build writes (SQLite `user_version`).
-const SCHEMA_VERSION: i64 = 7;
+const SCHEMA_VERSION: i64 = 8;
 
 const SCHEMA: &str = "
 CREATE TABLE counters (
@@ -699,6 +701,7 @@ impl SqliteStore {
             (tasks::CHARGES, "add the workers' charges"),
             (tasks::OWNERS, "add the tasks' owners"),
             (tasks::PC_SPLIT, "record pre-commit tasks as PC1"),
+            (tasks::RESULT_FILES, "keep task results in files"),
         ];
         match usize::try_from(version) {
             Ok(v) if v < steps.len() => {

@@ -9,6 +9,7 @@
 use super::{sql_at, SectorStore, SqliteStore, StoreError};
 use rusqlite::{params, OptionalExtension, Row, TransactionBehavior};
 use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
 use wire::answers::{bounded_text, ERROR_MESSAGE_CHARS};
 use wire::worker::Capabilities;
 
@@ -66,6 +67,51 @@ CREATE INDEX IF NOT EXISTS tasks_by_owner ON tasks(owner, state);
 /// before, which ran both, is recorded as PC1.
 pub(super) const PC_SPLIT: &str = "UPDATE tasks SET kind = 'pc1' WHERE kind = 'pre_commit';";
 
+/// Results stream to files (schema 8): a task row records the file and its
+/// length, not the bytes, and a task for no one sector (a Window PoSt
+/// partition) has none. SQLite cannot drop `NOT NULL`, so the table is built
+/// again, its id sequence carried over (ids are never reused). A result still
+/// kept in the row, delivered but not yet judged, is given up: its task is
+/// expired and runs again.
+pub(super) const RESULT_FILES: &str = "
+CREATE TABLE tasks_new (
+    id             INTEGER PRIMARY KEY AUTOINCREMENT,
+    sector         INTEGER REFERENCES sectors(number),
+    kind           TEXT NOT NULL,
+    worker         TEXT,
+    state          TEXT NOT NULL,
+    created_ms     INTEGER NOT NULL,
+    updated_ms     INTEGER NOT NULL,
+    lease_until_ms INTEGER,
+    error          TEXT,
+    queued_ms      INTEGER,
+    owner          TEXT NOT NULL DEFAULT 'local',
+    result_path    TEXT,
+    result_len     INTEGER
+);
+INSERT INTO tasks_new (id, sector, kind, worker, state, created_ms, updated_ms, lease_until_ms, error,
+                       queued_ms, owner, result_len)
+    SELECT id, sector, kind, worker,
+           CASE WHEN state = 'reported' AND result IS NOT NULL THEN 'expired' ELSE state END,
+           created_ms, updated_ms, lease_until_ms,
+           CASE WHEN state = 'reported' AND result IS NOT NULL
+                THEN 'its result was kept in the database before schema 8; the task runs again'
+                ELSE error END,
+           queued_ms, owner, length(result)
+    FROM tasks;
+INSERT INTO sqlite_sequence (name, seq) SELECT 'tasks_new', 0
+    WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'tasks_new');
+UPDATE sqlite_sequence
+    SET seq = MAX(seq, COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'tasks'), 0))
+    WHERE name = 'tasks_new';
+DROP TABLE tasks;
+ALTER TABLE tasks_new RENAME TO tasks;
+CREATE INDEX tasks_by_sector ON tasks(sector, id);
+CREATE INDEX tasks_by_owner ON tasks(owner, state);
+CREATE INDEX tasks_by_state ON tasks(state, id);
+CREATE INDEX tasks_by_update ON tasks(updated_ms);
+";
+
 /// Indexes for the open-task scans of every tick and for pruning (schema 3).
 pub(super) const INDEXES: &str = "
 CREATE INDEX IF NOT EXISTS tasks_by_state ON tasks(state, id);
@@ -74,13 +120,47 @@ CREATE INDEX IF NOT EXISTS tasks_by_update ON tasks(updated_ms);
 
 pub use wire::api::{TaskKind, TaskState};
 
+/// A result a worker delivered, as the daemon keeps it: a file (written
+/// whole and synced before it is recorded) and its length.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskOutput {
+    /// The file.
+    pub path: PathBuf,
+    /// Its length in bytes.
+    pub len: u64,
+}
+
+impl TaskOutput {
+    /// Writes `bytes` to `path` durably (its directory made if need be): a
+    /// result as the result route keeps it, for a caller holding it whole.
+    pub fn save(path: PathBuf, bytes: &[u8]) -> Result<Self, proofs::Error> {
+        proofs::durable::create_dir(proofs::durable::parent_dir(&path))?;
+        proofs::durable::write_file(&path, bytes)?;
+        Ok(Self { path, len: bytes.len() as u64 })
+    }
+
+    /// The result's bytes, if the file holds what was recorded and no more than `limit`.
+    pub fn read(&self, limit: u64) -> Result<Vec<u8>, String> {
+        let at = |e: std::io::Error| format!("task result {}: {e}", self.path.display());
+        let len = std::fs::metadata(&self.path).map_err(at)?.len();
+        if len != self.len || len > limit {
+            return Err(format!(
+                "task result {}: {len} bytes, {} recorded (at most {limit} taken)",
+                self.path.display(),
+                self.len
+            ));
+        }
+        std::fs::read(&self.path).map_err(at)
+    }
+}
+
 /// One task as recorded.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TaskRow {
     /// Task id (never reused).
     pub id: u64,
-    /// The sector.
-    pub sector: u64,
+    /// The sector; none for a task over many (a Window PoSt partition).
+    pub sector: Option<u64>,
     /// What it does.
     pub kind: TaskKind,
     /// The remote worker running it; none when it runs in the daemon.
@@ -161,7 +241,7 @@ impl Default for WorkerCharging {
 }
 
 const TASK_COLUMNS: &str =
-    "id, sector, kind, worker, state, created_ms, updated_ms, lease_until_ms, error, length(result), queued_ms, owner";
+    "id, sector, kind, worker, state, created_ms, updated_ms, lease_until_ms, error, result_len, queued_ms, owner";
 
 /// Remote workers, their tokens and what they are charged with.
 pub trait WorkerStore: Send {
@@ -262,10 +342,11 @@ pub trait TaskStore: Send {
     /// listing them without a heartbeat) are let go; returns them.
     fn lapse_cancelling(&mut self, now_ms: i64) -> Result<Vec<u64>, StoreError>;
 
-    /// Records a task starting on `worker` (none: here); returns its id.
+    /// Records a task starting on `worker` (none: here) for `sector` (none:
+    /// a task over many, such as a Window PoSt partition); returns its id.
     fn start_task(
         &mut self,
-        sector: u64,
+        sector: Option<u64>,
         kind: TaskKind,
         worker: Option<&str>,
         lease_until_ms: Option<i64>,
@@ -284,21 +365,22 @@ pub trait TaskStore: Send {
         now_ms: i64,
     ) -> Result<(), StoreError>;
 
-    /// Records worker `worker`'s outcome of task `id`: proof bytes or why it
-    /// failed. Only a running task held by that worker takes a report.
+    /// Records worker `worker`'s outcome of task `id`: its result (a file
+    /// written whole) or why it failed. Only a running task held by that
+    /// worker takes a report; the caller removes a result file refused.
     fn report_task(
         &mut self,
         id: u64,
         worker: &str,
-        outcome: Result<&[u8], &str>,
+        outcome: Result<&TaskOutput, &str>,
         now_ms: i64,
     ) -> Result<(), StoreError>;
 
     /// Task `id`.
     fn task(&self, id: u64) -> Result<Option<TaskRow>, StoreError>;
 
-    /// The result bytes task `id`'s worker reported.
-    fn task_result(&self, id: u64) -> Result<Option<Vec<u8>>, StoreError>;
+    /// The result task `id`'s worker reported.
+    fn task_result(&self, id: u64) -> Result<Option<TaskOutput>, StoreError>;
 
     /// Tasks in flight, oldest first: running and reported ones, and
     /// cancelling ones still holding their worker's slot
@@ -655,7 +737,7 @@ impl TaskStore for SqliteStore {
 
     fn start_task(
         &mut self,
-        sector: u64,
+        sector: Option<u64>,
         kind: TaskKind,
         worker: Option<&str>,
         lease_until_ms: Option<i64>,
@@ -663,13 +745,13 @@ impl TaskStore for SqliteStore {
     ) -> Result<u64, StoreError> {
         // The sector has waited since it entered the state that calls for this task.
         // A sector row that does not read is reported where it is used; here it only loses the queued time.
-        let since = self.sector(sector).ok().flatten().map_or(now_ms, |r| r.updated_ms);
+        let since = sector.and_then(|n| self.sector(n).ok().flatten()).map_or(now_ms, |r| r.updated_ms);
         let queued_ms = now_ms.saturating_sub(since).max(0);
         self.conn
             .execute(
                 "INSERT INTO tasks (sector, kind, worker, state, created_ms, updated_ms, lease_until_ms, queued_ms, owner)
                  VALUES (?1, ?2, ?3, 'running', ?4, ?4, ?5, ?6, ?7)",
-                params![sector as i64, kind.name(), worker, now_ms, lease_until_ms, queued_ms, self.node],
+                params![sector.map(|n| n as i64), kind.name(), worker, now_ms, lease_until_ms, queued_ms, self.node],
             )
             .map_err(self.sql("record a task"))?;
         let id = self.conn.last_insert_rowid() as u64;
@@ -715,19 +797,19 @@ impl TaskStore for SqliteStore {
         &mut self,
         id: u64,
         worker: &str,
-        outcome: Result<&[u8], &str>,
+        outcome: Result<&TaskOutput, &str>,
         now_ms: i64,
     ) -> Result<(), StoreError> {
-        let (result, error) = match outcome {
-            Ok(bytes) => (Some(bytes), None),
-            Err(e) => (None, Some(bounded_text(e, ERROR_MESSAGE_CHARS))),
+        let (path, len, error) = match outcome {
+            Ok(out) => (Some(out.path.to_string_lossy().into_owned()), Some(out.len as i64), None),
+            Err(e) => (None, None, Some(bounded_text(e, ERROR_MESSAGE_CHARS))),
         };
         let n = self
             .conn
             .execute(
-                "UPDATE tasks SET state = 'reported', result = ?3, error = ?4, updated_ms = ?5
+                "UPDATE tasks SET state = 'reported', result_path = ?3, result_len = ?4, error = ?5, updated_ms = ?6
                  WHERE id = ?1 AND worker = ?2 AND state = 'running'",
-                params![id as i64, worker, result, error, now_ms],
+                params![id as i64, worker, path, len, error, now_ms],
             )
             .map_err(self.sql("record a task result"))?;
         if n == 1 {
@@ -752,12 +834,18 @@ impl TaskStore for SqliteStore {
         Ok(rows.into_iter().next())
     }
 
-    fn task_result(&self, id: u64) -> Result<Option<Vec<u8>>, StoreError> {
-        self.conn
-            .query_row("SELECT result FROM tasks WHERE id = ?1", params![id as i64], |r| r.get(0))
+    fn task_result(&self, id: u64) -> Result<Option<TaskOutput>, StoreError> {
+        let row: Option<(Option<String>, Option<i64>)> = self
+            .conn
+            .query_row("SELECT result_path, result_len FROM tasks WHERE id = ?1", params![id as i64], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
             .optional()
-            .map(Option::flatten)
-            .map_err(self.sql("read a task result"))
+            .map_err(self.sql("read a task result"))?;
+        Ok(match row {
+            Some((Some(path), Some(len))) => Some(TaskOutput { path: path.into(), len: len.max(0) as u64 }),
+            _ => None,
+        })
     }
 
     fn open_tasks(&self) -> Result<Vec<TaskRow>, StoreError> {
@@ -820,13 +908,34 @@ impl TaskStore for SqliteStore {
             params![now_ms, node],
         )
         .map_err(sql_at(&path, "close interrupted tasks"))?;
+        // A Window PoSt's prover waited for it in memory: gone with the process.
+        let mut closed = interrupted;
+        {
+            let mut stmt = tx
+                .prepare_cached(
+                    "SELECT id FROM tasks WHERE owner = ?1 AND kind = 'wdpost' AND state IN ('running', 'reported') ORDER BY id",
+                )
+                .map_err(sql_at(&path, "prepare"))?;
+            let ids = stmt
+                .query_map(params![node], |r| r.get::<_, i64>(0))
+                .map_err(sql_at(&path, "list Window PoSt tasks"))?;
+            for id in ids {
+                closed.push(id.map_err(sql_at(&path, "list Window PoSt tasks"))? as u64);
+            }
+        }
+        tx.execute(
+            "UPDATE tasks SET state = 'interrupted', updated_ms = ?1, error = 'the daemon stopped while its prover waited'
+             WHERE owner = ?2 AND kind = 'wdpost' AND state IN ('running', 'reported')",
+            params![now_ms, node],
+        )
+        .map_err(sql_at(&path, "close Window PoSt tasks"))?;
         tx.execute(
             "UPDATE tasks SET lease_until_ms = ?1 WHERE owner = ?2 AND state = 'running' AND worker IS NOT NULL",
             params![lease_until_ms, node],
         )
         .map_err(sql_at(&path, "renew remote leases"))?;
         tx.commit().map_err(sql_at(&path, "commit"))?;
-        self.report_closed(&interrupted);
+        self.report_closed(&closed);
         Ok(())
     }
 }
@@ -864,7 +973,7 @@ impl SqliteStore {
         let state: String = r.get(4).map_err(get)?;
         Ok(TaskRow {
             id: id as u64,
-            sector: r.get::<_, i64>(1).map_err(get)? as u64,
+            sector: r.get::<_, Option<i64>>(1).map_err(get)?.map(|n| n as u64),
             kind: TaskKind::parse(&kind).ok_or_else(|| self.corrupt(format!("task {id}: kind {kind:?}")))?,
             worker: r.get(3).map_err(get)?,
             state: TaskState::parse(&state)
@@ -1057,7 +1166,7 @@ mod tests {
         let a = s.create_sector(SectorSize::KiB2, true, 0).unwrap();
         let b = s.create_sector(SectorSize::KiB2, true, 0).unwrap();
         let ids: Vec<u64> = (0..7)
-            .map(|i| s.start_task(if i % 2 == 0 { a } else { b }, TaskKind::Pc1, None, None, i).unwrap())
+            .map(|i| s.start_task(Some(if i % 2 == 0 { a } else { b }), TaskKind::Pc1, None, None, i).unwrap())
             .collect();
         let page = |sector, after, limit| -> Vec<u64> {
             s.tasks_after(sector, after, limit).unwrap().iter().map(|t| t.id).collect()
@@ -1090,7 +1199,7 @@ mod tests {
 
         let n = s.create_sector(SectorSize::KiB2, true, 1).unwrap();
         s.register_worker("gpu1", "i1", "http://w", &caps(), 10).unwrap();
-        let t = s.start_task(n, TaskKind::Commit, Some("gpu1"), Some(100), 10).unwrap();
+        let t = s.start_task(Some(n), TaskKind::Commit, Some("gpu1"), Some(100), 10).unwrap();
         assert_eq!(s.revoke_worker_token("gpu1", 20).unwrap(), vec![t]);
         assert_eq!(s.task(t).unwrap().unwrap().state, TaskState::Expired);
         assert!(s.workers().unwrap()[0].revoked);
@@ -1117,8 +1226,8 @@ mod tests {
             s.register_worker(w, "i", "http://w", &caps(), 1).unwrap();
         }
         let n = s.create_sector(SectorSize::KiB2, true, 1).unwrap();
-        let ta = s.start_task(n, TaskKind::Commit, Some("a"), Some(100), 1).unwrap();
-        let tb = s.start_task(n, TaskKind::Commit, Some("b"), Some(100), 1).unwrap();
+        let ta = s.start_task(Some(n), TaskKind::Commit, Some("a"), Some(100), 1).unwrap();
+        let tb = s.start_task(Some(n), TaskKind::Commit, Some("b"), Some(100), 1).unwrap();
         s.finish_task(tb, TaskState::Cancelled, None, 2).unwrap();
         let drop = s.worker_heartbeat("a", "i", &[ta, tb, 999], 500, 5).unwrap();
         assert_eq!(drop, vec![tb, 999]);
@@ -1133,7 +1242,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let mut s = store(tmp.path());
         let n = s.create_sector(SectorSize::KiB2, true, 1).unwrap();
-        let t = s.start_task(n, TaskKind::Commit, None, None, 1).unwrap();
+        let t = s.start_task(Some(n), TaskKind::Commit, None, None, 1).unwrap();
         // A worker's refusal of ten megabytes, as a dispatch error carried it.
         s.finish_task(t, TaskState::Failed, Some(&"\u{1b}".repeat(10_000_000)), 2).unwrap();
         let error = s.task(t).unwrap().unwrap().error.unwrap();
@@ -1148,14 +1257,20 @@ mod tests {
         s.create_worker_token("a", "ha", "k", 1).unwrap();
         s.register_worker("a", "i", "http://w", &caps(), 1).unwrap();
         let n = s.create_sector(SectorSize::KiB2, true, 1).unwrap();
-        let t = s.start_task(n, TaskKind::Commit, Some("a"), Some(100), 1).unwrap();
-        assert!(matches!(s.report_task(t, "b", Ok(b"p"), 2), Err(StoreError::Conflict(_))));
-        s.report_task(t, "a", Ok(b"proof"), 2).unwrap();
+        let t = s.start_task(Some(n), TaskKind::Commit, Some("a"), Some(100), 1).unwrap();
+        let output = |name: &str, bytes: &[u8]| TaskOutput::save(tmp.path().join(name), bytes).unwrap();
+        assert!(matches!(s.report_task(t, "b", Ok(&output("p", b"p")), 2), Err(StoreError::Conflict(_))));
+        let proof = output("proof", b"proof");
+        s.report_task(t, "a", Ok(&proof), 2).unwrap();
         let row = s.task(t).unwrap().unwrap();
         assert_eq!((row.state, row.result_bytes), (TaskState::Reported, Some(5)));
-        assert_eq!(s.task_result(t).unwrap().unwrap(), b"proof");
+        assert_eq!(s.task_result(t).unwrap().unwrap(), proof);
+        assert_eq!(proof.read(5).unwrap(), b"proof");
+        assert!(proof.read(4).is_err(), "over the limit");
+        std::fs::write(&proof.path, b"proof!").unwrap();
+        assert!(proof.read(100).unwrap_err().contains("5 recorded"), "a file changed since is refused");
         // A second report of the same task is refused.
-        assert!(matches!(s.report_task(t, "a", Ok(b"again"), 3), Err(StoreError::Conflict(_))));
+        assert!(matches!(s.report_task(t, "a", Ok(&output("again", b"again")), 3), Err(StoreError::Conflict(_))));
         assert_eq!(s.open_tasks().unwrap().len(), 1);
         s.finish_task(t, TaskState::Done, None, 4).unwrap();
         assert!(s.open_tasks().unwrap().is_empty());
@@ -1170,8 +1285,8 @@ mod tests {
             s.register_worker("a", "i1", "http://w", &caps(), 1).unwrap();
             let n = s.create_sector(SectorSize::KiB2, true, 1).unwrap();
             (
-                s.start_task(n, TaskKind::Pc1, None, None, 1).unwrap(),
-                s.start_task(n, TaskKind::Commit, Some("a"), Some(10), 1).unwrap(),
+                s.start_task(Some(n), TaskKind::Pc1, None, None, 1).unwrap(),
+                s.start_task(Some(n), TaskKind::Commit, Some("a"), Some(10), 1).unwrap(),
             )
         };
         let mut s = store(tmp.path());
@@ -1203,10 +1318,10 @@ mod tests {
         a.create_worker_token("w", "hw", "k", 1).unwrap();
         a.register_worker("w", "i1", "http://w", &caps(), 1).unwrap();
         let n = a.create_sector(SectorSize::KiB2, true, 1).unwrap();
-        let a_local = a.start_task(n, TaskKind::Pc1, None, None, 1).unwrap();
-        let a_remote = a.start_task(n, TaskKind::Commit, Some("w"), Some(10), 1).unwrap();
-        let b_local = b.start_task(n, TaskKind::Finalize, None, None, 2).unwrap();
-        let b_remote = b.start_task(n, TaskKind::Commit, Some("w"), Some(20), 2).unwrap();
+        let a_local = a.start_task(Some(n), TaskKind::Pc1, None, None, 1).unwrap();
+        let a_remote = a.start_task(Some(n), TaskKind::Commit, Some("w"), Some(10), 1).unwrap();
+        let b_local = b.start_task(Some(n), TaskKind::Finalize, None, None, 2).unwrap();
+        let b_remote = b.start_task(Some(n), TaskKind::Commit, Some("w"), Some(20), 2).unwrap();
         assert_eq!(a.task(b_local).unwrap().unwrap().owner, "node-b");
         // Node A restarts: its own local task died with it, its remote one gets
         // a fresh lease; B's running tasks are B's and stay exactly as they were.

@@ -111,12 +111,14 @@ fn tasks_record_how_long_their_sector_waited_and_schema_3_gains_the_column() {
         let mut s = store(tmp.path());
         let n = s.create_sector(SectorSize::KiB2, true, 1_000).unwrap();
         s.apply(n, &E::StartSealing, 1_500).unwrap();
-        let id = s.start_task(n, TaskKind::Pc1, None, None, 4_000).unwrap();
+        let id = s.start_task(Some(n), TaskKind::Pc1, None, None, 4_000).unwrap();
         assert_eq!(s.task(id).unwrap().unwrap().queued_ms, Some(2_500), "waited since StartSealing");
         // The database as schema 3 left it: no queued time.
         s.conn
             .execute_batch(
                 "UPDATE tasks SET kind = 'pre_commit';
+                 ALTER TABLE tasks DROP COLUMN result_path; ALTER TABLE tasks DROP COLUMN result_len;
+                 ALTER TABLE tasks ADD COLUMN result BLOB;
                  DROP INDEX tasks_by_owner; ALTER TABLE tasks DROP COLUMN owner;
                  ALTER TABLE tasks DROP COLUMN queued_ms; ALTER TABLE workers DROP COLUMN failures;
                  ALTER TABLE workers DROP COLUMN benched_until_ms; ALTER TABLE workers DROP COLUMN bench_reason;
@@ -129,7 +131,7 @@ fn tasks_record_how_long_their_sector_waited_and_schema_3_gains_the_column() {
     };
     let mut s = store(tmp.path());
     assert_eq!(s.task(old_task).unwrap().unwrap().queued_ms, None, "old records have none");
-    let id = s.start_task(1, TaskKind::Pc1, None, None, 5_000).unwrap();
+    let id = s.start_task(Some(1), TaskKind::Pc1, None, None, 5_000).unwrap();
     assert_eq!(s.task(id).unwrap().unwrap().queued_ms, Some(3_500));
     let counts = s.sector_counts().unwrap();
     assert_eq!(counts, vec![(SectorState::Unsealed, 1)]);
@@ -143,4 +145,43 @@ fn tasks_record_how_long_their_sector_waited_and_schema_3_gains_the_column() {
     assert_eq!(s.task(old_task).unwrap().unwrap().owner, DEFAULT_NODE);
     // Schema 7's: a pre-commit task of before (PC1 and PC2 in one) is recorded as PC1.
     assert_eq!(s.task(old_task).unwrap().unwrap().kind, TaskKind::Pc1);
+}
+
+#[test]
+fn schema_8_keeps_results_in_files_and_never_reuses_task_ids() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (judged, waiting, failed) = {
+        let mut s = store(tmp.path());
+        let n = s.create_sector(SectorSize::KiB2, true, 1_000).unwrap();
+        let ids: Vec<u64> =
+            (0..4).map(|i| s.start_task(Some(n), TaskKind::Commit, Some("w"), None, 2_000 + i).unwrap()).collect();
+        // The database as schema 7 left it: results in the row, every task of a sector.
+        s.conn
+            .execute_batch(&format!(
+                "ALTER TABLE tasks DROP COLUMN result_path; ALTER TABLE tasks DROP COLUMN result_len;
+                 ALTER TABLE tasks ADD COLUMN result BLOB;
+                 UPDATE tasks SET state = 'done', result = x'0102' WHERE id = {};
+                 UPDATE tasks SET state = 'reported', result = x'0304' WHERE id = {};
+                 UPDATE tasks SET state = 'reported', error = 'out of memory' WHERE id = {};
+                 DELETE FROM tasks WHERE id = {};
+                 PRAGMA user_version = 7;",
+                ids[0], ids[1], ids[2], ids[3]
+            ))
+            .unwrap();
+        (ids[0], ids[1], ids[2])
+    };
+    let mut s = store(tmp.path());
+    let row = |s: &SqliteStore, id| s.task(id).unwrap().unwrap();
+    assert_eq!((row(&s, judged).state, row(&s, judged).result_bytes), (TaskState::Done, Some(2)));
+    // A result delivered but not judged was in the row: given up, the task runs again.
+    let given_up = row(&s, waiting);
+    assert_eq!(given_up.state, TaskState::Expired);
+    assert!(given_up.error.unwrap().contains("schema 8"));
+    assert_eq!(s.task_result(waiting).unwrap(), None);
+    // A reported failure stays to be judged.
+    assert_eq!((row(&s, failed).state, row(&s, failed).error.as_deref()), (TaskState::Reported, Some("out of memory")));
+    // The highest id was pruned before the migration: still not reused.
+    let next = s.start_task(None, TaskKind::WindowPost, Some("w"), Some(10), 3_000).unwrap();
+    assert_eq!(next, failed + 2, "ids go on after the pruned one");
+    assert_eq!(row(&s, next).sector, None);
 }

@@ -4,16 +4,20 @@ use std::time::Duration;
 use wire::answers::WORKER_ANSWER_BYTES;
 use wire::client::{call_bytes, call_json, Body, CallError};
 use wire::error::ErrorKind;
-use wire::worker::{TaskAccepted, WindowPostAnswer, WindowPostRequest, MAX_TASK_BYTES};
+use wire::worker::{TaskAccepted, TaskEnvelope, TASK_HEADER};
 
 /// A task a worker did not take.
 #[derive(Debug, thiserror::Error)]
 pub enum DispatchError {
-    /// The task is larger than the protocol allows.
-    #[error("C1 output of {len} bytes exceeds the task limit of {MAX_TASK_BYTES}")]
+    /// The task's input is larger than its type allows.
+    #[error("a {kind} task's input of {len} bytes exceeds its limit of {limit}")]
     TooLarge {
-        /// Its length.
-        len: usize,
+        /// The task's type.
+        kind: &'static str,
+        /// Its input's length.
+        len: u64,
+        /// The type's limit.
+        limit: u64,
     },
     /// The worker could not be reached.
     #[error("{endpoint}: {reason}")]
@@ -84,29 +88,22 @@ impl From<CallError> for DispatchError {
 
 /// Hands tasks to workers (a trait so the driver's tests can stand in for the network).
 pub trait Dispatcher: Send + Sync {
-    /// Sends C2 task `task` with the binary C1 output `c1` to the worker at
-    /// `url`, authenticated with its dispatch key. Ok once the worker accepted it.
-    fn send_c2(&self, url: &str, key: &str, task: u64, c1: &[u8]) -> Result<(), DispatchError>;
+    /// Sends task `task` (`envelope` says what it is; `input` is its type's
+    /// input) to the worker at `url`, authenticated with its dispatch key
+    /// (`POST /v0/tasks/{id}`). Ok once the worker accepted it; its result
+    /// comes later, to the daemon's result route.
+    fn send_task(
+        &self,
+        url: &str,
+        key: &str,
+        task: u64,
+        envelope: &TaskEnvelope,
+        input: &[u8],
+    ) -> Result<(), DispatchError>;
 
     /// Tells the worker at `url` that task `task` is no longer wanted
     /// (`DELETE /v0/tasks/{id}`): it throws the result away and frees the slot.
     fn cancel(&self, url: &str, key: &str, task: u64) -> Result<(), DispatchError>;
-
-    /// Asks the worker at `url` for a Window PoSt SNARK and waits for it, at
-    /// most `timeout`.
-    fn window_post(
-        &self,
-        url: &str,
-        key: &str,
-        request: &WindowPostRequest,
-        timeout: Duration,
-    ) -> Result<WindowPostAnswer, DispatchError> {
-        let _ = (key, request, timeout);
-        Err(DispatchError::Unreachable {
-            endpoint: url.into(),
-            reason: "this dispatcher sends no PoSt".into(),
-        })
-    }
 }
 
 /// [`Dispatcher`] over HTTP.
@@ -134,25 +131,21 @@ impl Dispatcher for HttpDispatcher {
         Ok(())
     }
 
-    fn window_post(
+    fn send_task(
         &self,
         url: &str,
         key: &str,
-        request: &WindowPostRequest,
-        timeout: Duration,
-    ) -> Result<WindowPostAnswer, DispatchError> {
-        let endpoint = format!("{}/v0/post/window", url.trim_end_matches('/'));
-        let body = Body::Json(serde_json::to_value(request).expect("serialises"));
-        Ok(call_json(self.agent.post(&endpoint).timeout(timeout), key, body, WORKER_ANSWER_BYTES)?)
-    }
-
-    fn send_c2(&self, url: &str, key: &str, task: u64, c1: &[u8]) -> Result<(), DispatchError> {
-        if c1.len() > MAX_TASK_BYTES {
-            return Err(DispatchError::TooLarge { len: c1.len() });
+        task: u64,
+        envelope: &TaskEnvelope,
+        input: &[u8],
+    ) -> Result<(), DispatchError> {
+        let (len, limit) = (input.len() as u64, envelope.kind.max_input_bytes());
+        if len > limit {
+            return Err(DispatchError::TooLarge { kind: envelope.kind.name(), len, limit });
         }
-        let endpoint = format!("{}/v0/tasks/{task}/c2", url.trim_end_matches('/'));
-        let accepted: TaskAccepted =
-            call_json(self.agent.post(&endpoint), key, Body::Bytes(c1), WORKER_ANSWER_BYTES)?;
+        let endpoint = format!("{}/v0/tasks/{task}", url.trim_end_matches('/'));
+        let request = self.agent.post(&endpoint).set(TASK_HEADER, &envelope.to_header());
+        let accepted: TaskAccepted = call_json(request, key, Body::Bytes(input), WORKER_ANSWER_BYTES)?;
         if accepted.id == task {
             Ok(())
         } else {
@@ -195,24 +188,25 @@ mod tests {
     #[test]
     fn answers_are_read_within_their_bounds() {
         let d = HttpDispatcher::with_timeout(Duration::from_secs(30));
-        let request = WindowPostRequest {
+        let envelope = TaskEnvelope {
+            kind: wire::worker::RemoteTask::WindowPost,
             sector_size: proofs::SectorSize::KiB2,
-            randomness: proofs::Randomness([0; 32]),
-            vanilla: vec![],
+            sector: None,
         };
-        // A 1.5 GB Window PoSt answer: refused after the bound, not read whole.
+        // A 1.5 GB acceptance: refused after the bound, not read whole.
         let url = flooding_worker(200, 1_500_000_000, b' ');
         let started = std::time::Instant::now();
-        let e = d.window_post(&url, "k", &request, Duration::from_secs(30)).unwrap_err();
+        let e = d.send_task(&url, "k", 1, &envelope, b"input").unwrap_err();
         assert!(e.to_string().contains("longer than"), "{e}");
         assert!(started.elapsed() < Duration::from_secs(10));
         // A 100 MB refusal: its message is cut to a few KB of printable text.
         let url = flooding_worker(422, 100_000_000, 0x1b);
-        let e = d.send_c2(&url, "k", 1, b"c1").unwrap_err();
+        let e = d.send_task(&url, "k", 1, &envelope, b"c1").unwrap_err();
         let DispatchError::Refused { message, .. } = &e else { panic!("{e}") };
         assert!(message.len() < 100, "{} bytes: {message}", message.len());
         let url = flooding_worker(422, 50_000, b'x');
-        let DispatchError::Refused { message, .. } = d.send_c2(&url, "k", 1, b"c1").unwrap_err() else {
+        let DispatchError::Refused { message, .. } = d.send_task(&url, "k", 1, &envelope, b"c1").unwrap_err()
+        else {
             panic!()
         };
         assert!(message.len() <= wire::answers::ERROR_MESSAGE_CHARS + 10 && message.ends_with("(cut)"));

@@ -94,7 +94,7 @@ mod tests {
     fn task(id: u64, worker: &str) -> TaskRow {
         TaskRow {
             id,
-            sector: id,
+            sector: Some(id),
             kind: TaskKind::Commit,
             worker: Some(worker.into()),
             state: TaskState::Running,

@@ -74,8 +74,9 @@
     CommitFailed: '#dc2626', FinalizeFailed: '#fb923c', Failed: '#991b1b',
     Removing: '#cbd5e1', Removed: '#9ca3af',
   };
-  const KIND_COLOURS = { pc1: '#2563eb', pc2: '#7c3aed', commit: '#d97706', finalize: '#16a34a' };
-  const TASK_KINDS = ['pc1', 'pc2', 'commit', 'finalize'];
+  /* Task kinds come from the daemon (GET /v0/status task_kinds), coloured by their order there. */
+  const KIND_PALETTE = ['#2563eb', '#7c3aed', '#d97706', '#16a34a', '#db2777', '#0891b2', '#65a30d', '#9333ea'];
+  const kindColour = (k) => { const i = S.taskKinds.indexOf(k); return i < 0 ? '#666' : KIND_PALETTE[i % KIND_PALETTE.length]; };
   const TASK_STATES = ['running', 'reported', 'done', 'failed', 'rejected', 'expired', 'cancelling', 'cancelled', 'interrupted'];
   const OPEN_TASK_STATES = new Set(['running', 'reported', 'cancelling']);
   const BAD_TASK_STATES = new Set(['failed', 'rejected', 'expired']);
@@ -213,6 +214,7 @@
     pipelineFilter: 'all',
     taskKindFilter: 'all',
     taskOutcomeFilter: 'all',
+    taskKinds: [], /* every task kind, in the daemon's order (from /status) */
     tasks: new Map(), /* id -> TaskView, filled incrementally */
     tasksLoaded: false,
     messages: new Map(), /* seq -> ChainMessage, the newest KEEP_MESSAGES */
@@ -458,13 +460,14 @@
     const f = frame(width, height, t0, t1, yMax, yFmt, false);
     let dots = '';
     for (const t of done) {
-      const colour = KIND_COLOURS[t.kind] || '#666';
-      dots += `<circle cx="${f.sx(t.updated_ms).toFixed(1)}" cy="${f.sy(secs(t)).toFixed(1)}" r="3" fill="${colour}" fill-opacity="0.75"><title>task ${esc(t.id)} ${esc(t.kind)} sector ${esc(t.sector)}: ${esc(fmtDur(t.updated_ms - t.created_ms))}</title></circle>`;
+      const colour = kindColour(t.kind);
+      const of = t.sector == null ? 'no one sector' : `sector ${t.sector}`;
+      dots += `<circle cx="${f.sx(t.updated_ms).toFixed(1)}" cy="${f.sy(secs(t)).toFixed(1)}" r="3" fill="${colour}" fill-opacity="0.75"><title>task ${esc(t.id)} ${esc(t.kind)} ${esc(of)}: ${esc(fmtDur(t.updated_ms - t.created_ms))}</title></circle>`;
     }
-    const kinds = TASK_KINDS.concat([...new Set(done.map((t) => t.kind))].filter((k) => !TASK_KINDS.includes(k)));
+    const kinds = S.taskKinds.concat([...new Set(done.map((t) => t.kind))].filter((k) => !S.taskKinds.includes(k)));
     const keys = kinds.filter((k) => done.some((t) => t.kind === k)).map((k) => {
       const d = done.filter((t) => t.kind === k).map(secs).sort((a, b) => a - b);
-      return { colour: KIND_COLOURS[k] || '#666', label: `${k} (${d.length}, median ${fmtDur(d[Math.floor(d.length / 2)] * 1000)})` };
+      return { colour: kindColour(k), label: `${k} (${d.length}, median ${fmtDur(d[Math.floor(d.length / 2)] * 1000)})` };
     });
     return `<svg class="chart-svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" role="img" aria-label="Task durations over time">${f.svg}${dots}</svg>${legend(keys)}`;
   }
@@ -790,7 +793,7 @@
       <section class="toolbar">
         <h2>Tasks</h2>
         <span id="task-summary" class="muted"></span>
-        <label class="filter">Kind <select id="task-kind-filter">${opt('all', 'All')}${TASK_KINDS.map((k) => opt(k, k)).join('')}</select></label>
+        <label class="filter">Kind <select id="task-kind-filter">${opt('all', 'All')}</select></label>
         <label class="filter">Outcome <select id="task-outcome-filter">${opt('all', 'All')}${opt('open', 'open (running/reported)')}${opt('bad', 'failed/rejected/expired')}${TASK_STATES.map((k) => opt(k, k)).join('')}</select></label>
       </section>
       <section class="card">
@@ -819,6 +822,10 @@
     const open = all.filter(isOpenTask).length;
     setHTML($('task-summary'), `${all.length} tasks, ${open} open`);
     const kindSel = $('task-kind-filter');
+    if (kindSel && kindSel.options.length !== S.taskKinds.length + 1) {
+      const opt = (v, l) => `<option value="${esc(v)}">${esc(l)}</option>`;
+      setHTML(kindSel, opt('all', 'All') + S.taskKinds.map((k) => opt(k, k)).join(''));
+    }
     if (kindSel && kindSel.value !== S.taskKindFilter) kindSel.value = S.taskKindFilter;
     const outSel = $('task-outcome-filter');
     if (outSel && outSel.value !== S.taskOutcomeFilter) outSel.value = S.taskOutcomeFilter;
@@ -837,7 +844,7 @@
     const shown = rows.slice(0, MAX_TASK_ROWS);
     const head = '<thead><tr><th>id</th><th>kind</th><th>sector</th><th>executor</th><th>started</th><th>queued</th><th>took</th><th>outcome</th><th>message</th></tr></thead>';
     let body = shown.map((t) =>
-      `<tr data-task="${esc(t.id)}" data-state="${esc(t.state)}" data-kind="${esc(t.kind)}"><td class="num">${esc(t.id)}</td><td><i class="dot" style="background:${KIND_COLOURS[t.kind] || '#666'}"></i>${esc(t.kind)}</td><td class="num">${sectorLink(t.sector)}</td><td>${executor(t)}</td><td class="time">${esc(fmtTime(t.created_ms))}</td><td>${t.queued_ms == null ? '<span class="muted">\u2014</span>' : esc(fmtDur(t.queued_ms))}</td><td>${taskTook(t)}</td><td><span class="badge st-${taskStateCategory(t.state)}">${esc(t.state)}</span></td><td class="err-cell">${errText(t.error)}</td></tr>`).join('');
+      `<tr data-task="${esc(t.id)}" data-state="${esc(t.state)}" data-kind="${esc(t.kind)}"><td class="num">${esc(t.id)}</td><td><i class="dot" style="background:${kindColour(t.kind)}"></i>${esc(t.kind)}</td><td class="num">${t.sector == null ? '<span class="muted">\u2014</span>' : sectorLink(t.sector)}</td><td>${executor(t)}</td><td class="time">${esc(fmtTime(t.created_ms))}</td><td>${t.queued_ms == null ? '<span class="muted">\u2014</span>' : esc(fmtDur(t.queued_ms))}</td><td>${taskTook(t)}</td><td><span class="badge st-${taskStateCategory(t.state)}">${esc(t.state)}</span></td><td class="err-cell">${errText(t.error)}</td></tr>`).join('');
     if (!shown.length) body = `<tr class="empty"><td colspan="9">${data.tasks.length ? 'No task matches the filters.' : 'No tasks yet.'}</td></tr>`;
     const note = rows.length > shown.length ? `<p class="muted note">Showing the newest ${shown.length} of ${rows.length} matching tasks.</p>` : '';
     setHTML($('tasks-wrap'), `<table id="tasks" class="grid-table">${head}<tbody>${body}</tbody></table>${note}`);
@@ -890,7 +897,7 @@
         + (w.unhealthy ? ` ${errText(w.unhealthy)}` : '')
         + (w.state === 'benched' && w.benched_until_ms ? ` <span class="muted">until ${esc(fmtTime(w.benched_until_ms))}</span> ${errText(w.bench_reason || '')}` : '')
         + (w.revoked && w.state !== 'revoked' ? ' <span class="error">token revoked</span>' : '');
-      const failTitle = fails.map((t) => `#${t.id} ${t.kind} sector ${t.sector}: ${t.state}${t.error ? ` (${t.error})` : ''}`).join('\n');
+      const failTitle = fails.map((t) => `#${t.id} ${t.kind}${t.sector == null ? '' : ` sector ${t.sector}`}: ${t.state}${t.error ? ` (${t.error})` : ''}`).join('\n');
       return `<tr data-worker="${esc(w.name)}" data-state="${esc(w.state)}">`
         + `<td><b>${esc(w.name)}</b></td>`
         + `<td class="path" title="${esc(w.url)}">${esc(w.url)}</td>`
@@ -1168,6 +1175,7 @@
 
   function renderHeader(status, err) {
     if (status) {
+      S.taskKinds = status.task_kinds || [];
       $('instance').textContent = `instance ${status.instance}`;
       const paused = status.paused || [];
       const banner = $('paused-banner');

@@ -1,8 +1,8 @@
 //! The scheduler's side of remote workers, with the test playing the worker.
 use super::*;
-use crate::store::{TaskKind, TaskRow, TaskState};
+use crate::store::{TaskKind, TaskOutput, TaskRow, TaskState};
 use crate::workers::dispatch::{DispatchError, Dispatcher};
-use wire::worker::{self as protocol, Capabilities, ParamFile, RemoteTask};
+use wire::worker::{self as protocol, Capabilities, ParamFile, RemoteTask, TaskEnvelope};
 
 const TOKEN: &str = "kiln-worker-test";
 
@@ -22,8 +22,16 @@ impl Dispatcher for FakeDispatcher {
         Ok(())
     }
 
-    fn send_c2(&self, url: &str, key: &str, task: u64, c1: &[u8]) -> Result<(), DispatchError> {
+    fn send_task(
+        &self,
+        url: &str,
+        key: &str,
+        task: u64,
+        envelope: &TaskEnvelope,
+        c1: &[u8],
+    ) -> Result<(), DispatchError> {
         assert_eq!(key, protocol::dispatch_key(TOKEN), "the daemon presents the worker's dispatch key");
+        assert_eq!(envelope.kind, RemoteTask::C2);
         assert!(!c1.is_empty());
         if self.refuse.load(Ordering::SeqCst) {
             return Err(DispatchError::Unreachable {
@@ -108,7 +116,8 @@ impl Rig {
                 for id in sent {
                     let running = store.task(id).unwrap().is_some_and(|t| t.state == TaskState::Running);
                     if running && !reported.contains(&id) {
-                        store.report_task(id, "w", Ok(proof), now).unwrap();
+                        let result = TaskOutput::save(self.config.new_task_result_path(id), proof).unwrap();
+                        store.report_task(id, "w", Ok(&result), now).unwrap();
                         reported.push(id);
                     }
                 }
@@ -417,7 +426,8 @@ fn an_aborted_sectors_remote_task_holds_the_slot_until_the_worker_lets_go() {
     }
     let first = d.sent.lock().unwrap()[0];
     let task = r.ledger.store().task(first).unwrap().unwrap();
-    let (aborted, other) = (task.sector, 3 - task.sector);
+    let aborted = task.sector.unwrap();
+    let other = 3 - aborted;
     let now = r.now();
     let abort = crate::lifecycle::SectorEvent::Abort { reason: "operator".into() };
     r.ledger.store().apply(aborted, &abort, now).unwrap();
@@ -457,7 +467,7 @@ fn removal_closes_reported_tasks_and_a_heartbeat_without_the_task_lets_it_go() {
         r.turn();
     }
     let first = d.sent.lock().unwrap()[0];
-    let sector = r.ledger.store().task(first).unwrap().unwrap().sector;
+    let sector = r.ledger.store().task(first).unwrap().unwrap().sector.unwrap();
     let now = r.now();
     r.ledger.store().report_task(first, "w", Err("out of memory"), now).unwrap();
     r.ledger.store().apply(sector, &crate::lifecycle::SectorEvent::Remove, now).unwrap();
@@ -472,7 +482,7 @@ fn removal_closes_reported_tasks_and_a_heartbeat_without_the_task_lets_it_go() {
         r.turn();
     }
     let second = d.sent.lock().unwrap()[1];
-    let other = r.ledger.store().task(second).unwrap().unwrap().sector;
+    let other = r.ledger.store().task(second).unwrap().unwrap().sector.unwrap();
     let now = r.now();
     r.ledger.store().apply(other, &crate::lifecycle::SectorEvent::Abort { reason: "x".into() }, now).unwrap();
     assert_eq!(r.ledger.store().task(second).unwrap().unwrap().state, TaskState::Cancelling);
