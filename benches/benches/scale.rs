@@ -94,7 +94,14 @@ struct RecordingDispatcher {
 }
 
 impl Dispatcher for RecordingDispatcher {
-    fn send_task(&self, url: &str, _: &str, task: u64, _: &TaskEnvelope, _: &[u8]) -> Result<(), DispatchError> {
+    fn send_task(
+        &self,
+        url: &str,
+        _: &str,
+        task: u64,
+        _: &TaskEnvelope,
+        _: &[u8],
+    ) -> Result<(), DispatchError> {
         self.sent.lock().unwrap().push((task, url.to_string(), SystemClock.now_ms()));
         Ok(())
     }

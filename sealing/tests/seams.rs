@@ -18,9 +18,8 @@ use sealing::lifecycle::{Lifecycle, SectorEvent, SectorState};
 use sealing::pipeline::engine::{EngineError, PreCommitOutput, PreCommitTask, ProofEngine};
 use sealing::store::roles::*;
 use sealing::store::{
-    TaskOutput,
     EventRow, NewPiece, PieceRow, PieceTarget, PostRun, SectorCounts, SectorRow, SqliteStore, StoreError,
-    StoreObserver, TaskKind, TaskRow, TaskState, TokenRow, WorkerCharging, WorkerRow,
+    StoreObserver, TaskKind, TaskOutput, TaskRow, TaskState, TokenRow, WorkerCharging, WorkerRow,
 };
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};

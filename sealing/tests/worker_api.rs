@@ -4,8 +4,8 @@
 
 mod worker_common;
 
-use wire::error::{ApiErrorBody, ErrorKind as K};
 use wire::api::TaskState;
+use wire::error::{ApiErrorBody, ErrorKind as K};
 use wire::worker::{dispatch_key, RemoteTask, TaskEnvelope, WorkerInfo, PROTOCOL_VERSION, TASK_HEADER};
 use worker_common::*;
 
@@ -124,7 +124,9 @@ fn tokens_are_scoped_revocable_and_bad_bodies_get_4xx_while_the_worker_stays_up(
         use sealing::store::roles::*;
         let mut store = sealing::store::SqliteStore::open(&db, Default::default()).unwrap();
         let n = store.create_sector(proofs::SectorSize::KiB2, false, 0).unwrap();
-        store.start_task(Some(n), sealing::store::TaskKind::Commit, Some("gpu-1"), Some(i64::MAX / 2), 0).unwrap()
+        store
+            .start_task(Some(n), sealing::store::TaskKind::Commit, Some("gpu-1"), Some(i64::MAX / 2), 0)
+            .unwrap()
     };
     // A result that is no whole proof is refused, and leaves no file.
     let result = |id: u64, body: &[u8]| {
@@ -149,8 +151,11 @@ fn tokens_are_scoped_revocable_and_bad_bodies_get_4xx_while_the_worker_stays_up(
     // its own file, recorded with its length; a second delivery is refused.
     let partition = {
         use sealing::store::roles::*;
-        let mut store = sealing::store::SqliteStore::open(&config.data_dir.join("kiln.db"), Default::default()).unwrap();
-        store.start_task(None, sealing::store::TaskKind::WindowPost, Some("gpu-1"), Some(i64::MAX / 2), 0).unwrap()
+        let mut store =
+            sealing::store::SqliteStore::open(&config.data_dir.join("kiln.db"), Default::default()).unwrap();
+        store
+            .start_task(None, sealing::store::TaskKind::WindowPost, Some("gpu-1"), Some(i64::MAX / 2), 0)
+            .unwrap()
     };
     let (s, _, msg) = result(partition, &[7u8; 384]);
     assert_eq!(s, 200, "{msg}");
@@ -191,7 +196,9 @@ fn tokens_are_scoped_revocable_and_bad_bodies_get_4xx_while_the_worker_stays_up(
     let (s, _, _) = call(ureq::get(&w("/info")), Some(&token), None);
     assert_eq!(s, 401, "nor is the worker token itself");
     let c2 = TaskEnvelope { kind: RemoteTask::C2, sector_size: proofs::SectorSize::KiB2, sector: Some(5) };
-    let task = |id: u64, envelope: &TaskEnvelope| ureq::post(&w(&format!("/tasks/{id}"))).set(TASK_HEADER, &envelope.to_header());
+    let task = |id: u64, envelope: &TaskEnvelope| {
+        ureq::post(&w(&format!("/tasks/{id}"))).set(TASK_HEADER, &envelope.to_header())
+    };
     let (s, kind, msg) = call(task(5, &c2), Some(&key), Some(b"definitely not a C1 output"));
     assert_eq!((s, kind), (400, Some(K::InvalidArgument)));
     assert!(msg.contains("C1 output"), "{msg}");

@@ -63,8 +63,7 @@ fn daemon_and_worker_speak_https_to_clients_that_trust_them_and_to_no_others() {
     let trusting =
         HttpDispatcher::new(wire::tls::agent(Duration::from_secs(10), Some(&worker_pem.cert)).unwrap());
     let c2 = TaskEnvelope { kind: RemoteTask::C2, sector_size: proofs::SectorSize::KiB2, sector: Some(1) };
-    let refused =
-        trusting.send_task(&worker_url, &key, 77, &c2, b"not a C1 output").unwrap_err().to_string();
+    let refused = trusting.send_task(&worker_url, &key, 77, &c2, b"not a C1 output").unwrap_err().to_string();
     assert!(refused.contains("HTTP 400") && refused.contains("C1 output"), "{refused}");
     let untrusting = HttpDispatcher::with_timeout(Duration::from_secs(10));
     let refused =

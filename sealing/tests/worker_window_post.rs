@@ -9,7 +9,7 @@
 mod worker_common;
 
 use std::time::Duration;
-use wire::api::WorkerState;
+use wire::api::{TaskKind, TaskState, TaskView, WorkerState};
 use wire::worker::RemoteTask;
 use worker::WorkerConfig;
 use worker_common::*;
@@ -53,6 +53,14 @@ fn a_worker_proves_window_posts_and_the_daemon_falls_back_when_it_leaves() {
     {
         panic!("no two Window PoSts proved on w1: {:#?}", log_lines(&["Window PoSt"]));
     }
+    // Each went as a recorded task for no one sector, its result judged and its file removed.
+    let wdpost = |worker: &str, state: TaskState| {
+        let tasks = client(&config).tasks(None).unwrap();
+        let of = |t: &&TaskView| t.kind == TaskKind::WindowPost && t.worker.as_deref() == Some(worker);
+        assert!(tasks.iter().filter(of).all(|t| t.sector.is_none()), "{tasks:#?}");
+        tasks.iter().filter(of).filter(|t| t.state == state).count()
+    };
+    assert!(wdpost("w1", TaskState::Done) >= 2, "{:#?}", client(&config).tasks(None));
     w1.stop().unwrap();
     let before = runs("local");
     wait_for(Duration::from_secs(60), "two Window PoSts proved here after w1 left", || {
@@ -86,6 +94,9 @@ fn a_worker_proves_window_posts_and_the_daemon_falls_back_when_it_leaves() {
     let more = runs("local");
     wait_for(Duration::from_secs(60), "one more PoSt proved here", || (runs("local") > more).then_some(()));
     assert_eq!(asked(), benched_after, "a benched worker is not asked");
+    assert!(wdpost("hung", TaskState::Expired) >= 1, "the late task is expired");
+    let results = std::fs::read_dir(config.data_dir.join("results")).unwrap().count();
+    assert_eq!(results, 0, "every delivered result was judged and removed");
     // Its requests are still held (a hung prover): left to the process's end.
     std::mem::forget(hung);
     scenario.teardown();

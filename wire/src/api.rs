@@ -147,6 +147,13 @@ impl TaskKind {
         }
     }
 
+    /// Whether the task's result is awaited only in the memory of the process
+    /// that started it (the prover waiting on a Window PoSt): at a restart
+    /// its open tasks are closed, not resumed.
+    pub fn awaited_in_memory(self) -> bool {
+        matches!(self, Self::WindowPost)
+    }
+
     /// What a worker is sent for this kind, if a worker can run it.
     pub fn remote(self) -> Option<crate::worker::RemoteTask> {
         use crate::worker::RemoteTask;

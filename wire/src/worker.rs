@@ -85,7 +85,7 @@ impl RemoteTask {
     /// Checks a delivered result's length: both types deliver whole proofs.
     pub fn check_result_len(self, len: u64) -> Result<(), String> {
         let unit = proofs::snark::PROOF_BYTES as u64;
-        if len == 0 || len % unit != 0 || len > self.max_result_bytes() {
+        if len == 0 || !len.is_multiple_of(unit) || len > self.max_result_bytes() {
             return Err(format!(
                 "a {} result is a positive multiple of {unit} bytes up to {}, not {len} bytes",
                 self.name(),
@@ -475,7 +475,8 @@ mod tests {
         for kind in crate::api::TaskKind::ALL {
             assert!(kind.remote().is_none_or(|r| r.task_kind() == kind), "{kind:?}");
         }
-        let envelope = TaskEnvelope { kind: RemoteTask::WindowPost, sector_size: SectorSize::KiB2, sector: None };
+        let envelope =
+            TaskEnvelope { kind: RemoteTask::WindowPost, sector_size: SectorSize::KiB2, sector: None };
         assert_eq!(TaskEnvelope::from_header(envelope.to_header().as_bytes()), Ok(envelope));
         assert!(TaskEnvelope::from_header(br#"{"kind":"pc9","sector_size":"2KiB","sector":1}"#).is_err());
         assert!(RemoteTask::parse("c9").unwrap_err().contains("unknown task type"));
@@ -483,7 +484,10 @@ mod tests {
 
     #[test]
     fn window_post_inputs_round_trip_and_malformed_ones_are_named() {
-        let input = WindowPostInput { randomness: Randomness([7; 32]), vanilla: vec![vec![1, 2, 3], vec![], vec![9; 300]] };
+        let input = WindowPostInput {
+            randomness: Randomness([7; 32]),
+            vanilla: vec![vec![1, 2, 3], vec![], vec![9; 300]],
+        };
         let bytes = input.encode();
         assert_eq!(WindowPostInput::decode(&bytes), Ok(input));
         assert!(WindowPostInput::decode(&bytes[..bytes.len() - 1]).unwrap_err().contains("proof 2"));

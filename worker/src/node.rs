@@ -149,10 +149,18 @@ impl Node {
 
     /// Checks a task (its type offered here, its input decoded and valid,
     /// its parameters present, a slot free) and starts it on its own thread.
-    pub fn accept(self: &Arc<Self>, id: u64, envelope: &TaskEnvelope, body: &[u8]) -> Result<(), TaskRefused> {
+    pub fn accept(
+        self: &Arc<Self>,
+        id: u64,
+        envelope: &TaskEnvelope,
+        body: &[u8],
+    ) -> Result<(), TaskRefused> {
         let kind = envelope.kind;
         if !self.config.capabilities.tasks.contains(&kind) {
-            return Err(TaskRefused::Precondition(format!("this worker does not offer {} tasks", kind.name())));
+            return Err(TaskRefused::Precondition(format!(
+                "this worker does not offer {} tasks",
+                kind.name()
+            )));
         }
         let job = match kind {
             RemoteTask::C2 => self.c2_job(envelope, body)?,

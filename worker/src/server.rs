@@ -23,6 +23,8 @@ use wire::worker::{same_secret, TaskAccepted, TaskEnvelope, WorkerInfo, TASK_HEA
 struct Ctx {
     node: Arc<Node>,
     key: String,
+    /// `--max-task-bytes`: no input is read past it, whatever its type allows.
+    max_task_bytes: u64,
 }
 
 struct Failure(StatusCode, ErrorKind, String);
@@ -36,7 +38,7 @@ impl IntoResponse for Failure {
 /// The worker's routes.
 pub fn router(node: Arc<Node>, max_task_bytes: usize) -> Router {
     let key = node.dispatch_key();
-    let ctx = Arc::new(Ctx { node, key });
+    let ctx = Arc::new(Ctx { node, key, max_task_bytes: max_task_bytes as u64 });
     let api = Router::new()
         .route("/info", get(info))
         .route("/tasks/:id", post(take_task).delete(cancel))
@@ -113,7 +115,7 @@ async fn take_task(
         .get(TASK_HEADER)
         .ok_or_else(|| invalid(format!("no {TASK_HEADER} header: what task is this?")))
         .and_then(|v| TaskEnvelope::from_header(v.as_bytes()).map_err(invalid))?;
-    let limit = envelope.kind.max_input_bytes().min(usize::MAX as u64) as usize;
+    let limit = envelope.kind.max_input_bytes().min(ctx.max_task_bytes).min(usize::MAX as u64) as usize;
     let body = axum::body::to_bytes(body, limit).await.map_err(|e| {
         Failure(
             StatusCode::PAYLOAD_TOO_LARGE,

@@ -51,7 +51,8 @@ pub(super) async fn stream_to_file(body: Body, path: &Path, limit: u64) -> Resul
     };
     let read = read_into(body, &chunks, limit).await;
     drop(chunks);
-    let written = writer.await.map_err(|e| StreamError::Disk(e.to_string())).and_then(|w| w.map_err(StreamError::Disk));
+    let written =
+        writer.await.map_err(|e| StreamError::Disk(e.to_string())).and_then(|w| w.map_err(StreamError::Disk));
     let kept = match (read, written) {
         (Err(e), _) | (Ok(_), Err(e)) => Err(e),
         (Ok(len), Ok(())) => {
@@ -71,7 +72,11 @@ pub(super) async fn stream_to_file(body: Body, path: &Path, limit: u64) -> Resul
 
 /// Reads `body` frame by frame into `chunks`, failing past `limit` bytes.
 /// A writer that stopped (it failed) ends the reading; its error is the one reported.
-async fn read_into(mut body: Body, chunks: &tokio::sync::mpsc::Sender<Bytes>, limit: u64) -> Result<u64, StreamError> {
+async fn read_into(
+    mut body: Body,
+    chunks: &tokio::sync::mpsc::Sender<Bytes>,
+    limit: u64,
+) -> Result<u64, StreamError> {
     let mut total = 0u64;
     while let Some(frame) = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await {
         let frame = frame.map_err(|e| StreamError::Body(e.to_string()))?;

@@ -236,9 +236,16 @@ pub fn router(ctx: Arc<ApiContext>) -> Router {
         // `Content-Length` above the largest before the task is looked up.
         .route(
             "/tasks/:id/result",
-            post(report_result).layer(DefaultBodyLimit::disable()).layer(middleware::from_fn(|request, next| {
-                wire::server::refuse_announced_oversize(protocol::MAX_RESULT_BYTES, "a result", request, next)
-            })),
+            post(report_result).layer(DefaultBodyLimit::disable()).layer(middleware::from_fn(
+                |request, next| {
+                    wire::server::refuse_announced_oversize(
+                        protocol::MAX_RESULT_BYTES,
+                        "a result",
+                        request,
+                        next,
+                    )
+                },
+            )),
         )
         .route("/tasks/:id/failure", post(report_failure))
         .layer(middleware::from_fn_with_state(ctx.clone(), require_worker));

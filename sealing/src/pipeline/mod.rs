@@ -50,8 +50,8 @@ use tasks::{Running, TaskResult};
 use tracing::{error, info, info_span, warn};
 
 pub(crate) use layout::remove_path;
-pub(crate) use tasks::close_task;
 pub use steps::statement_of;
+pub(crate) use tasks::close_task;
 pub use tasks::{PauseMap, ProgressMap};
 pub use wire::api::TaskProgress;
 
@@ -425,7 +425,8 @@ impl Pipeline {
         let Ok(kept) = kept else { return warn!("cannot list open tasks; result files left as they are") };
         for entry in entries.flatten() {
             let path = entry.path();
-            let old = entry.metadata().and_then(|m| m.modified()).is_ok_and(|t| t.elapsed().is_ok_and(|a| a > AGE));
+            let old =
+                entry.metadata().and_then(|m| m.modified()).is_ok_and(|t| t.elapsed().is_ok_and(|a| a > AGE));
             if old && !kept.contains(&path) {
                 match layout::remove_path(&path) {
                     Ok(()) => info!(file = %path.display(), "removed a result no task is waiting for"),

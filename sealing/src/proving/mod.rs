@@ -502,7 +502,8 @@ impl ProverCore {
         };
         let envelope = TaskEnvelope { kind: RemoteTask::WindowPost, sector_size: size, sector: None };
         let lease = now + self.layout.workers.lease_ms as i64;
-        let started = self.ledger.store().start_task(None, TaskKind::WindowPost, Some(&worker.name), Some(lease), now);
+        let started =
+            self.ledger.store().start_task(None, TaskKind::WindowPost, Some(&worker.name), Some(lease), now);
         let task = match started {
             Ok(id) => id,
             Err(e) => {
@@ -517,7 +518,8 @@ impl ProverCore {
             close_task(&self.ledger, task, state, Some(&why));
             let now = self.ledger.now_ms();
             if charge {
-                let charged = self.ledger.store().charge_worker(&worker.name, &format!("Window PoSt: {why}"), now);
+                let charged =
+                    self.ledger.store().charge_worker(&worker.name, &format!("Window PoSt: {why}"), now);
                 if let Err(e) = charged {
                     warn!(worker = %worker.name, error = %e, "cannot charge the worker");
                 }

@@ -908,13 +908,21 @@ impl TaskStore for SqliteStore {
             params![now_ms, node],
         )
         .map_err(sql_at(&path, "close interrupted tasks"))?;
-        // A Window PoSt's prover waited for it in memory: gone with the process.
+        // Tasks whose result a thread of the last process waited for (a Window
+        // PoSt's prover): that wait is gone with it.
+        let in_memory: Vec<String> = TaskKind::ALL
+            .into_iter()
+            .filter(|k| k.awaited_in_memory())
+            .map(|k| format!("'{}'", k.name()))
+            .collect();
+        let in_memory = in_memory.join(", ");
         let mut closed = interrupted;
         {
             let mut stmt = tx
-                .prepare_cached(
-                    "SELECT id FROM tasks WHERE owner = ?1 AND kind = 'wdpost' AND state IN ('running', 'reported') ORDER BY id",
-                )
+                .prepare_cached(&format!(
+                    "SELECT id FROM tasks WHERE owner = ?1 AND kind IN ({in_memory})
+                     AND state IN ('running', 'reported') ORDER BY id"
+                ))
                 .map_err(sql_at(&path, "prepare"))?;
             let ids = stmt
                 .query_map(params![node], |r| r.get::<_, i64>(0))
@@ -924,8 +932,10 @@ impl TaskStore for SqliteStore {
             }
         }
         tx.execute(
-            "UPDATE tasks SET state = 'interrupted', updated_ms = ?1, error = 'the daemon stopped while its prover waited'
-             WHERE owner = ?2 AND kind = 'wdpost' AND state IN ('running', 'reported')",
+            &format!(
+                "UPDATE tasks SET state = 'interrupted', updated_ms = ?1, error = 'the daemon stopped while it waited'
+                 WHERE owner = ?2 AND kind IN ({in_memory}) AND state IN ('running', 'reported')"
+            ),
             params![now_ms, node],
         )
         .map_err(sql_at(&path, "close Window PoSt tasks"))?;
@@ -1166,7 +1176,9 @@ mod tests {
         let a = s.create_sector(SectorSize::KiB2, true, 0).unwrap();
         let b = s.create_sector(SectorSize::KiB2, true, 0).unwrap();
         let ids: Vec<u64> = (0..7)
-            .map(|i| s.start_task(Some(if i % 2 == 0 { a } else { b }), TaskKind::Pc1, None, None, i).unwrap())
+            .map(|i| {
+                s.start_task(Some(if i % 2 == 0 { a } else { b }), TaskKind::Pc1, None, None, i).unwrap()
+            })
             .collect();
         let page = |sector, after, limit| -> Vec<u64> {
             s.tasks_after(sector, after, limit).unwrap().iter().map(|t| t.id).collect()
@@ -1270,7 +1282,10 @@ mod tests {
         std::fs::write(&proof.path, b"proof!").unwrap();
         assert!(proof.read(100).unwrap_err().contains("5 recorded"), "a file changed since is refused");
         // A second report of the same task is refused.
-        assert!(matches!(s.report_task(t, "a", Ok(&output("again", b"again")), 3), Err(StoreError::Conflict(_))));
+        assert!(matches!(
+            s.report_task(t, "a", Ok(&output("again", b"again")), 3),
+            Err(StoreError::Conflict(_))
+        ));
         assert_eq!(s.open_tasks().unwrap().len(), 1);
         s.finish_task(t, TaskState::Done, None, 4).unwrap();
         assert!(s.open_tasks().unwrap().is_empty());

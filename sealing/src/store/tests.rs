@@ -153,8 +153,9 @@ fn schema_8_keeps_results_in_files_and_never_reuses_task_ids() {
     let (judged, waiting, failed) = {
         let mut s = store(tmp.path());
         let n = s.create_sector(SectorSize::KiB2, true, 1_000).unwrap();
-        let ids: Vec<u64> =
-            (0..4).map(|i| s.start_task(Some(n), TaskKind::Commit, Some("w"), None, 2_000 + i).unwrap()).collect();
+        let ids: Vec<u64> = (0..4)
+            .map(|i| s.start_task(Some(n), TaskKind::Commit, Some("w"), None, 2_000 + i).unwrap())
+            .collect();
         // The database as schema 7 left it: results in the row, every task of a sector.
         s.conn
             .execute_batch(&format!(
@@ -179,7 +180,10 @@ fn schema_8_keeps_results_in_files_and_never_reuses_task_ids() {
     assert!(given_up.error.unwrap().contains("schema 8"));
     assert_eq!(s.task_result(waiting).unwrap(), None);
     // A reported failure stays to be judged.
-    assert_eq!((row(&s, failed).state, row(&s, failed).error.as_deref()), (TaskState::Reported, Some("out of memory")));
+    assert_eq!(
+        (row(&s, failed).state, row(&s, failed).error.as_deref()),
+        (TaskState::Reported, Some("out of memory"))
+    );
     // The highest id was pruned before the migration: still not reused.
     let next = s.start_task(None, TaskKind::WindowPost, Some("w"), Some(10), 3_000).unwrap();
     assert_eq!(next, failed + 2, "ids go on after the pruned one");

@@ -19,70 +19,22 @@ pub enum DispatchError {
         /// The type's limit.
         limit: u64,
     },
-    /// The worker could not be reached.
-    #[error("{endpoint}: {reason}")]
-    Unreachable {
-        /// The task endpoint.
-        endpoint: String,
-        /// Why.
-        reason: String,
-    },
-    /// This node could not open a connection (it is out of file descriptors).
-    #[error("{endpoint}: this node cannot open a connection: {reason}")]
-    Local {
-        /// The task endpoint.
-        endpoint: String,
-        /// Why.
-        reason: String,
-    },
-    /// The worker refused the task.
-    #[error("{endpoint}: HTTP {status} {kind}: {message}")]
-    Refused {
-        /// The task endpoint.
-        endpoint: String,
-        /// The HTTP status.
-        status: u16,
-        /// The worker's error kind.
-        kind: ErrorKind,
-        /// The worker's message.
-        message: String,
-    },
-    /// The worker's answer is not the protocol's.
-    #[error("{endpoint}: {reason}")]
-    BadAnswer {
-        /// The task endpoint.
-        endpoint: String,
-        /// What is wrong.
-        reason: String,
-    },
+    /// The call failed: no answer, a refusal, an answer not the protocol's.
+    #[error(transparent)]
+    Call(#[from] CallError),
 }
 
 impl DispatchError {
     /// Whether this node, not the worker, is at fault: it ran out of file
     /// descriptors for the connection. The worker is not charged for it.
     pub fn is_local(&self) -> bool {
-        matches!(self, Self::Local { .. })
+        matches!(self, Self::Call(CallError::Unreachable { local: true, .. }))
     }
 
     /// Whether the worker said it was busy (every slot taken): it is held off
     /// briefly, not charged, since its view of its slots is the true one.
     pub fn is_busy(&self) -> bool {
-        matches!(self, Self::Refused { kind: ErrorKind::Busy, .. })
-    }
-}
-
-impl From<CallError> for DispatchError {
-    fn from(e: CallError) -> Self {
-        match e {
-            CallError::Unreachable { endpoint, reason, local: true } => Self::Local { endpoint, reason },
-            CallError::Unreachable { endpoint, reason, local: false } => {
-                Self::Unreachable { endpoint, reason }
-            }
-            CallError::Refused { endpoint, status, kind, message } => {
-                Self::Refused { endpoint, status, kind, message }
-            }
-            CallError::BadAnswer { endpoint, reason } => Self::BadAnswer { endpoint, reason },
-        }
+        matches!(self, Self::Call(CallError::Refused { kind: ErrorKind::Busy, .. }))
     }
 }
 
@@ -149,10 +101,11 @@ impl Dispatcher for HttpDispatcher {
         if accepted.id == task {
             Ok(())
         } else {
-            Err(DispatchError::BadAnswer {
+            Err(CallError::BadAnswer {
                 endpoint,
                 reason: format!("the worker accepted task {} instead", accepted.id),
-            })
+            }
+            .into())
         }
     }
 }
@@ -202,10 +155,11 @@ mod tests {
         // A 100 MB refusal: its message is cut to a few KB of printable text.
         let url = flooding_worker(422, 100_000_000, 0x1b);
         let e = d.send_task(&url, "k", 1, &envelope, b"c1").unwrap_err();
-        let DispatchError::Refused { message, .. } = &e else { panic!("{e}") };
+        let DispatchError::Call(CallError::Refused { message, .. }) = &e else { panic!("{e}") };
         assert!(message.len() < 100, "{} bytes: {message}", message.len());
         let url = flooding_worker(422, 50_000, b'x');
-        let DispatchError::Refused { message, .. } = d.send_task(&url, "k", 1, &envelope, b"c1").unwrap_err()
+        let Err(DispatchError::Call(CallError::Refused { message, .. })) =
+            d.send_task(&url, "k", 1, &envelope, b"c1")
         else {
             panic!()
         };

@@ -34,10 +34,12 @@ impl Dispatcher for FakeDispatcher {
         assert_eq!(envelope.kind, RemoteTask::C2);
         assert!(!c1.is_empty());
         if self.refuse.load(Ordering::SeqCst) {
-            return Err(DispatchError::Unreachable {
+            let refused = wire::client::CallError::Unreachable {
                 endpoint: url.into(),
                 reason: "connection refused".into(),
-            });
+                local: false,
+            };
+            return Err(refused.into());
         }
         self.sent.lock().unwrap().push(task);
         Ok(())
