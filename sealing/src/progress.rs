@@ -7,7 +7,7 @@ use std::io::IsTerminal;
 /// Turns the proof core's progress callbacks into something an operator sees.
 pub struct Reporter {
     bar: Option<ProgressBar>,
-    current: Option<(&'static str, Option<u32>)>,
+    current: Option<(proofs::sdr::layers::ProgressPhase, Option<u32>)>,
     last_percent: u64,
 }
 
@@ -49,7 +49,7 @@ impl Reporter {
                 if percent >= self.last_percent + 10 || p.done == p.total {
                     self.last_percent = percent;
                     tracing::info!(
-                        phase = p.phase,
+                        phase = p.phase.name(),
                         layer = p.layer,
                         done = p.done,
                         total = p.total,

@@ -58,7 +58,12 @@ impl ProofEngine for Engine {
             return Err(EngineError::failed(PC_ERROR, Disposition::Permanent));
         }
         if n == self.held {
-            progress(Progress { phase: "labeling", layer: Some(2), done: 40, total: 64 });
+            progress(Progress {
+                phase: proofs::sdr::layers::ProgressPhase::Labeling,
+                layer: Some(2),
+                done: 40,
+                total: 64,
+            });
             while self.hold.load(Ordering::Relaxed) && !cancel.load(Ordering::Relaxed) {
                 std::thread::sleep(Duration::from_millis(50));
             }

@@ -8,6 +8,7 @@ use crate::chain::{
     ProvingSchedule, ProvingSectorOnChain, Receipt, SectorHealth,
 };
 use crate::worker::Capabilities;
+use proofs::sdr::layers::ProgressPhase;
 use proofs::{Commitment, Randomness, SectorSize};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -157,7 +158,12 @@ impl TaskKind {
     /// What a worker is sent for this kind, if a worker can run it.
     pub fn remote(self) -> Option<crate::worker::RemoteTask> {
         use crate::worker::RemoteTask;
-        RemoteTask::ALL.into_iter().find(|r| r.task_kind() == self)
+        match self {
+            // A C2 is the remote half of a commit.
+            Self::Commit => Some(RemoteTask::C2),
+            Self::WindowPost => Some(RemoteTask::WindowPost),
+            Self::Pc1 | Self::Pc2 | Self::Finalize => None,
+        }
     }
 
     /// The kind named `s`.
@@ -287,8 +293,8 @@ pub enum WorkerState {
 pub struct TaskProgress {
     /// The task's kind.
     pub task: TaskKind,
-    /// The phase inside it ("labeling", "tree_c", ...), once reported.
-    pub phase: Option<String>,
+    /// The phase inside it, once reported.
+    pub phase: Option<ProgressPhase>,
     /// The layer, while labeling.
     pub layer: Option<u32>,
     /// Units done.

@@ -57,14 +57,6 @@ impl RemoteTask {
     /// Every type.
     pub const ALL: [Self; 2] = [Self::C2, Self::WindowPost];
 
-    /// The daemon's task kind it runs (a C2 is the remote half of a commit).
-    pub const fn task_kind(self) -> crate::api::TaskKind {
-        match self {
-            Self::C2 => crate::api::TaskKind::Commit,
-            Self::WindowPost => crate::api::TaskKind::WindowPost,
-        }
-    }
-
     /// Largest input a worker reads: a binary C1 output; a partition's
     /// vanilla proofs ([`WindowPostInput`]).
     pub const fn max_input_bytes(self) -> u64 {
@@ -472,8 +464,9 @@ mod tests {
             assert_eq!(serde_json::to_string(&task).unwrap(), format!("\"{}\"", task.name()));
         }
         assert!(RemoteTask::parse("pc2").unwrap_err().contains("not offered"));
-        for kind in crate::api::TaskKind::ALL {
-            assert!(kind.remote().is_none_or(|r| r.task_kind() == kind), "{kind:?}");
+        for task in RemoteTask::ALL {
+            let kinds = crate::api::TaskKind::ALL.into_iter().filter(|k| k.remote() == Some(task)).count();
+            assert_eq!(kinds, 1, "{task:?} runs one task kind");
         }
         let envelope =
             TaskEnvelope { kind: RemoteTask::WindowPost, sector_size: SectorSize::KiB2, sector: None };

@@ -86,14 +86,44 @@ pub struct LabelingOutcome {
 /// A progress report of a long phase.
 #[derive(Clone, Copy, Debug)]
 pub struct Progress {
-    /// The phase ("labeling", "tree_c", ...).
-    pub phase: &'static str,
+    /// The phase.
+    pub phase: ProgressPhase,
     /// The layer, for labeling.
     pub layer: Option<u32>,
     /// Units done.
     pub done: u64,
     /// Units in all.
     pub total: u64,
+}
+
+/// A phase of sealing work that reports progress: the vocabulary of
+/// [`Progress`], the API's task progress and the web view.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProgressPhase {
+    /// Labeling a layer (PC1, and unsealing's layer 1).
+    Labeling,
+    /// Building tree_c (PC2).
+    TreeC,
+    /// Encoding the replica and building tree_r_last (PC2).
+    TreeRLast,
+}
+
+impl ProgressPhase {
+    /// The name as written on the wire and in logs.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Labeling => "labeling",
+            Self::TreeC => "tree_c",
+            Self::TreeRLast => "tree_r_last",
+        }
+    }
+}
+
+impl std::fmt::Display for ProgressPhase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 fn read_record(path: &Path) -> Result<Option<LayersRecord>> {
@@ -442,7 +472,8 @@ fn label_all(
                 continue;
             }
             info!(sectors = ids.len(), in_memory, "labeling");
-            let mut report = |done| progress(Progress { phase: "labeling", layer: Some(layer), done, total });
+            let mut report =
+                |done| progress(Progress { phase: ProgressPhase::Labeling, layer: Some(layer), done, total });
             let members_view: &[Member<'_>] = members;
             let previous: Vec<Option<&[[u8; 32]]>> =
                 ids.iter().map(|&i| members_view[i].previous.as_ref().map(LayerView::nodes)).collect();

@@ -12,7 +12,7 @@ use crate::ids::Commitment;
 use crate::merkle::poseidon_tree::{self, build_upper_rows_with, compound_root, tree_len, TreeHashing};
 use crate::merkle::store::{ReadMap, WriteMap};
 use crate::poseidon::{fr_from_bytes, fr_to_bytes, hash, hash_many};
-use crate::sdr::layers::{Layers, Progress};
+use crate::sdr::layers::{Layers, Progress, ProgressPhase};
 use crate::shape::SectorShape;
 use blstrs::Scalar as Fr;
 use rayon::prelude::*;
@@ -129,7 +129,12 @@ pub fn build_tree_c(
         file.sync()?;
         drop(file);
         durable::rename(&tmp, &path)?;
-        progress(Progress { phase: "tree_c", layer: None, done: i as u64 + 1, total: count as u64 });
+        progress(Progress {
+            phase: ProgressPhase::TreeC,
+            layer: None,
+            done: i as u64 + 1,
+            total: count as u64,
+        });
     }
     compound_root(&roots, &shape.tree).map(Commitment)
 }
@@ -193,7 +198,12 @@ pub fn build_tree_r_last(
         debug_assert_eq!(kept.len(), poseidon_tree::cached_len(leaves, arity));
         let path = cache_dir.join(tree_file_name("tree-r-last", i, count));
         durable::write_file(&path, kept.as_flattened())?;
-        progress(Progress { phase: "tree_r_last", layer: None, done: i as u64 + 1, total: count as u64 });
+        progress(Progress {
+            phase: ProgressPhase::TreeRLast,
+            layer: None,
+            done: i as u64 + 1,
+            total: count as u64,
+        });
     }
     compound_root(&roots, &shape.tree).map(Commitment)
 }

@@ -326,7 +326,14 @@ fn regenerate_and_decode<W: Write + Send>(
         let [a, b] = &mut buffers;
         let (out, previous) = if layer % 2 == 1 { (a, b) } else { (b, a) };
         let previous = (layer > 1).then(|| previous.nodes());
-        let mut report = |done| progress(Progress { phase: "labeling", layer: Some(layer), done, total });
+        let mut report = |done| {
+            progress(Progress {
+                phase: crate::sdr::layers::ProgressPhase::Labeling,
+                layer: Some(layer),
+                done,
+                total,
+            })
+        };
         let last = layer == shape.layers;
         let mut follow = |labels: &[[u8; 32]]| if last { decoder.push(labels) } else { Ok(()) };
         label_layer_par(

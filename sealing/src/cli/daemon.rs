@@ -309,7 +309,7 @@ mod tests {
     fn a_live_line_shows_state_task_progress_and_a_bar() {
         let labeling = TaskProgress {
             task: TaskKind::Pc1,
-            phase: Some("labeling".into()),
+            phase: Some(proofs::sdr::layers::ProgressPhase::Labeling),
             layer: Some(2),
             done: 16,
             total: 64,

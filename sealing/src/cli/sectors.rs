@@ -333,7 +333,7 @@ mod tests {
     fn running_tasks_show_phase_progress_and_elapsed_time() {
         let p = TaskProgress {
             task: TaskKind::Pc1,
-            phase: Some("labeling".into()),
+            phase: Some(proofs::sdr::layers::ProgressPhase::Labeling),
             layer: Some(3),
             done: 40,
             total: 100,

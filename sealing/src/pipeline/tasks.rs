@@ -11,6 +11,7 @@ use crate::ledger::Ledger;
 use crate::lifecycle::{Disposition, SectorEvent, SectorState};
 use crate::metrics::Phase;
 use crate::store::{SectorRow, TaskKind, TaskState};
+use proofs::sdr::layers::ProgressPhase;
 use proofs::seal::SectorDir;
 use proofs::Randomness;
 use std::cell::Cell;
@@ -343,14 +344,14 @@ impl Pipeline {
             let outcome = catch_unwind(AssertUnwindSafe(|| {
                 panic_point!("task:run");
                 let mut report = |p: proofs::sdr::layers::Progress| {
-                    if p.phase == "labeling" && p.layer.is_some_and(|l| l >= 2) {
+                    if p.phase == ProgressPhase::Labeling && p.layer.is_some_and(|l| l >= 2) {
                         crash_mid_labeling(&members, p.layer.unwrap_or(2));
                     }
                     timer.progress(&p);
                     let mut map = relock(&progress);
                     for n in &batch.members {
                         if let Some(t) = map.get_mut(n) {
-                            t.phase = Some(p.phase.into());
+                            t.phase = Some(p.phase);
                             t.layer = p.layer;
                             t.done = p.done;
                             t.total = p.total;
@@ -410,7 +411,7 @@ impl Pipeline {
         self.spawn(n, (TaskKind::Pc2, id, None), move |cancel| {
             let mut report = |p: proofs::sdr::layers::Progress| {
                 if let Some(t) = relock(&progress).get_mut(&n) {
-                    (t.phase, t.layer, t.done, t.total) = (Some(p.phase.into()), p.layer, p.done, p.total);
+                    (t.phase, t.layer, t.done, t.total) = (Some(p.phase), p.layer, p.done, p.total);
                 }
             };
             TaskResult::Pc2(timed(&ledger, Phase::Pc2, || engine.pc2(&dir, &task, cancel, &mut report)))
@@ -586,7 +587,7 @@ impl<'a> LabelingMeter<'a> {
     }
 
     fn progress(&self, p: &proofs::sdr::layers::Progress) {
-        if p.phase == "labeling" {
+        if p.phase == ProgressPhase::Labeling {
             let (layer, done) = self.labeling.get();
             let before = if layer == p.layer { done } else { 0 };
             // A node is 32 bytes; every sector of the batch labels it.
