@@ -492,3 +492,40 @@ fn removal_closes_reported_tasks_and_a_heartbeat_without_the_task_lets_it_go() {
     assert_eq!(r.ledger.store().task(second).unwrap().unwrap().state, TaskState::Cancelled);
     assert!(r.ledger.store().open_tasks().unwrap().is_empty());
 }
+
+/// Result files no open task refers to go with the hourly pruning once an
+/// hour old (a delivery in progress is younger); one awaiting judgement
+/// stays, however old, and a judged task's file goes when it is closed.
+#[test]
+fn stale_result_files_are_swept_and_one_awaiting_judgement_is_kept() {
+    let (mut r, _d) = remote_rig(60_000, 0);
+    let now = r.now();
+    let aged = |path: &std::path::Path| {
+        let hours_ago = std::time::SystemTime::now() - Duration::from_secs(2 * 3_600);
+        std::fs::File::options().write(true).open(path).unwrap().set_modified(hours_ago).unwrap();
+    };
+    let (waiting, judged) = {
+        let mut store = r.ledger.store();
+        let mut reported = |bytes: &[u8]| {
+            let id =
+                store.start_task(None, TaskKind::WindowPost, Some("w"), Some(now + 60_000), now).unwrap();
+            let result = TaskOutput::save(r.config.new_task_result_path(id), bytes).unwrap();
+            store.report_task(id, "w", Ok(&result), now).unwrap();
+            aged(&result.path);
+            (id, result)
+        };
+        (reported(&[1; 192]).1, reported(&[2; 192]))
+    };
+    let (judged_id, judged) = judged;
+    let orphan = r.config.task_results_dir().join("77.0000000000000000.result");
+    std::fs::write(&orphan, [3; 192]).unwrap();
+    aged(&orphan);
+    let fresh = r.config.task_results_dir().join("78.0000000000000000.result");
+    std::fs::write(&fresh, [4; 192]).unwrap();
+    crate::pipeline::close_task(&r.ledger, judged_id, TaskState::Done, None);
+    assert!(!judged.path.exists(), "a judged task's result file goes when it is closed");
+    r.pipeline.prune_history();
+    assert!(!orphan.exists(), "an hour-old file no open task refers to is removed");
+    assert!(fresh.exists(), "a younger one may be a delivery in progress");
+    assert_eq!(waiting.read(192).unwrap(), [1; 192], "the result awaiting judgement is kept");
+}
