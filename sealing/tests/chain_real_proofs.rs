@@ -19,7 +19,7 @@ const SECOND: i64 = 1_000;
 fn chain_verifies_a_real_seal_and_rejects_a_corrupted_proof() {
     let tmp = tempfile::tempdir().unwrap();
     let prover_id = ProverId::from_actor_id(1000);
-    let config = EmbeddedChainConfig { prover_id, ..Default::default() };
+    let config = EmbeddedChainConfig { miner_id: 1000, ..Default::default() };
     let verifier = Box::new(ProofsVerifier { param_dir: common::param_dir() });
     let genesis = sealing::clock::ManualClock::new(0);
     let chain = EmbeddedChain::open(&tmp.path().join("kiln.db"), config, verifier, &genesis).unwrap();

@@ -70,7 +70,7 @@ fn data_sector_reaches_proving_after_the_chain_rejects_a_corrupted_proof() {
         block_time_ms: 300,
         seed_delay: 2,
         prove_commit_window: 3_000,
-        prover_id,
+        miner_id: 1000,
         ..Default::default()
     };
     let verifier = Box::new(ProofsVerifier { param_dir: params.clone() });

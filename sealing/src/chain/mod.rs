@@ -92,19 +92,6 @@ pub struct SentMessage {
     pub receipt: Option<Receipt>,
 }
 
-/// The kinds of chain randomness sealing and proving use.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RandomnessKind {
-    /// The seal ticket (drawn before PC1).
-    Ticket,
-    /// The interactive seed (drawn after the PreCommit lands).
-    Seed,
-    /// A deadline's Window PoSt challenge.
-    WindowPost,
-    /// A won election's Winning PoSt challenge.
-    WinningPost,
-}
-
 /// Checks PoRep proofs (on chain, and in the driver before a proof is sent)
 /// and PoSt proofs (on chain).
 pub trait SealVerifier: Send + Sync {
@@ -333,5 +320,8 @@ impl ChainProving for ComposedChain {
 }
 
 mod embedded;
+pub mod miner_actor;
+pub mod randomness;
 
 pub use embedded::{EmbeddedChain, EmbeddedChainConfig};
+pub use randomness::RandomnessKind;

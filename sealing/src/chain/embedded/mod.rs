@@ -10,12 +10,12 @@ use super::{
     MessageLog, PostOnChain, PreCommitOnChain, ProvingSchedule, ProvingSectorOnChain, RandomnessKind,
     Receipt, SealVerifier, SentMessage, EXIT_FORBIDDEN, EXIT_ILLEGAL_ARGUMENT, EXIT_NOT_FOUND, EXIT_OK,
 };
+use super::randomness::{digest_of, draw, RandomnessSource};
 use crate::clock::Clock;
 use proofs::snark::SealStatement;
 use proofs::{Commitment, ProverId, Randomness, SectorSize};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
@@ -30,8 +30,8 @@ pub struct EmbeddedChainConfig {
     pub prove_commit_window: u64,
     /// Oldest ticket a PreCommit may use, in epochs before it lands.
     pub max_ticket_age: u64,
-    /// The miner whose sectors this chain verifies.
-    pub prover_id: ProverId,
+    /// The miner (f0N) whose sectors this chain verifies.
+    pub miner_id: u64,
     /// Deadlines, challenge windows and elections.
     pub proving: ProvingSchedule,
 }
@@ -44,7 +44,7 @@ impl EmbeddedChainConfig {
             seed_delay: c.chain.seed_delay,
             prove_commit_window: c.chain.prove_commit_window,
             max_ticket_age: c.chain.max_ticket_age,
-            prover_id: c.prover_id(),
+            miner_id: c.miner_id,
             proving: ProvingSchedule {
                 deadlines: c.chain.deadlines,
                 window: c.chain.deadline_window,
@@ -56,6 +56,13 @@ impl EmbeddedChainConfig {
     }
 }
 
+impl EmbeddedChainConfig {
+    /// The miner's prover id.
+    pub fn prover_id(&self) -> ProverId {
+        ProverId::from_actor_id(self.miner_id)
+    }
+}
+
 impl Default for EmbeddedChainConfig {
     fn default() -> Self {
         Self {
@@ -63,7 +70,7 @@ impl Default for EmbeddedChainConfig {
             seed_delay: 2,
             prove_commit_window: 300,
             max_ticket_age: 100,
-            prover_id: ProverId::from_actor_id(1000),
+            miner_id: 1000,
             proving: ProvingSchedule::default(),
         }
     }
@@ -206,21 +213,17 @@ impl EmbeddedChain {
         (now_ms.saturating_sub(self.genesis_ms).max(0) as u64) / self.config.block_time_ms.max(1)
     }
 
+    /// Randomness of `kind` at `epoch`, drawn as the miner actor draws it
+    /// from this chain's digest of the epoch (its own tickets and beacon:
+    /// the devnet has no VRF or drand, so each digest hashes the genesis
+    /// beacon with the source and the epoch).
     fn derive(&self, kind: RandomnessKind, epoch: u64) -> Randomness {
-        let tag: &[u8] = match kind {
-            RandomnessKind::Ticket => b"kiln devnet ticket",
-            RandomnessKind::Seed => b"kiln devnet seed",
-            RandomnessKind::WindowPost => b"kiln devnet window post",
-            RandomnessKind::WinningPost => b"kiln devnet winning post",
+        let source: &[u8] = match kind.source() {
+            RandomnessSource::Tickets => b"kiln devnet ticket",
+            RandomnessSource::Beacon => b"kiln devnet beacon",
         };
-        let mut out: [u8; 32] = Sha256::new()
-            .chain_update(tag)
-            .chain_update(self.beacon)
-            .chain_update(epoch.to_le_bytes())
-            .finalize()
-            .into();
-        out[31] &= 0x3f;
-        Randomness(out)
+        let digest = digest_of(&[source, &self.beacon[..], &epoch.to_be_bytes()].concat());
+        draw(kind.tag(), &digest, epoch as i64, &kind.entropy(self.config.miner_id))
     }
 
     /// Executes every message sent before the head's epoch, in order, unless
@@ -376,7 +379,7 @@ impl EmbeddedChain {
                 }
                 let statement = SealStatement {
                     sector_size: stored.sector_size,
-                    prover_id: self.config.prover_id,
+                    prover_id: self.config.prover_id(),
                     sector_id: *sector,
                     ticket: self.derive(RandomnessKind::Ticket, stored.ticket_epoch),
                     seed: self.derive(RandomnessKind::Seed, pc.seed_epoch),

@@ -21,7 +21,7 @@ use crate::chain::{
     ChainError, ElectionOnChain, HealthEvent, Message, MessageId, PostOnChain, ProvingSectorOnChain,
     RandomnessKind, SectorHealth, EXIT_FORBIDDEN, EXIT_ILLEGAL_ARGUMENT, EXIT_NOT_FOUND,
 };
-use proofs::post::challenges::winning_sector_index;
+use proofs::post::challenges::{mask_randomness, winning_sector_index};
 use proofs::post::{window_sectors_per_partition, PostProof};
 use proofs::{Commitment, SectorSize};
 use rusqlite::{params, OptionalExtension, Params};
@@ -310,7 +310,8 @@ impl EmbeddedChain {
         let proven: Vec<&ProvingSectorOnChain> =
             expected.iter().filter(|s| !skipped.contains(&s.sector)).collect();
         if let Some(first) = proven.first() {
-            let randomness = self.derive(RandomnessKind::WindowPost, window.challenge);
+            // Masked into the field, as the FVM does before verifying.
+            let randomness = mask_randomness(&self.derive(RandomnessKind::WindowPost, window.challenge));
             let sectors: Vec<(u64, Commitment)> = proven.iter().map(|s| (s.sector, s.comm_r)).collect();
             let post = PostProof::window(first.sector_size);
             // The slow part: no connection lock is held here.
@@ -451,8 +452,8 @@ impl EmbeddedChain {
         if eligible.is_empty() {
             return refuse(EXIT_ILLEGAL_ARGUMENT, format!("no active sector was eligible at epoch {won}"));
         }
-        let randomness = self.derive(RandomnessKind::WinningPost, won);
-        let index = winning_sector_index(&self.config.prover_id, &randomness, eligible.len() as u64)
+        let randomness = mask_randomness(&self.derive(RandomnessKind::WinningPost, won));
+        let index = winning_sector_index(&self.config.prover_id(), &randomness, eligible.len() as u64)
             .map_err(|e| self.corrupt(e.to_string()))?;
         let chosen = &eligible[index as usize];
         if chosen.sector != sector {
@@ -701,8 +702,8 @@ mod tests {
         assert!(won.len() > 20 && won.len() < 120, "about 30% of epochs: {}", won.len());
         let e = won[0];
         let head = e + 1;
-        let randomness = c.randomness(RandomnessKind::WinningPost, e, head as i64 * BLOCK).unwrap();
-        let index = winning_sector_index(&c.config.prover_id, &randomness, 3).unwrap();
+        let randomness = mask_randomness(&c.randomness(RandomnessKind::WinningPost, e, head as i64 * BLOCK).unwrap());
+        let index = winning_sector_index(&c.config.prover_id(), &randomness, 3).unwrap();
         let chosen = index + 1;
         let other = if chosen == 1 { 2 } else { 1 };
         let answer = |sector: u64, epoch| Message::SubmitWinningPoSt {
@@ -740,8 +741,8 @@ mod tests {
             .filter(|&e| c.won_election(e))
             .find_map(|e| {
                 let eligible = c.election_sectors(e, (e as i64 + 1) * BLOCK).unwrap();
-                let r = c.randomness(RandomnessKind::WinningPost, e, (e as i64 + 1) * BLOCK).unwrap();
-                let index = winning_sector_index(&c.config.prover_id, &r, eligible.len() as u64).unwrap();
+                let r = mask_randomness(&c.randomness(RandomnessKind::WinningPost, e, (e as i64 + 1) * BLOCK).unwrap());
+                let index = winning_sector_index(&c.config.prover_id(), &r, eligible.len() as u64).unwrap();
                 (eligible.len() == 3).then(|| (e, eligible[index as usize].sector))
             })
             .expect("an election in deadline 1's window");
