@@ -18,7 +18,8 @@ use fvm_shared::address::Address;
 use fvm_shared::commcid;
 use fvm_shared::randomness::Randomness as ChainRandomness;
 use fvm_shared::sector::{
-    PoStProof, RegisteredAggregateProof, RegisteredPoStProof, RegisteredSealProof, SectorSize as FvmSectorSize,
+    PoStProof, RegisteredAggregateProof, RegisteredPoStProof, RegisteredSealProof,
+    SectorSize as FvmSectorSize,
 };
 use proofs::{Commitment, Randomness, SectorSize};
 
@@ -252,8 +253,10 @@ fn commitment_error(c: &Commitment, reason: &'static str) -> ParamsError {
 
 /// Sector numbers as the bitfield the actor takes.
 pub fn bitfield(sectors: &[u64]) -> Result<BitField, ParamsError> {
-    BitField::try_from_bits(sectors.iter().copied())
-        .map_err(|_| ParamsError::OutOfRange { what: "sector number", value: sectors.iter().copied().max().unwrap_or(0) })
+    BitField::try_from_bits(sectors.iter().copied()).map_err(|_| ParamsError::OutOfRange {
+        what: "sector number",
+        value: sectors.iter().copied().max().unwrap_or(0),
+    })
 }
 
 fn epoch(what: &'static str, value: u64) -> Result<i64, ParamsError> {
@@ -399,18 +402,29 @@ pub struct DeclarationEntry {
     pub sectors: Vec<u64>,
 }
 
-fn declarations(kind: &'static str, entries: &[DeclarationEntry]) -> Result<Vec<SectorsDeclaration>, ParamsError> {
+fn declarations(
+    kind: &'static str,
+    entries: &[DeclarationEntry],
+) -> Result<Vec<SectorsDeclaration>, ParamsError> {
     if entries.is_empty() {
         return Err(ParamsError::Empty(kind));
     }
     entries
         .iter()
-        .map(|e| Ok(SectorsDeclaration { deadline: e.deadline, partition: e.partition, sectors: bitfield(&e.sectors)? }))
+        .map(|e| {
+            Ok(SectorsDeclaration {
+                deadline: e.deadline,
+                partition: e.partition,
+                sectors: bitfield(&e.sectors)?,
+            })
+        })
         .collect()
 }
 
 /// `DeclareFaultsRecovered`'s parameters.
-pub fn declare_faults_recovered(entries: &[DeclarationEntry]) -> Result<DeclareFaultsRecoveredParams, ParamsError> {
+pub fn declare_faults_recovered(
+    entries: &[DeclarationEntry],
+) -> Result<DeclareFaultsRecoveredParams, ParamsError> {
     Ok(DeclareFaultsRecoveredParams { recoveries: declarations("DeclareFaultsRecovered", entries)? })
 }
 

@@ -320,6 +320,7 @@ impl ChainProving for ComposedChain {
 }
 
 mod embedded;
+pub mod lotus;
 pub mod miner_actor;
 pub mod randomness;
 

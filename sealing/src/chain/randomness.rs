@@ -136,7 +136,10 @@ mod tests {
         let expected = blake2b_simd::Params::new().hash_length(32).hash(&preimage);
         let drawn = draw(DomainTag::SealRandomness, &digest, 1234, &entropy);
         assert_eq!(drawn.0.as_slice(), expected.as_bytes());
-        assert_eq!(digest_of(b"x").as_slice(), blake2b_simd::Params::new().hash_length(32).hash(b"x").as_bytes());
+        assert_eq!(
+            digest_of(b"x").as_slice(),
+            blake2b_simd::Params::new().hash_length(32).hash(b"x").as_bytes()
+        );
     }
 
     #[test]

@@ -394,7 +394,8 @@ impl ProverCore {
         let post = PostProof::window(size);
         let started_ms = self.ledger.now_ms();
         // The chain's randomness, masked into the field as Lotus does before proving.
-        let randomness = mask_randomness(&chain.randomness(RandomnessKind::WindowPost, window.challenge, started_ms)?);
+        let randomness =
+            mask_randomness(&chain.randomness(RandomnessKind::WindowPost, window.challenge, started_ms)?);
         let proving: Vec<ProvingSector> = members.iter().map(|s| self.proving_sector(s)).collect();
         let t = Instant::now();
         // Local sealing waits while this node reads and proves, not while a worker does.
@@ -705,7 +706,8 @@ impl ProverCore {
             return Ok(());
         }
         let started_ms = self.ledger.now_ms();
-        let randomness = mask_randomness(&chain.randomness(RandomnessKind::WinningPost, epoch, started_ms)?);
+        let randomness =
+            mask_randomness(&chain.randomness(RandomnessKind::WinningPost, epoch, started_ms)?);
         let prover_id = self.layout.prover_id;
         let index = winning_sector_index(&prover_id, &randomness, eligible.len() as u64)?;
         let chosen = &eligible[index as usize];

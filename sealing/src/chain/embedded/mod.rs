@@ -5,12 +5,12 @@
 
 mod proving;
 
+use super::randomness::{digest_of, draw, RandomnessSource};
 use super::{
     ChainError, ChainHead, ChainMessages, ChainProving, ElectionOnChain, HealthEvent, Message, MessageId,
     MessageLog, PostOnChain, PreCommitOnChain, ProvingSchedule, ProvingSectorOnChain, RandomnessKind,
     Receipt, SealVerifier, SentMessage, EXIT_FORBIDDEN, EXIT_ILLEGAL_ARGUMENT, EXIT_NOT_FOUND, EXIT_OK,
 };
-use super::randomness::{digest_of, draw, RandomnessSource};
 use crate::clock::Clock;
 use proofs::snark::SealStatement;
 use proofs::{Commitment, ProverId, Randomness, SectorSize};

@@ -702,7 +702,8 @@ mod tests {
         assert!(won.len() > 20 && won.len() < 120, "about 30% of epochs: {}", won.len());
         let e = won[0];
         let head = e + 1;
-        let randomness = mask_randomness(&c.randomness(RandomnessKind::WinningPost, e, head as i64 * BLOCK).unwrap());
+        let randomness =
+            mask_randomness(&c.randomness(RandomnessKind::WinningPost, e, head as i64 * BLOCK).unwrap());
         let index = winning_sector_index(&c.config.prover_id(), &randomness, 3).unwrap();
         let chosen = index + 1;
         let other = if chosen == 1 { 2 } else { 1 };
@@ -741,7 +742,9 @@ mod tests {
             .filter(|&e| c.won_election(e))
             .find_map(|e| {
                 let eligible = c.election_sectors(e, (e as i64 + 1) * BLOCK).unwrap();
-                let r = mask_randomness(&c.randomness(RandomnessKind::WinningPost, e, (e as i64 + 1) * BLOCK).unwrap());
+                let r = mask_randomness(
+                    &c.randomness(RandomnessKind::WinningPost, e, (e as i64 + 1) * BLOCK).unwrap(),
+                );
                 let index = winning_sector_index(&c.config.prover_id(), &r, eligible.len() as u64).unwrap();
                 (eligible.len() == 3).then(|| (e, eligible[index as usize].sector))
             })

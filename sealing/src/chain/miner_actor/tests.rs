@@ -6,8 +6,8 @@ use super::*;
 use fil_actor_miner_state::v18 as actor;
 use fvm_ipld_encoding::{from_slice, to_vec};
 use fvm_shared::commcid::{
-    cid_to_data_commitment_v1, cid_to_piece_commitment_v1, cid_to_replica_commitment_v1, FIL_COMMITMENT_SEALED,
-    POSEIDON_BLS12_381_A1_FC1,
+    cid_to_data_commitment_v1, cid_to_piece_commitment_v1, cid_to_replica_commitment_v1,
+    FIL_COMMITMENT_SEALED, POSEIDON_BLS12_381_A1_FC1,
 };
 use serde::de::DeserializeOwned;
 
@@ -105,7 +105,10 @@ fn pre_commit_batches_of_one_and_ten_decode_as_the_actor_reads_them() {
             assert_eq!(got.expiration, want.expiration as i64);
             match want.comm_d {
                 None => assert!(got.unsealed_cid.is_zero(), "a CC sector's comm_d is the compact zero"),
-                Some(d) => assert_eq!(cid_to_data_commitment_v1(&got.unsealed_cid.unwrap_nonzero_cid()).unwrap(), d.0),
+                Some(d) => assert_eq!(
+                    cid_to_data_commitment_v1(&got.unsealed_cid.unwrap_nonzero_cid()).unwrap(),
+                    d.0
+                ),
             }
         }
     }
@@ -129,7 +132,9 @@ fn prove_commit_sectors3_with_one_and_several_proofs_decodes_as_the_actor_reads_
         let decoded: actor::ProveCommitSectors3Params = decode(&bytes);
         assert_eq!(decoded.sector_activations.len(), entries.len());
         assert_eq!(decoded.sector_proofs.len(), entries.len());
-        for ((manifest, proof), want) in decoded.sector_activations.iter().zip(&decoded.sector_proofs).zip(&entries) {
+        for ((manifest, proof), want) in
+            decoded.sector_activations.iter().zip(&decoded.sector_proofs).zip(&entries)
+        {
             assert_eq!(manifest.sector_number, want.sector);
             assert_eq!(proof.bytes(), want.proof.as_slice());
             assert_eq!(manifest.pieces.len(), want.pieces.len());
