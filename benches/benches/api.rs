@@ -12,7 +12,7 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use proofs::snark::SealStatement;
 use proofs::{Commitment, SectorSize};
 use sealing::api::client::Client;
-use sealing::chain::{Message, SealVerifier};
+use sealing::chain::{Message, PreCommitSector, ProveCommitSector, SealVerifier};
 use sealing::clock::ManualClock;
 use sealing::config::Config;
 use sealing::daemon::{Daemon, Parts};
@@ -57,18 +57,23 @@ fn api_latency(c: &mut Criterion) {
     let chain = daemon.ledger().chain();
     let block = config.chain.block_time_ms as i64;
     clock.set(10 * block);
-    let precommit = Message::PreCommit {
-        sector: 1,
-        sector_size: SectorSize::KiB2,
-        comm_r: Commitment([1; 32]),
-        comm_d: Commitment([2; 32]),
-        ticket_epoch: 9,
+    let precommit = Message::PreCommitSectors {
+        sectors: vec![PreCommitSector {
+            sector: 1,
+            sector_size: SectorSize::KiB2,
+            comm_r: Commitment([1; 32]),
+            comm_d: Commitment([2; 32]),
+            ticket_epoch: 9,
+            expiration: 1_000_000,
+        }],
     };
     chain.send(&precommit, 10 * block).expect("send");
     let after_seed = (11 + config.chain.seed_delay as i64 + 1) * block;
     clock.set(after_seed);
-    let prove =
-        chain.send(&Message::ProveCommit { sector: 1, proof: vec![7; 192] }, after_seed).expect("send");
+    let prove = Message::ProveCommitSectors {
+        sectors: vec![ProveCommitSector { sector: 1, pieces: vec![], proof: vec![7; 192] }],
+    };
+    let prove = chain.send(&prove, after_seed).expect("send");
     clock.set(after_seed + block);
     let ledger = daemon.ledger().clone();
     let executor =

@@ -57,6 +57,9 @@ pub struct Config {
     /// The embedded chain.
     #[serde(default)]
     pub chain: ChainConfig,
+    /// How sealing messages are batched, and how long sectors live.
+    #[serde(default)]
+    pub messages: MessagesConfig,
     /// Remote workers.
     #[serde(default)]
     pub workers: WorkersConfig,
@@ -286,6 +289,42 @@ impl Default for PackingConfig {
     }
 }
 
+/// Sealing messages: PreCommits and ProveCommits go in batches (one
+/// PreCommitSectorBatch2 or ProveCommitSectors3 carries up to `*_batch`
+/// sectors). A batch is sent when it is full, when its oldest sector has
+/// waited `*_wait_ms`, or when waiting longer would leave a sector less than
+/// `slack_epochs` before its ticket or its PreCommit expires.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MessagesConfig {
+    /// The most sectors in one PreCommit message (1 to 256).
+    pub precommit_batch: usize,
+    /// The longest a sector ready to pre-commit waits for others (ms).
+    pub precommit_wait_ms: u64,
+    /// The most sectors in one ProveCommit message (1 to 256).
+    pub commit_batch: usize,
+    /// The longest a proven sector waits for others (ms).
+    pub commit_wait_ms: u64,
+    /// Epochs of margin kept before a ticket or a PreCommit would expire.
+    pub slack_epochs: u64,
+    /// How long sectors live, in days after their ticket (clamped to what
+    /// the miner actor accepts: about 211 to 1278 days).
+    pub sector_lifetime_days: u64,
+}
+
+impl Default for MessagesConfig {
+    fn default() -> Self {
+        Self {
+            precommit_batch: 32,
+            precommit_wait_ms: 0,
+            commit_batch: 32,
+            commit_wait_ms: 0,
+            slack_epochs: 60,
+            sector_lifetime_days: 540,
+        }
+    }
+}
+
 /// The embedded devnet chain.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -405,6 +444,7 @@ impl Config {
             retry: RetryConfig::default(),
             packing: PackingConfig::default(),
             chain: ChainConfig::default(),
+            messages: MessagesConfig::default(),
             workers: WorkersConfig::default(),
             history: HistoryConfig::default(),
             proving: ProvingConfig::default(),
@@ -486,6 +526,14 @@ impl Config {
         }
         if self.retry.max_attempts == 0 {
             return Err("retry.max_attempts must be at least 1".into());
+        }
+        let m = &self.messages;
+        let max = crate::chain::miner_actor::policy::MAX_BATCH_SECTORS;
+        if !(1..=max).contains(&m.precommit_batch) || !(1..=max).contains(&m.commit_batch) {
+            return Err(format!("messages: precommit_batch and commit_batch must be between 1 and {max}"));
+        }
+        if [m.precommit_wait_ms, m.commit_wait_ms].iter().any(|&ms| ms > DAY_MS * 7) {
+            return Err("messages: precommit_wait_ms and commit_wait_ms must be at most a week".into());
         }
         if self.chain.block_time_ms == 0 {
             return Err("chain.block_time_ms must be at least 1".into());

@@ -277,9 +277,16 @@ impl Lifecycle {
                 Ok(Self { state: retried, attempts: self.attempts })
             }
             // Between PreCommit and a landed ProveCommit, an expired PreCommit
-            // means sealing again from PC1 with a fresh ticket.
+            // (or, before it lands, a ticket too old for one) means sealing
+            // again from PC1 with a fresh ticket.
             (
-                S::PreCommitted | S::Committing | S::CommitWait | S::ComputeProofFailed | S::CommitFailed,
+                S::PreCommitting
+                | S::PreCommitFailed
+                | S::PreCommitted
+                | S::Committing
+                | S::CommitWait
+                | S::ComputeProofFailed
+                | S::CommitFailed,
                 E::PreCommitExpired,
             ) => forward(S::Unsealed),
             _ => Err(reject()),
@@ -492,10 +499,18 @@ mod tests {
     #[test]
     fn precommit_expiry_reseals() {
         let p = policy(5);
-        for s in [S::PreCommitted, S::Committing, S::CommitWait, S::ComputeProofFailed, S::CommitFailed] {
+        for s in [
+            S::PreCommitting,
+            S::PreCommitFailed,
+            S::PreCommitted,
+            S::Committing,
+            S::CommitWait,
+            S::ComputeProofFailed,
+            S::CommitFailed,
+        ] {
             assert_eq!(at(s, 2).apply(&E::PreCommitExpired, &p).unwrap(), at(S::Unsealed, 0), "{s}");
         }
-        for s in [S::Packing, S::Unsealed, S::PreCommitting, S::FinalizeSector, S::Proving] {
+        for s in [S::Packing, S::Unsealed, S::Labeled, S::FinalizeSector, S::Proving] {
             assert!(at(s, 0).apply(&E::PreCommitExpired, &p).is_err(), "{s}");
         }
     }

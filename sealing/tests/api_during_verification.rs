@@ -8,7 +8,9 @@ use proofs::snark::SealStatement;
 use proofs::{Commitment, SectorSize};
 use sealing::api::client::Client;
 use sealing::api::server::{router, ApiContext};
-use sealing::chain::{EmbeddedChain, EmbeddedChainConfig, Message, SealVerifier};
+use sealing::chain::{
+    EmbeddedChain, EmbeddedChainConfig, Message, PreCommitSector, ProveCommitSector, SealVerifier,
+};
 use sealing::clock::{Clock, ManualClock};
 use sealing::config::Config;
 use sealing::ledger::Ledger;
@@ -52,18 +54,26 @@ fn api_calls_answer_while_the_chain_verifies_a_proof() {
 
     // A PreCommit lands; a ProveCommit is sent once the seed is out.
     clock.set(10 * BLOCK);
-    let precommit = Message::PreCommit {
-        sector: 1,
-        sector_size: SectorSize::KiB2,
-        comm_r: Commitment([1; 32]),
-        comm_d: Commitment([2; 32]),
-        ticket_epoch: 9,
+    let precommit = Message::PreCommitSectors {
+        sectors: vec![PreCommitSector {
+            sector: 1,
+            sector_size: SectorSize::KiB2,
+            comm_r: Commitment([1; 32]),
+            comm_d: Commitment([2; 32]),
+            ticket_epoch: 9,
+            expiration: 1_000_000,
+        }],
     };
     ledger.chain().send(&precommit, clock.now_ms()).unwrap();
     clock.set(13 * BLOCK);
     let prove = ledger
         .chain()
-        .send(&Message::ProveCommit { sector: 1, proof: vec![7; 192] }, clock.now_ms())
+        .send(
+            &Message::ProveCommitSectors {
+                sectors: vec![ProveCommitSector { sector: 1, pieces: vec![], proof: vec![7; 192] }],
+            },
+            clock.now_ms(),
+        )
         .unwrap();
     clock.set(14 * BLOCK);
 

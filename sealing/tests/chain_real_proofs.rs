@@ -8,8 +8,8 @@ use proofs::seal::{c1, pc1, pc2, SectorDir, SectorIdentity};
 use proofs::snark::params::GrothParams;
 use proofs::{ProverId, SectorSize};
 use sealing::chain::{
-    roles::*, EmbeddedChain, EmbeddedChainConfig, Message, ProofsVerifier, RandomnessKind,
-    EXIT_ILLEGAL_ARGUMENT, EXIT_OK,
+    roles::*, EmbeddedChain, EmbeddedChainConfig, Message, PreCommitSector, ProofsVerifier,
+    ProveCommitSector, RandomnessKind, EXIT_ILLEGAL_ARGUMENT, EXIT_OK,
 };
 use std::sync::atomic::AtomicBool;
 
@@ -39,12 +39,15 @@ fn chain_verifies_a_real_seal_and_rejects_a_corrupted_proof() {
     let cancel = AtomicBool::new(false);
     let r1 = pc1::run(&dir, &req, &cancel, &mut |_| {}).unwrap();
     let r2 = pc2::run(&dir, &cancel, &mut |_| {}).unwrap();
-    let precommit = Message::PreCommit {
-        sector: 1,
-        sector_size: SectorSize::KiB2,
-        comm_r: r2.output.comm_r,
-        comm_d: r1.output.comm_d,
-        ticket_epoch,
+    let precommit = Message::PreCommitSectors {
+        sectors: vec![PreCommitSector {
+            sector: 1,
+            sector_size: SectorSize::KiB2,
+            comm_r: r2.output.comm_r,
+            comm_d: r1.output.comm_d,
+            ticket_epoch,
+            expiration: 1_000_000,
+        }],
     };
     let id = chain.send(&precommit, 5 * SECOND).unwrap();
     assert_eq!(chain.receipt(&id, 6 * SECOND).unwrap().unwrap().exit_code, EXIT_OK);
@@ -59,12 +62,15 @@ fn chain_verifies_a_real_seal_and_rejects_a_corrupted_proof() {
 
     let mut corrupted = proof.clone();
     corrupted[7] ^= 0x20;
-    let bad = chain.send(&Message::ProveCommit { sector: 1, proof: corrupted }, now).unwrap();
+    let prove = |proof: Vec<u8>| Message::ProveCommitSectors {
+        sectors: vec![ProveCommitSector { sector: 1, pieces: vec![], proof }],
+    };
+    let bad = chain.send(&prove(corrupted), now).unwrap();
     let receipt = chain.receipt(&bad, now + SECOND).unwrap().unwrap();
     assert_eq!(receipt.exit_code, EXIT_ILLEGAL_ARGUMENT, "{receipt:?}");
     assert!(!chain.precommit(1, now + SECOND).unwrap().unwrap().proven);
 
-    let good = chain.send(&Message::ProveCommit { sector: 1, proof }, now + SECOND).unwrap();
+    let good = chain.send(&prove(proof), now + SECOND).unwrap();
     let receipt = chain.receipt(&good, now + 2 * SECOND).unwrap().unwrap();
     assert_eq!(receipt.exit_code, EXIT_OK, "{receipt:?}");
     assert!(chain.precommit(1, now + 2 * SECOND).unwrap().unwrap().proven);

@@ -141,11 +141,12 @@ fn sigkill_in_every_state_loses_nothing_and_sends_nothing_twice() {
     let status = api.sector(1).unwrap();
     assert!(status.on_chain.unwrap().proven);
     let messages = api.chain_messages().unwrap();
-    let precommits = messages.iter().filter(|m| matches!(m.message, Message::PreCommit { .. })).count();
-    let proves = messages.iter().filter(|m| matches!(m.message, Message::ProveCommit { .. })).count();
+    let precommits =
+        messages.iter().filter(|m| matches!(m.message, Message::PreCommitSectors { .. })).count();
+    let proves = messages.iter().filter(|m| matches!(m.message, Message::ProveCommitSectors { .. })).count();
     assert_eq!((precommits, proves), (1, 1), "{messages:?}");
     // Every sealing message landed (the prover's PoSt messages may be in flight).
-    let sealing = messages.iter().filter(|m| m.message.sector().is_some());
+    let sealing = messages.iter().filter(|m| !m.message.sectors().is_empty());
     assert!(
         sealing.clone().count() == 2
             && sealing.into_iter().all(|m| m.receipt.as_ref().is_some_and(|r| r.exit_code == 0))

@@ -11,7 +11,7 @@ use proofs::seal::unseal::unseal_range;
 use proofs::{ProverId, SectorSize};
 use sealing::chain::{
     ChainError, ChainMessages, ComposedChain, EmbeddedChain, EmbeddedChainConfig, Message, MessageId,
-    PreCommitOnChain, ProofsVerifier, Receipt, EXIT_ILLEGAL_ARGUMENT, EXIT_OK,
+    PreCommitOnChain, ProofsVerifier, Receipt, SealingMethod, EXIT_ILLEGAL_ARGUMENT, EXIT_OK,
 };
 use sealing::clock::{Clock, SystemClock};
 use sealing::config::{Limits, PackingConfig};
@@ -32,10 +32,10 @@ struct CorruptFirstProof {
 impl ChainMessages for CorruptFirstProof {
     fn send(&self, message: &Message, now: i64) -> Result<MessageId, ChainError> {
         match message {
-            Message::ProveCommit { sector, proof } if !self.corrupted.swap(true, Ordering::SeqCst) => {
-                let mut proof = proof.clone();
-                proof[10] ^= 0x01;
-                self.inner.send(&Message::ProveCommit { sector: *sector, proof }, now)
+            Message::ProveCommitSectors { sectors } if !self.corrupted.swap(true, Ordering::SeqCst) => {
+                let mut sectors = sectors.clone();
+                sectors[0].proof[10] ^= 0x01;
+                self.inner.send(&Message::ProveCommitSectors { sectors }, now)
             }
             m => self.inner.send(m, now),
         }
@@ -46,8 +46,13 @@ impl ChainMessages for CorruptFirstProof {
     fn precommit(&self, sector: u64, now: i64) -> Result<Option<PreCommitOnChain>, ChainError> {
         self.inner.precommit(sector, now)
     }
-    fn find_message(&self, message: &Message, now: i64) -> Result<Option<MessageId>, ChainError> {
-        self.inner.find_message(message, now)
+    fn find_sent(
+        &self,
+        method: SealingMethod,
+        sector: u64,
+        now: i64,
+    ) -> Result<Option<MessageId>, ChainError> {
+        self.inner.find_sent(method, sector, now)
     }
 }
 
@@ -87,6 +92,7 @@ fn data_sector_reaches_proving_after_the_chain_rejects_a_corrupted_proof() {
         workers: Default::default(),
         history: Default::default(),
         proving: Default::default(),
+        messages: Default::default(),
         retry,
         node_fault_probe: Duration::from_secs(60),
         tick: Duration::from_millis(20),
@@ -127,7 +133,7 @@ fn data_sector_reaches_proving_after_the_chain_rejects_a_corrupted_proof() {
     let codes = |precommit: bool| -> Vec<i64> {
         messages
             .iter()
-            .filter(|m| matches!(m.message, Message::PreCommit { .. }) == precommit)
+            .filter(|m| matches!(m.message, Message::PreCommitSectors { .. }) == precommit)
             .map(|m| m.receipt.as_ref().unwrap().exit_code)
             .collect()
     };

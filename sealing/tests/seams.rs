@@ -11,7 +11,7 @@ use proofs::seal::SectorDir;
 use proofs::{Commitment, Randomness, SectorSize};
 use sealing::chain::{
     ChainError, ChainMessages, ComposedChain, EmbeddedChain, EmbeddedChainConfig, Message, MessageId,
-    PreCommitOnChain, Receipt, SealVerifier,
+    PreCommitOnChain, Receipt, SealVerifier, SealingMethod,
 };
 use sealing::daemon::{Daemon, Parts};
 use sealing::lifecycle::{Lifecycle, SectorEvent, SectorState};
@@ -298,8 +298,13 @@ impl ChainMessages for RecordingMessages {
     fn precommit(&self, sector: u64, now_ms: i64) -> Result<Option<PreCommitOnChain>, ChainError> {
         self.inner.precommit(sector, now_ms)
     }
-    fn find_message(&self, message: &Message, now_ms: i64) -> Result<Option<MessageId>, ChainError> {
-        self.inner.find_message(message, now_ms)
+    fn find_sent(
+        &self,
+        method: SealingMethod,
+        sector: u64,
+        now_ms: i64,
+    ) -> Result<Option<MessageId>, ChainError> {
+        self.inner.find_sent(method, sector, now_ms)
     }
 }
 

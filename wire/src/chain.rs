@@ -74,30 +74,59 @@ impl<'de> Deserialize<'de> for MessageId {
     }
 }
 
+/// One sector of a PreCommit message.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PreCommitSector {
+    /// The sector.
+    pub sector: u64,
+    /// Its size.
+    pub sector_size: SectorSize,
+    /// The replica commitment.
+    pub comm_r: Commitment,
+    /// The data commitment (a sector of zeros has the zero commitment: CC).
+    pub comm_d: Commitment,
+    /// The epoch the ticket was drawn at.
+    pub ticket_epoch: u64,
+    /// The epoch the sector expires.
+    pub expiration: u64,
+}
+
+/// A piece of a sector, as it is declared when the sector is proven.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PieceRef {
+    /// The piece commitment.
+    pub comm_p: Commitment,
+    /// Its padded size.
+    pub padded_size: u64,
+}
+
+/// One sector of a ProveCommit message.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProveCommitSector {
+    /// The sector.
+    pub sector: u64,
+    /// Its pieces in order (none for CC).
+    pub pieces: Vec<PieceRef>,
+    /// The Groth16 proof bytes.
+    #[serde(with = "hex_bytes")]
+    pub proof: Vec<u8>,
+}
+
 /// A message the pipeline sends.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "method")]
 pub enum Message {
-    /// Commit to a replica before proving it.
-    PreCommit {
-        /// The sector.
-        sector: u64,
-        /// Its size.
-        sector_size: SectorSize,
-        /// The replica commitment.
-        comm_r: Commitment,
-        /// The data commitment.
-        comm_d: Commitment,
-        /// The epoch the ticket was drawn at.
-        ticket_epoch: u64,
+    /// Commit to replicas before proving them (the miner actor's
+    /// PreCommitSectorBatch2: all sectors land or none).
+    PreCommitSectors {
+        /// The sectors, at least one.
+        sectors: Vec<PreCommitSector>,
     },
-    /// Prove the pre-committed replica.
-    ProveCommit {
-        /// The sector.
-        sector: u64,
-        /// The Groth16 proof bytes.
-        #[serde(with = "hex_bytes")]
-        proof: Vec<u8>,
+    /// Prove pre-committed replicas, one proof each (ProveCommitSectors3
+    /// requiring every activation: all sectors land or none).
+    ProveCommitSectors {
+        /// The sectors, at least one.
+        sectors: Vec<ProveCommitSector>,
     },
     /// A Window PoSt of one partition of a deadline, in that deadline's
     /// challenge window.
@@ -138,23 +167,52 @@ pub enum Message {
 }
 
 impl Message {
-    /// The sector a sealing message is about (none for proving messages).
-    pub fn sector(&self) -> Option<u64> {
+    /// The sectors a sealing message is about (none for proving messages).
+    pub fn sectors(&self) -> Vec<u64> {
         match self {
-            Self::PreCommit { sector, .. } | Self::ProveCommit { sector, .. } => Some(*sector),
-            _ => None,
+            Self::PreCommitSectors { sectors } => sectors.iter().map(|s| s.sector).collect(),
+            Self::ProveCommitSectors { sectors } => sectors.iter().map(|s| s.sector).collect(),
+            _ => Vec::new(),
         }
     }
 
     /// The method's name, as messages are tagged.
     pub fn method(&self) -> &'static str {
         match self {
-            Self::PreCommit { .. } => "PreCommit",
-            Self::ProveCommit { .. } => "ProveCommit",
+            Self::PreCommitSectors { .. } => "PreCommitSectors",
+            Self::ProveCommitSectors { .. } => "ProveCommitSectors",
             Self::SubmitWindowedPoSt { .. } => "SubmitWindowedPoSt",
             Self::DeclareFaults { .. } => "DeclareFaults",
             Self::DeclareFaultsRecovered { .. } => "DeclareFaultsRecovered",
             Self::SubmitWinningPoSt { .. } => "SubmitWinningPoSt",
+        }
+    }
+}
+
+/// The sealing messages, for finding the one a sector was sent in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SealingMethod {
+    /// [`Message::PreCommitSectors`].
+    PreCommit,
+    /// [`Message::ProveCommitSectors`].
+    ProveCommit,
+}
+
+impl SealingMethod {
+    /// Whether `message` is of this method.
+    pub fn is(self, message: &Message) -> bool {
+        matches!(
+            (self, message),
+            (Self::PreCommit, Message::PreCommitSectors { .. })
+                | (Self::ProveCommit, Message::ProveCommitSectors { .. })
+        )
+    }
+
+    /// The method's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::PreCommit => "PreCommitSectors",
+            Self::ProveCommit => "ProveCommitSectors",
         }
     }
 }

@@ -37,6 +37,38 @@ pub mod method {
     pub const PROVE_COMMIT_SECTORS3: u64 = 34;
 }
 
+/// The miner actor's bounds that sealing plans around (builtin actors v18
+/// policy, mainnet and calibnet alike).
+pub mod policy {
+    /// Epochs per day (30-second epochs).
+    pub const EPOCHS_IN_DAY: u64 = 2_880;
+    /// Epochs after which the chain cannot reorganise.
+    pub const CHAIN_FINALITY: u64 = 900;
+    /// The oldest a seal ticket may be when its PreCommit lands.
+    pub const MAX_PRE_COMMIT_RANDOMNESS_LOOKBACK: u64 = EPOCHS_IN_DAY + CHAIN_FINALITY;
+    /// Epochs from a PreCommit landing to its interactive seed.
+    pub const PRE_COMMIT_CHALLENGE_DELAY: u64 = 150;
+    /// The longest a PreCommit waits for its ProveCommit (V1_1 proofs).
+    pub const MAX_PROVE_COMMIT_DURATION: u64 = 30 * EPOCHS_IN_DAY + PRE_COMMIT_CHALLENGE_DELAY;
+    /// The shortest a sector may live past its activation.
+    pub const MIN_SECTOR_EXPIRATION: u64 = 180 * EPOCHS_IN_DAY;
+    /// The longest a sector may live past the epoch it is committed in.
+    pub const MAX_SECTOR_EXPIRATION_EXTENSION: u64 = 1_278 * EPOCHS_IN_DAY;
+    /// The most sectors kiln puts in one sealing message.
+    pub const MAX_BATCH_SECTORS: usize = 256;
+
+    /// The sector lifetime, in epochs after its ticket, that the actor
+    /// accepts for `days` wanted: at least the minimum past the latest
+    /// activation a ticket allows (its lookback plus the prove-commit
+    /// duration), at most the maximum extension. Also says whether it clamped.
+    pub fn sector_lifetime(days: u64) -> (u64, bool) {
+        let min = MIN_SECTOR_EXPIRATION + MAX_PRE_COMMIT_RANDOMNESS_LOOKBACK + MAX_PROVE_COMMIT_DURATION;
+        let wanted = days.saturating_mul(EPOCHS_IN_DAY);
+        let lifetime = wanted.clamp(min, MAX_SECTOR_EXPIRATION_EXTENSION);
+        (lifetime, lifetime != wanted)
+    }
+}
+
 /// A parameter kiln cannot put in a message.
 #[derive(Debug, thiserror::Error)]
 pub enum ParamsError {

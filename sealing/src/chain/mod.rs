@@ -28,8 +28,9 @@ use std::sync::Arc;
 pub type BackendError = Box<dyn std::error::Error + Send + Sync>;
 
 pub use wire::chain::{
-    DeadlineWindow, ElectionOnChain, HealthEvent, Message, MessageId, PostOnChain, PreCommitOnChain,
-    ProvingSchedule, ProvingSectorOnChain, Receipt, SectorHealth,
+    DeadlineWindow, ElectionOnChain, HealthEvent, Message, MessageId, PieceRef, PostOnChain,
+    PreCommitOnChain, PreCommitSector, ProveCommitSector, ProvingSchedule, ProvingSectorOnChain, Receipt,
+    SealingMethod, SectorHealth,
 };
 
 /// Exit code of a message that was executed successfully.
@@ -149,6 +150,12 @@ pub trait ChainHead: Send + Sync {
     fn epoch_start_ms(&self, epoch: u64) -> i64;
     /// Randomness of `kind` at `epoch` (at most the head).
     fn randomness(&self, kind: RandomnessKind, epoch: u64, now_ms: i64) -> Result<Randomness, ChainError>;
+    /// How far behind the head a seal ticket is drawn: a chain that can
+    /// reorganise draws it where it is final, so the PreCommit that uses it
+    /// stays valid (Filecoin: 900 epochs).
+    fn ticket_lookback(&self) -> u64;
+    /// The oldest a ticket may be, in epochs, when its PreCommit lands.
+    fn max_ticket_age(&self) -> u64;
 }
 
 /// Sending messages, their receipts, and the PreCommits they leave.
@@ -159,10 +166,15 @@ pub trait ChainMessages: Send + Sync {
     fn receipt(&self, id: &MessageId, now_ms: i64) -> Result<Option<Receipt>, ChainError>;
     /// The PreCommit of `sector`, if one is live or proven.
     fn precommit(&self, sector: u64, now_ms: i64) -> Result<Option<PreCommitOnChain>, ChainError>;
-    /// The newest message identical to `message` that is pending or succeeded,
-    /// so a sender that crashed before recording a send can adopt it instead
-    /// of sending a duplicate.
-    fn find_message(&self, message: &Message, now_ms: i64) -> Result<Option<MessageId>, ChainError>;
+    /// The newest message of `method` carrying `sector` that is pending or
+    /// succeeded, so a sender that crashed before recording a send can adopt
+    /// it instead of sending a duplicate.
+    fn find_sent(
+        &self,
+        method: SealingMethod,
+        sector: u64,
+        now_ms: i64,
+    ) -> Result<Option<MessageId>, ChainError>;
 }
 
 /// The messages this miner sent, in the order sent.
@@ -258,6 +270,12 @@ impl ChainHead for ComposedChain {
     fn randomness(&self, kind: RandomnessKind, epoch: u64, now_ms: i64) -> Result<Randomness, ChainError> {
         self.head.randomness(kind, epoch, now_ms)
     }
+    fn ticket_lookback(&self) -> u64 {
+        self.head.ticket_lookback()
+    }
+    fn max_ticket_age(&self) -> u64 {
+        self.head.max_ticket_age()
+    }
 }
 
 impl ChainMessages for ComposedChain {
@@ -270,8 +288,13 @@ impl ChainMessages for ComposedChain {
     fn precommit(&self, sector: u64, now_ms: i64) -> Result<Option<PreCommitOnChain>, ChainError> {
         self.messages.precommit(sector, now_ms)
     }
-    fn find_message(&self, message: &Message, now_ms: i64) -> Result<Option<MessageId>, ChainError> {
-        self.messages.find_message(message, now_ms)
+    fn find_sent(
+        &self,
+        method: SealingMethod,
+        sector: u64,
+        now_ms: i64,
+    ) -> Result<Option<MessageId>, ChainError> {
+        self.messages.find_sent(method, sector, now_ms)
     }
 }
 

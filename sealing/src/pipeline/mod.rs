@@ -11,7 +11,10 @@
 //! - PC1 keeps finished layers, PC2 and finalize are idempotent;
 //! - a finished proof is written to disk before `ProofReady` and reused on restart;
 //! - a message sent but not yet recorded is found on the chain
-//!   ([`Chain::find_message`]) and adopted, never sent twice.
+//!   ([`Chain::find_sent`]) and adopted, never sent twice.
+//!
+//! PreCommits and ProveCommits go in batches ([`batches`]): a sector ready
+//! for one waits until a batch is due.
 //!
 //! Every task is recorded ([`Store::start_task`]) before it starts. A C2 goes
 //! to a free remote worker when there is one ([`remote`]), else runs here
@@ -20,10 +23,11 @@
 //! with backoff, the sector failed at once, the task kind paused until the
 //! node is fixed, or the driver stopped. Time comes from the ledger's clock.
 //!
-//! [`Chain::find_message`]: crate::chain::Chain::find_message
+//! [`Chain::find_sent`]: crate::chain::ChainMessages::find_sent
 //! [`Store::apply`]: crate::store::Store::apply
 //! [`Store::start_task`]: crate::store::Store::start_task
 
+mod batches;
 pub mod engine;
 mod layout;
 pub mod packing;
@@ -32,7 +36,7 @@ mod steps;
 mod tasks;
 
 use crate::chain::{ChainError, SealVerifier};
-use crate::config::{Config, HistoryConfig, Limits, PackingConfig, WorkersConfig};
+use crate::config::{Config, HistoryConfig, Limits, MessagesConfig, PackingConfig, WorkersConfig};
 use crate::ledger::SharedLedger;
 use crate::lifecycle::{Disposition, RetryPolicy, SectorEvent};
 use crate::store::{SectorRow, StoreError, TaskKind, TaskRow, WorkerRow};
@@ -155,6 +159,8 @@ pub struct PipelineConfig {
     pub history: HistoryConfig,
     /// Proving (PoSt) settings.
     pub proving: crate::config::ProvingConfig,
+    /// Batching of sealing messages and the sectors' lifetime.
+    pub messages: MessagesConfig,
 }
 
 impl PipelineConfig {
@@ -172,6 +178,7 @@ impl PipelineConfig {
             workers: c.workers.clone(),
             history: c.history,
             proving: c.proving,
+            messages: c.messages,
         }
     }
 }
@@ -196,6 +203,8 @@ pub struct Pipeline {
     /// Busy while a PoSt runs: no new local task starts then.
     proving: ProvingGate,
     last_error: HashMap<u64, String>,
+    /// The last error of sending batches, logged once.
+    batch_error: Option<String>,
     /// Set by a critical failure: the driver stops at the end of the tick.
     fatal: Option<String>,
     /// Paused task kinds with a probe task running.
@@ -242,6 +251,7 @@ impl Pipeline {
             paused: PauseMap::default(),
             proving: Default::default(),
             last_error: HashMap::new(),
+            batch_error: None,
             fatal: None,
             pruned_ms: None,
             last_applied: std::cell::RefCell::new(None),
@@ -367,6 +377,18 @@ impl Pipeline {
             }
             if self.fatal.is_some() {
                 return;
+            }
+        }
+        let span = info_span!("batches");
+        let _g = span.enter();
+        match self.send_batches(self.ledger.now_ms()) {
+            Ok(()) => self.batch_error = None,
+            Err(e) => {
+                let text = e.to_string();
+                if self.batch_error.as_ref() != Some(&text) {
+                    warn!(error = %text, "cannot send a batch; will retry");
+                    self.batch_error = Some(text);
+                }
             }
         }
     }

@@ -39,8 +39,9 @@ impl Pipeline {
                 // While PC1 is paused a ticket would only go stale.
                 _ if self.is_paused(TaskKind::Pc1) => {}
                 _ => {
+                    // Drawn where the chain is final, so a reorganisation cannot change it.
                     let chain = self.ledger.chain();
-                    let epoch = chain.head(now)?;
+                    let epoch = chain.head(now)?.saturating_sub(chain.ticket_lookback());
                     let ticket = chain.randomness(RandomnessKind::Ticket, epoch, now)?;
                     self.apply(n, &SectorEvent::TicketDrawn { ticket, epoch })?;
                 }
@@ -50,35 +51,31 @@ impl Pipeline {
                     self.start_pc2(row)?;
                 }
             }
-            S::PreCommitting => match &row.precommit_message {
-                Some(id) => match self.outcome(id.clone(), "PreCommit", now)? {
-                    None => {}
-                    Some(Ok(epoch)) => {
-                        self.apply(n, &SectorEvent::PreCommitLanded { epoch })?;
-                    }
-                    // Refused, yet the chain may hold this sector's PreCommit
-                    // (one this store lost track of): that is adopted.
-                    Some(Err(_)) if self.adopt_precommit(row, now)? => {}
-                    Some(Err(error)) => {
-                        self.apply(
-                            n,
-                            &SectorEvent::StepFailed { error, disposition: Disposition::Temporary },
-                        )?;
-                    }
-                },
-                None => {
-                    let message = precommit_message(row)?;
-                    let sent = self.send_once(
-                        &message,
-                        now,
-                        || self.adopt_precommit(row, now),
-                        || crash_point!("precommit:sent-unrecorded"),
-                    )?;
-                    if let Some(message) = sent {
-                        self.apply(n, &SectorEvent::PreCommitSent { message })?;
+            // Without a message the sector waits for its PreCommit batch (batches.rs).
+            S::PreCommitting => {
+                if let Some(id) = &row.precommit_message {
+                    match self.outcome(id.clone(), "PreCommit", now)? {
+                        None => {}
+                        Some(Ok(epoch)) => {
+                            self.apply(n, &SectorEvent::PreCommitLanded { epoch })?;
+                        }
+                        // Refused, yet the chain may hold this sector's PreCommit
+                        // (one this store lost track of): that is adopted.
+                        Some(Err(_)) if self.adopt_precommit(row, now)? => {}
+                        // Refused with a ticket now too old to use: a fresh ticket, not a retry.
+                        Some(Err(error)) if self.ticket_too_old(row, now)? => {
+                            info!(%error, "the PreCommit failed and its ticket is too old to send again; sealing again");
+                            self.expire(n)?;
+                        }
+                        Some(Err(error)) => {
+                            self.apply(
+                                n,
+                                &SectorEvent::StepFailed { error, disposition: Disposition::Temporary },
+                            )?;
+                        }
                     }
                 }
-            },
+            }
             S::PreCommitted => {
                 let chain = self.ledger.chain();
                 let (pc, head) = (chain.precommit(n, now)?, chain.head(now)?);
@@ -121,46 +118,22 @@ impl Pipeline {
                     self.schedule_commit(row, now)?;
                 }
             }
-            S::CommitWait => match &row.commit_message {
-                Some(id) => match self.outcome(id.clone(), "ProveCommit", now)? {
-                    None => {}
-                    Some(Ok(epoch)) => {
-                        self.apply(n, &SectorEvent::CommitLanded { epoch })?;
-                        self.drop_landed_proof(n);
-                    }
-                    Some(Err(_)) if self.adopt_commit(row, now)? => {}
-                    Some(Err(reason)) => {
-                        self.apply(n, &SectorEvent::CommitRejected { reason })?;
-                    }
-                },
-                None => match std::fs::read(self.config.proof_path(n)) {
-                    Ok(proof) => {
-                        let message = Message::ProveCommit { sector: n, proof };
-                        let sent = self.send_once(
-                            &message,
-                            now,
-                            || self.adopt_commit(row, now),
-                            || crash_point!("provecommit:sent-unrecorded"),
-                        )?;
-                        if let Some(message) = sent {
-                            self.apply(n, &SectorEvent::CommitSent { message })?;
+            // Without a message the sector waits for its ProveCommit batch (batches.rs).
+            S::CommitWait => {
+                if let Some(id) = &row.commit_message {
+                    match self.outcome(id.clone(), "ProveCommit", now)? {
+                        None => {}
+                        Some(Ok(epoch)) => {
+                            self.apply(n, &SectorEvent::CommitLanded { epoch })?;
+                            self.drop_landed_proof(n);
+                        }
+                        Some(Err(_)) if self.adopt_commit(row, now)? => {}
+                        Some(Err(reason)) => {
+                            self.apply(n, &SectorEvent::CommitRejected { reason })?;
                         }
                     }
-                    Err(_) if self.adopt_commit(row, now)? => {}
-                    // Out of descriptors: this node's trouble, tried again without a charge.
-                    Err(e) if proofs::out_of_descriptors(&e) => {
-                        let reason = format!("read the proof {}: {e}", self.config.proof_path(n).display());
-                        return Err(PipelineError::Sector { number: n, reason });
-                    }
-                    Err(e) => {
-                        let error = format!("proof file {}: {e}", self.config.proof_path(n).display());
-                        self.apply(
-                            n,
-                            &SectorEvent::StepFailed { error, disposition: Disposition::Temporary },
-                        )?;
-                    }
-                },
-            },
+                }
+            }
             S::FinalizeSector => {
                 // Landed: the proof file is not needed (a data directory from before kept it).
                 self.drop_landed_proof(n);
@@ -178,6 +151,9 @@ impl Pipeline {
                 let wait = self.config.retry.backoff(row.lifecycle.attempts);
                 if now < row.updated_ms.saturating_add(wait.as_millis() as i64) {
                     return Ok(());
+                }
+                if row.lifecycle.state == S::PreCommitFailed && self.ticket_too_old(row, now)? {
+                    return self.expire(n);
                 }
                 if matches!(row.lifecycle.state, S::ComputeProofFailed | S::CommitFailed) {
                     if self.ledger.chain().precommit(n, now)?.is_none() {
@@ -234,7 +210,7 @@ impl Pipeline {
     /// comm_r and comm_d) is pre-committed, whatever became of the message
     /// this store recorded: it is adopted, never sent again (which the chain
     /// would refuse). True when it was.
-    fn adopt_precommit(&self, row: &SectorRow, now: i64) -> Result<bool, PipelineError> {
+    pub(super) fn adopt_precommit(&self, row: &SectorRow, now: i64) -> Result<bool, PipelineError> {
         let Some(pc) = self.ledger.chain().precommit(row.number, now)? else { return Ok(false) };
         if !holds(row, &pc) {
             return Ok(false);
@@ -246,7 +222,7 @@ impl Pipeline {
 
     /// A sector the chain holds proven is committed: adopted, whatever became
     /// of its ProveCommit message. True when it was.
-    fn adopt_commit(&self, row: &SectorRow, now: i64) -> Result<bool, PipelineError> {
+    pub(super) fn adopt_commit(&self, row: &SectorRow, now: i64) -> Result<bool, PipelineError> {
         let Some(pc) = self.ledger.chain().precommit(row.number, now)? else { return Ok(false) };
         let Some(epoch) = pc.proven_epoch.filter(|_| pc.proven && holds(row, &pc)) else { return Ok(false) };
         info!(epoch, "the chain holds this sector proven; adopting it");
@@ -277,29 +253,11 @@ impl Pipeline {
         }))
     }
 
-    /// Sends `message` unless an identical one is already pending or landed
-    /// (sent before a crash that kept the send from being recorded: its id is
-    /// adopted) or `adopt` finds the chain already holds what it would do (it
-    /// records that itself: `None`); `sent` runs between the send and its
-    /// record (a crash point).
-    fn send_once(
-        &self,
-        message: &Message,
-        now: i64,
-        adopt: impl FnOnce() -> Result<bool, PipelineError>,
-        sent: impl FnOnce(),
-    ) -> Result<Option<MessageId>, PipelineError> {
+    /// Whether the sector's ticket is too old for a PreCommit to land now.
+    fn ticket_too_old(&self, row: &SectorRow, now: i64) -> Result<bool, PipelineError> {
+        let Some(ticket_epoch) = row.ticket_epoch else { return Ok(false) };
         let chain = self.ledger.chain();
-        if let Some(id) = chain.find_message(message, now)? {
-            info!(message = %id, "adopting the message sent before the restart");
-            return Ok(Some(id));
-        }
-        if adopt()? {
-            return Ok(None);
-        }
-        let id = chain.send(message, now)?;
-        sent();
-        Ok(Some(id))
+        Ok(chain.head(now)?.saturating_sub(ticket_epoch) >= chain.max_ticket_age())
     }
 
     /// Whether the sector's last event is an operator's retry (read only when a
@@ -352,18 +310,6 @@ fn holds(row: &SectorRow, pc: &crate::chain::PreCommitOnChain) -> bool {
 
 fn missing(number: u64, what: &str) -> PipelineError {
     PipelineError::Sector { number, reason: format!("no {what} recorded") }
-}
-
-/// The PreCommit message of a pre-committed sector.
-pub(super) fn precommit_message(row: &SectorRow) -> Result<Message, PipelineError> {
-    let n = row.number;
-    Ok(Message::PreCommit {
-        sector: n,
-        sector_size: row.sector_size,
-        comm_r: row.comm_r.ok_or_else(|| missing(n, "comm_r"))?,
-        comm_d: row.comm_d.ok_or_else(|| missing(n, "comm_d"))?,
-        ticket_epoch: row.ticket_epoch.ok_or_else(|| missing(n, "ticket"))?,
-    })
 }
 
 /// The public values a sector's proof is checked against.

@@ -246,14 +246,17 @@ pub fn worker_token(config: &Config, name: &str) -> String {
     client(config).create_worker_token(name).unwrap().token
 }
 
-/// Every ProveCommit on the chain with its exit code, by sector.
+/// Every sector proven by a ProveCommit on the chain with its exit code.
 pub fn prove_commits(config: &Config) -> Vec<(u64, Option<i64>)> {
     let messages = client(config).chain_messages().unwrap();
     messages
         .into_iter()
-        .filter_map(|m| match m.message {
-            Message::ProveCommit { sector, .. } => Some((sector, m.receipt.map(|r| r.exit_code))),
-            _ => None,
+        .flat_map(|m| {
+            let code = m.receipt.map(|r| r.exit_code);
+            match m.message {
+                Message::ProveCommitSectors { sectors } => sectors.iter().map(|s| (s.sector, code)).collect(),
+                _ => Vec::new(),
+            }
         })
         .collect()
 }

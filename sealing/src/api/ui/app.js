@@ -1021,13 +1021,23 @@
     return { head, messages: [...S.messages.entries()].sort((a, b) => b[0] - a[0]).map((e) => e[1]) };
   }
 
+  /* The sectors a sealing message carries (none for proving messages). */
+  function sealingSectors(m) {
+    return m.method === 'PreCommitSectors' || m.method === 'ProveCommitSectors' ? (m.sectors || []).map((x) => x.sector) : [];
+  }
+
   /* The method-specific fields of a message, compactly. */
   function messageDetails(m) {
     switch (m.method) {
-      case 'PreCommit':
-        return `ticket epoch ${esc(m.ticket_epoch)}, comm_r <code title="${esc(hex(m.comm_r))}">${esc(shortHex(m.comm_r))}</code>`;
-      case 'ProveCommit':
-        return `proof ${esc(fmtBytes((m.proof || '').length / 2))}`;
+      case 'PreCommitSectors': {
+        const s = m.sectors || [];
+        const one = s.length === 1 ? `, comm_r <code title="${esc(hex(s[0].comm_r))}">${esc(shortHex(s[0].comm_r))}</code>` : '';
+        return `${esc(s.length)} sector${s.length === 1 ? '' : 's'}, ticket epoch ${esc([...new Set(s.map((x) => x.ticket_epoch))].join(', '))}${one}`;
+      }
+      case 'ProveCommitSectors': {
+        const s = m.sectors || [];
+        return `${esc(s.length)} proof${s.length === 1 ? '' : 's'} of ${esc(fmtBytes((s[0] ? s[0].proof.length : 0) / 2))}${s.some((x) => (x.pieces || []).length) ? `, ${esc(s.reduce((n, x) => n + (x.pieces || []).length, 0))} pieces` : ''}`;
+      }
       case 'SubmitWindowedPoSt':
         return `deadline ${esc(m.deadline)}, partition ${esc(m.partition)}, window ${esc(m.open_epoch)}${(m.skipped || []).length ? `, <span class="error">skipped ${esc(m.skipped.join(', '))}</span>` : ''}`;
       case 'DeclareFaults':
@@ -1048,7 +1058,7 @@
       const m = cm.message || {};
       const r = cm.receipt;
       const bad = r && r.exit_code !== 0;
-      return `<tr data-message="${esc(cm.id)}" class="${bad ? 'row-failed' : ''}"><td class="num">${esc(cm.id)}</td><td>${esc(m.method)}</td><td class="num">${m.sector == null ? '' : sectorLink(m.sector)}</td><td>${messageDetails(m)}</td>`
+      return `<tr data-message="${esc(cm.id)}" class="${bad ? 'row-failed' : ''}"><td class="num">${esc(cm.id)}</td><td>${esc(m.method)}</td><td class="num">${sealingSectors(m).map(sectorLink).join(' ')}</td><td>${messageDetails(m)}</td>`
         + `<td class="num">${r ? esc(r.epoch) : '<span class="muted">pending</span>'}</td>`
         + `<td class="num">${r ? `<span class="${bad ? 'exit-bad' : 'exit-ok'}">${esc(r.exit_code)}</span>` : ''}</td>`
         + `<td class="err-cell">${r ? (r.error ? errText(r.error) : '<span class="muted">ok</span>') : ''}</td></tr>`;

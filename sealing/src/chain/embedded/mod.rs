@@ -8,8 +8,9 @@ mod proving;
 use super::randomness::{digest_of, draw, RandomnessSource};
 use super::{
     ChainError, ChainHead, ChainMessages, ChainProving, ElectionOnChain, HealthEvent, Message, MessageId,
-    MessageLog, PostOnChain, PreCommitOnChain, ProvingSchedule, ProvingSectorOnChain, RandomnessKind,
-    Receipt, SealVerifier, SentMessage, EXIT_FORBIDDEN, EXIT_ILLEGAL_ARGUMENT, EXIT_NOT_FOUND, EXIT_OK,
+    MessageLog, PostOnChain, PreCommitOnChain, PreCommitSector, ProveCommitSector, ProvingSchedule,
+    ProvingSectorOnChain, RandomnessKind, Receipt, SealVerifier, SealingMethod, SentMessage, EXIT_FORBIDDEN,
+    EXIT_ILLEGAL_ARGUMENT, EXIT_NOT_FOUND, EXIT_OK,
 };
 use crate::clock::Clock;
 use proofs::snark::SealStatement;
@@ -147,6 +148,7 @@ impl EmbeddedChain {
         conn.pragma_update(None, "synchronous", "FULL").map_err(sql("set synchronous"))?;
         conn.execute_batch(CHAIN_SCHEMA).map_err(sql("create schema"))?;
         conn.execute_batch(proving::SCHEMA).map_err(sql("create the proving schema"))?;
+        upgrade_single_sector_messages(&conn).map_err(sql("upgrade single-sector messages"))?;
         let fresh: [u8; 32] = rand::random();
         conn.execute(
             "INSERT OR IGNORE INTO chain_meta (id, genesis_ms, beacon) VALUES (1, ?1, ?2)",
@@ -319,93 +321,112 @@ impl EmbeddedChain {
     }
 
     fn execute(&self, id: i64, message: &Message, epoch: u64) -> Result<Exec, ChainError> {
-        let Some(sector) = message.sector() else { return self.execute_proving(id, message, epoch) };
-        let live = self.precommit_at(sector, epoch)?;
-        Ok(match message {
-            Message::PreCommit { sector, sector_size, comm_r, comm_d, ticket_epoch } => {
-                if live.is_some() {
-                    return Ok(Exec::Refused(
-                        EXIT_FORBIDDEN,
-                        format!("sector {sector} is already pre-committed"),
-                    ));
-                }
-                if *ticket_epoch >= epoch || epoch - ticket_epoch > self.config.max_ticket_age {
-                    return Ok(Exec::Refused(
-                        EXIT_ILLEGAL_ARGUMENT,
-                        format!(
-                            "ticket epoch {ticket_epoch} is not within {} epochs before {epoch}",
-                            self.config.max_ticket_age
-                        ),
-                    ));
-                }
-                let row = (
-                    *sector as i64,
-                    sector_size.name(),
-                    comm_r.to_hex(),
-                    comm_d.to_hex(),
-                    *ticket_epoch as i64,
-                    epoch as i64,
-                    (epoch + self.config.seed_delay) as i64,
-                    (epoch + self.config.prove_commit_window) as i64,
-                );
-                Exec::Done(vec![Box::new(move |tx| {
-                    tx.execute(
-                        "INSERT OR REPLACE INTO chain_precommits
-                         (sector, sector_size, comm_r, comm_d, ticket_epoch, epoch, seed_epoch, expiry, proven)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 0)",
-                        params![row.0, row.1, row.2, row.3, row.4, row.5, row.6, row.7],
-                    )
-                    .map(drop)
-                })])
+        match message {
+            Message::PreCommitSectors { sectors } => self.execute_precommits(sectors, epoch),
+            Message::ProveCommitSectors { sectors } => self.execute_provecommits(sectors, epoch),
+            _ => self.execute_proving(id, message, epoch),
+        }
+    }
+
+    /// A PreCommit batch: every sector is pre-committed, or none (the first
+    /// sector refused names why).
+    fn execute_precommits(&self, sectors: &[PreCommitSector], epoch: u64) -> Result<Exec, ChainError> {
+        if let Some(refused) = batch_refusal(sectors.iter().map(|s| s.sector)) {
+            return Ok(refused);
+        }
+        let mut writes: Writes = Vec::new();
+        for pc in sectors {
+            let PreCommitSector { sector, sector_size, comm_r, comm_d, ticket_epoch, .. } = pc;
+            if self.precommit_at(*sector, epoch)?.is_some() {
+                return Ok(Exec::Refused(
+                    EXIT_FORBIDDEN,
+                    format!("sector {sector} is already pre-committed"),
+                ));
             }
-            Message::ProveCommit { sector, proof } => {
-                let Some((pc, stored)) = live else {
-                    return Ok(Exec::Refused(
-                        EXIT_NOT_FOUND,
-                        format!("sector {sector} has no live PreCommit"),
-                    ));
-                };
-                if pc.proven {
-                    return Ok(Exec::Refused(EXIT_FORBIDDEN, format!("sector {sector} is already proven")));
+            if *ticket_epoch >= epoch || epoch - ticket_epoch > self.config.max_ticket_age {
+                return Ok(Exec::Refused(
+                    EXIT_ILLEGAL_ARGUMENT,
+                    format!(
+                        "sector {sector}: ticket epoch {ticket_epoch} is not within {} epochs before {epoch}",
+                        self.config.max_ticket_age
+                    ),
+                ));
+            }
+            let row = (
+                *sector as i64,
+                sector_size.name(),
+                comm_r.to_hex(),
+                comm_d.to_hex(),
+                *ticket_epoch as i64,
+                epoch as i64,
+                (epoch + self.config.seed_delay) as i64,
+                (epoch + self.config.prove_commit_window) as i64,
+            );
+            writes.push(Box::new(move |tx| {
+                tx.execute(
+                    "INSERT OR REPLACE INTO chain_precommits
+                     (sector, sector_size, comm_r, comm_d, ticket_epoch, epoch, seed_epoch, expiry, proven)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 0)",
+                    params![row.0, row.1, row.2, row.3, row.4, row.5, row.6, row.7],
+                )
+                .map(drop)
+            }));
+        }
+        Ok(Exec::Done(writes))
+    }
+
+    /// A ProveCommit batch: every proof must verify and every sector
+    /// activate, or none does (as ProveCommitSectors3 requiring activation).
+    fn execute_provecommits(&self, sectors: &[ProveCommitSector], epoch: u64) -> Result<Exec, ChainError> {
+        if let Some(refused) = batch_refusal(sectors.iter().map(|s| s.sector)) {
+            return Ok(refused);
+        }
+        let mut writes: Writes = Vec::new();
+        for ProveCommitSector { sector, proof, .. } in sectors {
+            let Some((pc, stored)) = self.precommit_at(*sector, epoch)? else {
+                return Ok(Exec::Refused(EXIT_NOT_FOUND, format!("sector {sector} has no live PreCommit")));
+            };
+            if pc.proven {
+                return Ok(Exec::Refused(EXIT_FORBIDDEN, format!("sector {sector} is already proven")));
+            }
+            if epoch <= pc.seed_epoch {
+                return Ok(Exec::Refused(
+                    EXIT_ILLEGAL_ARGUMENT,
+                    format!(
+                        "the seed of sector {sector} is not available before epoch {}",
+                        pc.seed_epoch + 1
+                    ),
+                ));
+            }
+            let statement = SealStatement {
+                sector_size: stored.sector_size,
+                prover_id: self.config.prover_id(),
+                sector_id: *sector,
+                ticket: self.derive(RandomnessKind::Ticket, stored.ticket_epoch),
+                seed: self.derive(RandomnessKind::Seed, pc.seed_epoch),
+                comm_d: stored.comm_d,
+                comm_r: stored.comm_r,
+            };
+            // The slow part: no connection lock is held here.
+            match self.verifier.verify(&statement, proof) {
+                Ok(true) => {
+                    let s = *sector as i64;
+                    writes.push(Box::new(move |tx| {
+                        tx.execute("UPDATE chain_precommits SET proven = 1 WHERE sector = ?1", params![s])
+                            .map(drop)
+                    }));
+                    writes.push(self.activate(*sector, stored.sector_size, &stored.comm_r, epoch)?);
                 }
-                if epoch <= pc.seed_epoch {
+                Ok(false) => {
                     return Ok(Exec::Refused(
-                        EXIT_ILLEGAL_ARGUMENT,
-                        format!(
-                            "the seed of sector {sector} is not available before epoch {}",
-                            pc.seed_epoch + 1
-                        ),
-                    ));
-                }
-                let statement = SealStatement {
-                    sector_size: stored.sector_size,
-                    prover_id: self.config.prover_id(),
-                    sector_id: *sector,
-                    ticket: self.derive(RandomnessKind::Ticket, stored.ticket_epoch),
-                    seed: self.derive(RandomnessKind::Seed, pc.seed_epoch),
-                    comm_d: stored.comm_d,
-                    comm_r: stored.comm_r,
-                };
-                // The slow part: no connection lock is held here.
-                match self.verifier.verify(&statement, proof) {
-                    Ok(true) => {
-                        let s = *sector as i64;
-                        let mut writes: Writes = vec![Box::new(move |tx| {
-                            tx.execute("UPDATE chain_precommits SET proven = 1 WHERE sector = ?1", params![s])
-                                .map(drop)
-                        })];
-                        writes.push(self.activate(*sector, stored.sector_size, &stored.comm_r, epoch)?);
-                        Exec::Done(writes)
-                    }
-                    Ok(false) => Exec::Refused(
                         EXIT_ILLEGAL_ARGUMENT,
                         format!("invalid PoRep proof for sector {sector}"),
-                    ),
-                    Err(why) => unjudged(why, &format!("proof of sector {sector}")),
+                    ))
                 }
+                Err(why) => return Ok(unjudged(why, &format!("proof of sector {sector}"))),
             }
-            _ => unreachable!("proving messages have no sector and are executed above"),
-        })
+        }
+        Ok(Exec::Done(writes))
     }
 
     /// The PreCommit of `sector` as of `epoch` (expired ones are not live).
@@ -503,6 +524,23 @@ pub(super) fn unjudged(why: proofs::Error, what: &str) -> Exec {
     }
 }
 
+/// Why a sealing batch is refused before its sectors are looked at: it has
+/// none, or names one twice.
+fn batch_refusal(sectors: impl Iterator<Item = u64>) -> Option<Exec> {
+    let mut seen = std::collections::BTreeSet::new();
+    let mut any = false;
+    for s in sectors {
+        any = true;
+        if !seen.insert(s) {
+            return Some(Exec::Refused(
+                EXIT_ILLEGAL_ARGUMENT,
+                format!("sector {s} appears twice in one message"),
+            ));
+        }
+    }
+    (!any).then(|| Exec::Refused(EXIT_ILLEGAL_ARGUMENT, "a sealing message with no sectors".into()))
+}
+
 fn relock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -532,6 +570,15 @@ impl ChainHead for EmbeddedChain {
             return Err(ChainError::FutureEpoch { asked: epoch, head });
         }
         Ok(self.derive(kind, epoch))
+    }
+
+    /// The devnet never reorganises: tickets are drawn at the head.
+    fn ticket_lookback(&self) -> u64 {
+        0
+    }
+
+    fn max_ticket_age(&self) -> u64 {
+        self.config.max_ticket_age
     }
 }
 
@@ -574,19 +621,36 @@ impl ChainMessages for EmbeddedChain {
         Ok(self.precommit_at(sector, head)?.map(|(pc, _)| pc))
     }
 
-    fn find_message(&self, message: &Message, now_ms: i64) -> Result<Option<MessageId>, ChainError> {
+    fn find_sent(
+        &self,
+        method: SealingMethod,
+        sector: u64,
+        now_ms: i64,
+    ) -> Result<Option<MessageId>, ChainError> {
         self.head(now_ms)?;
-        let body = message_body(message)?;
-        self.conn()
-            .query_row(
-                "SELECT id FROM chain_messages WHERE body = ?1 AND (exit_code IS NULL OR exit_code = 0)
-                 ORDER BY id DESC LIMIT 1",
-                params![body],
-                |r| r.get::<_, i64>(0),
-            )
-            .optional()
-            .map(|id| id.map(|id| MessageId::from(id as u64)))
-            .map_err(self.sql("look up a message"))
+        // Bodies are JSON tagged by method first: a prefix picks the method's messages.
+        let prefix = format!("{{\"method\":\"{}\"%", method.name());
+        let rows: Vec<(i64, String)> = {
+            let conn = self.conn();
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT id, body FROM chain_messages WHERE body LIKE ?1 AND (exit_code IS NULL OR exit_code = 0)
+                     ORDER BY id DESC",
+                )
+                .map_err(self.sql("prepare"))?;
+            let rows = stmt
+                .query_map(params![prefix], |r| Ok((r.get(0)?, r.get(1)?)))
+                .map_err(self.sql("look up a message"))?;
+            rows.collect::<Result<_, _>>().map_err(self.sql("look up a message"))?
+        };
+        for (id, body) in rows {
+            let message: Message =
+                serde_json::from_str(&body).map_err(|e| self.corrupt(format!("message {id}: {e}")))?;
+            if method.is(&message) && message.sectors().contains(&sector) {
+                return Ok(Some(MessageId::from(id as u64)));
+            }
+        }
+        Ok(None)
     }
 }
 
@@ -713,6 +777,40 @@ impl ChainProving for EmbeddedChain {
     }
 }
 
+/// Rewrites the single-sector sealing messages kiln sent before batches
+/// (`PreCommit`, `ProveCommit`) as batches of one, so that the message log
+/// reads them and a pending one still executes. Idempotent.
+fn upgrade_single_sector_messages(conn: &Connection) -> rusqlite::Result<()> {
+    let old: Vec<(i64, String)> = {
+        let mut stmt = conn.prepare(
+            "SELECT id, body FROM chain_messages
+             WHERE body LIKE '{\"method\":\"PreCommit\",%' OR body LIKE '{\"method\":\"ProveCommit\",%'",
+        )?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        rows.collect::<Result<_, _>>()?
+    };
+    for (id, body) in old {
+        let Ok(serde_json::Value::Object(mut fields)) = serde_json::from_str::<serde_json::Value>(&body)
+        else {
+            continue;
+        };
+        let method = fields.remove("method");
+        let upgraded = match method.as_ref().and_then(|m| m.as_str()) {
+            Some("PreCommit") => {
+                fields.insert("expiration".into(), 0.into());
+                serde_json::json!({ "method": "PreCommitSectors", "sectors": [fields] })
+            }
+            Some("ProveCommit") => {
+                fields.insert("pieces".into(), serde_json::json!([]));
+                serde_json::json!({ "method": "ProveCommitSectors", "sectors": [fields] })
+            }
+            _ => continue,
+        };
+        conn.execute("UPDATE chain_messages SET body = ?2 WHERE id = ?1", params![id, upgraded.to_string()])?;
+    }
+    Ok(())
+}
+
 fn message_body(message: &Message) -> Result<String, ChainError> {
     serde_json::to_string(message).map_err(|e| ChainError::Message(e.to_string()))
 }
@@ -758,18 +856,108 @@ mod tests {
         .unwrap()
     }
 
-    fn precommit(sector: u64, ticket_epoch: u64) -> Message {
-        Message::PreCommit {
+    fn precommit_of(sector: u64, ticket_epoch: u64) -> PreCommitSector {
+        PreCommitSector {
             sector,
             sector_size: SectorSize::KiB2,
             comm_r: Commitment([1; 32]),
             comm_d: Commitment([2; 32]),
             ticket_epoch,
+            expiration: 1_000_000,
         }
     }
 
+    fn precommit(sector: u64, ticket_epoch: u64) -> Message {
+        Message::PreCommitSectors { sectors: vec![precommit_of(sector, ticket_epoch)] }
+    }
+
+    fn prove_of(sector: u64, proof: &[u8]) -> ProveCommitSector {
+        ProveCommitSector { sector, pieces: vec![], proof: proof.to_vec() }
+    }
+
     fn prove(sector: u64, proof: &[u8]) -> Message {
-        Message::ProveCommit { sector, proof: proof.to_vec() }
+        Message::ProveCommitSectors { sectors: vec![prove_of(sector, proof)] }
+    }
+
+    /// A batch lands whole or not at all; its sectors are found by sector;
+    /// the sectors one ProveCommit activates are scheduled as one after another.
+    #[test]
+    fn batches_land_whole_or_not_at_all() {
+        let tmp = tempfile::tempdir().unwrap();
+        let c = chain(tmp.path());
+        let three = Message::PreCommitSectors { sectors: (1..=3).map(|n| precommit_of(n, 9)).collect() };
+        let pc = c.send(&three, 10 * BLOCK).unwrap();
+        assert_eq!(c.receipt(&pc, 11 * BLOCK).unwrap().unwrap().exit_code, EXIT_OK);
+        assert!((1..=3).all(|n| c.precommit(n, 11 * BLOCK).unwrap().is_some()));
+        for n in 1..=3 {
+            assert_eq!(c.find_sent(SealingMethod::PreCommit, n, 11 * BLOCK).unwrap(), Some(pc.clone()));
+        }
+        assert_eq!(c.find_sent(SealingMethod::PreCommit, 4, 11 * BLOCK).unwrap(), None);
+        assert_eq!(c.find_sent(SealingMethod::ProveCommit, 1, 11 * BLOCK).unwrap(), None);
+        // Sector 3 is already pre-committed: sector 4 does not land either.
+        let mixed = Message::PreCommitSectors { sectors: vec![precommit_of(4, 10), precommit_of(3, 10)] };
+        let refused = c.send(&mixed, 11 * BLOCK).unwrap();
+        let r = c.receipt(&refused, 12 * BLOCK).unwrap().unwrap();
+        assert_eq!(r.exit_code, EXIT_FORBIDDEN);
+        assert!(r.error.unwrap().contains("sector 3"));
+        assert!(c.precommit(4, 12 * BLOCK).unwrap().is_none());
+        assert_eq!(
+            c.find_sent(SealingMethod::PreCommit, 4, 12 * BLOCK).unwrap(),
+            None,
+            "a refused one is not adopted"
+        );
+        for bad in [
+            Message::PreCommitSectors { sectors: vec![] },
+            Message::PreCommitSectors { sectors: vec![precommit_of(5, 10), precommit_of(5, 10)] },
+        ] {
+            let id = c.send(&bad, 12 * BLOCK).unwrap();
+            assert_eq!(c.receipt(&id, 13 * BLOCK).unwrap().unwrap().exit_code, EXIT_ILLEGAL_ARGUMENT);
+        }
+        // One bad proof: no sector of the batch is proven.
+        let batch = |proof_of_2: &[u8]| Message::ProveCommitSectors {
+            sectors: vec![prove_of(1, b"good"), prove_of(2, proof_of_2), prove_of(3, b"good")],
+        };
+        let bad = c.send(&batch(b"bad"), 14 * BLOCK).unwrap();
+        let r = c.receipt(&bad, 15 * BLOCK).unwrap().unwrap();
+        assert_eq!(r.exit_code, EXIT_ILLEGAL_ARGUMENT);
+        assert!(r.error.unwrap().contains("sector 2"));
+        assert!((1..=3).all(|n| !c.precommit(n, 15 * BLOCK).unwrap().unwrap().proven));
+        let good = c.send(&batch(b"good"), 15 * BLOCK).unwrap();
+        assert_eq!(c.receipt(&good, 16 * BLOCK).unwrap().unwrap().exit_code, EXIT_OK);
+        assert!((1..=3).all(|n| c.precommit(n, 16 * BLOCK).unwrap().unwrap().proven));
+        assert_eq!(c.find_sent(SealingMethod::ProveCommit, 2, 16 * BLOCK).unwrap(), Some(good));
+        // 2KiB partitions hold 2 sectors: the three fill one and start another.
+        let mut slots: Vec<(u64, u64)> =
+            c.proving_sectors(16 * BLOCK).unwrap().iter().map(|s| (s.deadline, s.partition)).collect();
+        slots.sort();
+        slots.dedup();
+        assert_eq!(slots.len(), 2, "{slots:?}");
+    }
+
+    /// Single-sector messages recorded before batches read as batches of one
+    /// after an upgrade, and a pending one still executes.
+    #[test]
+    fn single_sector_messages_from_before_batches_are_read_as_batches_of_one() {
+        let tmp = tempfile::tempdir().unwrap();
+        drop(chain(tmp.path()));
+        let conn = Connection::open(tmp.path().join("kiln.db")).unwrap();
+        let old_pc = r#"{"method":"PreCommit","sector":7,"sector_size":"2KiB","comm_r":"0101010101010101010101010101010101010101010101010101010101010101","comm_d":"0202020202020202020202020202020202020202020202020202020202020202","ticket_epoch":9}"#;
+        let old_prove = r#"{"method":"ProveCommit","sector":7,"proof":"676f6f64"}"#;
+        conn.execute(
+            "INSERT INTO chain_messages (sent_epoch, body) VALUES (10, ?1), (14, ?2)",
+            params![old_pc, old_prove],
+        )
+        .unwrap();
+        drop(conn);
+        let c = chain(tmp.path());
+        let log = c.messages(20 * BLOCK).unwrap();
+        assert_eq!(log.len(), 2);
+        assert_eq!(log[0].message.sectors(), [7]);
+        assert!(
+            matches!(&log[1].message, Message::ProveCommitSectors { sectors } if sectors[0].proof == b"good")
+        );
+        assert!(log.iter().all(|m| m.receipt.as_ref().is_some_and(|r| r.exit_code == EXIT_OK)), "{log:?}");
+        assert!(c.precommit(7, 20 * BLOCK).unwrap().unwrap().proven);
     }
 
     #[test]

@@ -105,7 +105,7 @@ fn ids_json(ids: &[u64]) -> String {
 }
 
 impl EmbeddedChain {
-    fn corrupt(&self, reason: String) -> ChainError {
+    pub(super) fn corrupt(&self, reason: String) -> ChainError {
         ChainError::Corrupt { at: self.path.display().to_string(), reason }
     }
 
@@ -148,11 +148,13 @@ impl EmbeddedChain {
             .collect()
     }
 
-    /// Schedules a newly proven sector: into the fullest partition with room,
-    /// else into a new partition of the least loaded deadline whose window is
-    /// not open now or next. (A sector is due in a window only if it was
-    /// active at the window's challenge epoch, so joining a partition whose
-    /// window is open is safe.)
+    /// The write that schedules a newly proven sector: into the fullest
+    /// partition with room, else into a new partition of the least loaded
+    /// deadline whose window is not open now or next. (A sector is due in a
+    /// window only if it was active at the window's challenge epoch, so
+    /// joining a partition whose window is open is safe.) The slot is chosen
+    /// inside the message's transaction, so the sectors one message proves
+    /// see each other.
     pub(super) fn activate(
         &self,
         sector: u64,
@@ -164,38 +166,33 @@ impl EmbeddedChain {
         let current = schedule.current(epoch).deadline;
         let blocked = [current, (current + 1) % schedule.deadlines];
         let per_partition = window_sectors_per_partition(size) as i64;
-        let counts: Vec<(i64, i64, i64)> = {
-            let conn = self.conn();
-            let mut stmt = conn
-                .prepare_cached(
-                    "SELECT deadline, partition, COUNT(*) FROM chain_sectors GROUP BY deadline, partition",
-                )
-                .map_err(self.sql("prepare"))?;
-            let rows = stmt
-                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-                .map_err(self.sql("read deadline loads"))?;
-            rows.collect::<Result<_, _>>().map_err(self.sql("read deadline loads"))?
-        };
-        let allowed = |d: i64| schedule.deadlines <= 2 || !blocked.contains(&(d as u64));
-        let fill = counts
-            .iter()
-            .filter(|(_, _, n)| *n < per_partition)
-            .max_by_key(|(d, p, n)| (*n, -d, -p))
-            .map(|(d, p, _)| (*d, *p));
-        let (deadline, partition) = match fill {
-            Some(slot) => slot,
-            None => {
-                let load = |d: i64| counts.iter().filter(|c| c.0 == d).map(|c| c.2).sum::<i64>();
-                let d = (0..schedule.deadlines as i64)
-                    .filter(|&d| allowed(d))
-                    .min_by_key(|&d| (load(d), d))
-                    .unwrap_or(0);
-                let next = counts.iter().filter(|c| c.0 == d).map(|c| c.1 + 1).max().unwrap_or(0);
-                (d, next)
-            }
-        };
         let (size, comm_r) = (size.name(), comm_r.to_hex());
         Ok(Box::new(move |tx| {
+            let counts: Vec<(i64, i64, i64)> = {
+                let mut stmt = tx.prepare_cached(
+                    "SELECT deadline, partition, COUNT(*) FROM chain_sectors GROUP BY deadline, partition",
+                )?;
+                let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+                rows.collect::<Result<_, _>>()?
+            };
+            let allowed = |d: i64| schedule.deadlines <= 2 || !blocked.contains(&(d as u64));
+            let fill = counts
+                .iter()
+                .filter(|(_, _, n)| *n < per_partition)
+                .max_by_key(|(d, p, n)| (*n, -d, -p))
+                .map(|(d, p, _)| (*d, *p));
+            let (deadline, partition) = match fill {
+                Some(slot) => slot,
+                None => {
+                    let load = |d: i64| counts.iter().filter(|c| c.0 == d).map(|c| c.2).sum::<i64>();
+                    let d = (0..schedule.deadlines as i64)
+                        .filter(|&d| allowed(d))
+                        .min_by_key(|&d| (load(d), d))
+                        .unwrap_or(0);
+                    let next = counts.iter().filter(|c| c.0 == d).map(|c| c.1 + 1).max().unwrap_or(0);
+                    (d, next)
+                }
+            };
             tx.execute(
                 "INSERT OR REPLACE INTO chain_sectors
                  (sector, sector_size, comm_r, deadline, partition, health, activation)
@@ -219,7 +216,7 @@ impl EmbeddedChain {
             Message::SubmitWinningPoSt { epoch: won, sector, proof } => {
                 self.submit_winning_post(id, *won, *sector, proof, epoch)
             }
-            Message::PreCommit { .. } | Message::ProveCommit { .. } => {
+            Message::PreCommitSectors { .. } | Message::ProveCommitSectors { .. } => {
                 unreachable!("sealing messages are executed by `execute`")
             }
         }
@@ -615,15 +612,24 @@ mod tests {
     }
 
     fn seal(c: &EmbeddedChain, sector: u64, epoch: u64) {
-        let pc = Message::PreCommit {
-            sector,
-            sector_size: SectorSize::KiB2,
-            comm_r: Commitment([sector as u8; 32]),
-            comm_d: Commitment([2; 32]),
-            ticket_epoch: epoch.saturating_sub(1),
+        let pc = Message::PreCommitSectors {
+            sectors: vec![crate::chain::PreCommitSector {
+                sector,
+                sector_size: SectorSize::KiB2,
+                comm_r: Commitment([sector as u8; 32]),
+                comm_d: Commitment([2; 32]),
+                ticket_epoch: epoch.saturating_sub(1),
+                expiration: 1_000_000,
+            }],
         };
         assert_eq!(land(c, pc, epoch).0, EXIT_OK);
-        let prove = Message::ProveCommit { sector, proof: b"good".to_vec() };
+        let prove = Message::ProveCommitSectors {
+            sectors: vec![crate::chain::ProveCommitSector {
+                sector,
+                pieces: vec![],
+                proof: b"good".to_vec(),
+            }],
+        };
         assert_eq!(land(c, prove, epoch + 3).0, EXIT_OK);
     }
 

@@ -185,3 +185,22 @@ fn fault_and_recovery_declarations_over_two_deadlines_decode_as_the_actor_reads_
     assert_eq!(got, [(2, 0, vec![1, 2, 9]), (31, 1, vec![4_000])]);
     assert!(matches!(declare_faults_recovered(&[]), Err(ParamsError::Empty(_))));
 }
+
+#[test]
+fn policy_is_the_actors() {
+    use fil_actors_shared::v18::runtime::policy_constants as actors;
+    assert_eq!(policy::MAX_PRE_COMMIT_RANDOMNESS_LOOKBACK as i64, actors::MAX_PRE_COMMIT_RANDOMNESS_LOOKBACK);
+    assert_eq!(policy::PRE_COMMIT_CHALLENGE_DELAY as i64, actors::PRE_COMMIT_CHALLENGE_DELAY);
+    assert_eq!(policy::MIN_SECTOR_EXPIRATION as i64, actors::MIN_SECTOR_EXPIRATION);
+    assert_eq!(policy::MAX_SECTOR_EXPIRATION_EXTENSION as i64, actors::MAX_SECTOR_EXPIRATION_EXTENSION);
+    let duration = fil_actor_miner_state::v18::max_prove_commit_duration(
+        &fil_actors_shared::v18::runtime::Policy::default(),
+        RegisteredSealProof::StackedDRG32GiBV1P1,
+    )
+    .unwrap();
+    assert_eq!(policy::MAX_PROVE_COMMIT_DURATION as i64, duration);
+    assert_eq!(policy::sector_lifetime(540), (540 * policy::EPOCHS_IN_DAY, false));
+    assert_eq!(policy::sector_lifetime(5_000), (policy::MAX_SECTOR_EXPIRATION_EXTENSION, true));
+    let (short, clamped) = policy::sector_lifetime(1);
+    assert!(clamped && short > policy::MIN_SECTOR_EXPIRATION + policy::MAX_PROVE_COMMIT_DURATION);
+}

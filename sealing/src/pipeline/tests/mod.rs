@@ -4,7 +4,6 @@
 
 use super::engine::{BatchMember, EngineError, PreCommitOutput, PreCommitTask, ProofEngine};
 use super::packing::{add_piece, pledge, remove_orphan_copies, PackingError};
-use super::steps::precommit_message;
 use super::*;
 use crate::chain::{
     EmbeddedChain, EmbeddedChainConfig, Message, RandomnessKind, SentMessage, EXIT_ILLEGAL_ARGUMENT, EXIT_OK,
@@ -186,6 +185,7 @@ fn rig_with(
         workers: crate::config::WorkersConfig::default(),
         history: crate::config::HistoryConfig::default(),
         proving: Default::default(),
+        messages: Default::default(),
     };
     let mut config = config;
     tweak(&mut config);
@@ -243,8 +243,23 @@ impl Rig {
     }
 }
 
+/// The PreCommit the driver sends for `row` alone.
+fn precommit_message(row: &SectorRow) -> Message {
+    let ticket_epoch = row.ticket_epoch.unwrap();
+    Message::PreCommitSectors {
+        sectors: vec![crate::chain::PreCommitSector {
+            sector: row.number,
+            sector_size: row.sector_size,
+            comm_r: row.comm_r.unwrap(),
+            comm_d: row.comm_d.unwrap(),
+            ticket_epoch,
+            expiration: ticket_epoch + crate::chain::miner_actor::policy::sector_lifetime(540).0,
+        }],
+    }
+}
+
 fn count(messages: &[SentMessage], precommit: bool) -> usize {
-    messages.iter().filter(|m| matches!(m.message, Message::PreCommit { .. }) == precommit).count()
+    messages.iter().filter(|m| matches!(m.message, Message::PreCommitSectors { .. }) == precommit).count()
 }
 
 #[test]
@@ -302,7 +317,7 @@ fn a_precommit_the_chain_holds_is_adopted_after_a_refused_resend() {
     }
     std::fs::create_dir_all(r.config.sector_dir(n).root()).unwrap();
     let row = r.ledger.store().sector(n).unwrap().unwrap();
-    let message = precommit_message(&row).unwrap();
+    let message = precommit_message(&row);
     let chain = r.ledger.chain();
     let landed = chain.send(&message, now).unwrap();
     let refused = chain.send(&message, now + 25).unwrap();
@@ -329,7 +344,10 @@ fn a_proven_sector_is_adopted_after_a_refused_resend() {
     // Put the sector back as if its CommitLanded was never recorded, with a
     // duplicate ProveCommit (refused: already proven) as its message.
     let now = r.now();
-    let dup = r.ledger.chain().send(&Message::ProveCommit { sector: n, proof: GOOD.to_vec() }, now).unwrap();
+    let dup = Message::ProveCommitSectors {
+        sectors: vec![crate::chain::ProveCommitSector { sector: n, pieces: vec![], proof: GOOD.to_vec() }],
+    };
+    let dup = r.ledger.chain().send(&dup, now).unwrap();
     r.clock.advance(100);
     let code = r.ledger.chain().receipt(&dup, r.now()).unwrap().unwrap().exit_code;
     assert_eq!(code, crate::chain::EXIT_FORBIDDEN);
@@ -495,8 +513,11 @@ fn a_proof_the_chain_rejects_is_recomputed_and_lands() {
     assert_eq!(r.engine.commits.load(Ordering::SeqCst), 2);
     let events = r.event_names(1);
     assert!(events.contains(&"CommitRejected") && events.contains(&"Retry"), "{events:?}");
-    let proves: Vec<_> =
-        r.messages().into_iter().filter(|m| matches!(m.message, Message::ProveCommit { .. })).collect();
+    let proves: Vec<_> = r
+        .messages()
+        .into_iter()
+        .filter(|m| matches!(m.message, Message::ProveCommitSectors { .. }))
+        .collect();
     let codes: Vec<i64> = proves.iter().map(|m| m.receipt.as_ref().unwrap().exit_code).collect();
     assert_eq!(codes, [EXIT_ILLEGAL_ARGUMENT, EXIT_OK]);
 }
@@ -517,7 +538,7 @@ fn a_message_sent_before_a_crash_is_adopted_not_resent() {
         let (comm_d, comm_r) = (Commitment([1; 32]), Commitment([101; 32]));
         store.apply(1, &SectorEvent::PreCommitted2 { comm_d, comm_r }, now).unwrap();
         let row = store.sector(1).unwrap().unwrap();
-        chain.send(&precommit_message(&row).unwrap(), now).unwrap();
+        chain.send(&precommit_message(&row), now).unwrap();
     }
     r.drive_to(1, SectorState::Proving);
     let messages = r.messages();
@@ -782,3 +803,76 @@ fn a_moved_data_directory_keeps_its_piece_copies_and_seals() {
 }
 
 mod remote;
+
+/// Sectors ready to pre-commit (and to prove) wait for a batch: a full
+/// batch goes at once; the rest goes when waiting longer would leave its
+/// tickets (or PreCommits) less than the slack before they expire, well
+/// before the configured wait. Every sector records the message carrying it.
+#[test]
+fn sealing_messages_carry_batches_of_sectors() {
+    let mut r = rig_with(3, 0, 60_000, |c| {
+        c.messages.precommit_batch = 3;
+        c.messages.commit_batch = 3;
+        c.messages.precommit_wait_ms = 3_600_000;
+        c.messages.commit_wait_ms = 3_600_000;
+    });
+    let sectors = pledge(&r.ledger, &r.config, 5, r.now()).unwrap();
+    for &n in &sectors {
+        r.drive_to(n, SectorState::Proving);
+    }
+    let messages = r.messages();
+    let sizes = |precommit: bool| -> Vec<usize> {
+        messages
+            .iter()
+            .filter(|m| matches!(m.message, Message::PreCommitSectors { .. }) == precommit)
+            .filter(|m| !m.message.sectors().is_empty())
+            .map(|m| m.message.sectors().len())
+            .collect()
+    };
+    assert_eq!(sizes(true), [3, 2], "{messages:#?}");
+    assert_eq!(sizes(false), [3, 2], "{messages:#?}");
+    assert!(messages.iter().all(|m| m.receipt.as_ref().is_some_and(|r| r.exit_code == EXIT_OK)));
+    for &n in &sectors {
+        let row = r.ledger.store().sector(n).unwrap().unwrap();
+        let carrying = |precommit: bool| {
+            messages
+                .iter()
+                .find(|m| {
+                    matches!(m.message, Message::PreCommitSectors { .. }) == precommit
+                        && m.message.sectors().contains(&n)
+                })
+                .map(|m| m.id.clone())
+        };
+        assert_eq!(row.precommit_message, carrying(true), "sector {n}");
+        assert_eq!(row.commit_message, carrying(false), "sector {n}");
+        assert!(!r.event_names(n).contains(&"PreCommitExpired"), "sector {n}");
+    }
+    // The wait was an hour: the last batches went for their tickets and PreCommits.
+    assert!(r.now() - START_MS < 3_600_000);
+}
+
+/// A sector whose ticket grew too old to pre-commit (the driver was down)
+/// seals again with a fresh ticket instead of sending a PreCommit the chain
+/// would refuse.
+#[test]
+fn a_ticket_too_old_to_precommit_is_drawn_again() {
+    let mut r = rig(3, 0, 60_000);
+    let n = pledge(&r.ledger, &r.config, 1, r.now()).unwrap()[0];
+    let now = r.now();
+    let ticket = r.ledger.chain().randomness(RandomnessKind::Ticket, 0, now).unwrap();
+    {
+        let mut store = r.ledger.store();
+        store.apply(n, &SectorEvent::StartSealing, now).unwrap();
+        store.apply(n, &SectorEvent::TicketDrawn { ticket, epoch: 0 }, now).unwrap();
+        let (comm_d, comm_r) = (Commitment([1; 32]), Commitment([101; 32]));
+        store.apply(n, &SectorEvent::PreCommitted2 { comm_d, comm_r }, now).unwrap();
+    }
+    // 100 epochs of 20 ms: the ticket of epoch 0 is too old by epoch 100.
+    r.clock.advance(101 * 20);
+    r.drive_to(n, SectorState::Proving);
+    let events = r.event_names(n);
+    assert!(events.contains(&"PreCommitExpired"), "{events:?}");
+    let messages = r.messages();
+    assert_eq!(count(&messages, true), 1, "only the fresh ticket's PreCommit was sent");
+    assert!(messages.iter().all(|m| m.receipt.as_ref().is_some_and(|r| r.exit_code == EXIT_OK)));
+}

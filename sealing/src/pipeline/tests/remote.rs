@@ -211,9 +211,9 @@ fn a_bad_remote_proof_is_rejected_the_worker_marked_unhealthy_and_c2_rerun_local
     let proofs: Vec<Vec<u8>> = r
         .messages()
         .into_iter()
-        .filter_map(|m| match m.message {
-            Message::ProveCommit { proof, .. } => Some(proof),
-            _ => None,
+        .flat_map(|m| match m.message {
+            Message::ProveCommitSectors { sectors } => sectors.into_iter().map(|s| s.proof).collect(),
+            _ => Vec::new(),
         })
         .collect();
     assert_eq!(proofs, [GOOD.to_vec()], "only the verified proof reached the chain");
