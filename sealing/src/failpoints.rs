@@ -23,6 +23,8 @@ pub const CRASH_POINTS: &[&str] = &[
     "chain:executed-unrecorded",
     "finalize:done-unrecorded",
     "wdpost:proved-unsent",
+    "lotus:recorded-unpushed",
+    "lotus:pushed-unmarked",
 ];
 
 /// Other points: `task:run` (in every task thread, before its work: `panic`

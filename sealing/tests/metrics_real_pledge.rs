@@ -159,7 +159,7 @@ fn metrics_follow_a_real_pledge_and_parse_as_prometheus_text() {
         assert_eq!(value(&last, &format!("kiln_task_duration_seconds_count{{{labels}}}")), 1.0, "{kind}");
         assert_eq!(value(&last, &format!("kiln_task_queued_seconds_count{{{labels}}}")), 1.0, "{kind}");
     }
-    for method in ["PreCommit", "ProveCommit"] {
+    for method in ["PreCommitSectors", "ProveCommitSectors"] {
         assert_eq!(value(&last, &format!("kiln_chain_messages_sent_total{{method=\"{method}\"}}")), 1.0);
         let ok = format!("kiln_chain_message_receipts_total{{method=\"{method}\",exit_code=\"0\"}}");
         assert_eq!(value(&last, &ok), 1.0, "{method}");

@@ -358,10 +358,10 @@ fn a_daemon_seals_through_a_store_and_a_chain_given_in_its_parts() {
     assert_eq!(recorded, logged);
     assert!(recorded.iter().any(|(_, e)| e == "CommitLanded"), "{recorded:?}");
     // Both messages went through the chain double, and the API lists them from its log.
-    assert_eq!(*sent.lock().unwrap(), ["PreCommit", "ProveCommit"]);
+    assert_eq!(*sent.lock().unwrap(), ["PreCommitSectors", "ProveCommitSectors"]);
     let listed: Vec<&str> =
         client(&config).chain_messages().unwrap().iter().map(|m| m.message.method()).collect::<Vec<_>>();
-    assert_eq!(listed, ["PreCommit", "ProveCommit"]);
+    assert_eq!(listed, ["PreCommitSectors", "ProveCommitSectors"]);
     // Nothing was kept in the data directory's database: it was never made.
     assert!(!config.data_dir.join("kiln.db").exists());
     daemon.stop();

@@ -42,6 +42,35 @@ pub const EXIT_NOT_FOUND: i64 = 17;
 /// Exit code of a message the state forbids (a sector already pre-committed or proven).
 pub const EXIT_FORBIDDEN: i64 = 18;
 
+/// The name of an exit code, as Lotus prints it (`exitcode.ExitCode`'s
+/// names in go-state-types); `None` for a code without one.
+pub fn exit_code_name(code: i64) -> Option<&'static str> {
+    Some(match code {
+        0 => "Ok",
+        1 => "SysErrSenderInvalid",
+        2 => "SysErrSenderStateInvalid",
+        4 => "SysErrIllegalInstruction",
+        5 => "SysErrInvalidReceiver",
+        6 => "SysErrInsufficientFunds",
+        7 => "SysErrOutOfGas",
+        9 => "SysErrIllegalExitCode",
+        10 => "SysErrFatal",
+        11 => "SysErrMissingReturn",
+        16 => "ErrIllegalArgument",
+        17 => "ErrNotFound",
+        18 => "ErrForbidden",
+        19 => "ErrInsufficientFunds",
+        20 => "ErrIllegalState",
+        21 => "ErrSerialization",
+        22 => "ErrUnhandledMessage",
+        23 => "ErrUnspecified",
+        24 => "ErrAssertionFailed",
+        25 => "ErrReadOnly",
+        26 => "ErrNotPayable",
+        _ => return None,
+    })
+}
+
 /// Errors of a chain client (not of messages: those get receipts).
 #[derive(Debug, thiserror::Error)]
 pub enum ChainError {

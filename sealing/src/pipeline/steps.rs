@@ -244,8 +244,9 @@ impl Pipeline {
             if r.exit_code == 0 {
                 Ok(r.epoch)
             } else {
+                let name = crate::chain::exit_code_name(r.exit_code).unwrap_or("unknown");
                 Err(format!(
-                    "{what} message {id} failed with exit code {}: {}",
+                    "{what} message {id} failed with exit code {} ({name}): {}",
                     r.exit_code,
                     r.error.unwrap_or_default()
                 ))

@@ -16,8 +16,11 @@
 //! empty struct), an array of one element shape, or an object of field shapes.
 #![allow(dead_code)]
 
-use serde_json::{Map, Value};
+use serde_json::{json, Map, Value};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 /// The methods kiln's Lotus backend calls.
 pub const KILN_METHODS: &[&str] = &[
@@ -290,5 +293,123 @@ pub fn sample(shape: &Value) -> Value {
         Value::Array(element) => Value::Array(element.iter().map(sample).collect()),
         Value::Object(fields) => Value::Object(fields.iter().map(|(k, v)| (k.clone(), sample(v))).collect()),
         other => other.clone(),
+    }
+}
+
+/// What the node does with one request.
+pub enum Reply {
+    /// A result, checked against Lotus's shape of the method's result.
+    Json(Value),
+    /// A result outside Lotus's shapes, on purpose.
+    Malformed(Value),
+    /// A JSON-RPC error: code and message.
+    Error(i64, &'static str),
+    /// An HTTP status without JSON.
+    Http(u16, &'static str),
+}
+
+/// A Lotus-shaped node: checks the bearer token and every request against
+/// Lotus's shapes, then answers as `handler` says.
+pub struct Node {
+    /// Its API URL.
+    pub url: String,
+    /// Every method called, in order.
+    pub calls: Arc<Mutex<Vec<String>>>,
+    /// Why requests were refused.
+    pub refused: Arc<Mutex<Vec<String>>>,
+}
+
+pub fn node(token: &'static str, handler: impl Fn(&str, &[Value]) -> Reply + Send + Sync + 'static) -> Node {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/rpc/v1", listener.local_addr().unwrap());
+    let calls = Arc::new(Mutex::new(Vec::new()));
+    let refused = Arc::new(Mutex::new(Vec::new()));
+    let handler = Arc::new(handler);
+    let (c, r) = (calls.clone(), refused.clone());
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let (c, r, h) = (c.clone(), r.clone(), handler.clone());
+            std::thread::spawn(move || serve(stream, token, &c, &r, &*h));
+        }
+    });
+    Node { url, calls, refused }
+}
+
+fn serve(
+    stream: TcpStream,
+    token: &str,
+    calls: &Mutex<Vec<String>>,
+    refused: &Mutex<Vec<String>>,
+    handler: &dyn Fn(&str, &[Value]) -> Reply,
+) {
+    let shapes = shapes();
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut out = stream;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        let (mut length, mut auth) = (0usize, String::new());
+        loop {
+            let mut header = String::new();
+            reader.read_line(&mut header).unwrap();
+            let header = header.trim_end();
+            if header.is_empty() {
+                break;
+            }
+            let (name, value) = header.split_once(':').unwrap();
+            match name.to_ascii_lowercase().as_str() {
+                "content-length" => length = value.trim().parse().unwrap(),
+                "authorization" => auth = value.trim().to_string(),
+                _ => {}
+            }
+        }
+        let mut body = vec![0u8; length];
+        reader.read_exact(&mut body).unwrap();
+        let reply = if auth != format!("Bearer {token}") {
+            Reply::Http(401, "unauthorized")
+        } else {
+            let request: Value = serde_json::from_slice(&body).unwrap();
+            match check_request(&shapes, &request) {
+                Err(why) => {
+                    refused.lock().unwrap().push(why.clone());
+                    Reply::Json(
+                        json!({ "jsonrpc": "2.0", "id": request["id"], "error": { "code": 1, "message": why } }),
+                    )
+                }
+                Ok((method, params)) => {
+                    calls.lock().unwrap().push(method.clone());
+                    match handler(&method, &params) {
+                        Reply::Json(result) => {
+                            let shape = &shapes[&method]["result"];
+                            if let Err(why) = conforms(&result, shape, &method) {
+                                panic!("the test node would answer outside Lotus's shapes: {why}");
+                            }
+                            Reply::Json(json!({ "jsonrpc": "2.0", "id": request["id"], "result": result }))
+                        }
+                        Reply::Malformed(result) => {
+                            Reply::Json(json!({ "jsonrpc": "2.0", "id": request["id"], "result": result }))
+                        }
+                        Reply::Error(code, message) => Reply::Json(
+                            json!({ "jsonrpc": "2.0", "id": request["id"], "error": { "code": code, "message": message } }),
+                        ),
+                        other => other,
+                    }
+                }
+            }
+        };
+        let (status, body) = match reply {
+            Reply::Json(v) => (200, v.to_string()),
+            Reply::Http(status, text) => (status, text.to_string()),
+            Reply::Malformed(_) | Reply::Error(..) => unreachable!("sent as Json"),
+        };
+        let kind = if status == 200 { "application/json" } else { "text/plain" };
+        write!(
+            out,
+            "HTTP/1.1 {status} X\r\nContent-Type: {kind}\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
     }
 }

@@ -1,6 +1,8 @@
 //! A Lotus full node as kiln's chain: its JSON (`json`), its JSON-RPC API
-//! (`rpc`) and the CIDs of the messages kiln signs through it (`message`).
+//! (`rpc`), the CIDs of the messages kiln signs through it (`message`), and
+//! the outbox that sends each of them exactly once across crashes (`outbox`).
 
 pub mod json;
 pub mod message;
+pub mod outbox;
 pub mod rpc;

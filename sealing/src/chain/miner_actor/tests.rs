@@ -204,3 +204,22 @@ fn policy_is_the_actors() {
     let (short, clamped) = policy::sector_lifetime(1);
     assert!(clamped && short > policy::MIN_SECTOR_EXPIRATION + policy::MAX_PROVE_COMMIT_DURATION);
 }
+
+#[test]
+fn exit_code_names_are_for_the_fvms_codes() {
+    use crate::chain::exit_code_name;
+    use fvm_shared::error::ExitCode;
+    for (code, name) in [
+        (ExitCode::SYS_INSUFFICIENT_FUNDS, "SysErrInsufficientFunds"),
+        (ExitCode::SYS_OUT_OF_GAS, "SysErrOutOfGas"),
+        (ExitCode::USR_ILLEGAL_ARGUMENT, "ErrIllegalArgument"),
+        (ExitCode::USR_NOT_FOUND, "ErrNotFound"),
+        (ExitCode::USR_FORBIDDEN, "ErrForbidden"),
+        (ExitCode::USR_INSUFFICIENT_FUNDS, "ErrInsufficientFunds"),
+        (ExitCode::USR_ILLEGAL_STATE, "ErrIllegalState"),
+        (ExitCode::USR_SERIALIZATION, "ErrSerialization"),
+    ] {
+        assert_eq!(exit_code_name(code.value() as i64), Some(name));
+    }
+    assert_eq!(exit_code_name(3), None);
+}
