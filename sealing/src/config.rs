@@ -289,6 +289,10 @@ impl Default for PackingConfig {
     }
 }
 
+/// The most sectors kiln puts in one sealing message (PreCommitSectorBatch2
+/// takes at most 256).
+pub const MAX_BATCH_SECTORS: usize = 256;
+
 /// Sealing messages: PreCommits and ProveCommits go in batches (one
 /// PreCommitSectorBatch2 or ProveCommitSectors3 carries up to `*_batch`
 /// sectors). A batch is sent when it is full, when its oldest sector has
@@ -528,7 +532,7 @@ impl Config {
             return Err("retry.max_attempts must be at least 1".into());
         }
         let m = &self.messages;
-        let max = crate::chain::miner_actor::policy::MAX_BATCH_SECTORS;
+        let max = MAX_BATCH_SECTORS;
         if !(1..=max).contains(&m.precommit_batch) || !(1..=max).contains(&m.commit_batch) {
             return Err(format!("messages: precommit_batch and commit_batch must be between 1 and {max}"));
         }

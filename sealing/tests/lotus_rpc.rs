@@ -14,6 +14,7 @@ use sealing::chain::lotus::json::{
 use sealing::chain::lotus::rpc::{LotusClient, RpcConfig, RpcError};
 use serde_json::{json, Value};
 use std::net::TcpListener;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 #[test]
@@ -188,4 +189,55 @@ fn a_failing_node_gets_the_error_that_names_it() {
     drop(gone);
     let err = client(&url, "secret").chain_head().unwrap_err();
     assert!(err.is_transient() && err.to_string().contains(&url), "{err}");
+}
+
+#[test]
+fn the_head_and_randomness_come_from_the_node_with_the_actors_tags_and_entropy() {
+    use sealing::chain::lotus::head::LotusHead;
+    use sealing::chain::{ChainError, ChainHead, RandomnessKind};
+    /// A randomness request: the method and its parameters.
+    type Asked = (String, Vec<Value>);
+    let asked: Arc<Mutex<Vec<Asked>>> = Arc::default();
+    let (log, shapes) = (asked.clone(), shapes());
+    let node = node("secret", move |method, params| match method {
+        "Filecoin.ChainHead" => {
+            let mut head = sample(&shapes["Filecoin.ChainHead"]["result"]);
+            head["Height"] = json!(1000);
+            head["Blocks"][0]["Height"] = json!(1000);
+            head["Blocks"][0]["Timestamp"] = json!(1_700_030_000u64);
+            Reply::Json(head)
+        }
+        "Filecoin.StateGetRandomnessFromTickets" | "Filecoin.StateGetRandomnessFromBeacon" => {
+            log.lock().unwrap().push((method.to_string(), params.to_vec()));
+            let len = if params[1] == json!(7) { 10 } else { 32 };
+            let tag = params[0].as_u64().unwrap() as u8;
+            Reply::Json(serde_json::to_value(Base64(vec![tag; len])).unwrap())
+        }
+        _ => Reply::Error(1, "unexpected"),
+    });
+    let head = LotusHead::connect(Arc::new(client(&node.url, "secret")), 1000).unwrap();
+    assert_eq!(head.head(0).unwrap(), 1000);
+    assert_eq!(head.epoch_start_ms(1000), 1_700_030_000_000);
+    assert_eq!(head.epoch_start_ms(0), (1_700_030_000 - 30_000) * 1000);
+    assert_eq!((head.ticket_lookback(), head.max_ticket_age()), (900, 3780));
+    let miner = serde_json::to_value(Base64(vec![0x43, 0x00, 0xe8, 0x07])).unwrap();
+    let cases = [
+        (RandomnessKind::Ticket, "Tickets", 5, miner.clone()),
+        (RandomnessKind::Seed, "Beacon", 6, miner.clone()),
+        (RandomnessKind::WindowPost, "Beacon", 4, miner.clone()),
+        (RandomnessKind::WinningPost, "Beacon", 3, miner),
+        (RandomnessKind::ChainCommit, "Tickets", 9, json!("")),
+    ];
+    for (kind, source, tag, entropy) in cases {
+        let r = head.randomness(kind, 100, 0).unwrap();
+        assert_eq!(r.0, [tag as u8; 32], "{kind:?}");
+        let (method, params) = asked.lock().unwrap().pop().unwrap();
+        assert_eq!(method, format!("Filecoin.StateGetRandomnessFrom{source}"), "{kind:?}");
+        assert_eq!(params[..3], [json!(tag), json!(100), entropy], "{kind:?}");
+        let tsk: TipSetKey = serde_json::from_value(params[3].clone()).unwrap();
+        assert_eq!(tsk.0.len(), 1, "drawn on the head's tipset");
+    }
+    assert!(matches!(head.randomness(RandomnessKind::Seed, 1001, 0), Err(ChainError::FutureEpoch { .. })));
+    let short = head.randomness(RandomnessKind::Ticket, 7, 0).unwrap_err();
+    assert!(short.to_string().contains("10 bytes"), "{short}");
 }

@@ -54,8 +54,6 @@ pub mod policy {
     pub const MIN_SECTOR_EXPIRATION: u64 = 180 * EPOCHS_IN_DAY;
     /// The longest a sector may live past the epoch it is committed in.
     pub const MAX_SECTOR_EXPIRATION_EXTENSION: u64 = 1_278 * EPOCHS_IN_DAY;
-    /// The most sectors kiln puts in one sealing message.
-    pub const MAX_BATCH_SECTORS: usize = 256;
 
     /// The sector lifetime, in epochs after its ticket, that the actor
     /// accepts for `days` wanted: at least the minimum past the latest
